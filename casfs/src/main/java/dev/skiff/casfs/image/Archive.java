@@ -1,0 +1,156 @@
+package dev.skiff.casfs.image;
+
+import java.io.BufferedInputStream;
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarFile;
+
+/** Files of an image container format (OCI layout, docker save) in a directory or a tar file. */
+abstract class Archive implements Closeable {
+  abstract String describe();
+
+  abstract boolean exists(String path);
+
+  abstract InputStream open(String path) throws IOException;
+
+  abstract long size(String path) throws IOException;
+
+  byte[] readSmall(String path) throws IOException {
+    if (size(path) > (64 << 20)) {
+      throw new ImportException(describe(), path, "metadata file is implausibly large");
+    }
+    try (InputStream in = open(path)) {
+      return in.readAllBytes();
+    }
+  }
+
+  static Archive directory(Path dir) {
+    return new Archive() {
+      private Path resolve(String path) throws ImportException {
+        Path p = dir.resolve(path).normalize();
+        if (!p.startsWith(dir)) {
+          throw new ImportException(describe(), path, "path escapes the archive");
+        }
+        return p;
+      }
+
+      @Override
+      String describe() {
+        return dir.toString();
+      }
+
+      @Override
+      boolean exists(String path) {
+        try {
+          return Files.isRegularFile(resolve(path), LinkOption.NOFOLLOW_LINKS);
+        } catch (ImportException e) {
+          return false;
+        }
+      }
+
+      @Override
+      InputStream open(String path) throws IOException {
+        if (!exists(path)) {
+          throw new ImportException(describe(), path, "file missing from the image layout");
+        }
+        return Files.newInputStream(resolve(path));
+      }
+
+      @Override
+      long size(String path) throws IOException {
+        if (!exists(path)) {
+          throw new ImportException(describe(), path, "file missing from the image layout");
+        }
+        return Files.size(resolve(path));
+      }
+
+      @Override
+      public void close() {}
+    };
+  }
+
+  /** A tar file (uncompressed; a compressed one is first inflated into {@code scratch}). */
+  static Archive tar(Path file, Path scratch) throws IOException {
+    Path plain = file;
+    Path temp = null;
+    try (InputStream in = new BufferedInputStream(Files.newInputStream(file))) {
+      in.mark(4);
+      byte[] m = in.readNBytes(4);
+      in.reset();
+      boolean gz = m.length >= 2 && (m[0] & 0xff) == 0x1f && (m[1] & 0xff) == 0x8b;
+      boolean zst = m.length == 4 && (m[0] & 0xff) == 0x28 && (m[1] & 0xff) == 0xb5;
+      if (gz || zst) {
+        Files.createDirectories(scratch);
+        temp = Files.createTempFile(scratch, "archive-", ".tar");
+        try (InputStream d = LayerStreams.open(in, file.toString(), null, null)) {
+          Files.copy(d, temp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+        plain = temp;
+      }
+    }
+    final Path tmp = temp;
+    TarFile tf;
+    try {
+      tf = new TarFile(plain);
+    } catch (IOException | RuntimeException e) {
+      if (tmp != null) {
+        Files.deleteIfExists(tmp);
+      }
+      throw new ImportException(file.toString(), null, "not a readable tar archive: " + e.getMessage(), e);
+    }
+    Map<String, TarArchiveEntry> entries = new HashMap<>();
+    for (TarArchiveEntry e : tf.getEntries()) {
+      String n = e.getName();
+      while (n.startsWith("./")) {
+        n = n.substring(2);
+      }
+      if (e.isFile()) {
+        entries.put(n, e);
+      }
+    }
+    return new Archive() {
+      @Override
+      String describe() {
+        return file.toString();
+      }
+
+      @Override
+      boolean exists(String path) {
+        return entries.containsKey(path);
+      }
+
+      private TarArchiveEntry entry(String path) throws ImportException {
+        TarArchiveEntry e = entries.get(path);
+        if (e == null) {
+          throw new ImportException(describe(), path, "file missing from the archive");
+        }
+        return e;
+      }
+
+      @Override
+      InputStream open(String path) throws IOException {
+        return tf.getInputStream(entry(path));
+      }
+
+      @Override
+      long size(String path) throws IOException {
+        return entry(path).getSize();
+      }
+
+      @Override
+      public void close() throws IOException {
+        tf.close();
+        if (tmp != null) {
+          Files.deleteIfExists(tmp);
+        }
+      }
+    };
+  }
+}

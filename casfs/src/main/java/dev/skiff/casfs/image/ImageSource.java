@@ -1,0 +1,35 @@
+package dev.skiff.casfs.image;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.List;
+
+/**
+ * Something an image can be imported from: its config (null for a bare rootfs) and its layers,
+ * lowest first, each opened as a decompressed tar stream.
+ */
+interface ImageSource extends Closeable {
+  String describe();
+
+  /** The OCI image config JSON, or null when the source has none. */
+  byte[] config() throws IOException;
+
+  List<Layer> layers() throws IOException;
+
+  /** One layer. {@code open} checks the layer's digest, when known, as it is read. */
+  interface Layer {
+    String describe();
+
+    String digest();
+
+    String mediaType();
+
+    long compressedSize();
+
+    InputStream open() throws IOException;
+  }
+
+  @Override
+  default void close() throws IOException {}
+}

@@ -1,0 +1,217 @@
+package dev.skiff.casfs.image;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Flattens image layers into one tree, following the OCI image spec's changeset rules: a later
+ * entry for a path replaces an earlier one (a directory over a directory keeps its children),
+ * {@code .wh.NAME} hides NAME as lower layers left it, {@code .wh..wh..opq} hides everything lower
+ * layers put in its directory, and whiteouts never hide what their own layer adds, whatever the
+ * order of entries. Paths that are absolute or climb with {@code ..} are refused. Not thread safe.
+ */
+final class TreeBuilder {
+  private static final String WHITEOUT = ".wh.";
+  private static final String OPAQUE = ".wh..wh..opq";
+
+  private final Node root = Node.directory(0755, 0);
+  private final ChunkWriter chunks;
+
+  TreeBuilder(ChunkWriter chunks) {
+    this.chunks = chunks;
+  }
+
+  Node root() {
+    return root;
+  }
+
+
+  void apply(int layer, TarEntry e, InputStream content, String source) throws IOException {
+    List<String> parts = split(e.name(), source, e.name());
+    if (parts.isEmpty()) {
+      if (e.type() == TarEntry.DIRECTORY) {
+        setAttrs(root, e, layer);
+      }
+      return;
+    }
+    String base = parts.get(parts.size() - 1);
+    Node parent = parentOf(parts, layer);
+    if (base.equals(OPAQUE)) {
+      purgeLower(parent, layer);
+      return;
+    }
+    if (base.startsWith(WHITEOUT)) {
+      if (base.startsWith(WHITEOUT + WHITEOUT)) {
+        return; // other AUFS metadata (.wh..wh.plnk and friends): not part of the tree
+      }
+      String hidden = base.substring(WHITEOUT.length());
+      Node victim = parent.children.get(hidden);
+      if (victim != null) {
+        if (victim.layer < layer) {
+          parent.children.remove(hidden);
+        } else {
+          purgeLower(victim, layer);
+        }
+      }
+      return;
+    }
+    if (base.length() > 255) {
+      throw new ImportException(source, e.name(), "name longer than 255 bytes");
+    }
+    Node existing = parent.children.get(base);
+    if (e.type() == TarEntry.DIRECTORY && existing != null && existing.isDir()) {
+      setAttrs(existing, e, layer);
+      return;
+    }
+    Node node;
+    switch (e.type()) {
+      case TarEntry.HARDLINK -> {
+        List<String> target = split(e.linkName(), source, e.name());
+        Node t = find(target);
+        if (t == null || t.isDir()) {
+          throw new ImportException(source, e.name(),
+              "hardlink to " + (t == null ? "missing target" : "a directory") + " '" + e.linkName() + "'");
+        }
+        t.layer = Math.max(t.layer, layer);
+        parent.children.put(base, t);
+        return;
+      }
+      case TarEntry.DIRECTORY -> node = Node.directory(0, layer);
+      case TarEntry.REGULAR -> {
+        node = new Node();
+        node.mode = Node.S_IFREG;
+        chunks.write(node, content, e.size(), source, e.name());
+      }
+      case TarEntry.SYMLINK -> {
+        node = new Node();
+        node.mode = Node.S_IFLNK;
+        node.symlinkTarget = e.linkName().getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        node.size = node.symlinkTarget.length;
+      }
+      case TarEntry.CHAR_DEVICE, TarEntry.BLOCK_DEVICE -> {
+        node = new Node();
+        node.mode = e.type() == TarEntry.CHAR_DEVICE ? Node.S_IFCHR : Node.S_IFBLK;
+        node.rdev = Node.makedev(e.devMajor(), e.devMinor());
+      }
+      case TarEntry.FIFO -> {
+        node = new Node();
+        node.mode = Node.S_IFIFO;
+      }
+      default -> throw new ImportException(source, e.name(), "unsupported entry type " + e.type());
+    }
+    setAttrs(node, e, layer);
+    parent.children.put(base, node);
+  }
+
+  private static void setAttrs(Node n, TarEntry e, int layer) {
+    n.mode = (n.mode & Node.S_IFMT) | (e.mode() & 07777);
+    n.uid = e.uid();
+    n.gid = e.gid();
+    n.mtimeSeconds = e.mtimeSeconds();
+    n.mtimeNanos = e.mtimeNanos();
+    n.xattrs = new java.util.LinkedHashMap<>(e.xattrs());
+    n.layer = layer;
+  }
+
+  /** Removes, below {@code dir}, everything that layers before {@code layer} wrote. */
+  private static void purgeLower(Node dir, int layer) {
+    if (!dir.isDir()) {
+      return;
+    }
+    Iterator<Map.Entry<String, Node>> it = dir.children.entrySet().iterator();
+    while (it.hasNext()) {
+      Node child = it.next().getValue();
+      if (child.layer < layer) {
+        it.remove();
+      } else {
+        purgeLower(child, layer);
+      }
+    }
+  }
+
+  private Node parentOf(List<String> parts, int layer) {
+    Node dir = root;
+    for (int i = 0; i < parts.size() - 1; i++) {
+      String p = parts.get(i);
+      Node next = dir.children.get(p);
+      if (next == null || !next.isDir()) {
+        next = Node.directory(0755, layer);
+        dir.children.put(p, next);
+      }
+      dir = next;
+    }
+    return dir;
+  }
+
+  private Node find(List<String> parts) {
+    Node n = root;
+    for (String p : parts) {
+      if (!n.isDir()) {
+        return null;
+      }
+      n = n.children.get(p);
+      if (n == null) {
+        return null;
+      }
+    }
+    return n;
+  }
+
+  /** Splits a tar path into components; refuses absolute paths and any '..'. */
+  static List<String> split(String path, String source, String entry) throws ImportException {
+    if (path.startsWith("/")) {
+      throw new ImportException(source, entry, "absolute path '" + path + "' would escape the image root");
+    }
+    List<String> out = new ArrayList<>();
+    for (String p : path.split("/")) {
+      if (p.isEmpty() || p.equals(".")) {
+        continue;
+      }
+      if (p.equals("..")) {
+        throw new ImportException(source, entry, "path '" + path + "' contains '..' and would escape the image root");
+      }
+      out.add(p);
+    }
+    return out;
+  }
+
+  /**
+   * Gives every node an inode number (root 1, then depth first in name order, one number per
+   * hardlinked node) and its link count. Returns the nodes in inode order.
+   */
+  List<Node> number() {
+    List<Node> order = new ArrayList<>();
+    IdentityHashMap<Node, Boolean> seen = new IdentityHashMap<>();
+    root.nlink = 0;
+    visit(root, order, seen);
+    return order;
+  }
+
+  private static void visit(Node n, List<Node> order, IdentityHashMap<Node, Boolean> seen) {
+    if (seen.put(n, Boolean.TRUE) != null) {
+      n.nlink++;
+      return;
+    }
+    n.ino = order.size() + 1;
+    order.add(n);
+    if (n.isDir()) {
+      int subdirs = 0;
+      for (Node c : n.children.values()) {
+        if (c.isDir()) {
+          subdirs++;
+        }
+      }
+      n.nlink = 2 + subdirs;
+      for (Node c : n.children.values()) {
+        visit(c, order, seen);
+      }
+    } else {
+      n.nlink = 1;
+    }
+  }
+}

@@ -1,0 +1,56 @@
+# Shared by tools/skiff, tools/setup, tools/demo and tools/test. Source it; do not run it.
+# Finds the newest JDK (21 or later), the JVM flags from jvm.properties, and builds what is missing.
+
+SKIFF_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+skiff_find_jdk() {
+  # Newest JDK >= 21: $SKIFF_JAVA_HOME, then /usr/lib/jvm/*, then $JAVA_HOME, then java on PATH.
+  local best="" best_v=0 cand v
+  for cand in ${SKIFF_JAVA_HOME:-} /usr/lib/jvm/* ${JAVA_HOME:-} "$(dirname "$(dirname "$(readlink -f "$(command -v javac 2>/dev/null || echo /nonexistent)")")")"; do
+    [ -x "$cand/bin/javac" ] || continue
+    v=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$cand/release" 2>/dev/null)
+    [ -n "$v" ] || v=$("$cand/bin/javac" -version 2>&1 | sed -n 's/^javac \([0-9]*\).*/\1/p')
+    [ -n "$v" ] || continue
+    if [ "$v" -ge 21 ] && [ "$v" -gt "$best_v" ]; then best="$cand"; best_v="$v"; fi
+  done
+  if [ -z "$best" ]; then
+    echo "skiff: no JDK 21 or newer found (looked in \$SKIFF_JAVA_HOME, /usr/lib/jvm, \$JAVA_HOME, PATH)." >&2
+    echo "skiff: install one (for example Temurin 21+) and set SKIFF_JAVA_HOME to it." >&2
+    return 1
+  fi
+  export JAVA_HOME="$best"
+  SKIFF_JAVA_VERSION="$best_v"
+}
+
+skiff_jvm_flags() {
+  local flags
+  flags=$(sed -n 's/^skiff.jvm.flags=//p' "$SKIFF_ROOT/jvm.properties")
+  if [ "${SKIFF_JAVA_VERSION:-0}" -lt 23 ]; then
+    flags=$(echo "$flags" | sed 's/--sun-misc-unsafe-memory-access=allow//')
+  fi
+  echo "$flags"
+}
+
+skiff_need_root_packages() {
+  # Debian packages the project uses: FUSE 3, umoci/skopeo for real images, squashfuse for benchmarks.
+  local pkgs="fuse3 libfuse3-3 libfuse3-dev maven umoci skopeo squashfuse squashfs-tools attr python3 tar"
+  local missing=""
+  for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  [ -z "$missing" ] && return 0
+  echo "skiff: installing Debian packages:$missing" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >&2
+}
+
+skiff_build() {
+  # Builds the reactor (no tests) when the CLI jar is missing or older than any source.
+  local jar="$SKIFF_ROOT/tools/target/skiff.jar"
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" -path "$SKIFF_ROOT/.git" -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit)" ]; then
+    return 0
+  fi
+  echo "skiff: building (mvn install -DskipTests) with JDK $SKIFF_JAVA_VERSION at $JAVA_HOME" >&2
+  (cd "$SKIFF_ROOT" && mvn -B -q install -DskipTests) >&2
+}

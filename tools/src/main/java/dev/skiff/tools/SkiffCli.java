@@ -1,0 +1,70 @@
+package dev.skiff.tools;
+
+import dev.skiff.casfs.ImageStore;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** The {@code skiff} command line. */
+@Command(
+    name = "skiff",
+    mixinStandardHelpOptions = true,
+    version = "skiff 0.1.0",
+    description = "Import container images into a deduplicated content-addressed store and mount them lazily.",
+    subcommands = {
+      ImportCommand.class,
+      ImagesCommand.class,
+      InspectCommand.class,
+      MountCommand.class,
+      UmountCommand.class,
+      CommandLine.HelpCommand.class
+    })
+public final class SkiffCli implements Runnable {
+  /** Options every command that touches the store takes. */
+  static final class StoreOptions {
+    @Option(names = "--store", paramLabel = "DIR",
+        description = "Skiff home (default: $SKIFF_HOME, else /var/lib/skiff for root, else ~/.local/share/skiff)")
+    Path store;
+
+    Path home() {
+      return store != null ? store : ImageStore.defaultHome();
+    }
+  }
+
+  @CommandLine.Spec
+  CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  public static void main(String[] args) {
+    System.exit(execute(args));
+  }
+
+  /** Runs the CLI and returns its exit code (for tests). */
+  public static int execute(String... args) {
+    CommandLine cl = new CommandLine(new SkiffCli());
+    cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
+      PrintWriter err = cmd.getErr();
+      err.println("skiff " + cmd.getCommandName() + ": " + message(e));
+      if (System.getenv("SKIFF_DEBUG") != null) {
+        e.printStackTrace(err);
+      }
+      err.flush();
+      return 1;
+    });
+    return cl.execute(args);
+  }
+
+  private static String message(Throwable e) {
+    String m = e.getMessage();
+    if (m == null || m.isBlank()) {
+      return e.getClass().getSimpleName();
+    }
+    return m;
+  }
+}
