@@ -52,5 +52,10 @@ skiff_build() {
     return 0
   fi
   echo "skiff: building (mvn install -DskipTests) with JDK $SKIFF_JAVA_VERSION at $JAVA_HOME" >&2
-  (cd "$SKIFF_ROOT" && mvn -B -q install -DskipTests) >&2
+  (cd "$SKIFF_ROOT" && MAVEN_OPTS="$(skiff_maven_opts)" mvn -B -q -Dstyle.color=never install -DskipTests) >&2
+}
+
+skiff_maven_opts() {
+  # Maven's own guava calls sun.misc.Unsafe; newer JDKs warn unless allowed.
+  if [ "${SKIFF_JAVA_VERSION:-0}" -ge 23 ]; then echo "--sun-misc-unsafe-memory-access=allow ${MAVEN_OPTS:-}"; else echo "${MAVEN_OPTS:-}"; fi
 }

@@ -40,26 +40,24 @@ final class TreeBuilder {
       return;
     }
     String base = parts.get(parts.size() - 1);
-    Node parent = parentOf(parts, layer);
-    if (base.equals(OPAQUE)) {
-      purgeLower(parent, layer);
-      return;
-    }
     if (base.startsWith(WHITEOUT)) {
+      // A whiteout hides something in an existing directory; under a path that is not a
+      // directory (umoci writes dir/.wh.x after replacing dir by a symlink) it hides nothing.
+      Node dir = find(parts.subList(0, parts.size() - 1));
+      if (dir == null || !dir.isDir()) {
+        return;
+      }
+      if (base.equals(OPAQUE)) {
+        purgeLower(dir, layer);
+        return;
+      }
       if (base.startsWith(WHITEOUT + WHITEOUT)) {
         return; // other AUFS metadata (.wh..wh.plnk and friends): not part of the tree
       }
-      String hidden = base.substring(WHITEOUT.length());
-      Node victim = parent.children.get(hidden);
-      if (victim != null) {
-        if (victim.layer < layer) {
-          parent.children.remove(hidden);
-        } else {
-          purgeLower(victim, layer);
-        }
-      }
+      whiteout(dir, base.substring(WHITEOUT.length()), layer);
       return;
     }
+    Node parent = parentOf(parts, layer);
     if (base.length() > 255) {
       throw new ImportException(source, e.name(), "name longer than 255 bytes");
     }
@@ -106,6 +104,19 @@ final class TreeBuilder {
     }
     setAttrs(node, e, layer);
     parent.children.put(base, node);
+  }
+
+  /** Hides {@code name} as lower layers left it; what this layer wrote there stays. */
+  private static void whiteout(Node dir, String name, int layer) {
+    Node victim = dir.children.get(name);
+    if (victim == null) {
+      return;
+    }
+    if (victim.layer < layer) {
+      dir.children.remove(name);
+    } else {
+      purgeLower(victim, layer);
+    }
   }
 
   private static void setAttrs(Node n, TarEntry e, int layer) {
