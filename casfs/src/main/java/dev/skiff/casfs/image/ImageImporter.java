@@ -138,6 +138,7 @@ public final class ImageImporter {
 
   ImportResult importFrom(ImageSource source, ImportProgress progress) throws IOException {
     long start = System.nanoTime();
+    Files.createDirectories(scratch);
     LayerStreams.maxExpansion = options.maxExpansion();
     List<ImageSource.Layer> layers = source.layers();
     byte[] config = source.config();

@@ -131,6 +131,7 @@ final class LayerStreams {
     private final String expected;
     private final String source;
     private boolean checked;
+    private ImportException mismatch;
 
     DigestCheckingInputStream(InputStream in, String digest, String source) throws ImportException {
       super(in);
@@ -157,6 +158,11 @@ final class LayerStreams {
 
     @Override
     public int read(byte[] b, int off, int len) throws IOException {
+      // Sticky: GZIPInputStream probes for a further member at the end and swallows what that
+      // probe throws, so a mismatch must be thrown again by every later read.
+      if (mismatch != null) {
+        throw mismatch;
+      }
       int n = super.read(b, off, len);
       if (n > 0) {
         md.update(b, off, n);
@@ -164,7 +170,9 @@ final class LayerStreams {
         checked = true;
         String got = expected.substring(0, expected.indexOf(':') + 1) + HexFormat.of().formatHex(md.digest());
         if (!got.equals(expected)) {
-          throw new ImportException(source, null, "layer digest mismatch: manifest says " + expected + ", content is " + got);
+          mismatch = new ImportException(source, null, "layer digest mismatch: manifest says " + expected
+              + ", content is " + got);
+          throw mismatch;
         }
       }
       return n;

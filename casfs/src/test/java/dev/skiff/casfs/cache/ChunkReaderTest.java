@@ -1,0 +1,174 @@
+package dev.skiff.casfs.cache;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.digest.DigestAlgorithm;
+import dev.skiff.casfs.pack.ChunkLocation;
+import dev.skiff.casfs.pack.Codec;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.MeteredBlobStore;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ChunkReaderTest {
+  @TempDir
+  Path dir;
+
+  MeteredBlobStore store;
+  byte[] chunk;
+  ChunkLocation loc;
+
+  @BeforeEach
+  void setUp() throws IOException {
+    store = BlobStores.metered(BlobStores.local(dir.resolve("blobs")));
+    chunk = new byte[100_000];
+    new SplittableRandom(9).nextBytes(chunk);
+    store.put("packs/t/p", new ByteArrayInputStream(chunk));
+    Digest d = DigestAlgorithm.XXH3_128.digest(chunk);
+    loc = new ChunkLocation(d, "packs/t/p", 0, chunk.length, chunk.length, Codec.NONE);
+  }
+
+  private void corruptPack(int at) throws IOException {
+    try (var ch = Files.newByteChannel(dir.resolve("blobs/packs/t/p"), StandardOpenOption.WRITE)) {
+      ch.position(at);
+      ch.write(ByteBuffer.wrap(new byte[] {(byte) (chunk[at] ^ 0xff)}));
+    }
+  }
+
+  @Test
+  void corruptBytesAreNeverServedAndARepairedStoreIsReadAgain() throws IOException {
+    corruptPack(500);
+    ChunkReader reader = new ChunkReader(store, 1 << 20, null, Runnable::run);
+    assertThrows(CorruptChunkException.class, () -> reader.get(loc));
+    assertThrows(CorruptChunkException.class, () -> reader.get(loc), "a failed fetch is not cached");
+    assertEquals(2, reader.stats().corrupt());
+    store.put("packs/t/p", new ByteArrayInputStream(chunk));
+    assertArrayEquals(chunk, reader.get(loc));
+  }
+
+  @Test
+  void secondReadIsServedFromMemory() throws IOException {
+    ChunkReader reader = new ChunkReader(store, 1 << 20, null, Runnable::run);
+    reader.get(loc);
+    reader.get(loc);
+    assertEquals(1, store.reads());
+    assertEquals(1, reader.stats().memoryHits());
+  }
+
+  @Test
+  void concurrentReadersOfOneChunkShareOneFetch() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    BlobStore slow = new BlobStore() {
+      @Override
+      public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
+        try {
+          release.await(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          throw new IOException(e);
+        }
+        return store.read(name, offset, length, dst);
+      }
+
+      @Override
+      public Optional<Long> size(String name) throws IOException {
+        return store.size(name);
+      }
+
+      @Override
+      public void put(String name, InputStream content) throws IOException {
+        store.put(name, content);
+      }
+
+      @Override
+      public List<String> list(String prefix) throws IOException {
+        return store.list(prefix);
+      }
+
+      @Override
+      public boolean delete(String name) throws IOException {
+        return store.delete(name);
+      }
+
+      @Override
+      public String describe() {
+        return "slow";
+      }
+    };
+    ChunkReader reader = new ChunkReader(slow, 1 << 20, null, Runnable::run);
+    ExecutorService pool = Executors.newFixedThreadPool(8);
+    try {
+      List<Future<byte[]>> results = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        results.add(pool.submit(() -> reader.get(loc)));
+      }
+      Thread.sleep(200);
+      release.countDown();
+      for (Future<byte[]> f : results) {
+        assertArrayEquals(chunk, f.get(10, TimeUnit.SECONDS));
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+    assertEquals(1, store.reads(), "one fetch however many readers ask");
+  }
+
+  @Test
+  void theDiskTierServesAfterMemoryIsDroppedAndRejectsCorruptFiles() throws IOException {
+    DiskChunkCache disk = new DiskChunkCache(dir.resolve("cache"), 10 << 20);
+    ChunkReader reader = new ChunkReader(store, 1 << 20, disk, Runnable::run);
+    reader.get(loc);
+    reader.invalidateMemory();
+    assertArrayEquals(chunk, reader.get(loc));
+    assertEquals(1, store.reads());
+    assertEquals(1, reader.stats().diskHits());
+    // Survives a restart.
+    DiskChunkCache reopened = new DiskChunkCache(dir.resolve("cache"), 10 << 20);
+    assertEquals(1, reopened.entries());
+    // A corrupt cache file is a miss, not wrong bytes.
+    Path f;
+    try (var s = Files.list(dir.resolve("cache"))) {
+      f = s.findFirst().orElseThrow();
+    }
+    byte[] bad = Files.readAllBytes(f);
+    bad[7] ^= 1;
+    Files.write(f, bad);
+    ChunkReader fresh = new ChunkReader(store, 1 << 20, reopened, Runnable::run);
+    assertArrayEquals(chunk, fresh.get(loc));
+    assertEquals(0, fresh.stats().diskHits());
+    assertEquals(2, store.reads());
+  }
+
+  @Test
+  void theDiskTierEvictsLeastRecentlyUsedBeyondItsBound() throws IOException {
+    DiskChunkCache disk = new DiskChunkCache(dir.resolve("cache"), 250_000);
+    for (int i = 0; i < 4; i++) {
+      byte[] b = new byte[100_000];
+      new SplittableRandom(i).nextBytes(b);
+      disk.put(DigestAlgorithm.XXH3_128.digest(b), b);
+    }
+    assertEquals(2, disk.entries());
+    assertEquals(2, disk.evictions());
+    assertEquals(200_000, disk.bytes());
+  }
+}

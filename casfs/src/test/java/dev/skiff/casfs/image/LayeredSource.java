@@ -1,0 +1,64 @@
+package dev.skiff.casfs.image;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.List;
+
+/** An image source made of in-memory tar layers, for flattening tests. */
+final class LayeredSource implements ImageSource {
+  private final List<byte[]> layers;
+  private final byte[] config;
+
+  LayeredSource(byte[] config, byte[]... layers) {
+    this.config = config;
+    this.layers = List.of(layers);
+  }
+
+  @Override
+  public String describe() {
+    return "test-image";
+  }
+
+  @Override
+  public byte[] config() {
+    return config;
+  }
+
+  @Override
+  public List<Layer> layers() {
+    List<Layer> out = new ArrayList<>();
+    for (int i = 0; i < layers.size(); i++) {
+      byte[] tar = layers.get(i);
+      String name = "layer" + (i + 1);
+      out.add(new Layer() {
+        @Override
+        public String describe() {
+          return name;
+        }
+
+        @Override
+        public String digest() {
+          return null;
+        }
+
+        @Override
+        public String mediaType() {
+          return null;
+        }
+
+        @Override
+        public long compressedSize() {
+          return tar.length;
+        }
+
+        @Override
+        public InputStream open() throws IOException {
+          return LayerStreams.open(new ByteArrayInputStream(tar), name, null, null);
+        }
+      });
+    }
+    return out;
+  }
+}
