@@ -7,6 +7,7 @@ import dev.skiff.casfs.pack.ChunkLocation;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * The read-only filesystem an image presents, by inode number: attributes, lookups, directory
@@ -24,6 +25,10 @@ public final class ImageFileSystem {
   private final ChunkReader chunks;
   private final int chunkSize;
   private final ConcurrentHashMap<Long, Integer> lastChunk = new ConcurrentHashMap<>();
+  private final LongAdder lookups = new LongAdder();
+  private final LongAdder getattrs = new LongAdder();
+  private final LongAdder reads = new LongAdder();
+  private final LongAdder readdirs = new LongAdder();
 
   public ImageFileSystem(ImageIndex index, ChunkReader chunks) {
     this.index = index;
@@ -39,6 +44,19 @@ public final class ImageFileSystem {
     return chunks;
   }
 
+  /** How many operations reached this filesystem; the kernel answers cached ones itself. */
+  public record Stats(long lookups, long getattrs, long reads, long readdirs) {}
+
+  public Stats stats() {
+    return new Stats(lookups.sum(), getattrs.sum(), reads.sum(), readdirs.sum());
+  }
+
+  /** Attributes of an inode; counted, unlike the internal lookups other operations make. */
+  public Inode stat(long ino) throws NoSuchInodeException {
+    getattrs.increment();
+    return getattr(ino);
+  }
+
   public Inode getattr(long ino) throws NoSuchInodeException {
     Inode n = index.inode(ino);
     if (n == null) {
@@ -49,6 +67,7 @@ public final class ImageFileSystem {
 
   /** The child's inode, or null if {@code parent} has no entry {@code name}. */
   public Inode lookup(long parent, byte[] name) throws NoSuchInodeException, NotADirectoryException {
+    lookups.increment();
     Inode dir = getattr(parent);
     if (!dir.isDirectory()) {
       throw new NotADirectoryException(parent);
@@ -59,6 +78,7 @@ public final class ImageFileSystem {
 
   public void readdir(long dir, int position, ImageIndex.EntryVisitor visitor)
       throws NoSuchInodeException, NotADirectoryException {
+    readdirs.increment();
     if (!getattr(dir).isDirectory()) {
       throw new NotADirectoryException(dir);
     }
@@ -82,6 +102,7 @@ public final class ImageFileSystem {
    * its position) and returns how many were copied: fewer only at the end of the file.
    */
   public int read(long ino, long offset, int length, ByteBuffer dst) throws IOException {
+    reads.increment();
     Inode n = getattr(ino);
     if (n.isDirectory()) {
       throw new IsADirectoryException(ino);

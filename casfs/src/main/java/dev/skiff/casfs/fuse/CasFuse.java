@@ -145,7 +145,7 @@ final class CasFuse {
 
   private void getattr(Pointer req, long ino, Pointer fi) {
     try {
-      Inode n = fs.getattr(ino);
+      Inode n = fs.stat(ino);
       Scratch s = scratch.get();
       putStat(s.stat, 0, n);
       fuse.fuse_reply_attr(req, s.stat, timeout);
