@@ -2,10 +2,8 @@ package dev.skiff.casfs.fuse;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -56,16 +54,17 @@ public final class MountTable {
     return found;
   }
 
-  /** Whether a FUSE mount at {@code dir} has lost its daemon ("Transport endpoint is not connected"). */
+  /**
+   * Whether a FUSE mount at {@code dir} has lost its daemon ("Transport endpoint is not
+   * connected"). Asks with statfs, which the kernel never answers from its caches (a stat can be).
+   */
   public static boolean isStale(Path dir) {
     try {
-      Files.readAttributes(dir, BasicFileAttributes.class);
+      Files.getFileStore(dir).getTotalSpace();
       return false;
-    } catch (FileSystemException e) {
-      String reason = String.valueOf(e.getReason());
-      return reason.contains("not connected") || reason.contains("No such device");
     } catch (IOException e) {
-      return false;
+      String m = String.valueOf(e.getMessage());
+      return m.contains("not connected") || m.contains("No such device");
     }
   }
 
