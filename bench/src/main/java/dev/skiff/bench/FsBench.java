@@ -257,7 +257,7 @@ public final class FsBench {
 
   // ---- report ------------------------------------------------------------------------------------
 
-  private void print() throws IOException {
+  private void print() throws Exception {
     String machine = sh("echo \"$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)\"").strip();
     StringBuilder out = new StringBuilder();
     out.append("Date ").append(Instant.now()).append("; commit ").append(sh("cd " + repo + " && git rev-parse --short HEAD").strip())
