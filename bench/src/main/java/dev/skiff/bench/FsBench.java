@@ -57,6 +57,9 @@ public final class FsBench {
     this.variants = variants;
     Files.createDirectories(work);
     this.workload = work.resolve("workload.py");
+    // A private copy of the CLI, so that a rebuild during a run cannot change what is measured.
+    Files.copy(repo.resolve("tools/target/skiff.jar"), work.resolve("skiff.jar"),
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
     try (var in = FsBench.class.getResourceAsStream("/workload.py")) {
       Files.copy(in, workload, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
     }
@@ -143,11 +146,10 @@ public final class FsBench {
       tar.add(timed("tar -xzf " + work.resolve("layer.tar.gz") + " -C " + work.resolve("untar") + " && sync"));
       sh("rm -rf " + store());
       dropCaches();
-      skiff.add(timed(skiffCmd("import -q " + work.resolve("layer.tar.gz") + " bench:1") + " > /dev/null && sync"));
+      skiff.add(timed(skiffCmd("import", "-q " + work.resolve("layer.tar.gz") + " bench:1") + " > /dev/null && sync"));
     }
     sh("rm -rf " + work.resolve("untar"));
-    String first = sh(skiffCmd("images"));
-    String v2 = sh(skiffCmd("import -q " + work.resolve("v2") + " bench:2"));
+    String v2 = sh(skiffCmd("import", work.resolve("v2") + " bench:2"));
     report.append("### Import (").append(Math.min(reps, 3)).append(" runs, cold page cache)\n\n")
         .append("| variant | median s | min-max s | MB/s of image | vs tar -x |\n| --- | ---: | ---: | ---: | ---: |\n");
     double tarMed = median(tar);
@@ -160,7 +162,7 @@ public final class FsBench {
     report.append("\nImage: ").append(logical / 1_000_000).append(" MB logical (Python stdlib, 10,000 small files, 1 GiB random).")
         .append(" `skiff import` includes JVM start; `tar -x` writes every byte, skiff writes new chunks once.\n\n")
         .append("Second image sharing the base (the same tree plus a 20 MB app file, imported from a directory):\n\n```\n")
-        .append(first.strip()).append("\n").append(v2.strip()).append("\n```\n\n");
+        .append(v2.strip()).append("\n\n").append(sh(skiffCmd("images", "")).strip()).append("\n```\n\n");
   }
 
   // ---- mounts ------------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ public final class FsBench {
       };
     }
     String threads = variant.equals("skiff-1thread") ? " --threads 1" : "";
-    Process p = new ProcessBuilder("bash", "-c", skiffCmd("mount" + threads + " bench:1 " + mp)).redirectErrorStream(true).start();
+    Process p = new ProcessBuilder("bash", "-c", skiffCmd("mount", threads + " bench:1 " + mp)).redirectErrorStream(true).start();
     BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
     String line = r.readLine();
     if (line == null || !line.startsWith("mounted")) {
@@ -208,7 +210,7 @@ public final class FsBench {
       }
 
       public void close() throws Exception {
-        sh(skiffCmd("umount " + mp));
+        sh(skiffCmd("umount", mp.toString()));
         String l;
         while ((l = r.readLine()) != null) {
           if (l.startsWith("unmounted")) {
@@ -303,8 +305,13 @@ public final class FsBench {
 
   // ---- helpers -----------------------------------------------------------------------------------
 
-  private String skiffCmd(String args) {
-    return repo.resolve("tools/skiff") + " --store " + store() + " " + args;
+  /** The skiff CLI from the built jar (not the launcher, which would rebuild if sources changed mid-run). */
+  private String skiffCmd(String command, String args) {
+    String javaBin = ProcessHandle.current().info().command().orElse("java");
+    String flags = String.join(" ", java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+        .stream().filter(a -> a.startsWith("--")).toList());
+    return javaBin + " " + flags + " -XX:+UseParallelGC -Xss2m -jar " + work.resolve("skiff.jar") + " " + command
+        + (command.equals("umount") ? "" : " --store " + store()) + " " + args;
   }
 
   private static void dropCaches() throws Exception {

@@ -4,7 +4,9 @@ import static dev.skiff.casfs.fuse.FuseStructs.*;
 
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.index.ImageIndex;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.casfs.index.Inode;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -66,12 +68,11 @@ final class CasFuse {
     this.timeout = timeoutSeconds;
     this.scratch = ThreadLocal.withInitial(Scratch::new);
     long bytes = 0;
-    String stats = index.meta("stats");
-    if (stats != null) {
-      var m = java.util.regex.Pattern.compile("\"logicalBytes\":(\\d+)").matcher(stats);
-      if (m.find()) {
-        bytes = Long.parseLong(m.group(1));
-      }
+    try {
+      String stats = index.meta("stats");
+      bytes = stats == null ? 0 : new ObjectMapper().readTree(stats).path("logicalBytes").asLong();
+    } catch (IOException e) {
+      Errno.of(e, "reading image stats", 0);
     }
     this.logicalBytes = bytes;
   }

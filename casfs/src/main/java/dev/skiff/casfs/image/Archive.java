@@ -89,7 +89,7 @@ abstract class Archive implements Closeable {
       if (gz || zst) {
         Files.createDirectories(scratch);
         temp = Files.createTempFile(scratch, "archive-", ".tar");
-        try (InputStream d = LayerStreams.open(in, file.toString(), null, null)) {
+        try (InputStream d = LayerStreams.open(in, file.toString(), null, null, Long.MAX_VALUE)) {
           Files.copy(d, temp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
         plain = temp;

@@ -53,7 +53,6 @@ final class ChunkWriter implements AutoCloseable {
 
   long logicalBytes;
   long newStoredBytes;
-  long newPlainBytes;
   long chunkRefs;
   long newChunkCount;
 
@@ -121,7 +120,6 @@ final class ChunkWriter implements AutoCloseable {
     newChunks.add(c);
     newChunkCount++;
     newStoredBytes += a.storedLength();
-    newPlainBytes += n;
     if (pack.size() >= packTarget) {
       sealPack();
     }

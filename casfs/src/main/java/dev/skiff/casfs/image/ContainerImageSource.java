@@ -4,7 +4,6 @@ package dev.skiff.casfs.image;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -201,8 +200,8 @@ final class ContainerImageSource implements ImageSource {
       }
 
       @Override
-      public InputStream open() throws IOException {
-        return LayerStreams.open(a.open(path), describe(), digest, mediaType);
+      public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
+        return LayerStreams.open(a.open(path), describe(), digest, mediaType, maxExpansion);
       }
     };
   }

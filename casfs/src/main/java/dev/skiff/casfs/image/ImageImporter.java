@@ -59,14 +59,9 @@ public final class ImageImporter {
   }
 
   /**
-   * Opens a source by its spec: {@code PATH[:TAG]} naming an OCI layout directory, a docker save
-   * or OCI archive, a rootfs tarball, or a plain directory.
+   * Imports from a source spec: {@code PATH[:TAG]} naming an OCI layout directory, a docker save
+   * or OCI archive, a rootfs tarball (gzip, zstd or none), or a plain directory.
    */
-  public static String describeKinds() {
-    return "an OCI layout directory (PATH[:TAG]), a docker-save or OCI tar archive, a rootfs tarball "
-        + "(gzip, zstd or none), or a directory";
-  }
-
   public ImportResult importFrom(String spec, ImportProgress progress) throws IOException {
     try (ImageSource source = openSource(spec)) {
       return importFrom(source, progress);
@@ -139,7 +134,6 @@ public final class ImageImporter {
   ImportResult importFrom(ImageSource source, ImportProgress progress) throws IOException {
     long start = System.nanoTime();
     Files.createDirectories(scratch);
-    LayerStreams.maxExpansion = options.maxExpansion();
     List<ImageSource.Layer> layers = source.layers();
     byte[] config = source.config();
     if (config != null) {
@@ -156,7 +150,7 @@ public final class ImageImporter {
       for (int i = 0; i < layers.size(); i++) {
         ImageSource.Layer layer = layers.get(i);
         int layerNo = i + 1;
-        try (LayerStreams.LayerInput in = (LayerStreams.LayerInput) layer.open()) {
+        try (LayerStreams.LayerInput in = layer.open(options.maxExpansion())) {
           TarReader reader = new TarReader(in, layer.describe());
           TarEntry e;
           while ((e = reader.next()) != null) {

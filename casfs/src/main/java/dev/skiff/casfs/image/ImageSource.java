@@ -2,7 +2,6 @@ package dev.skiff.casfs.image;
 
 import java.io.Closeable;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.List;
 
 /**
@@ -17,7 +16,10 @@ interface ImageSource extends Closeable {
 
   List<Layer> layers() throws IOException;
 
-  /** One layer. {@code open} checks the layer's digest, when known, as it is read. */
+  /**
+   * One layer. {@code open} decompresses, checks the layer's digest (when known) as it is read,
+   * and refuses a layer that expands more than {@code maxExpansion} times (a decompression bomb).
+   */
   interface Layer {
     String describe();
 
@@ -27,7 +29,7 @@ interface ImageSource extends Closeable {
 
     long compressedSize();
 
-    InputStream open() throws IOException;
+    LayerStreams.LayerInput open(long maxExpansion) throws IOException;
   }
 
   @Override

@@ -13,15 +13,14 @@ import java.util.zip.ZipException;
 
 /** Decompression, digest checking and decompression-bomb limits for layer streams. */
 final class LayerStreams {
-  /** Layers may expand this much before an import is refused as a likely decompression bomb. */
-  static volatile long maxExpansion = 200;
   /** Expansion is only judged after this many decompressed bytes. */
   static final long EXPANSION_GRACE = 64L << 20;
 
   private LayerStreams() {}
 
   /** Wraps a raw (possibly compressed) layer stream: checks digest and size, decompresses. */
-  static LayerInput open(InputStream raw, String source, String digest, String mediaType) throws IOException {
+  static LayerInput open(InputStream raw, String source, String digest, String mediaType, long maxExpansion)
+      throws IOException {
     CountingInputStream counted = new CountingInputStream(raw);
     InputStream checked = digest == null ? counted : new DigestCheckingInputStream(counted, digest, source);
     BufferedInputStream in = new BufferedInputStream(checked, 1 << 16);
@@ -37,9 +36,9 @@ final class LayerStreams {
     } else if (mediaType != null && (mediaType.endsWith("gzip") || mediaType.endsWith("zstd"))) {
       throw new ImportException(source, null, "layer declared " + mediaType + " but is not compressed that way");
     } else {
-      return new LayerInput(in, in, counted, source, false);
+      return new LayerInput(in, in, counted, source, false, maxExpansion);
     }
-    return new LayerInput(plain, in, counted, source, true);
+    return new LayerInput(plain, in, counted, source, true, maxExpansion);
   }
 
   static final class CountingInputStream extends FilterInputStream {
@@ -77,12 +76,14 @@ final class LayerStreams {
     private final CountingInputStream compressed;
     private final String source;
     private final boolean decompressing;
+    private final long maxExpansion;
     private long produced;
 
     LayerInput(InputStream in, InputStream raw, CountingInputStream compressed, String source,
-        boolean decompressing) {
+        boolean decompressing, long maxExpansion) {
       super(in);
       this.raw = raw;
+      this.maxExpansion = maxExpansion;
       this.compressed = compressed;
       this.source = source;
       this.decompressing = decompressing;

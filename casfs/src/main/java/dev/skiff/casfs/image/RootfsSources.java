@@ -14,7 +14,7 @@ final class RootfsSources {
   private RootfsSources() {}
 
   static ImageSource tarball(Path file) {
-    return single(file.toString(), () -> LayerStreams.open(Files.newInputStream(file), file.toString(), null, null),
+    return single(file.toString(), (max) -> LayerStreams.open(Files.newInputStream(file), file.toString(), null, null, max),
         sizeOf(file));
   }
 
@@ -23,7 +23,7 @@ final class RootfsSources {
    * comes through exactly as tar archives it.
    */
   static ImageSource directory(Path dir) {
-    return single(dir.toString(), () -> {
+    return single(dir.toString(), (max) -> {
       ProcessBuilder pb = new ProcessBuilder("tar", "--create", "--file=-", "--format=posix", "--numeric-owner",
           "--xattrs", "--xattrs-include=*", "--pax-option=delete=atime,delete=ctime", "--sparse",
           "--directory=" + dir, ".");
@@ -65,7 +65,7 @@ final class RootfsSources {
           p.destroy();
         }
       };
-      return LayerStreams.open(out, dir.toString(), null, null);
+      return LayerStreams.open(out, dir.toString(), null, null, max);
     }, -1);
   }
 
@@ -78,7 +78,7 @@ final class RootfsSources {
   }
 
   private interface Opener {
-    InputStream open() throws IOException;
+    LayerStreams.LayerInput open(long maxExpansion) throws IOException;
   }
 
   private static ImageSource single(String describe, Opener opener, long size) {
@@ -104,8 +104,8 @@ final class RootfsSources {
       }
 
       @Override
-      public InputStream open() throws IOException {
-        return opener.open();
+      public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
+        return opener.open(maxExpansion);
       }
     };
     return new ImageSource() {

@@ -8,6 +8,7 @@ import dev.skiff.casfs.pack.ChunkLocation;
 import dev.skiff.casfs.pack.Codec;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -20,7 +21,8 @@ import org.lmdbjava.CursorIterable.KeyVal;
 import org.lmdbjava.Dbi;
 import org.lmdbjava.Env;
 import org.lmdbjava.EnvFlags;
-import org.lmdbjava.KeyRange;
+import org.lmdbjava.Cursor;
+import org.lmdbjava.GetOp;
 import org.lmdbjava.Txn;
 
 /**
@@ -190,16 +192,19 @@ public final class ImageIndex implements AutoCloseable {
   /** Visits the entries of directory {@code dir} from {@code position} on, in name order. */
   public void list(long dir, int position, EntryVisitor visitor) {
     Reader r = reader();
-    ByteBuffer start = ByteBuffer.allocateDirect(12).putLong(dir).putInt(position).flip();
-    ByteBuffer end = ByteBuffer.allocateDirect(12).putLong(dir).putInt(Integer.MAX_VALUE).flip();
-    try (CursorIterable<ByteBuffer> it = dirlist.iterate(r.txn, KeyRange.closed(start, end))) {
-      for (KeyVal<ByteBuffer> kv : it) {
-        int pos = kv.key().getInt(8);
-        ByteBuffer v = kv.val();
+    ByteBuffer start = r.key.clear().putLong(dir).putInt(position).flip();
+    try (Cursor<ByteBuffer> c = dirlist.openCursor(r.txn)) {
+      // Walk the cursor and check the parent ourselves: keys are big-endian (parent, position).
+      for (boolean ok = c.get(start, GetOp.MDB_SET_RANGE); ok; ok = c.next()) {
+        ByteBuffer k = c.key().order(ByteOrder.BIG_ENDIAN);
+        if (k.remaining() != 12 || k.getLong(0) != dir) {
+          return;
+        }
+        ByteBuffer v = c.val().order(ByteOrder.BIG_ENDIAN);
         long ino = v.getLong();
         byte[] name = new byte[v.remaining()];
         v.get(name);
-        if (!visitor.visit(pos, name, ino)) {
+        if (!visitor.visit(k.getInt(8), name, ino)) {
           return;
         }
       }
@@ -257,11 +262,13 @@ public final class ImageIndex implements AutoCloseable {
       return out;
     }
     Reader r = reader();
-    ByteBuffer start = ByteBuffer.allocateDirect(8).putLong(ino).flip();
-    ByteBuffer end = ByteBuffer.allocateDirect(8).putLong(ino + 1).flip();
-    try (CursorIterable<ByteBuffer> it = xattr.iterate(r.txn, KeyRange.closedOpen(start, end))) {
-      for (KeyVal<ByteBuffer> kv : it) {
-        ByteBuffer k = kv.key();
+    ByteBuffer start = r.key.clear().putLong(ino).flip();
+    try (Cursor<ByteBuffer> c = xattr.openCursor(r.txn)) {
+      for (boolean ok = c.get(start, GetOp.MDB_SET_RANGE); ok; ok = c.next()) {
+        ByteBuffer k = c.key().order(ByteOrder.BIG_ENDIAN);
+        if (k.remaining() <= 8 || k.getLong(0) != ino) {
+          break;
+        }
         byte[] name = new byte[k.remaining() - 8];
         k.get(8, name);
         out.add(name);

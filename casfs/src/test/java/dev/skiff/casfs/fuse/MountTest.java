@@ -53,7 +53,11 @@ class MountTest {
     store = ImageStore.open(tmp.resolve("home"));
     big = new byte[(3 << 20) + 5];
     new SplittableRandom(11).nextBytes(big);
-    Path tar = new Tars().dir("d", 0755).file("d/small.txt", "small file\n").file("big.bin", big, 0644)
+    Tars tars = new Tars();
+    for (int i = 0; i < 700; i++) {
+      tars.file(String.format("many/a-rather-long-file-name-to-fill-readdir-buffers-%04d", i), "x");
+    }
+    Path tar = tars.dir("d", 0755).file("d/small.txt", "small file\n").file("big.bin", big, 0644)
         .file("slow.bin", "slow".repeat(3000)).file("fast.bin", "fast".repeat(3000)).symlink("d/link", "../big.bin")
         .write(tmp.resolve("image.tar"));
     store.importImage(tar.toString(), ImageRef.parse("mt:1"), ImportProgress.NONE);
@@ -90,6 +94,18 @@ class MountTest {
         assertTrue(String.valueOf(e.getReason()).contains("Read-only file system"), e.toString());
       }
       assertEquals("small file\n", Files.readString(f), "nothing changed");
+    }
+  }
+
+  @Test
+  void largeDirectoriesListCompletelyAcrossManyReaddirCalls() throws IOException {
+    try (Mounted m = new Mounted(store, "mt:1", tmp.resolve("list"))) {
+      try (var s = Files.list(m.path("many"))) {
+        assertEquals(700, s.count());
+      }
+      try (var s = Files.list(m.path("d"))) {
+        assertEquals(2, s.count());
+      }
     }
   }
 

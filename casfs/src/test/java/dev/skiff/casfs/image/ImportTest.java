@@ -110,6 +110,39 @@ class ImportTest {
   }
 
   @Test
+  void directoryListingsStopAtTheirOwnEntriesFromAnyPosition() throws IOException {
+    // Inodes are numbered depth first: a=2 with 124 files (3..126), b=127 (0x7f) with 5 files,
+    // c=133 (0x85) with 5. A range scan that compares key bytes as signed runs from b into c,
+    // since 0x85 sorts below 0x7f as a signed byte; positions past 127 test the same in the
+    // position part of the key.
+    Tars t = new Tars().dir("a", 0755);
+    for (int i = 0; i < 124; i++) {
+      t.file(String.format("a/entry-%03d", i), "x");
+    }
+    t.dir("b", 0755);
+    for (int i = 0; i < 5; i++) {
+      t.file("b/" + i, "y");
+    }
+    t.dir("c", 0755);
+    for (int i = 0; i < 5; i++) {
+      t.file("c/" + i, "z");
+    }
+    ImageFileSystem fs = fs(importLayers(t.bytes()));
+    long a = fs.index().resolve("a");
+    long b = fs.index().resolve("b");
+    assertEquals(127, b, "precondition: b's inode number just below 0x80");
+    assertEquals(133, fs.index().resolve("c"), "precondition: c's inode number above 0x80");
+    List<String> names = new ArrayList<>();
+    fs.readdir(b, 0, (pos, name, ino) -> names.add(new String(name, UTF_8)));
+    assertEquals(List.of("0", "1", "2", "3", "4"), names);
+    for (int from : new int[] {0, 1, 100, 123, 124, 200}) {
+      List<Integer> seen = new ArrayList<>();
+      fs.readdir(a, from, (pos, name, ino) -> seen.add(pos));
+      assertEquals(Math.max(0, 124 - from), seen.size(), "entries of a from " + from);
+    }
+  }
+
+  @Test
   void hardlinksShareOneInodeWithTheRightLinkCount() throws IOException {
     byte[] l1 = new Tars().file("a", "shared").hardlink("b", "a").hardlink("c", "./a").bytes();
     ImageFileSystem fs = fs(importLayers(l1));

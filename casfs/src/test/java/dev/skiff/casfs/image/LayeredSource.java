@@ -2,7 +2,6 @@ package dev.skiff.casfs.image;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -54,8 +53,8 @@ final class LayeredSource implements ImageSource {
         }
 
         @Override
-        public InputStream open() throws IOException {
-          return LayerStreams.open(new ByteArrayInputStream(tar), name, null, null);
+        public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
+          return LayerStreams.open(new ByteArrayInputStream(tar), name, null, null, maxExpansion);
         }
       });
     }
