@@ -34,6 +34,8 @@ final class CasFuse {
   private final long logicalBytes;
   private final List<Object> keepAlive = new ArrayList<>();
   private final ThreadLocal<Scratch> scratch;
+  private volatile boolean kernelOpens;
+  private volatile boolean kernelOpendirs;
 
   /** Native memory one loop thread reuses for replies. */
   private final class Scratch {
@@ -116,6 +118,11 @@ final class CasFuse {
     try {
       int capable = conn.getInt(CONN_CAPABLE);
       int want = conn.getInt(CONN_WANT);
+      // Where the kernel can open files and directories by itself (answering ENOSYS tells it to),
+      // it keeps page and directory caches by default and never sends OPEN or RELEASE again: an
+      // open of a cached file then costs no trip to Java at all.
+      kernelOpens = (capable & CAP_NO_OPEN_SUPPORT) != 0;
+      kernelOpendirs = (capable & CAP_NO_OPENDIR_SUPPORT) != 0;
       want |= capable & (CAP_ASYNC_READ | CAP_READDIRPLUS | CAP_PARALLEL_DIROPS | CAP_CACHE_SYMLINKS);
       want &= ~(CAP_READDIRPLUS_AUTO | CAP_AUTO_INVAL_DATA);
       conn.putInt(CONN_WANT, want);
@@ -166,6 +173,10 @@ final class CasFuse {
 
   private void open(Pointer req, long ino, Pointer fi) {
     try {
+      if (kernelOpens) {
+        fuse.fuse_reply_err(req, Errno.ENOSYS); // the mount is read-only: the kernel refuses writes itself
+        return;
+      }
       if ((fi.getInt(FILE_INFO_FLAGS) & O_ACCMODE) != 0) {
         fuse.fuse_reply_err(req, Errno.EROFS);
         return;
@@ -184,6 +195,10 @@ final class CasFuse {
 
   private void opendir(Pointer req, long ino, Pointer fi) {
     try {
+      if (kernelOpendirs) {
+        fuse.fuse_reply_err(req, Errno.ENOSYS);
+        return;
+      }
       if (!fs.getattr(ino).isDirectory()) {
         fuse.fuse_reply_err(req, Errno.ENOTDIR);
         return;

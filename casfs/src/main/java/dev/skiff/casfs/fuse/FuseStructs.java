@@ -44,7 +44,9 @@ final class FuseStructs {
   static final int CAP_AUTO_INVAL_DATA = 1 << 12;
   static final int CAP_READDIRPLUS = 1 << 13;
   static final int CAP_READDIRPLUS_AUTO = 1 << 14;
+  static final int CAP_NO_OPEN_SUPPORT = 1 << 17;
   static final int CAP_PARALLEL_DIROPS = 1 << 18;
+  static final int CAP_NO_OPENDIR_SUPPORT = 1 << 24;
   static final int CAP_CACHE_SYMLINKS = 1 << 23;
 
   /** Number of function pointers in {@code struct fuse_lowlevel_ops} of libfuse 3.14. */

@@ -1,6 +1,5 @@
 package dev.skiff.casfs.image;
 
-import java.io.BufferedInputStream;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
@@ -76,33 +75,12 @@ abstract class Archive implements Closeable {
     };
   }
 
-  /** A tar file (uncompressed; a compressed one is first inflated into {@code scratch}). */
-  static Archive tar(Path file, Path scratch) throws IOException {
-    Path plain = file;
-    Path temp = null;
-    try (InputStream in = new BufferedInputStream(Files.newInputStream(file))) {
-      in.mark(4);
-      byte[] m = in.readNBytes(4);
-      in.reset();
-      boolean gz = m.length >= 2 && (m[0] & 0xff) == 0x1f && (m[1] & 0xff) == 0x8b;
-      boolean zst = m.length == 4 && (m[0] & 0xff) == 0x28 && (m[1] & 0xff) == 0xb5;
-      if (gz || zst) {
-        Files.createDirectories(scratch);
-        temp = Files.createTempFile(scratch, "archive-", ".tar");
-        try (InputStream d = LayerStreams.open(in, file.toString(), null, null, Long.MAX_VALUE)) {
-          Files.copy(d, temp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        }
-        plain = temp;
-      }
-    }
-    final Path tmp = temp;
+  /** An uncompressed tar file (a docker save or OCI archive), read in place. */
+  static Archive tar(Path file) throws IOException {
     TarFile tf;
     try {
-      tf = new TarFile(plain);
+      tf = new TarFile(file);
     } catch (IOException | RuntimeException e) {
-      if (tmp != null) {
-        Files.deleteIfExists(tmp);
-      }
       throw new ImportException(file.toString(), null, "not a readable tar archive: " + e.getMessage(), e);
     }
     Map<String, TarArchiveEntry> entries = new HashMap<>();
@@ -147,9 +125,6 @@ abstract class Archive implements Closeable {
       @Override
       public void close() throws IOException {
         tf.close();
-        if (tmp != null) {
-          Files.deleteIfExists(tmp);
-        }
       }
     };
   }

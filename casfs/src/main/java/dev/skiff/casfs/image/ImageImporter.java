@@ -93,7 +93,7 @@ public final class ImageImporter {
       throw new ImportException(spec, null, "not a regular file or directory");
     }
     if (isTarContainer(path)) {
-      Archive a = Archive.tar(path, scratch);
+      Archive a = Archive.tar(path);
       if (ContainerImageSource.recognises(a)) {
         return ContainerImageSource.open(a, tag);
       }
@@ -162,6 +162,10 @@ public final class ImageImporter {
           }
           in.finish();
         }
+      }
+      if (config == null && tree.looksLikeImageArchive()) {
+        throw new ImportException(source.describe(), null, "this is a compressed docker-save or OCI archive, not a "
+            + "rootfs: decompress it (gunzip, zstd -d) and import the .tar");
       }
       List<ChunkLocation> added = chunks.finish();
       catalog.addAll(added);

@@ -106,6 +106,25 @@ final class TreeBuilder {
     parent.children.put(base, node);
   }
 
+  /**
+   * Whether the tree is itself a docker-save or OCI archive: what a compressed image archive looks
+   * like when it is read as a rootfs tarball.
+   */
+  boolean looksLikeImageArchive() {
+    var top = root.children;
+    if (top.containsKey("oci-layout") && top.containsKey("index.json")) {
+      return true;
+    }
+    if (top.containsKey("manifest.json")) {
+      for (Node n : top.values()) {
+        if (n.isDir() && n.children.containsKey("layer.tar")) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   /** Hides {@code name} as lower layers left it; what this layer wrote there stays. */
   private static void whiteout(Node dir, String name, int layer) {
     Node victim = dir.children.get(name);

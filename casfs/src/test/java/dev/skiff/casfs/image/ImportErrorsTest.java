@@ -184,6 +184,14 @@ class ImportErrorsTest {
   }
 
   @Test
+  void compressedImageArchiveIsNotMistakenForARootfs() throws IOException {
+    Path gz = new Tars().file("manifest.json", "[{\"Config\":\"c.json\",\"Layers\":[\"l/layer.tar\"]}]")
+        .file("c.json", "{}").dir("l", 0755).file("l/layer.tar", new Tars().file("a", "1").bytes(), 0644)
+        .writeGzip(dir.resolve("saved.tar.gz"));
+    refused(gz, "decompress it");
+  }
+
+  @Test
   void truncatedDockerArchive() throws IOException {
     byte[] layer = new Tars().file("a", new byte[20000], 0644).bytes();
     byte[] archive = new Tars().file("manifest.json", "[{\"Config\":\"c.json\",\"RepoTags\":[\"x:1\"],"

@@ -184,6 +184,27 @@ class ImportTest {
   }
 
   @Test
+  void aSha256StoreNamesEverythingBySha256() throws IOException {
+    ImageImporter.Options d = ImageImporter.Options.defaults();
+    ImageImporter.Options sha = new ImageImporter.Options(DigestAlgorithm.SHA256, d.chunkSize(), d.inlineLimit(),
+        d.packTarget(), d.zstdLevel(), d.maxExpansion());
+    try (ChunkCatalog shaCatalog = ChunkCatalog.open(dir.resolve("catalog-sha"), DigestAlgorithm.SHA256)) {
+      ImageImporter shaImporter = new ImageImporter(store, shaCatalog, dir.resolve("tmp"), sha);
+      byte[] big = new byte[(1 << 20) + 10];
+      new SplittableRandom(4).nextBytes(big);
+      ImportResult r = shaImporter.importFrom(new LayeredSource(null, new Tars().file("f", big, 0644).bytes()),
+          ImportProgress.NONE);
+      assertEquals(DigestAlgorithm.SHA256, r.index().algorithm());
+      ImageFileSystem fs = fs(r);
+      assertEquals(DigestAlgorithm.SHA256, fs.index().algorithm());
+      assertEquals(DigestAlgorithm.SHA256, fs.index().chunk(at(fs, "f").ino(), 0).digest().algorithm());
+      ByteBuffer b = ByteBuffer.allocate(big.length);
+      fs.read(at(fs, "f").ino(), 0, big.length, b);
+      assertArrayEquals(big, b.array());
+    }
+  }
+
+  @Test
   void compressibleChunksAreStoredCompressed() throws IOException {
     byte[] text = "a line of very compressible text\n".repeat(60000).getBytes(UTF_8);
     ImportResult r = importLayers(new Tars().file("t", text, 0644).bytes());
