@@ -177,33 +177,9 @@ final class ContainerImageSource implements ImageSource {
   }
 
   private static Layer layer(Archive a, String path, String digest, String mediaType) throws IOException {
-    long size = a.size(path);
-    return new Layer() {
-      @Override
-      public String describe() {
-        return a.describe() + ": layer " + (digest != null ? digest : path);
-      }
-
-      @Override
-      public String digest() {
-        return digest;
-      }
-
-      @Override
-      public String mediaType() {
-        return mediaType;
-      }
-
-      @Override
-      public long compressedSize() {
-        return size;
-      }
-
-      @Override
-      public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
-        return LayerStreams.open(a.open(path), describe(), digest, mediaType, maxExpansion);
-      }
-    };
+    String describe = a.describe() + ": layer " + (digest != null ? digest : path);
+    return Layer.of(describe, digest, mediaType, a.size(path),
+        max -> LayerStreams.open(a.open(path), describe, digest, mediaType, max));
   }
 
   @Override

@@ -30,6 +30,42 @@ interface ImageSource extends Closeable {
     long compressedSize();
 
     LayerStreams.LayerInput open(long maxExpansion) throws IOException;
+
+    /** A layer described by these values and opened by {@code opener}. */
+    static Layer of(String describe, String digest, String mediaType, long compressedSize, Opener opener) {
+      return new Layer() {
+        @Override
+        public String describe() {
+          return describe;
+        }
+
+        @Override
+        public String digest() {
+          return digest;
+        }
+
+        @Override
+        public String mediaType() {
+          return mediaType;
+        }
+
+        @Override
+        public long compressedSize() {
+          return compressedSize;
+        }
+
+        @Override
+        public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
+          return opener.open(maxExpansion);
+        }
+      };
+    }
+  }
+
+  /** Opens a layer's decompressed stream. */
+  @FunctionalInterface
+  interface Opener {
+    LayerStreams.LayerInput open(long maxExpansion) throws IOException;
   }
 
   @Override

@@ -41,20 +41,24 @@ final class LayerStreams {
     return new LayerInput(plain, in, counted, source, true, maxExpansion);
   }
 
-  static final class CountingInputStream extends FilterInputStream {
-    long count;
-
-    CountingInputStream(InputStream in) {
+  /** A filter whose single-byte read goes through its (overridden) array read. */
+  abstract static class ArrayReadFilter extends FilterInputStream {
+    ArrayReadFilter(InputStream in) {
       super(in);
     }
 
     @Override
     public int read() throws IOException {
-      int b = super.read();
-      if (b >= 0) {
-        count++;
-      }
-      return b;
+      byte[] one = new byte[1];
+      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+    }
+  }
+
+  static final class CountingInputStream extends ArrayReadFilter {
+    long count;
+
+    CountingInputStream(InputStream in) {
+      super(in);
     }
 
     @Override
@@ -71,7 +75,7 @@ final class LayerStreams {
    * A layer's decompressed bytes. Refuses streams that expand past {@link #maxExpansion} and maps
    * codec errors to import errors; {@link #finish} reads what is left so the digest gets checked.
    */
-  static final class LayerInput extends FilterInputStream {
+  static final class LayerInput extends ArrayReadFilter {
     private final InputStream raw;
     private final CountingInputStream compressed;
     private final String source;
@@ -87,12 +91,6 @@ final class LayerStreams {
       this.compressed = compressed;
       this.source = source;
       this.decompressing = decompressing;
-    }
-
-    @Override
-    public int read() throws IOException {
-      byte[] one = new byte[1];
-      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
     }
 
     @Override
@@ -127,7 +125,7 @@ final class LayerStreams {
   }
 
   /** Checks an OCI digest ({@code sha256:hex}) of everything read, at the end of the stream. */
-  private static final class DigestCheckingInputStream extends FilterInputStream {
+  private static final class DigestCheckingInputStream extends ArrayReadFilter {
     private final MessageDigest md;
     private final String expected;
     private final String source;
@@ -149,12 +147,6 @@ final class LayerStreams {
       } catch (NoSuchAlgorithmException e) {
         throw new IllegalStateException(e);
       }
-    }
-
-    @Override
-    public int read() throws IOException {
-      byte[] one = new byte[1];
-      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
     }
 
     @Override

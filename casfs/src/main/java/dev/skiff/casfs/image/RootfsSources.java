@@ -77,37 +77,8 @@ final class RootfsSources {
     }
   }
 
-  private interface Opener {
-    LayerStreams.LayerInput open(long maxExpansion) throws IOException;
-  }
-
-  private static ImageSource single(String describe, Opener opener, long size) {
-    ImageSource.Layer layer = new ImageSource.Layer() {
-      @Override
-      public String describe() {
-        return describe;
-      }
-
-      @Override
-      public String digest() {
-        return null;
-      }
-
-      @Override
-      public String mediaType() {
-        return null;
-      }
-
-      @Override
-      public long compressedSize() {
-        return size;
-      }
-
-      @Override
-      public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
-        return opener.open(maxExpansion);
-      }
-    };
+  private static ImageSource single(String describe, ImageSource.Opener opener, long size) {
+    ImageSource.Layer layer = ImageSource.Layer.of(describe, null, null, size, opener);
     return new ImageSource() {
       @Override
       public String describe() {

@@ -11,10 +11,10 @@ import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.ForwardingBlobStore;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.casfs.testing.Tars;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -24,7 +24,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.util.List;
-import java.util.Optional;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
@@ -211,7 +210,7 @@ class MountTest {
   }
 
   /** Holds reads of 1 MiB chunks until released; smaller reads pass. */
-  static final class GatedStore extends ForwardingStore {
+  static final class GatedStore extends ForwardingBlobStore {
     private final CountDownLatch release;
     private final CountDownLatch started;
 
@@ -237,7 +236,7 @@ class MountTest {
   }
 
   /** Serves one blob from another file: a store whose copy of a pack can be broken and repaired. */
-  static final class RedirectingStore extends ForwardingStore {
+  static final class RedirectingStore extends ForwardingBlobStore {
     private final String name;
     private final Path file;
 
@@ -263,44 +262,6 @@ class MountTest {
         }
         return total;
       }
-    }
-  }
-
-  static class ForwardingStore implements BlobStore {
-    private final BlobStore inner;
-
-    ForwardingStore(BlobStore inner) {
-      this.inner = inner;
-    }
-
-    @Override
-    public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
-      return inner.read(name, offset, length, dst);
-    }
-
-    @Override
-    public Optional<Long> size(String name) throws IOException {
-      return inner.size(name);
-    }
-
-    @Override
-    public void put(String name, InputStream content) throws IOException {
-      inner.put(name, content);
-    }
-
-    @Override
-    public List<String> list(String prefix) throws IOException {
-      return inner.list(prefix);
-    }
-
-    @Override
-    public boolean delete(String name) throws IOException {
-      return inner.delete(name);
-    }
-
-    @Override
-    public String describe() {
-      return inner.describe();
     }
   }
 }

@@ -1,7 +1,6 @@
 package dev.skiff.casfs.image;
 
 import java.io.ByteArrayInputStream;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -31,32 +30,8 @@ final class LayeredSource implements ImageSource {
     for (int i = 0; i < layers.size(); i++) {
       byte[] tar = layers.get(i);
       String name = "layer" + (i + 1);
-      out.add(new Layer() {
-        @Override
-        public String describe() {
-          return name;
-        }
-
-        @Override
-        public String digest() {
-          return null;
-        }
-
-        @Override
-        public String mediaType() {
-          return null;
-        }
-
-        @Override
-        public long compressedSize() {
-          return tar.length;
-        }
-
-        @Override
-        public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
-          return LayerStreams.open(new ByteArrayInputStream(tar), name, null, null, maxExpansion);
-        }
-      });
+      out.add(Layer.of(name, null, null, tar.length,
+          max -> LayerStreams.open(new ByteArrayInputStream(tar), name, null, null, max)));
     }
     return out;
   }
