@@ -1,0 +1,222 @@
+package dev.skiff.casfs.store;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InterruptedIOException;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
+import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
+import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
+import software.amazon.awssdk.core.ResponseBytes;
+import software.amazon.awssdk.core.async.AsyncRequestBody;
+import software.amazon.awssdk.core.async.AsyncResponseTransformer;
+import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
+import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
+import software.amazon.awssdk.core.exception.ApiCallAttemptTimeoutException;
+import software.amazon.awssdk.core.exception.ApiCallTimeoutException;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.http.nio.netty.NettyNioAsyncHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
+import software.amazon.awssdk.services.s3.S3AsyncClient;
+import software.amazon.awssdk.services.s3.model.GetObjectResponse;
+import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
+import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+import software.amazon.awssdk.services.s3.model.S3Exception;
+import software.amazon.awssdk.services.s3.model.S3Object;
+import software.amazon.awssdk.services.s3.multipart.MultipartConfiguration;
+
+/**
+ * Blobs as objects in an S3-compatible service (AWS S3, R2, MinIO, Ceph, S3Mock), through AWS SDK
+ * v2's async client on its Netty HTTP client: ranged GETs, multipart upload above 16 MiB, a
+ * bounded connection pool, per-attempt and per-call timeouts, and the SDK's standard retry strategy
+ * (exponential backoff with jitter, retryable errors only). A store that is down makes calls fail
+ * once the call timeout has passed; nothing is remembered, so the next call tries again.
+ *
+ * <p>Thread safe.
+ */
+final class S3BlobStore implements BlobStore {
+  private final S3AsyncClient client;
+  private final S3Location location;
+  private final Path scratch;
+
+  /** Connection, timeout and retry settings. */
+  record Settings(int maxConnections, Duration connectTimeout, Duration attemptTimeout, Duration callTimeout,
+      int maxAttempts) {
+    static Settings defaults() {
+      return new Settings(64, Duration.ofSeconds(5), Duration.ofSeconds(20), Duration.ofSeconds(60), 4);
+    }
+  }
+
+  S3BlobStore(S3Location location, Settings settings, AwsCredentialsProvider credentials, Path scratch) {
+    this.location = location;
+    this.scratch = scratch;
+    var builder = S3AsyncClient.builder()
+        .httpClientBuilder(NettyNioAsyncHttpClient.builder()
+            .maxConcurrency(settings.maxConnections())
+            .connectionTimeout(settings.connectTimeout())
+            .readTimeout(settings.attemptTimeout())
+            .writeTimeout(settings.attemptTimeout()))
+        .credentialsProvider(credentials != null ? credentials : DefaultCredentialsProvider.builder().build())
+        .region(region(location.region()))
+        .forcePathStyle(location.pathStyle())
+        // Skiff checks every chunk against its own digest; the SDK's newer default checksums are
+        // not understood by every S3-compatible service.
+        .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
+        .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
+        .multipartEnabled(true)
+        .multipartConfiguration(MultipartConfiguration.builder()
+            .thresholdInBytes(16L << 20).minimumPartSizeInBytes(8L << 20).build())
+        .overrideConfiguration(c -> c
+            .apiCallAttemptTimeout(settings.attemptTimeout())
+            .apiCallTimeout(settings.callTimeout())
+            .retryStrategy(AwsRetryStrategy.standardRetryStrategy().toBuilder()
+                .maxAttempts(settings.maxAttempts()).build()));
+    if (location.endpoint() != null) {
+      builder.endpointOverride(location.endpoint());
+    }
+    this.client = builder.build();
+  }
+
+  private static Region region(String explicit) {
+    if (explicit != null && !explicit.isBlank()) {
+      return Region.of(explicit);
+    }
+    try {
+      return new DefaultAwsRegionProviderChain().getRegion();
+    } catch (SdkException e) {
+      return Region.US_EAST_1;
+    }
+  }
+
+  @Override
+  public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
+    if (length <= 0) {
+      return 0;
+    }
+    int want = Math.min(length, dst.remaining());
+    CompletableFuture<ResponseBytes<GetObjectResponse>> f = client.getObject(
+        r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name)))
+            .range("bytes=" + offset + "-" + (offset + want - 1)),
+        AsyncResponseTransformer.toBytes());
+    ByteBuffer got;
+    try {
+      got = await(f, "GET " + name + " @" + offset).asByteBuffer();
+    } catch (BlobNotFoundException e) {
+      throw e;
+    } catch (RangeNotSatisfiable e) {
+      return 0;
+    }
+    int n = Math.min(got.remaining(), want);
+    dst.put(got.limit(got.position() + n));
+    return n;
+  }
+
+  @Override
+  public Optional<Long> size(String name) throws IOException {
+    try {
+      return Optional.of(await(client.headObject(r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name)))),
+          "HEAD " + name).contentLength());
+    } catch (BlobNotFoundException e) {
+      return Optional.empty();
+    }
+  }
+
+  @Override
+  public void put(String name, InputStream content) throws IOException {
+    Files.createDirectories(scratch);
+    Path tmp = Files.createTempFile(scratch, "put-", ".blob");
+    try {
+      Files.copy(content, tmp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      putFile(name, tmp);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  /** S3 makes a PUT visible whole or not at all, multipart included (completion is atomic). */
+  @Override
+  public void putFile(String name, Path file) throws IOException {
+    await(client.putObject(r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name))),
+        AsyncRequestBody.fromFile(file)), "PUT " + name);
+  }
+
+  @Override
+  public List<String> list(String prefix) throws IOException {
+    List<String> out = new ArrayList<>();
+    String base = location.key(prefix);
+    String strip = location.prefix().isEmpty() ? "" : location.prefix() + "/";
+    String token = null;
+    do {
+      String t = token;
+      ListObjectsV2Response page = await(client.listObjectsV2(r -> r.bucket(location.bucket()).prefix(base)
+          .continuationToken(t)), "LIST " + prefix);
+      for (S3Object o : page.contents()) {
+        out.add(o.key().substring(strip.length()));
+      }
+      token = Boolean.TRUE.equals(page.isTruncated()) ? page.nextContinuationToken() : null;
+    } while (token != null);
+    out.sort(null);
+    return out;
+  }
+
+  @Override
+  public boolean delete(String name) throws IOException {
+    if (size(name).isEmpty()) {
+      return false;
+    }
+    await(client.deleteObject(r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name)))),
+        "DELETE " + name);
+    return true;
+  }
+
+  @Override
+  public String describe() {
+    return location.toString();
+  }
+
+  @Override
+  public void close() {
+    client.close();
+  }
+
+  private static final class RangeNotSatisfiable extends IOException {
+    private static final long serialVersionUID = 1L;
+  }
+
+  /** Waits for a call; maps S3's answers to the store's exceptions, with the operation named. */
+  private <T> T await(CompletableFuture<T> f, String what) throws IOException {
+    try {
+      return f.get();
+    } catch (InterruptedException e) {
+      f.cancel(true);
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException(what + " interrupted");
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof NoSuchKeyException || (c instanceof S3Exception s && s.statusCode() == 404)) {
+        throw new BlobNotFoundException(describe(), what.substring(what.indexOf(' ') + 1));
+      }
+      if (c instanceof S3Exception s && s.statusCode() == 416) {
+        throw new RangeNotSatisfiable();
+      }
+      if (c instanceof ApiCallTimeoutException || c instanceof ApiCallAttemptTimeoutException) {
+        throw new IOException(what + " on " + describe() + " timed out: " + c.getMessage(), c);
+      }
+      throw new IOException(what + " on " + describe() + " failed: " + c, c);
+    }
+  }
+
+  static URI uri(String s) {
+    return s == null || s.isBlank() ? null : URI.create(s);
+  }
+}

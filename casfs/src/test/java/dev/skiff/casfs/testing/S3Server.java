@@ -1,0 +1,87 @@
+package dev.skiff.casfs.testing;
+
+import com.adobe.testing.s3mock.S3MockApplication;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.S3Location;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+
+/**
+ * A real S3 API server for tests: Adobe S3Mock, started in this JVM on a free port, keeping its
+ * objects as files under a directory (so tests can corrupt the server's copy). Can be stopped and
+ * started again on the same port to play a store that goes down and comes back.
+ */
+public final class S3Server implements AutoCloseable {
+  public static final String BUCKET = "skiff-test";
+
+  private final Path root;
+  private final int port;
+  private S3MockApplication app;
+
+  public S3Server(Path root) throws IOException {
+    this.root = Files.createDirectories(root);
+    try (ServerSocket s = new ServerSocket(0)) {
+      this.port = s.getLocalPort();
+    }
+    start();
+  }
+
+  public synchronized void start() {
+    Map<String, Object> props = new HashMap<>();
+    props.put(S3MockApplication.PROP_HTTP_PORT, port);
+    props.put(S3MockApplication.PROP_HTTPS_PORT, S3MockApplication.RANDOM_PORT);
+    props.put(S3MockApplication.PROP_ROOT_DIRECTORY, root.toString());
+    props.put(S3MockApplication.PROP_INITIAL_BUCKETS, BUCKET);
+    props.put(S3MockApplication.PROP_SILENT, true);
+    props.put("spring.main.banner-mode", "off");
+    props.put("logging.level.root", "WARN");
+    app = S3MockApplication.start(props);
+  }
+
+  public synchronized void stop() {
+    if (app != null) {
+      app.stop();
+      app = null;
+    }
+  }
+
+  public URI endpoint() {
+    return URI.create("http://127.0.0.1:" + port);
+  }
+
+  public int port() {
+    return port;
+  }
+
+  /** Where the server keeps object bytes. */
+  public Path root() {
+    return root;
+  }
+
+  public S3Location location(String prefix) {
+    return new S3Location(BUCKET, prefix, endpoint(), "us-east-1", true);
+  }
+
+  public static StaticCredentialsProvider credentials() {
+    return StaticCredentialsProvider.create(AwsBasicCredentials.create("test-key", "test-secret"));
+  }
+
+  /** A store on this server under {@code prefix}. */
+  public BlobStore store(String prefix, Path scratch, Duration callTimeout) {
+    return BlobStores.s3(location(prefix), scratch, credentials(), callTimeout, 3);
+  }
+
+  @Override
+  public void close() {
+    stop();
+  }
+}
