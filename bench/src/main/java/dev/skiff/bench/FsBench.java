@@ -214,7 +214,7 @@ public final class FsBench {
         String l;
         while ((l = r.readLine()) != null) {
           if (l.startsWith("unmounted")) {
-            var m = java.util.regex.Pattern.compile("fetched from the store \\((.*)\\)").matcher(l);
+            var m = java.util.regex.Pattern.compile("from the store \\(([^ ]+ [^ ]+) in").matcher(l);
             if (m.find()) {
               fetched.computeIfAbsent(variant + "/" + current, k -> new ArrayList<>()).add(parseBytes(m.group(1)));
             }

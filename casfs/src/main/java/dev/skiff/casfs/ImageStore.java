@@ -14,6 +14,7 @@ import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.MeteredBlobStore;
+import dev.skiff.casfs.store.S3Location;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -197,6 +198,118 @@ public final class ImageStore implements AutoCloseable {
           doc.get().path("source").asText(), stats.path("files").asLong(), stats.path("logicalBytes").asLong(),
           stats.path("storedBytes").asLong(), doc.get().path("newBytes").asLong(), Files.size(index.file())));
     }
+  }
+
+  /** What a push sent: blobs uploaded and skipped (the remote had them), and bytes uploaded. */
+  public record PushResult(Digest index, int uploaded, int skipped, long bytes) {}
+
+  /** Receives push progress: a line per blob. */
+  @FunctionalInterface
+  public interface PushProgress {
+    PushProgress NONE = (name, bytes, uploaded) -> {};
+
+    void blob(String name, long bytes, boolean uploaded);
+  }
+
+  /**
+   * Uploads an image to a remote store: every pack (and its chunk list) the remote lacks, the
+   * index, and the tag last, so that a remote tag never points at an incomplete image. Safe to
+   * interrupt and re-run: blobs already there whole are skipped.
+   */
+  public PushResult push(ImageRef ref, BlobStore remote, PushProgress progress) throws IOException {
+    Digest d = resolve(ref).orElseThrow(() -> new IOException("no image " + ref + " in " + home));
+    List<String> blobsToSend = new ArrayList<>();
+    try (ImageIndex index = openIndex(d)) {
+      for (String pack : index.packs()) {
+        blobsToSend.add(pack);
+        blobsToSend.add(pack + ".idx");
+      }
+    }
+    blobsToSend.add(BlobNames.index(d));
+    int uploaded = 0;
+    int skipped = 0;
+    long bytes = 0;
+    for (String name : blobsToSend) {
+      Path local = blobs.localFile(name).orElseThrow(() -> new IOException(
+          "blob " + name + " of " + ref + " is not in the local store (was the image pulled, not imported?)"));
+      long size = Files.size(local);
+      if (remote.size(name).map(r -> r == size).orElse(false)) {
+        skipped++;
+        progress.blob(name, size, false);
+        continue;
+      }
+      remote.putFile(name, local);
+      uploaded++;
+      bytes += size;
+      progress.blob(name, size, true);
+    }
+    ObjectNode refDoc = JSON.createObjectNode();
+    refDoc.put("index", d.toString());
+    refDoc.put("pushed", Instant.now().toString());
+    remote.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
+    return new PushResult(d, uploaded, skipped, bytes);
+  }
+
+  /**
+   * Fetches an image's index (only) from a remote store and tags it here, remembering where its
+   * chunks live: the image is then mountable, and reads fetch chunks from {@code remote}.
+   */
+  public Digest pull(BlobStore remote, S3Location where, ImageRef ref) throws IOException {
+    String refName = BlobNames.ref(ref.name(), ref.tag());
+    long refSize = remote.size(refName).orElseThrow(() -> new IOException("no image " + ref + " in " + where));
+    JsonNode remoteRef = JSON.readTree(remote.readFully(refName, 0, Math.toIntExact(refSize)).array());
+    Digest d = Digest.parse(remoteRef.path("index").asText());
+    String indexName = BlobNames.index(d);
+    if (blobs.localFile(indexName).isEmpty()) {
+      long size = remote.size(indexName).orElseThrow(() -> new IOException(
+          "remote tag " + ref + " points at index " + d + ", which " + where + " does not have"));
+      Path tmp = Files.createTempFile(Files.createDirectories(home.resolve("tmp")), "pull-", ".index");
+      try {
+        try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+          for (long off = 0; off < size; off += 8 << 20) {
+            out.write(remote.readFully(indexName, off, (int) Math.min(8 << 20, size - off)));
+          }
+        }
+        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ)) {
+          Digest got = d.algorithm().digest(ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size()));
+          if (!got.equals(d)) {
+            throw new IOException("index fetched from " + where + " is corrupt: digest " + got + ", expected " + d);
+          }
+        }
+        blobs.putFile(indexName, tmp);
+      } finally {
+        Files.deleteIfExists(tmp);
+      }
+    }
+    ObjectNode refDoc = JSON.createObjectNode();
+    refDoc.put("index", d.toString());
+    refDoc.put("imported", Instant.now().toString());
+    refDoc.put("source", where.url() + "/" + ref);
+    refDoc.put("newBytes", 0);
+    ObjectNode r = refDoc.putObject("remote");
+    r.put("url", where.url());
+    r.put("endpoint", where.endpoint() == null ? null : where.endpoint().toString());
+    r.put("region", where.region());
+    r.put("pathStyle", where.pathStyle());
+    blobs.put(refName, new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
+    return d;
+  }
+
+  /** Where a pulled image's chunks live, or empty for an image whose chunks are in this store. */
+  public Optional<S3Location> remoteOf(ImageRef ref) throws IOException {
+    Optional<JsonNode> doc = refDoc(ref);
+    if (doc.isEmpty() || !doc.get().has("remote")) {
+      return Optional.empty();
+    }
+    JsonNode r = doc.get().path("remote");
+    String endpoint = r.path("endpoint").isTextual() ? r.path("endpoint").asText() : null;
+    return Optional.of(S3Location.parse(r.path("url").asText(), endpoint == null ? null : java.net.URI.create(endpoint),
+        r.path("region").isTextual() ? r.path("region").asText() : null, r.path("pathStyle").asBoolean()));
+  }
+
+  /** The disk chunk cache of this home (used for images whose chunks are remote). */
+  public Path chunkCacheDir() {
+    return home.resolve("cache").resolve("chunks");
   }
 
   /** Removes a tag (blobs stay until garbage collection). Returns false if it did not exist. */

@@ -7,6 +7,9 @@ import dev.skiff.casfs.cache.DiskChunkCache;
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.fuse.FuseMount;
 import dev.skiff.casfs.index.ImageIndex;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.S3Location;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -19,12 +22,16 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "mount", mixinStandardHelpOptions = true,
     description = {"Mount an image read-only through FUSE. Stays in the foreground until Ctrl-C or skiff umount.",
-        "A stale mount left at MOUNTPOINT by a killed process is cleared first."})
+        "IMAGE is NAME[:TAG] in the local store, or s3://BUCKET[/PREFIX]/NAME[:TAG] (pulled first, then read lazily",
+        "from the bucket through the disk cache). A stale mount left at MOUNTPOINT by a killed process is cleared first."})
 final class MountCommand implements Callable<Integer> {
   @Mixin
   SkiffCli.StoreOptions store;
 
-  @Parameters(index = "0", paramLabel = "NAME[:TAG]")
+  @Mixin
+  RemoteOptions remote;
+
+  @Parameters(index = "0", paramLabel = "IMAGE")
   String ref;
 
   @Parameters(index = "1", paramLabel = "MOUNTPOINT")
@@ -38,56 +45,87 @@ final class MountCommand implements Callable<Integer> {
   String memoryCache;
 
   @Option(names = "--disk-cache", paramLabel = "DIR",
-      description = "chunk cache on disk (useful when the store is remote; off by default for the local store)")
+      description = "chunk cache on disk (default for remote images: $SKIFF_HOME/cache/chunks; none for local ones)")
   Path diskCache;
 
-  @Option(names = "--disk-cache-size", defaultValue = "10G", paramLabel = "SIZE",
+  @Option(names = "--disk-cache-size", defaultValue = "20G", paramLabel = "SIZE",
       description = "bound of the disk cache (default ${DEFAULT-VALUE})")
   String diskCacheSize;
+
+  @Option(names = "--window", paramLabel = "SIZE",
+      description = "on a miss, read this much of the pack at once and keep the neighbouring chunks"
+          + " (default 1M for remote images, 0 for local ones)")
+  String window;
 
   @Option(names = "--debug-fuse", description = "print every FUSE request (libfuse -d)")
   boolean debug;
 
   @Override
   public Integer call() throws Exception {
-    ImageRef r = ImageRef.parse(ref);
-    ExecutorService prefetch = Executors.newFixedThreadPool(4, t -> {
+    ExecutorService prefetch = Executors.newFixedThreadPool(8, t -> {
       Thread th = new Thread(t, "casfs-prefetch");
       th.setDaemon(true);
       return th;
     });
-    try (ImageStore s = ImageStore.open(store.home()); ImageIndex index = s.openIndex(r)) {
-      DiskChunkCache disk = diskCache == null ? null : new DiskChunkCache(diskCache, Human.parseBytes(diskCacheSize));
-      ChunkReader chunks = new ChunkReader(s.blobs(), Human.parseBytes(memoryCache), disk, prefetch);
-      ImageFileSystem fs = new ImageFileSystem(index, chunks);
-      FuseMount.Options opts = FuseMount.Options.defaults().withThreads(threads).withFsName("skiff:" + r);
-      opts = new FuseMount.Options(opts.threads(), opts.cacheSeconds(), opts.fsName(), opts.readAheadKb(), debug);
-      try (FuseMount m = FuseMount.mount(mountpoint, fs, opts)) {
-        Thread hook = new Thread(() -> {
-          try {
-            m.close();
-          } catch (Exception e) {
-            System.err.println("skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
-          }
-        }, "skiff-unmount");
-        Runtime.getRuntime().addShutdownHook(hook);
-        System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes); Ctrl-C or 'skiff umount %s' to stop%n", r,
-            m.mountpoint(), Human.count(index.inodeCount()), m.mountpoint());
-        System.out.flush();
-        m.awaitUnmounted();
-        try {
-          Runtime.getRuntime().removeShutdownHook(hook);
-        } catch (IllegalStateException shuttingDown) {
-          // the hook is running or ran: it unmounted
+    BlobStore remoteStore = null;
+    try (ImageStore s = ImageStore.open(store.home())) {
+      ImageRef r;
+      S3Location where;
+      if (ref.startsWith("s3://")) {
+        String[] parts = RemoteOptions.splitImageUrl(ref);
+        where = remote.location(parts[0]);
+        r = ImageRef.parse(parts[1]);
+        remoteStore = BlobStores.s3(where, s.home().resolve("tmp"));
+        s.pull(remoteStore, where, r);
+      } else {
+        r = ImageRef.parse(ref);
+        where = s.remoteOf(r).map(w -> remote.endpoint == null ? w : remote.location(w.url())).orElse(null);
+        if (where != null) {
+          remoteStore = BlobStores.s3(where, s.home().resolve("tmp"));
         }
-        ChunkReader.Stats st = chunks.stats();
-        System.out.printf(Locale.ROOT, "unmounted %s: %s chunk reads, %s from memory, %s from disk cache, "
-                + "%s fetched from the store (%s)%n", m.mountpoint(), Human.count(st.requests()),
-            Human.count(st.memoryHits()), Human.count(st.diskHits()), Human.count(st.storeFetches()),
-            Human.bytes(st.storeBytes()));
+      }
+      BlobStore chunkStore = remoteStore != null ? BlobStores.metered(remoteStore) : s.blobs();
+      Path diskDir = diskCache != null ? diskCache : (remoteStore != null ? s.chunkCacheDir() : null);
+      DiskChunkCache disk = diskDir == null ? null : new DiskChunkCache(diskDir, Human.parseBytes(diskCacheSize));
+      int windowBytes = (int) (window != null ? Human.parseBytes(window) : (remoteStore != null ? 1 << 20 : 0));
+      try (ImageIndex index = s.openIndex(r)) {
+        ChunkReader chunks = new ChunkReader(chunkStore, Human.parseBytes(memoryCache), disk, prefetch, windowBytes);
+        ImageFileSystem fs = new ImageFileSystem(index, chunks);
+        FuseMount.Options d = FuseMount.Options.defaults();
+        FuseMount.Options opts = new FuseMount.Options(threads, d.cacheSeconds(), "skiff:" + r, d.readAheadKb(), debug);
+        try (FuseMount m = FuseMount.mount(mountpoint, fs, opts)) {
+          Thread hook = new Thread(() -> {
+            try {
+              m.close();
+            } catch (Exception e) {
+              System.err.println("skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
+            }
+          }, "skiff-unmount");
+          Runtime.getRuntime().addShutdownHook(hook);
+          System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes%s); Ctrl-C or 'skiff umount %s' to stop%n", r,
+              m.mountpoint(), Human.count(index.inodeCount()), where == null ? "" : ", chunks from " + where.url(),
+              m.mountpoint());
+          System.out.flush();
+          m.awaitUnmounted();
+          try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+          } catch (IllegalStateException shuttingDown) {
+            // the hook is running or ran: it unmounted
+          }
+          ChunkReader.Stats st = chunks.stats();
+          CacheCommand.addCounters(s, st);
+          System.out.printf(Locale.ROOT, "unmounted %s: %s chunk reads, %s from memory, %s from disk cache, "
+                  + "%s from the store (%s in %s reads)%n", m.mountpoint(), Human.count(st.requests()),
+              Human.count(st.memoryHits()), Human.count(st.diskHits()),
+              Human.count(st.requests() - st.memoryHits() - st.diskHits()), Human.bytes(st.storeBytes()),
+              Human.count(st.storeFetches()));
+        }
       }
     } finally {
       prefetch.shutdownNow();
+      if (remoteStore != null) {
+        remoteStore.close();
+      }
     }
     return 0;
   }

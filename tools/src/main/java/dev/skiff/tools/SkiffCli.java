@@ -12,13 +12,17 @@ import picocli.CommandLine.Option;
     name = "skiff",
     mixinStandardHelpOptions = true,
     version = "skiff 0.1.0",
-    description = "Import container images into a deduplicated content-addressed store and mount them lazily.",
+    description = "Import container images into a deduplicated content-addressed store and mount them lazily,"
+        + " from the local store or from S3.",
     subcommands = {
       ImportCommand.class,
       ImagesCommand.class,
       InspectCommand.class,
       MountCommand.class,
       UmountCommand.class,
+      PushCommand.class,
+      PullCommand.class,
+      CacheCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class SkiffCli implements Runnable {

@@ -4,11 +4,13 @@ import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.pack.ChunkLocation;
+import dev.skiff.casfs.pack.PackWriter;
 import dev.skiff.casfs.store.BlobStore;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -40,12 +42,28 @@ public final class ChunkReader {
   private final LongAdder storeFetches = new LongAdder();
   private final LongAdder storeBytes = new LongAdder();
   private final LongAdder corrupt = new LongAdder();
+  private final LongAdder windowChunks = new LongAdder();
+  private final int windowBytes;
+  private final ConcurrentHashMap<String, CompletableFuture<List<ChunkLocation>>> packIndexes =
+      new ConcurrentHashMap<>();
 
   /**
    * @param disk the disk tier, or null for none (a local store is its own disk tier)
    * @param prefetchExecutor runs {@link #prefetch} work
    */
   public ChunkReader(BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor) {
+    this(store, memoryBytes, disk, prefetchExecutor, 0);
+  }
+
+  /**
+   * @param windowBytes on a miss, fetch this many bytes of the pack from the chunk on in one
+   *     ranged read and keep every whole chunk in it (neighbours in a pack are usually read
+   *     together: files of one directory, in import order). 0 fetches single chunks, which suits
+   *     a local store.
+   */
+  public ChunkReader(BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor,
+      int windowBytes) {
+    this.windowBytes = windowBytes;
     this.store = store;
     this.disk = disk;
     this.prefetchExecutor = prefetchExecutor;
@@ -111,12 +129,22 @@ public final class ChunkReader {
         return v;
       }
     }
+    if (windowBytes > loc.storedLength()) {
+      return loadWindow(loc);
+    }
     ByteBuffer stored = store.readFully(loc.pack(), loc.offset(), loc.storedLength());
     storeFetches.increment();
     storeBytes.add(loc.storedLength());
+    return verified(loc, stored.array(), 0);
+  }
+
+  /** Checks stored bytes (at {@code at} in {@code buf}) against the chunk's digest; caches on disk. */
+  private byte[] verified(ChunkLocation loc, byte[] buf, int at) throws IOException {
+    byte[] stored = at == 0 && buf.length == loc.storedLength() ? buf
+        : java.util.Arrays.copyOfRange(buf, at, at + loc.storedLength());
     byte[] plain;
     try {
-      plain = loc.codec().decode(stored.array(), loc.plainLength());
+      plain = loc.codec().decode(stored, loc.plainLength());
     } catch (IOException e) {
       corrupt.increment();
       LOG.error("chunk {} in {} at {} does not decode: {}", loc.digest(), loc.pack(), loc.offset(), e.getMessage());
@@ -132,6 +160,115 @@ public final class ChunkReader {
       disk.put(loc.digest(), plain);
     }
     return plain;
+  }
+
+  /**
+   * One ranged read from {@code loc} to the end of the window, split into the whole chunks it
+   * holds. Neighbours nobody is fetching yet are claimed first, so concurrent demands for them wait
+   * for this read instead of issuing their own; a neighbour that fails its digest is dropped.
+   */
+  private byte[] loadWindow(ChunkLocation loc) throws IOException {
+    List<ChunkLocation> window = new java.util.ArrayList<>();
+    List<CompletableFuture<byte[]>> claimed = new java.util.ArrayList<>();
+    window.add(loc);
+    claimed.add(null);
+    long end = loc.offset() + loc.storedLength();
+    List<ChunkLocation> neighbours;
+    try {
+      neighbours = packIndex(loc.pack());
+    } catch (IOException e) {
+      LOG.warn("no chunk list for {} ({}); reading single chunks", loc.pack(), e.getMessage());
+      neighbours = List.of();
+    }
+    for (ChunkLocation n : neighbours) {
+      if (n.offset() < end) {
+        continue;
+      }
+      if (n.offset() != end || n.offset() + n.storedLength() > loc.offset() + windowBytes) {
+        break;
+      }
+      CompletableFuture<byte[]> f = new CompletableFuture<>();
+      if (memory.getIfPresent(n.digest()) != null || inflight.putIfAbsent(n.digest(), f) != null) {
+        break;
+      }
+      window.add(n);
+      claimed.add(f);
+      end = n.offset() + n.storedLength();
+    }
+    byte[] mine = null;
+    try {
+      ByteBuffer bytes = store.readFully(loc.pack(), loc.offset(), (int) (end - loc.offset()));
+      storeFetches.increment();
+      storeBytes.add(end - loc.offset());
+      byte[] buf = bytes.array();
+      for (int i = 0; i < window.size(); i++) {
+        ChunkLocation c = window.get(i);
+        int at = (int) (c.offset() - loc.offset());
+        if (i == 0) {
+          mine = verified(c, buf, at);
+          continue;
+        }
+        try {
+          byte[] v = verified(c, buf, at);
+          memory.put(c.digest(), v);
+          windowChunks.increment();
+          claimed.get(i).complete(v);
+        } catch (IOException e) {
+          claimed.get(i).completeExceptionally(e);
+        }
+      }
+      return mine;
+    } catch (IOException | RuntimeException e) {
+      for (CompletableFuture<byte[]> f : claimed) {
+        if (f != null) {
+          f.completeExceptionally(e);
+        }
+      }
+      throw e;
+    } finally {
+      for (int i = 1; i < window.size(); i++) {
+        inflight.remove(window.get(i).digest(), claimed.get(i));
+      }
+    }
+  }
+
+  /** A pack's chunk list, sorted by offset; fetched once per pack. Failures are not remembered. */
+  private List<ChunkLocation> packIndex(String pack) throws IOException {
+    CompletableFuture<List<ChunkLocation>> mine = new CompletableFuture<>();
+    CompletableFuture<List<ChunkLocation>> theirs = packIndexes.putIfAbsent(pack, mine);
+    if (theirs != null) {
+      try {
+        return theirs.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted reading " + pack + ".idx");
+      } catch (ExecutionException e) {
+        return List.of(); // the fetch that failed reported it; read without neighbours
+      }
+    }
+    try {
+      String name = pack + ".idx";
+      // One ranged read usually holds the whole list; only a larger one needs its size first.
+      ByteBuffer first = ByteBuffer.allocate(1 << 20);
+      int n = store.read(name, 0, first.capacity(), first);
+      storeFetches.increment();
+      byte[] idx;
+      if (n < first.capacity()) {
+        idx = java.util.Arrays.copyOf(first.array(), n);
+      } else {
+        long size = store.size(name).orElseThrow(() -> new IOException("pack index " + name + " is missing"));
+        idx = store.readFully(name, 0, Math.toIntExact(size)).array();
+        storeFetches.increment();
+      }
+      List<ChunkLocation> list = new java.util.ArrayList<>(PackWriter.decodeIndex(pack, idx));
+      list.sort(java.util.Comparator.comparingLong(ChunkLocation::offset));
+      mine.complete(list);
+      return list;
+    } catch (IOException | RuntimeException e) {
+      packIndexes.remove(pack, mine);
+      mine.completeExceptionally(e);
+      throw e;
+    }
   }
 
   /** Fetches a chunk into memory in the background unless it is there or on its way. */
@@ -150,11 +287,12 @@ public final class ChunkReader {
 
   /** Counters for people and tests. */
   public record Stats(long requests, long memoryHits, long diskHits, long storeFetches, long storeBytes, long corrupt,
-      long memoryEntries) {}
+      long memoryEntries, long windowChunks) {}
 
+  /** Counters; {@code windowChunks} counts neighbours that came along with another chunk's read. */
   public Stats stats() {
     return new Stats(requests.sum(), memoryHits.sum(), diskHits.sum(), storeFetches.sum(), storeBytes.sum(),
-        corrupt.sum(), memory.estimatedSize());
+        corrupt.sum(), memory.estimatedSize(), windowChunks.sum());
   }
 
   /** Drops every chunk held in memory (tests, and the "cold2" benchmark phase). */

@@ -1,0 +1,199 @@
+package dev.skiff.casfs;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.skiff.casfs.cache.ChunkReader;
+import dev.skiff.casfs.cache.CorruptChunkException;
+import dev.skiff.casfs.cache.DiskChunkCache;
+import dev.skiff.casfs.fs.ImageFileSystem;
+import dev.skiff.casfs.image.ImportProgress;
+import dev.skiff.casfs.index.ImageIndex;
+import dev.skiff.casfs.index.Inode;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.ForwardingBlobStore;
+import dev.skiff.casfs.store.MeteredBlobStore;
+import dev.skiff.casfs.testing.S3Server;
+import dev.skiff.casfs.testing.Tars;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Push, pull and lazy reads against a real S3 API server. */
+class RemoteImageTest {
+  @TempDir
+  static Path tmp;
+
+  static S3Server server;
+  static Path image;
+  static byte[][] small = new byte[300][];
+  static byte[] big;
+
+  @BeforeAll
+  static void setUp() throws IOException {
+    server = new S3Server(tmp.resolve("s3"));
+    SplittableRandom rnd = new SplittableRandom(21);
+    Tars t = new Tars().dir("lib", 0755);
+    for (int i = 0; i < small.length; i++) {
+      small[i] = new byte[5000 + rnd.nextInt(4000)];
+      rnd.nextBytes(small[i]);
+      t.file(String.format("lib/m%03d.py", i), small[i], 0644);
+    }
+    big = new byte[(3 << 20) + 999];
+    rnd.nextBytes(big);
+    image = t.file("big.bin", big, 0644).write(tmp.resolve("image.tar"));
+  }
+
+  @AfterAll
+  static void tearDown() {
+    if (server != null) {
+      server.close();
+    }
+  }
+
+  private static ImageStore home(String name) throws IOException {
+    return ImageStore.open(tmp.resolve(name + "-" + UUID.randomUUID()));
+  }
+
+  private static ImageStore imported() throws IOException {
+    ImageStore s = home("origin");
+    s.importImage(image.toString(), ImageRef.parse("app:1"), ImportProgress.NONE);
+    return s;
+  }
+
+  private static byte[] read(ImageFileSystem fs, String path) throws IOException {
+    Inode n = fs.getattr(fs.index().resolve(path));
+    ByteBuffer b = ByteBuffer.allocate((int) n.size());
+    fs.read(n.ino(), 0, b.capacity(), b);
+    return b.array();
+  }
+
+  @Test
+  void pushIsIdempotentAndPullFetchesOnlyTheIndexThenReadsAreLazyAndMerged() throws IOException {
+    String prefix = "fleet-" + UUID.randomUUID();
+    try (ImageStore origin = imported(); BlobStore remote = server.store(prefix, tmp.resolve("scratch"),
+        Duration.ofSeconds(30))) {
+      ImageStore.PushResult first = origin.push(ImageRef.parse("app:1"), remote, ImageStore.PushProgress.NONE);
+      assertTrue(first.uploaded() >= 3, "a pack, its chunk list and the index");
+      ImageStore.PushResult again = origin.push(ImageRef.parse("app:1"), remote, ImageStore.PushProgress.NONE);
+      assertEquals(0, again.uploaded(), "a second push uploads nothing");
+      assertEquals(first.uploaded(), again.skipped());
+
+      MeteredBlobStore metered = BlobStores.metered(remote);
+      try (ImageStore host = home("host")) {
+        host.pull(metered, server.location(prefix), ImageRef.parse("app:1"));
+        long indexBytes = Files.size(host.blobs().localFile(dev.skiff.casfs.store.BlobNames.index(first.index()))
+            .orElseThrow());
+        assertTrue(metered.bytesRead() < indexBytes + 4096, "pull read " + metered.bytesRead() + " bytes: tag + index");
+        assertEquals(server.location(prefix), host.remoteOf(ImageRef.parse("app:1")).orElseThrow());
+        metered.resetCounters();
+
+        DiskChunkCache disk = new DiskChunkCache(host.chunkCacheDir(), 1L << 30);
+        try (ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
+          ChunkReader reader = new ChunkReader(metered, 64 << 20, disk, Runnable::run, 1 << 20);
+          ImageFileSystem fs = new ImageFileSystem(index, reader);
+          for (int i = 0; i < small.length; i++) {
+            assertArrayEquals(small[i], read(fs, String.format("lib/m%03d.py", i)));
+          }
+          long gets = metered.reads();
+          assertTrue(gets < 10, "300 small files in " + gets + " GETs: neighbours come along with each read");
+          assertArrayEquals(big, read(fs, "big.bin"));
+
+          // A new process on the same host: memory is cold, the disk cache is warm.
+          metered.resetCounters();
+          ChunkReader next = new ChunkReader(metered, 64 << 20, new DiskChunkCache(host.chunkCacheDir(), 1L << 30),
+              Runnable::run, 1 << 20);
+          ImageFileSystem fs2 = new ImageFileSystem(index, next);
+          assertArrayEquals(small[7], read(fs2, "lib/m007.py"));
+          assertArrayEquals(big, read(fs2, "big.bin"));
+          assertEquals(0, metered.reads(), "served from the disk cache");
+          assertTrue(next.stats().diskHits() > 0);
+        }
+      }
+    }
+  }
+
+  @Test
+  void anInterruptedPushLeavesNoTagAndARerunFinishesIt() throws IOException {
+    String prefix = "interrupted-" + UUID.randomUUID();
+    try (ImageStore origin = imported(); BlobStore remote = server.store(prefix, tmp.resolve("scratch"),
+        Duration.ofSeconds(30))) {
+      AtomicInteger puts = new AtomicInteger();
+      BlobStore flaky = new ForwardingBlobStore(remote) {
+        @Override
+        public void putFile(String name, Path file) throws IOException {
+          if (puts.incrementAndGet() > 1) {
+            throw new IOException("connection reset (simulated)");
+          }
+          super.putFile(name, file);
+        }
+      };
+      assertThrows(IOException.class, () -> origin.push(ImageRef.parse("app:1"), flaky, ImageStore.PushProgress.NONE));
+      assertTrue(remote.list("refs/").isEmpty(), "no remote tag before every blob is there");
+      ImageStore.PushResult rest = origin.push(ImageRef.parse("app:1"), remote, ImageStore.PushProgress.NONE);
+      assertEquals(1, rest.skipped(), "what the interrupted push sent is not sent again");
+      assertEquals(List.of("refs/app/1"), remote.list("refs/"));
+    }
+  }
+
+  @Test
+  void corruptOrTruncatedObjectsAreErrorsNotWrongBytes() throws IOException {
+    String prefix = "corrupt-" + UUID.randomUUID();
+    try (ImageStore origin = imported(); BlobStore remote = server.store(prefix, tmp.resolve("scratch"),
+        Duration.ofSeconds(30)); ImageStore host = home("corrupt-host")) {
+      origin.push(ImageRef.parse("app:1"), remote, ImageStore.PushProgress.NONE);
+      host.pull(remote, server.location(prefix), ImageRef.parse("app:1"));
+      String pack;
+      try (ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
+        pack = index.packs().get(0);
+      }
+      long packSize = Files.size(origin.blobs().localFile(pack).orElseThrow());
+      Path serverCopy;
+      try (Stream<Path> files = Files.walk(server.root())) {
+        serverCopy = files.filter(Files::isRegularFile).filter(p -> {
+          try {
+            return Files.size(p) == packSize;
+          } catch (IOException e) {
+            return false;
+          }
+        }).findFirst().orElseThrow(() -> new AssertionError("the server's copy of the pack"));
+      }
+      byte[] good = Files.readAllBytes(serverCopy);
+      byte[] flipped = good.clone();
+      for (int i = 0; i < flipped.length; i += 512) {
+        flipped[i] ^= 0x01;
+      }
+      try (ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
+        Files.write(serverCopy, flipped);
+        ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20));
+        assertThrows(CorruptChunkException.class, () -> read(fs, "big.bin"));
+        assertThrows(CorruptChunkException.class, () -> read(fs, "lib/m000.py"));
+
+        Files.write(serverCopy, java.util.Arrays.copyOf(good, good.length / 2));
+        IOException e = assertThrows(IOException.class, () -> read(fs, "big.bin"));
+        assertFalse(e instanceof CorruptChunkException);
+        assertTrue(e.getMessage().contains(pack), e.getMessage());
+
+        Files.write(serverCopy, good);
+        assertArrayEquals(big, read(fs, "big.bin"), "the server's copy is repaired: reads work again");
+      } finally {
+        Files.write(serverCopy, good);
+      }
+    }
+  }
+}

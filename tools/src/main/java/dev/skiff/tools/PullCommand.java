@@ -1,0 +1,39 @@
+package dev.skiff.tools;
+
+import dev.skiff.casfs.ImageRef;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.S3Location;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "pull", mixinStandardHelpOptions = true,
+    description = {"Fetch an image's index from S3 and tag it locally. Its chunks stay in the bucket:",
+        "a mount fetches them lazily, through the disk cache."})
+final class PullCommand implements Callable<Integer> {
+  @Mixin
+  SkiffCli.StoreOptions store;
+
+  @Mixin
+  RemoteOptions remote;
+
+  @Parameters(index = "0", paramLabel = "s3://BUCKET[/PREFIX]/NAME[:TAG]")
+  String url;
+
+  @Override
+  public Integer call() throws Exception {
+    String[] parts = RemoteOptions.splitImageUrl(url);
+    S3Location where = remote.location(parts[0]);
+    ImageRef r = ImageRef.parse(parts[1]);
+    try (ImageStore s = ImageStore.open(store.home());
+        BlobStore src = BlobStores.s3(where, s.home().resolve("tmp"))) {
+      Digest d = s.pull(src, where, r);
+      System.out.println("pulled " + r + " (index " + d + ") from " + where.url() + "; chunks stay remote");
+    }
+    return 0;
+  }
+}
