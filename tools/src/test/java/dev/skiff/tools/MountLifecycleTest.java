@@ -11,15 +11,9 @@ import dev.skiff.casfs.fuse.MountTable;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.casfs.testing.Tars;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.lang.management.ManagementFactory;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -53,68 +47,17 @@ class MountLifecycleTest {
     }
   }
 
-  /** A running {@code skiff mount}, with its output collected. */
-  static final class MountProcess {
-    final Process process;
-    final StringBuilder out = new StringBuilder();
-    final Path dir;
-
-    MountProcess(Path dir) throws IOException, InterruptedException {
-      this.dir = Files.createDirectories(dir);
-      List<String> cmd = new ArrayList<>();
-      cmd.add(ProcessHandle.current().info().command().orElse("java"));
-      for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-        if (a.startsWith("--add-opens") || a.startsWith("--enable-native-access") || a.startsWith("--sun-misc")) {
-          cmd.add(a);
-        }
-      }
-      cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), SkiffCli.class.getName(), "mount", "--store",
-          home.toString(), "life:1", dir.toString()));
-      process = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
-      Thread pump = new Thread(() -> {
-        try {
-          String line;
-          while ((line = r.readLine()) != null) {
-            synchronized (out) {
-              out.append(line).append('\n');
-              out.notifyAll();
-            }
-          }
-        } catch (IOException ignored) {
-          // process ended
-        }
-      });
-      pump.setDaemon(true);
-      pump.start();
-      long deadline = System.currentTimeMillis() + 60_000;
-      synchronized (out) {
-        while (!out.toString().contains("mounted life:1") && System.currentTimeMillis() < deadline
-            && process.isAlive()) {
-          out.wait(1000);
-        }
-      }
-      assertTrue(output().contains("mounted life:1"), "mount did not come up:\n" + output());
-    }
-
-    String output() {
-      synchronized (out) {
-        return out.toString();
-      }
-    }
-  }
-
   @Test
   void aMountLeftByAKilledProcessIsClearedByTheNextMount() throws Exception {
     Path mp = tmp.resolve("killed");
-    MountProcess first = new MountProcess(mp);
+    MountProcess first = new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
     assertEquals("hello from skiff\n", Files.readString(mp.resolve("hello.txt")));
     first.process.destroyForcibly(); // SIGKILL: no shutdown hook runs
     first.process.waitFor(30, TimeUnit.SECONDS);
     assertNotNull(MountTable.fuseMountAt(mp), "the dead mount is still in the mount table");
     assertTrue(MountTable.isStale(mp), "and its endpoint is not connected");
 
-    MountProcess second = new MountProcess(mp);
+    MountProcess second = new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
     assertTrue(second.output().contains("stale FUSE mount"), second.output());
     assertEquals("hello from skiff\n", Files.readString(mp.resolve("hello.txt")));
 
@@ -128,7 +71,7 @@ class MountLifecycleTest {
   @Test
   void ctrlCUnmountsCleanly() throws Exception {
     Path mp = tmp.resolve("interrupted");
-    MountProcess m = new MountProcess(mp);
+    MountProcess m = new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
     assertEquals("hello from skiff\n", Files.readString(mp.resolve("hello.txt")));
     new ProcessBuilder("kill", "-INT", Long.toString(m.process.pid())).start().waitFor();
     assertTrue(m.process.waitFor(30, TimeUnit.SECONDS), "Ctrl-C ends the mount process");
@@ -139,7 +82,7 @@ class MountLifecycleTest {
   @Test
   void mountingOverALiveMountIsRefused() throws Exception {
     Path mp = tmp.resolve("twice");
-    MountProcess m = new MountProcess(mp);
+    MountProcess m = new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
     try {
       assertEquals(1, SkiffCli.execute("mount", "--store", home.toString(), "life:1", mp.toString()));
     } finally {

@@ -36,6 +36,9 @@ public final class S3Server implements AutoCloseable {
   }
 
   public synchronized void start() {
+    // Spring Boot inside S3Mock would take over logging and refuses to share SLF4J with the
+    // binding Skiff's CLI ships; the server's own logs are not needed.
+    System.setProperty("org.springframework.boot.logging.LoggingSystem", "none");
     Map<String, Object> props = new HashMap<>();
     props.put(S3MockApplication.PROP_HTTP_PORT, port);
     props.put(S3MockApplication.PROP_HTTPS_PORT, S3MockApplication.RANDOM_PORT);

@@ -1,0 +1,116 @@
+package dev.skiff.tools;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.skiff.casfs.testing.Environment;
+import dev.skiff.casfs.testing.S3Server;
+import dev.skiff.casfs.testing.Tars;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** skiff push, pull, mount s3://... and cache, as a user runs them, against a real S3 API server. */
+@Tag("fuse")
+class RemoteCliTest {
+  @TempDir
+  static Path tmp;
+
+  static S3Server server;
+  static byte[] data;
+  static Map<String, String> awsEnv;
+
+  @BeforeAll
+  static void setUp() throws IOException {
+    Environment.requireFuse();
+    server = new S3Server(tmp.resolve("s3"));
+    // The CLI takes credentials from the usual AWS places: system properties here, environment
+    // variables for the mount processes.
+    System.setProperty("aws.accessKeyId", "test-key");
+    System.setProperty("aws.secretAccessKey", "test-secret");
+    System.setProperty("aws.region", "us-east-1");
+    awsEnv = Map.of("AWS_ACCESS_KEY_ID", "test-key", "AWS_SECRET_ACCESS_KEY", "test-secret", "AWS_REGION", "us-east-1");
+    data = new byte[(2 << 20) + 17];
+    new SplittableRandom(8).nextBytes(data);
+  }
+
+  @AfterAll
+  static void tearDown() {
+    if (server != null) {
+      server.close();
+    }
+  }
+
+  private static String run(int expected, String... args) {
+    PrintStream oldOut = System.out;
+    PrintStream oldErr = System.err;
+    ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    PrintStream capture = new PrintStream(buf, true, StandardCharsets.UTF_8);
+    System.setOut(capture);
+    System.setErr(capture);
+    int code;
+    try {
+      code = SkiffCli.execute(args);
+    } finally {
+      System.setOut(oldOut);
+      System.setErr(oldErr);
+    }
+    String out = buf.toString(StandardCharsets.UTF_8);
+    assertEquals(expected, code, out);
+    return out;
+  }
+
+  @Test
+  void pushPullMountAndCache() throws Exception {
+    String endpoint = server.endpoint().toString();
+    String origin = tmp.resolve("origin").toString();
+    String host = tmp.resolve("host").toString();
+    Path tar = new Tars().file("app/data.bin", data, 0644).file("app/hello.txt", "hello from s3\n")
+        .write(tmp.resolve("app.tar"));
+    run(0, "import", "-q", "--store", origin, tar.toString(), "app:1");
+
+    String out = run(0, "push", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
+    assertTrue(out.contains("pushed app:1") && out.contains("uploaded"), out);
+    out = run(0, "push", "-q", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
+    assertTrue(out.contains("0 blobs uploaded"), out);
+
+    out = run(0, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/app:1");
+    assertTrue(out.contains("pulled app:1"), out);
+    out = run(1, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/nope:1");
+    assertTrue(out.contains("no image nope:1"), out);
+
+    // A pulled image mounts by name; its chunks come from the bucket through the disk cache.
+    Path mp = tmp.resolve("mnt");
+    MountProcess m = new MountProcess(mp, awsEnv, "--store", host, "app:1");
+    assertArrayEquals(data, Files.readAllBytes(mp.resolve("app/data.bin")));
+    assertEquals("hello from s3\n", Files.readString(mp.resolve("app/hello.txt")));
+    assertEquals(0, SkiffCli.execute("umount", mp.toString()));
+    assertTrue(m.process.waitFor(30, TimeUnit.SECONDS));
+    assertTrue(m.output().contains("from the store"), m.output());
+
+    out = run(0, "cache", "stats", "--store", host);
+    assertTrue(out.contains("3 chunks") || out.contains("2 chunks"), out);
+    out = run(0, "cache", "gc", "--store", host, "--max", "0");
+    assertTrue(out.contains("-> 0 B"), out);
+
+    // Straight from the bucket, no pull first.
+    Path mp2 = tmp.resolve("mnt2");
+    MountProcess direct = new MountProcess(mp2, awsEnv, "--store", tmp.resolve("host2").toString(), "--endpoint",
+        endpoint, "s3://skiff-test/fleet/app:1");
+    assertArrayEquals(data, Files.readAllBytes(mp2.resolve("app/data.bin")));
+    assertEquals(0, SkiffCli.execute("umount", mp2.toString()));
+    assertTrue(direct.process.waitFor(30, TimeUnit.SECONDS));
+  }
+}
