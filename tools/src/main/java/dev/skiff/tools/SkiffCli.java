@@ -23,6 +23,7 @@ import picocli.CommandLine.Option;
       PushCommand.class,
       PullCommand.class,
       CacheCommand.class,
+      TrainCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class SkiffCli implements Runnable {

@@ -23,8 +23,9 @@ import java.util.concurrent.TimeUnit;
  * A TCP proxy that makes a loopback connection look like a network link: every byte is delivered
  * {@code delay} later in each direction (so a request-response costs one RTT of 2 x delay), a new
  * connection costs one extra RTT before its first byte gets through (the TCP handshake; no TLS),
- * and each direction of each connection is capped at {@code bytesPerSecond} (0: no cap). Reading
- * stops while more than 4 MiB wait in a direction, so a fast sender is slowed, not buffered.
+ * and each direction of the link is capped at {@code bytesPerSecond} (0: no cap), shared by all
+ * connections as on one network link. Reading stops while more than 4 MiB wait on a connection,
+ * so a fast sender is slowed, not buffered.
  *
  * <p>This machine has no {@code tc netem}; tests and benchmarks put this between Skiff and the S3
  * server. {@code java -cp ... dev.skiff.casfs.testing.LatencyProxy LISTEN_PORT TARGET_HOST:PORT DELAY_MS MBPS}
@@ -38,6 +39,10 @@ public final class LatencyProxy implements AutoCloseable {
   private final Channel server;
   private final long delayNanos;
   private final long bytesPerSecond;
+  // When the emulated link finishes sending what is queued, per direction; touched only on the
+  // proxy's single event loop thread.
+  private long upFreeAt;
+  private long downFreeAt;
 
   private LatencyProxy(InetSocketAddress listen, InetSocketAddress target, Duration delay, long bytesPerSecond)
       throws InterruptedException {
@@ -88,8 +93,8 @@ public final class LatencyProxy implements AutoCloseable {
           }
           Channel outbound = f.channel();
           inbound.pipeline().remove(Accept.this);
-          inbound.pipeline().addLast(new Relay(outbound));
-          outbound.pipeline().addLast(new Relay(inbound));
+          inbound.pipeline().addLast(new Relay(outbound, true));
+          outbound.pipeline().addLast(new Relay(inbound, false));
           inbound.read();
           outbound.read();
         });
@@ -97,46 +102,84 @@ public final class LatencyProxy implements AutoCloseable {
     }
   }
 
-  /** Forwards what one side reads to the other, late and paced. */
+  /**
+   * Forwards what one side reads to the other, late and paced. Delivery order is kept by a queue
+   * of its own, drained by one scheduled task at a time (scheduled tasks with close deadlines may
+   * run in either order).
+   */
   private final class Relay extends ChannelInboundHandlerAdapter {
     private final Channel peer;
-    private long lineFreeAt; // when the emulated link finishes sending what is queued
+    private final boolean up;
+    private final java.util.ArrayDeque<Object[]> pending = new java.util.ArrayDeque<>();
+    private boolean drainScheduled;
+    private long lastDelivery;
     private long queued;
+    private Channel self;
 
-    Relay(Channel peer) {
+    Relay(Channel peer, boolean up) {
       this.peer = peer;
+      this.up = up;
     }
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      self = ctx.channel();
       ByteBuf buf = (ByteBuf) msg;
       int n = buf.readableBytes();
       long now = System.nanoTime();
-      long start = Math.max(now, lineFreeAt);
+      long start = Math.max(now, up ? upFreeAt : downFreeAt);
       long sendTime = bytesPerSecond > 0 ? n * 1_000_000_000L / bytesPerSecond : 0;
-      lineFreeAt = start + sendTime;
-      long deliverAt = lineFreeAt + delayNanos;
+      long sent = start + sendTime;
+      if (up) {
+        upFreeAt = sent;
+      } else {
+        downFreeAt = sent;
+      }
+      long deliverAt = Math.max(sent + delayNanos, lastDelivery);
+      lastDelivery = deliverAt;
       queued += n;
-      Channel self = ctx.channel();
-      self.eventLoop().schedule(() -> {
-        queued -= n;
-        if (peer.isActive()) {
-          peer.writeAndFlush(buf);
-        } else {
-          ReferenceCountUtil.release(buf);
-        }
-        if (queued < LOW_WATER && self.isActive()) {
-          self.read();
-        }
-      }, deliverAt - now, TimeUnit.NANOSECONDS);
+      pending.addLast(new Object[] {deliverAt, buf});
+      scheduleDrain(now);
       if (queued < HIGH_WATER) {
         self.read();
       }
     }
 
+    private void scheduleDrain(long now) {
+      if (drainScheduled || pending.isEmpty()) {
+        return;
+      }
+      drainScheduled = true;
+      long at = (Long) pending.peekFirst()[0];
+      self.eventLoop().schedule(this::drain, Math.max(0, at - now), TimeUnit.NANOSECONDS);
+    }
+
+    private void drain() {
+      drainScheduled = false;
+      long now = System.nanoTime();
+      boolean wrote = false;
+      while (!pending.isEmpty() && (Long) pending.peekFirst()[0] <= now) {
+        ByteBuf buf = (ByteBuf) pending.pollFirst()[1];
+        queued -= buf.readableBytes();
+        if (peer.isActive()) {
+          peer.write(buf);
+          wrote = true;
+        } else {
+          ReferenceCountUtil.release(buf);
+        }
+      }
+      if (wrote) {
+        peer.flush();
+      }
+      if (queued < LOW_WATER && self.isActive()) {
+        self.read();
+      }
+      scheduleDrain(now);
+    }
+
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
-      long wait = Math.max(0, lineFreeAt + delayNanos - System.nanoTime());
+      long wait = Math.max(0, lastDelivery - System.nanoTime());
       ctx.channel().eventLoop().schedule(() -> {
         if (peer.isActive()) {
           peer.close();

@@ -1,0 +1,261 @@
+package dev.skiff.bench;
+
+import dev.skiff.casfs.ImageRef;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.S3Location;
+import dev.skiff.casfs.testing.LatencyProxy;
+import dev.skiff.casfs.testing.S3Server;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Cold starts from S3: the Python import with its stdlib served by a lazy skiff mount of an
+ * image in a bucket, against "docker pull": download the image's layer, extract it, run. A real
+ * S3 API server (S3Mock) runs in this JVM; a {@link LatencyProxy} between it and the clients adds
+ * the round-trip time and the bandwidth cap. Every lazy start begins with an empty skiff home
+ * (no index, no chunk cache) and a dropped page cache. Also: a cold sequential read of the 1 GiB
+ * file through the lazy mount. Needs root and the dataset FsBench builds.
+ *
+ * <pre>
+ * tools/setup && mvn -q -pl bench dependency:build-classpath -Dmdep.outputFile=target/classpath.txt
+ * java $(sed -n 's/^skiff.jvm.flags=//p' jvm.properties) -Dskiff.repo=$PWD \
+ *     -cp bench/target/classes:casfs/target/test-classes:$(cat bench/target/classpath.txt) \
+ *     dev.skiff.bench.RemoteBench [--work /var/tmp/skiff-bench] [--reps 5] [--rtts 0,5,20] [--mbps 1000]
+ * </pre>
+ */
+public final class RemoteBench {
+  private static final String PY = "/usr/bin/python3";
+  private static final String IMPORTS = "import json, email.mime.text, http.client, xml.dom.minidom, asyncio, decimal, sqlite3";
+
+  private final Path work;
+  private final Path repo;
+  private final int reps;
+  private final List<Integer> rtts;
+  private final long bytesPerSecond;
+  private final int mbps;
+  private final Map<String, List<Double>> samples = new LinkedHashMap<>();
+  private final Map<String, List<long[]>> fetches = new LinkedHashMap<>();
+  private S3Server server;
+
+  private RemoteBench(Path work, Path repo, int reps, List<Integer> rtts, int mbps) {
+    this.work = work;
+    this.repo = repo;
+    this.reps = reps;
+    this.rtts = rtts;
+    this.mbps = mbps;
+    this.bytesPerSecond = mbps * 1_000_000L / 8;
+  }
+
+  public static void main(String[] args) throws Exception {
+    Path work = Path.of("/var/tmp/skiff-bench");
+    int reps = 5;
+    List<Integer> rtts = List.of(0, 5, 20);
+    int mbps = 1000;
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--work" -> work = Path.of(args[++i]);
+        case "--reps" -> reps = Integer.parseInt(args[++i]);
+        case "--rtts" -> rtts = java.util.Arrays.stream(args[++i].split(",")).map(Integer::parseInt).toList();
+        case "--mbps" -> mbps = Integer.parseInt(args[++i]);
+        default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+      }
+    }
+    System.setProperty("aws.accessKeyId", "test-key");
+    System.setProperty("aws.secretAccessKey", "test-secret");
+    RemoteBench b = new RemoteBench(work, Path.of(System.getProperty("skiff.repo", ".")).toAbsolutePath(), reps, rtts,
+        mbps);
+    try {
+      b.setUp();
+      b.run();
+      b.print();
+    } finally {
+      if (b.server != null) {
+        b.server.close();
+      }
+    }
+  }
+
+  private void setUp() throws Exception {
+    if (!Files.exists(work.resolve("dataset.done")) || !Files.exists(work.resolve("store/blobs/refs/bench/1"))) {
+      throw new IllegalStateException("run FsBench first: it builds the dataset and imports bench:1 into " + work);
+    }
+    FsBench.sh("rm -rf " + work.resolve("s3"));
+    server = new S3Server(work.resolve("s3"));
+    log("pushing bench:1 and its layer to the S3 server");
+    try (ImageStore origin = ImageStore.open(work.resolve("store"));
+        BlobStore bucket = server.store("bench", work.resolve("tmp"), Duration.ofMinutes(10))) {
+      origin.push(ImageRef.parse("bench:1"), bucket, ImageStore.PushProgress.NONE);
+      bucket.putFile("layers/layer.tar.gz", work.resolve("layer.tar.gz"));
+    }
+  }
+
+  private void run() throws Exception {
+    for (int rep = 1; rep <= reps; rep++) {
+      for (int rtt : rtts) {
+        try (LatencyProxy proxy = LatencyProxy.start(new InetSocketAddress("127.0.0.1", server.port()),
+            Duration.ofNanos(rtt * 500_000L), bytesPerSecond)) {
+          String endpoint = "http://127.0.0.1:" + proxy.port();
+          add("pull+extract|" + rtt, pullAndExtract(endpoint));
+          add("lazy|" + rtt, lazyStart(endpoint, rtt, false));
+          add("seq|" + rtt, lazyStart(endpoint, rtt, true));
+        }
+        log(String.format(Locale.ROOT, "rep %d/%d rtt %d ms done", rep, reps, rtt));
+      }
+    }
+  }
+
+  private void add(String key, double v) {
+    samples.computeIfAbsent(key, k -> new ArrayList<>()).add(v);
+  }
+
+  /** "docker pull": download the layer (64 MiB ranged GETs in order), extract it, run Python on it. */
+  private double pullAndExtract(String endpoint) throws Exception {
+    Path dir = work.resolve("pulled");
+    FsBench.sh("rm -rf " + dir + " && mkdir -p " + dir + " && rm -f " + work.resolve("pulled.tar.gz"));
+    dropCaches();
+    long t0 = System.nanoTime();
+    S3Location via = new S3Location(S3Server.BUCKET, "bench", URI.create(endpoint), "us-east-1", true);
+    try (BlobStore bucket = BlobStores.s3(via, work.resolve("tmp"), S3Server.credentials(), Duration.ofMinutes(5), 3);
+        FileChannel out = FileChannel.open(work.resolve("pulled.tar.gz"), StandardOpenOption.CREATE,
+            StandardOpenOption.WRITE)) {
+      long size = bucket.size("layers/layer.tar.gz").orElseThrow();
+      for (long off = 0; off < size; off += 64 << 20) {
+        ByteBuffer b = bucket.readFully("layers/layer.tar.gz", off, (int) Math.min(64 << 20, size - off));
+        while (b.hasRemaining()) {
+          out.write(b);
+        }
+      }
+    }
+    FsBench.sh("tar -xzf " + work.resolve("pulled.tar.gz") + " -C " + dir);
+    FsBench.sh("PYTHONHOME=" + dir + "/usr " + PY + " -S -c '" + IMPORTS + "'");
+    double secs = (System.nanoTime() - t0) / 1e9;
+    FsBench.sh("rm -rf " + dir + " " + work.resolve("pulled.tar.gz"));
+    return secs;
+  }
+
+  /**
+   * From nothing on the host to the end of the workload: an empty skiff home, `skiff mount
+   * s3://...` (pulls the index), then the Python import, or a read of the 1 GiB file.
+   */
+  private double lazyStart(String endpoint, int rtt, boolean sequential) throws Exception {
+    Path home = work.resolve("lazy-home");
+    Path mnt = Files.createDirectories(work.resolve("mnt-lazy"));
+    FsBench.sh("rm -rf " + home);
+    dropCaches();
+    String javaBin = ProcessHandle.current().info().command().orElse("java");
+    List<String> cmd = new ArrayList<>(List.of(javaBin));
+    cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(a -> a.startsWith("--")).toList());
+    Path aot = repo.resolve("tools/target/skiff.aot");
+    if (Files.exists(aot)) { // as tools/skiff starts it (see tools/lib.sh)
+      cmd.addAll(List.of("-XX:AOTCache=" + aot, "-Xlog:aot=off", "-Xlog:cds=off"));
+    }
+    cmd.addAll(List.of("-XX:+UseParallelGC", "-Xss2m", "-jar", repo.resolve("tools/target/skiff.jar").toString(), "mount",
+        "--store", home.toString(), "--endpoint", endpoint, "s3://" + S3Server.BUCKET + "/bench/bench:1", mnt.toString()));
+    long t0 = System.nanoTime();
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+    pb.environment().put("AWS_ACCESS_KEY_ID", "test-key");
+    pb.environment().put("AWS_SECRET_ACCESS_KEY", "test-secret");
+    pb.environment().put("AWS_REGION", "us-east-1");
+    Process p = pb.start();
+    BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    String line = r.readLine();
+    if (line == null || !line.startsWith("mounted")) {
+      throw new IOException("lazy mount failed: " + line);
+    }
+    if (!sequential) {
+      add("ready|" + rtt, (System.nanoTime() - t0) / 1e9);
+    }
+    if (sequential) {
+      t0 = System.nanoTime(); // throughput of the read alone
+      FsBench.sh(PY + " " + work.resolve("workload.py") + " seq " + mnt + " big/1g.bin");
+    } else {
+      FsBench.sh("PYTHONHOME=" + mnt + "/usr " + PY + " -S -c '" + IMPORTS + "'");
+    }
+    double secs = (System.nanoTime() - t0) / 1e9;
+    FsBench.sh("umount " + mnt);
+    String l;
+    while ((l = r.readLine()) != null) {
+      var m = java.util.regex.Pattern.compile("from the store \\(([^ ]+) ([^ ]+) in ([0-9,]+) reads\\)").matcher(l);
+      if (m.find()) {
+        double v = Double.parseDouble(m.group(1));
+        long bytes = (long) (v * Math.pow(1024, List.of("B", "KiB", "MiB", "GiB").indexOf(m.group(2))));
+        fetches.computeIfAbsent((sequential ? "seq|" : "lazy|") + rtt, k -> new ArrayList<>())
+            .add(new long[] {bytes, Long.parseLong(m.group(3).replace(",", ""))});
+      }
+    }
+    p.waitFor(60, TimeUnit.SECONDS);
+    return secs;
+  }
+
+  private void print() throws Exception {
+    long image = Long.parseLong(FsBench.sh("du -sb --apparent-size " + work.resolve("dataset") + " | cut -f1").strip());
+    StringBuilder out = new StringBuilder();
+    out.append("Date ").append(Instant.now()).append("; ").append(reps).append(" repetitions; RTT emulated by LatencyProxy")
+        .append(" (delay RTT/2 each way, a new connection costs one extra RTT), bandwidth capped at ").append(mbps)
+        .append(" Mbit/s per direction, shared by all connections; image ").append(image / 1_000_000).append(" MB.\n\n");
+    out.append("| RTT | pull + extract + run (s) | lazy mount + run (s) | of which mount ready (s) | speed-up | GETs | fetched | share of image |\n")
+        .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int rtt : rtts) {
+      List<Double> pull = samples.get("pull+extract|" + rtt);
+      List<Double> lazy = samples.get("lazy|" + rtt);
+      List<long[]> f = fetches.getOrDefault("lazy|" + rtt, List.of(new long[] {0, 0}));
+      long[] med = f.stream().sorted((a, b) -> Long.compare(a[1], b[1])).toList().get(f.size() / 2);
+      List<Double> ready = samples.get("ready|" + rtt);
+      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.3f (%.3f-%.3f) | %.3f | %.1fx | %d | %.1f MiB | %.2f%% |%n",
+          rtt, median(pull), min(pull), max(pull), median(lazy), min(lazy), max(lazy), median(ready),
+          median(pull) / median(lazy),
+          med[1], med[0] / 1048576.0, 100.0 * med[0] / image));
+    }
+    out.append("\nCold sequential read of the 1 GiB file through the lazy mount (read time only; empty caches):\n\n")
+        .append("| RTT | seconds | MB/s | GETs |\n| ---: | ---: | ---: | ---: |\n");
+    for (int rtt : rtts) {
+      List<Double> s = samples.get("seq|" + rtt);
+      List<long[]> f = fetches.getOrDefault("seq|" + rtt, List.of(new long[] {0, 0}));
+      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.0f | %d |%n", rtt, median(s), min(s), max(s),
+          (1L << 30) / 1e6 / median(s), f.get(f.size() / 2)[1]));
+    }
+    Files.writeString(work.resolve("remote-report.md"), out);
+    System.out.println(out);
+  }
+
+  private static void dropCaches() throws Exception {
+    FsBench.sh("sync && echo 3 > /proc/sys/vm/drop_caches");
+  }
+
+  private static void log(String s) {
+    System.err.println("[remotebench] " + s);
+  }
+
+  private static double median(List<Double> v) {
+    double[] a = v.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    return a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+  }
+
+  private static double min(List<Double> v) {
+    return v.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
+  }
+
+  private static double max(List<Double> v) {
+    return v.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
+  }
+}

@@ -1,0 +1,71 @@
+package dev.skiff.tools;
+
+import dev.skiff.casfs.ImageRef;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.cache.ChunkReader;
+import dev.skiff.casfs.fs.ImageFileSystem;
+import dev.skiff.casfs.fuse.FuseMount;
+import dev.skiff.casfs.image.ImportProgress;
+import dev.skiff.casfs.index.ImageIndex;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.S3Location;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+/**
+ * The training run behind the launcher's JDK AOT cache (JEP 483/514): exercises import, the
+ * index, the read path, a FUSE mount (as root) and the S3 client, so that their classes are
+ * loaded and linked ahead of time in later runs. Not for people; hidden from help.
+ */
+@Command(name = "train-aot", hidden = true)
+final class TrainCommand implements Callable<Integer> {
+  @Parameters(index = "0", paramLabel = "WORKDIR")
+  Path work;
+
+  @Override
+  public Integer call() throws Exception {
+    Path rootfs = Files.createDirectories(work.resolve("rootfs/app"));
+    Files.write(rootfs.resolve("data.bin"), new byte[(1 << 20) + 5000]);
+    Files.writeString(rootfs.resolve("hello.txt"), "hello\n");
+    try (ImageStore s = ImageStore.open(work.resolve("home"))) {
+      s.importImage(work.resolve("rootfs").toString(), ImageRef.parse("train:1"), ImportProgress.NONE);
+      s.images();
+      try (ImageIndex index = s.openIndex(ImageRef.parse("train:1"))) {
+        ChunkReader chunks = new ChunkReader(s.blobs(), 16 << 20, null, Runnable::run, 1 << 20);
+        ImageFileSystem fs = new ImageFileSystem(index, chunks);
+        long ino = index.resolve("app/data.bin");
+        fs.read(ino, 0, 1 << 20, ByteBuffer.allocate(1 << 20));
+        if ("root".equals(System.getProperty("user.name")) && Files.exists(Path.of("/dev/fuse"))) {
+          Path mp = Files.createDirectories(work.resolve("mnt"));
+          try (FuseMount m = FuseMount.mount(mp, fs, FuseMount.Options.defaults())) {
+            try (var list = Files.list(mp.resolve("app"))) {
+              list.count();
+            }
+            Files.readAllBytes(mp.resolve("app/data.bin"));
+            Files.readString(mp.resolve("app/hello.txt"));
+          }
+        }
+      }
+      int port;
+      try (ServerSocket closed = new ServerSocket(0)) {
+        port = closed.getLocalPort();
+      }
+      S3Location nowhere = new S3Location("train", "p", URI.create("http://127.0.0.1:" + port), "us-east-1", true);
+      try (BlobStore remote = BlobStores.s3(nowhere, work.resolve("tmp"),
+          software.amazon.awssdk.auth.credentials.AnonymousCredentialsProvider.create(), Duration.ofSeconds(2), 1)) {
+        remote.size("refs/train/1");
+      } catch (java.io.IOException expected) {
+        // nothing listens there: the client's classes are what the run is for
+      }
+    }
+    return 0;
+  }
+}
