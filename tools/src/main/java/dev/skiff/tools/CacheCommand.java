@@ -28,7 +28,8 @@ final class CacheCommand implements Runnable {
     return s.chunkCacheDir().getParent().resolve("counters.properties");
   }
 
-  static synchronized void addCounters(ImageStore s, dev.skiff.casfs.cache.ChunkReader.Stats st) throws Exception {
+  static synchronized void addCounters(ImageStore s, dev.skiff.casfs.cache.ChunkReader.Stats st, long diskEvictions)
+      throws Exception {
     Path f = countersFile(s);
     Files.createDirectories(f.getParent());
     Properties p = new Properties();
@@ -44,6 +45,7 @@ final class CacheCommand implements Runnable {
     add(p, "store-bytes", st.storeBytes());
     add(p, "neighbour-chunks", st.windowChunks());
     add(p, "corrupt", st.corrupt());
+    add(p, "disk-evictions", diskEvictions);
     Path tmp = f.resolveSibling("counters.properties.tmp");
     try (var out = Files.newOutputStream(tmp)) {
       p.store(out, "cumulative chunk reader counters of mounts that ended");
@@ -80,8 +82,9 @@ final class CacheCommand implements Runnable {
           long v = Long.parseLong(p.getProperty(k[0], "0"));
           System.out.printf(Locale.ROOT, "  %-11s %s%n", k[1], Human.count(v));
         }
-        System.out.printf(Locale.ROOT, "fetched      %s from stores; %s corrupt chunks refused%n",
-            Human.bytes(Long.parseLong(p.getProperty("store-bytes", "0"))), p.getProperty("corrupt", "0"));
+        System.out.printf(Locale.ROOT, "fetched      %s from stores; %s corrupt chunks refused; %s evicted from disk%n",
+            Human.bytes(Long.parseLong(p.getProperty("store-bytes", "0"))), p.getProperty("corrupt", "0"),
+            p.getProperty("disk-evictions", "0"));
       }
       return 0;
     }

@@ -57,12 +57,17 @@ final class MountCommand implements Callable<Integer> {
           + " (default 1M for remote images, 0 for local ones)")
   String window;
 
+  @Option(names = "--fetch-threads", defaultValue = "8",
+      description = "fetches ahead of readers (read-ahead) run in parallel up to this many; each FUSE thread"
+          + " also makes its own demand fetches (default ${DEFAULT-VALUE})")
+  int fetchThreads;
+
   @Option(names = "--debug-fuse", description = "print every FUSE request (libfuse -d)")
   boolean debug;
 
   @Override
   public Integer call() throws Exception {
-    ExecutorService prefetch = Executors.newFixedThreadPool(8, t -> {
+    ExecutorService prefetch = Executors.newFixedThreadPool(Math.max(1, fetchThreads), t -> {
       Thread th = new Thread(t, "casfs-prefetch");
       th.setDaemon(true);
       return th;
@@ -75,13 +80,13 @@ final class MountCommand implements Callable<Integer> {
         String[] parts = RemoteOptions.splitImageUrl(ref);
         where = remote.location(parts[0]);
         r = ImageRef.parse(parts[1]);
-        remoteStore = BlobStores.s3(where, s.home().resolve("tmp"));
+        remoteStore = remote.open(where, s.home().resolve("tmp"));
         s.pull(remoteStore, where, r);
       } else {
         r = ImageRef.parse(ref);
         where = s.remoteOf(r).map(w -> remote.endpoint == null ? w : remote.location(w.url())).orElse(null);
         if (where != null) {
-          remoteStore = BlobStores.s3(where, s.home().resolve("tmp"));
+          remoteStore = remote.open(where, s.home().resolve("tmp"));
         }
       }
       BlobStore chunkStore = remoteStore != null ? BlobStores.metered(remoteStore) : s.blobs();
@@ -113,7 +118,7 @@ final class MountCommand implements Callable<Integer> {
             // the hook is running or ran: it unmounted
           }
           ChunkReader.Stats st = chunks.stats();
-          CacheCommand.addCounters(s, st);
+          CacheCommand.addCounters(s, st, disk == null ? 0 : disk.evictions());
           System.out.printf(Locale.ROOT, "unmounted %s: %s chunk reads, %s from memory, %s from disk cache, "
                   + "%s from the store (%s in %s reads)%n", m.mountpoint(), Human.count(st.requests()),
               Human.count(st.memoryHits()), Human.count(st.diskHits()),

@@ -4,7 +4,6 @@ import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.store.BlobStore;
-import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.S3Location;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -30,7 +29,7 @@ final class PullCommand implements Callable<Integer> {
     S3Location where = remote.location(parts[0]);
     ImageRef r = ImageRef.parse(parts[1]);
     try (ImageStore s = ImageStore.open(store.home());
-        BlobStore src = BlobStores.s3(where, s.home().resolve("tmp"))) {
+        BlobStore src = remote.open(where, s.home().resolve("tmp"))) {
       Digest d = s.pull(src, where, r);
       System.out.println("pulled " + r + " (index " + d + ") from " + where.url() + "; chunks stay remote");
     }

@@ -3,7 +3,6 @@ package dev.skiff.tools;
 import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.store.BlobStore;
-import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.S3Location;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -36,7 +35,7 @@ final class PushCommand implements Callable<Integer> {
     ImageRef r = ImageRef.parse(ref);
     S3Location where = remote.location(url);
     try (ImageStore s = ImageStore.open(store.home());
-        BlobStore dest = BlobStores.s3(where, s.home().resolve("tmp"))) {
+        BlobStore dest = remote.open(where, s.home().resolve("tmp"))) {
       ImageStore.PushResult res = s.push(r, dest, (name, bytes, uploaded) -> {
         if (!quiet) {
           System.out.printf(Locale.ROOT, "  %-8s %s (%s)%n", uploaded ? "uploaded" : "present", name, Human.bytes(bytes));

@@ -1,7 +1,11 @@
 package dev.skiff.tools;
 
 import dev.skiff.casfs.store.S3Location;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
 import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
 import picocli.CommandLine.Option;
 
 /**
@@ -18,6 +22,34 @@ final class RemoteOptions {
 
   @Option(names = "--path-style", description = "path-style addressing (default: on when an endpoint is given)")
   Boolean pathStyle;
+
+  @Option(names = "--timeout", defaultValue = "60s", paramLabel = "DURATION",
+      description = "give up on a store request (retries included) after this long: a read then fails with EIO"
+          + " (default ${DEFAULT-VALUE}; each attempt is bounded at 20s or less)")
+  String timeout;
+
+  /** A client for {@code where} with these options; credentials from the usual AWS places. */
+  BlobStore open(S3Location where, Path scratch) {
+    return BlobStores.s3(where, scratch, null, duration(timeout), 4);
+  }
+
+  static Duration duration(String s) {
+    String t = s.trim().toLowerCase(java.util.Locale.ROOT);
+    try {
+      if (t.endsWith("ms")) {
+        return Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2)));
+      }
+      if (t.endsWith("s")) {
+        return Duration.ofMillis((long) (Double.parseDouble(t.substring(0, t.length() - 1)) * 1000));
+      }
+      if (t.endsWith("m")) {
+        return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)) * 60);
+      }
+      return Duration.ofSeconds(Long.parseLong(t));
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("not a duration: '" + s + "' (examples: 500ms, 30s, 2m)");
+    }
+  }
 
   /** Parses {@code s3://bucket[/prefix]} with these options. */
   S3Location location(String url) {

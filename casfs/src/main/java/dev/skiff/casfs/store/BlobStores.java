@@ -20,7 +20,10 @@ public final class BlobStores {
     return new S3BlobStore(location, S3BlobStore.Settings.defaults(), null, scratch);
   }
 
-  /** As {@link #s3(S3Location, Path)} with explicit credentials and timeouts (tests, tools). */
+  /**
+   * As {@link #s3(S3Location, Path)} with explicit credentials (null: the usual AWS places), a
+   * bound on each call, retries included, and a number of attempts.
+   */
   public static BlobStore s3(S3Location location, Path scratch,
       software.amazon.awssdk.auth.credentials.AwsCredentialsProvider credentials, java.time.Duration callTimeout,
       int maxAttempts) {
