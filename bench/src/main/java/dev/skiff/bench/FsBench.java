@@ -152,12 +152,12 @@ public final class FsBench {
     String v2 = sh(skiffCmd("import", work.resolve("v2") + " bench:2"));
     report.append("### Import (").append(Math.min(reps, 3)).append(" runs, cold page cache)\n\n")
         .append("| variant | median s | min-max s | MB/s of image | vs tar -x |\n| --- | ---: | ---: | ---: | ---: |\n");
-    double tarMed = median(tar);
+    double tarMed = Samples.median(tar);
     for (var e : Map.of("tar -xzf (floor)", tar, "skiff import", skiff).entrySet().stream()
         .sorted(Map.Entry.comparingByKey((a, b) -> a.startsWith("tar") ? -1 : 1)).toList()) {
-      double m = median(e.getValue());
+      double m = Samples.median(e.getValue());
       report.append(String.format(Locale.ROOT, "| %s | %.2f | %.2f-%.2f | %.0f | %.2fx |%n", e.getKey(), m,
-          min(e.getValue()), max(e.getValue()), logical / 1e6 / m, m / tarMed));
+          Samples.min(e.getValue()), Samples.max(e.getValue()), logical / 1e6 / m, m / tarMed));
     }
     report.append("\nImage: ").append(logical / 1_000_000).append(" MB logical (Python stdlib, 10,000 small files, 1 GiB random).")
         .append(" `skiff import` includes JVM start; `tar -x` writes every byte, skiff writes new chunks once.\n\n")
@@ -287,8 +287,8 @@ public final class FsBench {
             out.append(" - |");
             continue;
           }
-          out.append(String.format(Locale.ROOT, " %s (%s-%s)%s |", fmt(median(s)), fmt(min(s)), fmt(max(s)),
-              floor == null ? "" : String.format(Locale.ROOT, " **%.2fx**", median(s) / median(floor))));
+          out.append(String.format(Locale.ROOT, " %s (%s-%s)%s |", fmt(Samples.median(s)), fmt(Samples.min(s)), fmt(Samples.max(s)),
+              floor == null ? "" : String.format(Locale.ROOT, " **%.2fx**", Samples.median(s) / Samples.median(floor))));
         }
         out.append('\n');
       }
@@ -337,18 +337,6 @@ public final class FsBench {
     System.err.println("[fsbench] " + s);
   }
 
-  private static double median(List<Double> v) {
-    double[] a = v.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-    return a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
-  }
-
-  private static double min(List<Double> v) {
-    return v.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
-  }
-
-  private static double max(List<Double> v) {
-    return v.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
-  }
 
   private static String fmt(double s) {
     return s < 0.1 ? String.format(Locale.ROOT, "%.1f ms", s * 1000) : String.format(Locale.ROOT, "%.3f s", s);

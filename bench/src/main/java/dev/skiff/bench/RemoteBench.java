@@ -222,8 +222,8 @@ public final class RemoteBench {
       long[] med = f.stream().sorted((a, b) -> Long.compare(a[1], b[1])).toList().get(f.size() / 2);
       List<Double> ready = samples.get("ready|" + rtt);
       out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.3f (%.3f-%.3f) | %.3f | %.1fx | %d | %.1f MiB | %.2f%% |%n",
-          rtt, median(pull), min(pull), max(pull), median(lazy), min(lazy), max(lazy), median(ready),
-          median(pull) / median(lazy),
+          rtt, Samples.median(pull), Samples.min(pull), Samples.max(pull), Samples.median(lazy), Samples.min(lazy), Samples.max(lazy), Samples.median(ready),
+          Samples.median(pull) / Samples.median(lazy),
           med[1], med[0] / 1048576.0, 100.0 * med[0] / image));
     }
     out.append("\nCold sequential read of the 1 GiB file through the lazy mount (read time only; empty caches):\n\n")
@@ -231,8 +231,8 @@ public final class RemoteBench {
     for (int rtt : rtts) {
       List<Double> s = samples.get("seq|" + rtt);
       List<long[]> f = fetches.getOrDefault("seq|" + rtt, List.of(new long[] {0, 0}));
-      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.0f | %d |%n", rtt, median(s), min(s), max(s),
-          (1L << 30) / 1e6 / median(s), f.get(f.size() / 2)[1]));
+      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.0f | %d |%n", rtt, Samples.median(s), Samples.min(s), Samples.max(s),
+          (1L << 30) / 1e6 / Samples.median(s), f.get(f.size() / 2)[1]));
     }
     Files.writeString(work.resolve("remote-report.md"), out);
     System.out.println(out);
@@ -246,16 +246,4 @@ public final class RemoteBench {
     System.err.println("[remotebench] " + s);
   }
 
-  private static double median(List<Double> v) {
-    double[] a = v.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-    return a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
-  }
-
-  private static double min(List<Double> v) {
-    return v.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
-  }
-
-  private static double max(List<Double> v) {
-    return v.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
-  }
 }

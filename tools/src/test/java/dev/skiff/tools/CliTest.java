@@ -4,9 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.skiff.casfs.testing.Tars;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -17,37 +14,18 @@ class CliTest {
   @TempDir
   Path tmp;
 
-  private String run(int expectedExit, String... args) {
-    PrintStream oldOut = System.out;
-    PrintStream oldErr = System.err;
-    ByteArrayOutputStream buf = new ByteArrayOutputStream();
-    PrintStream capture = new PrintStream(buf, true, StandardCharsets.UTF_8);
-    System.setOut(capture);
-    System.setErr(capture);
-    int code;
-    try {
-      code = SkiffCli.execute(args);
-    } finally {
-      System.setOut(oldOut);
-      System.setErr(oldErr);
-    }
-    String out = buf.toString(StandardCharsets.UTF_8);
-    assertEquals(expectedExit, code, out);
-    return out;
-  }
-
   @Test
   void importImagesAndInspect() throws Exception {
     Path rootfs = Files.createDirectories(tmp.resolve("rootfs/app"));
     Files.write(rootfs.resolve("data.bin"), new byte[3 << 20]);
     String home = tmp.resolve("home").toString();
-    String out = run(0, "import", "--store", home, tmp.resolve("rootfs").toString(), "demo:1");
+    String out = Cli.run(0, "import", "--store", home, tmp.resolve("rootfs").toString(), "demo:1");
     assertTrue(out.contains("imported") && out.contains("demo:1"), out);
-    out = run(0, "import", "--store", home, tmp.resolve("rootfs").toString(), "demo:2");
+    out = Cli.run(0, "import", "--store", home, tmp.resolve("rootfs").toString(), "demo:2");
     assertTrue(out.contains("all shared"), "a second import of the same tree stores nothing: " + out);
-    out = run(0, "images", "--store", home);
+    out = Cli.run(0, "images", "--store", home);
     assertTrue(out.contains("demo:1") && out.contains("demo:2") && out.contains("DEDUP"), out);
-    out = run(0, "inspect", "--store", home, "demo:1");
+    out = Cli.run(0, "inspect", "--store", home, "demo:1");
     assertTrue(out.contains("chunks") && out.contains("xxh3-128"), out);
   }
 
@@ -55,19 +33,19 @@ class CliTest {
   void errorsAreOneLineAndExitNonZero() throws Exception {
     String home = tmp.resolve("home").toString();
     Path bad = new Tars().file("a", "x").hardlink("b", "missing").write(tmp.resolve("bad.tar"));
-    String out = run(1, "import", "--store", home, bad.toString(), "bad:1");
+    String out = Cli.run(1, "import", "--store", home, bad.toString(), "bad:1");
     assertTrue(out.startsWith("skiff import: ") && out.contains("bad.tar") && out.contains("missing target"), out);
     assertEquals(1, out.strip().lines().count(), out);
-    out = run(1, "inspect", "--store", home, "nothing:1");
+    out = Cli.run(1, "inspect", "--store", home, "nothing:1");
     assertTrue(out.contains("no image nothing:1"), out);
-    out = run(2, "import", "--store", home);
+    out = Cli.run(2, "import", "--store", home);
     assertTrue(out.contains("Missing required parameter"), out);
   }
 
   @Test
   void everyCommandHasHelp() {
     for (String cmd : new String[] {"import", "images", "inspect", "mount", "umount"}) {
-      String out = run(0, cmd, "--help");
+      String out = Cli.run(0, cmd, "--help");
       assertTrue(out.contains("Usage: skiff " + cmd), out);
     }
   }

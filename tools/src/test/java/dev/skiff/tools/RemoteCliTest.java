@@ -7,10 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.casfs.testing.S3Server;
 import dev.skiff.casfs.testing.Tars;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -53,25 +50,6 @@ class RemoteCliTest {
     }
   }
 
-  private static String run(int expected, String... args) {
-    PrintStream oldOut = System.out;
-    PrintStream oldErr = System.err;
-    ByteArrayOutputStream buf = new ByteArrayOutputStream();
-    PrintStream capture = new PrintStream(buf, true, StandardCharsets.UTF_8);
-    System.setOut(capture);
-    System.setErr(capture);
-    int code;
-    try {
-      code = SkiffCli.execute(args);
-    } finally {
-      System.setOut(oldOut);
-      System.setErr(oldErr);
-    }
-    String out = buf.toString(StandardCharsets.UTF_8);
-    assertEquals(expected, code, out);
-    return out;
-  }
-
   @Test
   void pushPullMountAndCache() throws Exception {
     String endpoint = server.endpoint().toString();
@@ -79,16 +57,16 @@ class RemoteCliTest {
     String host = tmp.resolve("host").toString();
     Path tar = new Tars().file("app/data.bin", data, 0644).file("app/hello.txt", "hello from s3\n")
         .write(tmp.resolve("app.tar"));
-    run(0, "import", "-q", "--store", origin, tar.toString(), "app:1");
+    Cli.run(0, "import", "-q", "--store", origin, tar.toString(), "app:1");
 
-    String out = run(0, "push", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
+    String out = Cli.run(0, "push", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
     assertTrue(out.contains("pushed app:1") && out.contains("uploaded"), out);
-    out = run(0, "push", "-q", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
+    out = Cli.run(0, "push", "-q", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
     assertTrue(out.contains("0 blobs uploaded"), out);
 
-    out = run(0, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/app:1");
+    out = Cli.run(0, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/app:1");
     assertTrue(out.contains("pulled app:1"), out);
-    out = run(1, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/nope:1");
+    out = Cli.run(1, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/nope:1");
     assertTrue(out.contains("no image nope:1"), out);
 
     // A pulled image mounts by name; its chunks come from the bucket through the disk cache.
@@ -100,9 +78,9 @@ class RemoteCliTest {
     assertTrue(m.process.waitFor(30, TimeUnit.SECONDS));
     assertTrue(m.output().contains("from the store"), m.output());
 
-    out = run(0, "cache", "stats", "--store", host);
+    out = Cli.run(0, "cache", "stats", "--store", host);
     assertTrue(out.contains("3 chunks") || out.contains("2 chunks"), out);
-    out = run(0, "cache", "gc", "--store", host, "--max", "0");
+    out = Cli.run(0, "cache", "gc", "--store", host, "--max", "0");
     assertTrue(out.contains("-> 0 B"), out);
 
     // Straight from the bucket, no pull first.
