@@ -29,11 +29,18 @@ public final class ImageFileSystem {
   private final LongAdder getattrs = new LongAdder();
   private final LongAdder reads = new LongAdder();
   private final LongAdder readdirs = new LongAdder();
+  private final java.util.Set<dev.skiff.casfs.digest.Digest> accessed = ConcurrentHashMap.newKeySet();
+  private volatile ChunkAccessListener listener;
 
   public ImageFileSystem(ImageIndex index, ChunkReader chunks) {
     this.index = index;
     this.chunks = chunks;
     this.chunkSize = index.chunkSize();
+  }
+
+  /** Sets the listener told of each chunk's first read (null for none). */
+  public void setAccessListener(ChunkAccessListener listener) {
+    this.listener = listener;
   }
 
   public ImageIndex index() {
@@ -123,6 +130,10 @@ public final class ImageFileSystem {
       ChunkLocation loc = index.chunk(ino, c);
       if (loc == null) {
         throw new IOException("index of inode " + ino + " lacks chunk " + c);
+      }
+      ChunkAccessListener l = listener;
+      if (l != null && accessed.add(loc.digest())) {
+        l.firstAccess(ino, c, loc);
       }
       byte[] data = chunks.get(loc);
       int within = (int) (pos - (long) c * chunkSize);

@@ -1,0 +1,42 @@
+package dev.skiff.tracer;
+
+import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.store.BlobStore;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.util.Optional;
+import java.util.regex.Pattern;
+
+/**
+ * Where traces live: next to the image, in the same blob store ({@code traces/ALG/INDEXHEX} or,
+ * with an entrypoint key, {@code traces/ALG/INDEXHEX.KEY}). A trace recorded on a mount from a
+ * remote store is written back to that store, so every host's next cold start uses it.
+ */
+public final class TraceStore {
+  private static final Pattern KEY = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
+
+  private TraceStore() {}
+
+  public static String name(Digest index, String key) {
+    if (key != null && !KEY.matcher(key).matches()) {
+      throw new IllegalArgumentException("bad trace key '" + key + "': letters, digits, '_', '.', '-' (up to 64)");
+    }
+    return "traces/" + index.algorithm().label() + "/" + index.hex() + (key == null ? "" : "." + key);
+  }
+
+  public static Optional<Trace> load(BlobStore store, Digest index, String key) throws IOException {
+    String name = name(index, key);
+    Optional<Long> size = store.size(name);
+    if (size.isEmpty()) {
+      return Optional.empty();
+    }
+    return Optional.of(Trace.decode(store.readFully(name, 0, Math.toIntExact(size.get())).array()));
+  }
+
+  /** Merges {@code recording} into the stored trace (or stores it as the first) and returns the result. */
+  public static Trace record(BlobStore store, Digest index, String key, Trace recording) throws IOException {
+    Trace merged = load(store, index, key).map(t -> t.merge(recording)).orElse(recording);
+    store.put(name(index, key), new ByteArrayInputStream(merged.encode()));
+    return merged;
+  }
+}

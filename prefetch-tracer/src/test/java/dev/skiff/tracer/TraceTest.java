@@ -1,0 +1,47 @@
+package dev.skiff.tracer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.digest.DigestAlgorithm;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class TraceTest {
+  static Digest d(String s) {
+    return DigestAlgorithm.XXH3_128.digest(s.getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void roundTripsAndKeepsFirstAccessOrder() throws IOException {
+    Trace t = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(
+        new Trace.Entry(d("b"), 200, 10, 1, "/lib/b.py"),
+        new Trace.Entry(d("a"), 100, 20, 1, "/lib/a.py"),
+        new Trace.Entry(d("c"), 300, 30, 1, "/lib/b.py")));
+    Trace back = Trace.decode(t.encode());
+    assertEquals(List.of(d("a"), d("b"), d("c")), back.entries().stream().map(Trace.Entry::digest).toList());
+    assertEquals(t.entries(), back.entries());
+    assertEquals(60, back.bytes());
+  }
+
+  @Test
+  void recordingsMergeIntoTypicalTimes() {
+    Trace first = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(
+        new Trace.Entry(d("a"), 100, 1, 1, "a"), new Trace.Entry(d("b"), 300, 1, 1, "b")));
+    Trace second = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(
+        new Trace.Entry(d("b"), 100, 1, 1, "b"), new Trace.Entry(d("c"), 50, 1, 1, "c")));
+    Trace merged = first.merge(second);
+    assertEquals(2, merged.recordings());
+    assertEquals(List.of("c", "a", "b"), merged.entries().stream().map(Trace.Entry::path).toList());
+    assertEquals(200, merged.entries().get(2).micros(), "b's time is the mean of 300 and 100");
+    assertEquals(2, merged.entries().get(2).samples());
+  }
+
+  @Test
+  void garbageIsRefused() {
+    assertThrows(IOException.class, () -> Trace.decode("not a trace at all".getBytes(StandardCharsets.UTF_8)));
+  }
+}
