@@ -10,6 +10,11 @@ import dev.skiff.casfs.index.ImageIndex;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.S3Location;
+import dev.skiff.casfs.digest.Digest;
+import dev.skiff.tracer.Trace;
+import dev.skiff.tracer.TracePrefetcher;
+import dev.skiff.tracer.TraceRecorder;
+import dev.skiff.tracer.TraceStore;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -62,6 +67,17 @@ final class MountCommand implements Callable<Integer> {
           + " also makes its own demand fetches (default ${DEFAULT-VALUE})")
   int fetchThreads;
 
+  @Option(names = "--record", description = "record which chunks this start reads, and when; on unmount merge the"
+      + " recording into the image's trace (stored next to the image, in the bucket for remote images)")
+  boolean record;
+
+  @Option(names = "--no-prefetch", description = "do not replay the image's trace as prefetch (to compare)")
+  boolean noPrefetch;
+
+  @Option(names = "--trace-key", paramLabel = "KEY",
+      description = "which of the image's start profiles to record and replay (default: the image's main one)")
+  String traceKey;
+
   @Option(names = "--debug-fuse", description = "print every FUSE request (libfuse -d)")
   boolean debug;
 
@@ -96,6 +112,12 @@ final class MountCommand implements Callable<Integer> {
       try (ImageIndex index = s.openIndex(r)) {
         ChunkReader chunks = new ChunkReader(chunkStore, Human.parseBytes(memoryCache), disk, prefetch, windowBytes);
         ImageFileSystem fs = new ImageFileSystem(index, chunks);
+        BlobStore traceStore = remoteStore != null ? remoteStore : s.blobs();
+        Digest digest = s.resolve(r).orElseThrow();
+        TraceRecorder recorder = record ? new TraceRecorder() : null;
+        fs.setAccessListener(recorder);
+        Trace trace = noPrefetch ? null : TraceStore.load(traceStore, digest, traceKey).orElse(null);
+        TracePrefetcher replay = trace == null ? null : TracePrefetcher.start(trace, index, chunks, fetchThreads);
         FuseMount.Options d = FuseMount.Options.defaults();
         FuseMount.Options opts = new FuseMount.Options(threads, d.cacheSeconds(), "skiff:" + r, d.readAheadKb(), debug);
         try (FuseMount m = FuseMount.mount(mountpoint, fs, opts)) {
@@ -107,15 +129,26 @@ final class MountCommand implements Callable<Integer> {
             }
           }, "skiff-unmount");
           Runtime.getRuntime().addShutdownHook(hook);
-          System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes%s); Ctrl-C or 'skiff umount %s' to stop%n", r,
+          System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes%s%s%s); Ctrl-C or 'skiff umount %s' to stop%n", r,
               m.mountpoint(), Human.count(index.inodeCount()), where == null ? "" : ", chunks from " + where.url(),
-              m.mountpoint());
+              trace == null ? "" : ", prefetching " + Human.count(trace.entries().size()) + " traced chunks",
+              record ? ", recording" : "", m.mountpoint());
           System.out.flush();
           m.awaitUnmounted();
           try {
             Runtime.getRuntime().removeShutdownHook(hook);
           } catch (IllegalStateException shuttingDown) {
             // the hook is running or ran: it unmounted
+          }
+          if (replay != null) {
+            replay.close();
+          }
+          if (recorder != null && recorder.size() > 0) {
+            Trace recording = recorder.toTrace(index);
+            Trace merged = TraceStore.record(traceStore, digest, traceKey, recording);
+            System.out.printf(Locale.ROOT, "recorded %s chunks (%s) into the trace of %s: %d recordings, %s chunks%n",
+                Human.count(recording.entries().size()), Human.bytes(recording.bytes()), r, merged.recordings(),
+                Human.count(merged.entries().size()));
           }
           ChunkReader.Stats st = chunks.stats();
           CacheCommand.addCounters(s, st, disk == null ? 0 : disk.evictions());

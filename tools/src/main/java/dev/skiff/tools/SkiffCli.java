@@ -23,6 +23,7 @@ import picocli.CommandLine.Option;
       PushCommand.class,
       PullCommand.class,
       CacheCommand.class,
+      TraceCommand.class,
       TrainCommand.class,
       CommandLine.HelpCommand.class
     })
