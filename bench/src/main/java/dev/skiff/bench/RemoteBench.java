@@ -32,8 +32,9 @@ import java.util.concurrent.TimeUnit;
  * image in a bucket, against "docker pull": download the image's layer, extract it, run. A real
  * S3 API server (S3Mock) runs in this JVM; a {@link LatencyProxy} between it and the clients adds
  * the round-trip time and the bandwidth cap. Every lazy start begins with an empty skiff home
- * (no index, no chunk cache) and a dropped page cache. Also: a cold sequential read of the 1 GiB
- * file through the lazy mount. Needs root and the dataset FsBench builds.
+ * (no index, no chunk cache) and a dropped page cache, with and without replaying a trace recorded
+ * once at set-up (a `--record` mount of the same start, written to the bucket). Also: a cold
+ * sequential read of the 1 GiB file through the lazy mount. Needs root and the dataset FsBench builds.
  *
  * <pre>
  * tools/setup && mvn -q -pl bench dependency:build-classpath -Dmdep.outputFile=target/classpath.txt
@@ -106,7 +107,12 @@ public final class RemoteBench {
       origin.push(ImageRef.parse("bench:1"), bucket, ImageStore.PushProgress.NONE);
       bucket.putFile("layers/layer.tar.gz", work.resolve("layer.tar.gz"));
     }
+    log("recording a trace of the Python start (skiff mount --record, straight to the server)");
+    lazyStart(server.endpoint().toString(), -1, Mode.RECORD);
   }
+
+  /** How a lazy start runs: without the trace, replaying it, recording it, or reading the big file. */
+  private enum Mode { PLAIN, TRACE, RECORD, SEQUENTIAL }
 
   private void run() throws Exception {
     for (int rep = 1; rep <= reps; rep++) {
@@ -115,8 +121,9 @@ public final class RemoteBench {
             Duration.ofNanos(rtt * 500_000L), bytesPerSecond)) {
           String endpoint = "http://127.0.0.1:" + proxy.port();
           add("pull+extract|" + rtt, pullAndExtract(endpoint));
-          add("lazy|" + rtt, lazyStart(endpoint, rtt, false));
-          add("seq|" + rtt, lazyStart(endpoint, rtt, true));
+          add("lazy|" + rtt, lazyStart(endpoint, rtt, Mode.PLAIN));
+          add("trace|" + rtt, lazyStart(endpoint, rtt, Mode.TRACE));
+          add("seq|" + rtt, lazyStart(endpoint, rtt, Mode.SEQUENTIAL));
         }
         log(String.format(Locale.ROOT, "rep %d/%d rtt %d ms done", rep, reps, rtt));
       }
@@ -156,7 +163,8 @@ public final class RemoteBench {
    * From nothing on the host to the end of the workload: an empty skiff home, `skiff mount
    * s3://...` (pulls the index), then the Python import, or a read of the 1 GiB file.
    */
-  private double lazyStart(String endpoint, int rtt, boolean sequential) throws Exception {
+  private double lazyStart(String endpoint, int rtt, Mode mode) throws Exception {
+    boolean sequential = mode == Mode.SEQUENTIAL;
     Path home = work.resolve("lazy-home");
     Path mnt = Files.createDirectories(work.resolve("mnt-lazy"));
     FsBench.sh("rm -rf " + home);
@@ -170,7 +178,13 @@ public final class RemoteBench {
       cmd.addAll(List.of("-XX:AOTCache=" + aot, "-Xlog:aot=off", "-Xlog:cds=off"));
     }
     cmd.addAll(List.of("-XX:+UseParallelGC", "-Xss2m", "-jar", repo.resolve("tools/target/skiff.jar").toString(), "mount",
-        "--store", home.toString(), "--endpoint", endpoint, "s3://" + S3Server.BUCKET + "/bench/bench:1", mnt.toString()));
+        "--store", home.toString(), "--endpoint", endpoint));
+    if (mode == Mode.PLAIN || mode == Mode.SEQUENTIAL) {
+      cmd.add("--no-prefetch");
+    } else if (mode == Mode.RECORD) {
+      cmd.addAll(List.of("--record", "--no-prefetch"));
+    }
+    cmd.addAll(List.of("s3://" + S3Server.BUCKET + "/bench/bench:1", mnt.toString()));
     long t0 = System.nanoTime();
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
     pb.environment().put("AWS_ACCESS_KEY_ID", "test-key");
@@ -182,7 +196,7 @@ public final class RemoteBench {
     if (line == null || !line.startsWith("mounted")) {
       throw new IOException("lazy mount failed: " + line);
     }
-    if (!sequential) {
+    if (mode == Mode.PLAIN) {
       add("ready|" + rtt, (System.nanoTime() - t0) / 1e9);
     }
     if (sequential) {
@@ -199,7 +213,7 @@ public final class RemoteBench {
       if (m.find()) {
         double v = Double.parseDouble(m.group(1));
         long bytes = (long) (v * Math.pow(1024, List.of("B", "KiB", "MiB", "GiB").indexOf(m.group(2))));
-        fetches.computeIfAbsent((sequential ? "seq|" : "lazy|") + rtt, k -> new ArrayList<>())
+        fetches.computeIfAbsent(mode.name() + "|" + rtt, k -> new ArrayList<>())
             .add(new long[] {bytes, Long.parseLong(m.group(3).replace(",", ""))});
       }
     }
@@ -213,29 +227,37 @@ public final class RemoteBench {
     out.append("Date ").append(Instant.now()).append("; ").append(reps).append(" repetitions; RTT emulated by LatencyProxy")
         .append(" (delay RTT/2 each way, a new connection costs one extra RTT), bandwidth capped at ").append(mbps)
         .append(" Mbit/s per direction, shared by all connections; image ").append(image / 1_000_000).append(" MB.\n\n");
-    out.append("| RTT | pull + extract + run (s) | lazy mount + run (s) | of which mount ready (s) | speed-up | GETs | fetched | share of image |\n")
-        .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    out.append("| RTT | pull + extract + run (s) | lazy, no prefetch (s) | of which mount ready (s) | lazy + trace (s) | speed-up, no prefetch | speed-up, trace | GETs (no prefetch / trace) | fetched | share of image |\n")
+        .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int rtt : rtts) {
       List<Double> pull = samples.get("pull+extract|" + rtt);
       List<Double> lazy = samples.get("lazy|" + rtt);
-      List<long[]> f = fetches.getOrDefault("lazy|" + rtt, List.of(new long[] {0, 0}));
-      long[] med = f.stream().sorted((a, b) -> Long.compare(a[1], b[1])).toList().get(f.size() / 2);
+      List<Double> traced = samples.get("trace|" + rtt);
       List<Double> ready = samples.get("ready|" + rtt);
-      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.3f (%.3f-%.3f) | %.3f | %.1fx | %d | %.1f MiB | %.2f%% |%n",
-          rtt, Samples.median(pull), Samples.min(pull), Samples.max(pull), Samples.median(lazy), Samples.min(lazy), Samples.max(lazy), Samples.median(ready),
-          Samples.median(pull) / Samples.median(lazy),
-          med[1], med[0] / 1048576.0, 100.0 * med[0] / image));
+      long[] plainF = medianFetch("PLAIN|" + rtt);
+      long[] traceF = medianFetch("TRACE|" + rtt);
+      out.append(String.format(Locale.ROOT,
+          "| %d ms | %.2f (%.2f-%.2f) | %.3f (%.3f-%.3f) | %.3f | %.3f (%.3f-%.3f) | %.1fx | %.1fx | %d / %d | %.1f MiB | %.2f%% |%n",
+          rtt, Samples.median(pull), Samples.min(pull), Samples.max(pull), Samples.median(lazy), Samples.min(lazy),
+          Samples.max(lazy), Samples.median(ready), Samples.median(traced), Samples.min(traced), Samples.max(traced),
+          Samples.median(pull) / Samples.median(lazy), Samples.median(pull) / Samples.median(traced), plainF[1], traceF[1],
+          plainF[0] / 1048576.0, 100.0 * plainF[0] / image));
     }
     out.append("\nCold sequential read of the 1 GiB file through the lazy mount (read time only; empty caches):\n\n")
         .append("| RTT | seconds | MB/s | GETs |\n| ---: | ---: | ---: | ---: |\n");
     for (int rtt : rtts) {
       List<Double> s = samples.get("seq|" + rtt);
-      List<long[]> f = fetches.getOrDefault("seq|" + rtt, List.of(new long[] {0, 0}));
-      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.0f | %d |%n", rtt, Samples.median(s), Samples.min(s), Samples.max(s),
-          (1L << 30) / 1e6 / Samples.median(s), f.get(f.size() / 2)[1]));
+      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.0f | %d |%n", rtt, Samples.median(s),
+          Samples.min(s), Samples.max(s), (1L << 30) / 1e6 / Samples.median(s), medianFetch("SEQUENTIAL|" + rtt)[1]));
     }
     Files.writeString(work.resolve("remote-report.md"), out);
     System.out.println(out);
+  }
+
+  /** Median (by GETs) of {bytes, GETs} over the mounts of one kind. */
+  private long[] medianFetch(String key) {
+    List<long[]> f = fetches.getOrDefault(key, List.of(new long[] {0, 0}));
+    return f.stream().sorted((a, b) -> Long.compare(a[1], b[1])).toList().get(f.size() / 2);
   }
 
   private static void dropCaches() throws Exception {

@@ -121,9 +121,12 @@ final class MountCommand implements Callable<Integer> {
         FuseMount.Options d = FuseMount.Options.defaults();
         FuseMount.Options opts = new FuseMount.Options(threads, d.cacheSeconds(), "skiff:" + r, d.readAheadKb(), debug);
         try (FuseMount m = FuseMount.mount(mountpoint, fs, opts)) {
+          Thread main = Thread.currentThread();
           Thread hook = new Thread(() -> {
             try {
               m.close();
+              // Ctrl-C: let the main thread save the recording and print its summary before exit.
+              main.join(30_000);
             } catch (Exception e) {
               System.err.println("skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
             }

@@ -76,6 +76,7 @@ class MountLifecycleTest {
     new ProcessBuilder("kill", "-INT", Long.toString(m.process.pid())).start().waitFor();
     assertTrue(m.process.waitFor(30, TimeUnit.SECONDS), "Ctrl-C ends the mount process");
     assertNull(MountTable.fuseMountAt(mp), "and leaves no mount behind:\n" + m.output());
+    assertTrue(m.output().contains("unmounted"), "and the summary is printed before exit:\n" + m.output());
     assertTrue(Files.isDirectory(mp));
   }
 
