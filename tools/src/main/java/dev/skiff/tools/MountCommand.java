@@ -18,6 +18,8 @@ import dev.skiff.tracer.TraceStore;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import picocli.CommandLine.Command;
@@ -121,12 +123,13 @@ final class MountCommand implements Callable<Integer> {
         FuseMount.Options d = FuseMount.Options.defaults();
         FuseMount.Options opts = new FuseMount.Options(threads, d.cacheSeconds(), "skiff:" + r, d.readAheadKb(), debug);
         try (FuseMount m = FuseMount.mount(mountpoint, fs, opts)) {
-          Thread main = Thread.currentThread();
+          CountDownLatch summarised = new CountDownLatch(1);
           Thread hook = new Thread(() -> {
             try {
               m.close();
               // Ctrl-C: let the main thread save the recording and print its summary before exit.
-              main.join(30_000);
+              // (Not a join: the main thread ends in System.exit, which blocks during shutdown.)
+              summarised.await(30, TimeUnit.SECONDS);
             } catch (Exception e) {
               System.err.println("skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
             }
@@ -160,6 +163,8 @@ final class MountCommand implements Callable<Integer> {
               Human.count(st.memoryHits()), Human.count(st.diskHits()),
               Human.count(st.requests() - st.memoryHits() - st.diskHits()), Human.bytes(st.storeBytes()),
               Human.count(st.storeFetches()));
+          System.out.flush();
+          summarised.countDown();
         }
       }
     } finally {
