@@ -20,14 +20,18 @@ import java.util.Map;
  * belonged to (for people), and how many recordings saw it. Immutable.
  *
  * <p>Binary form: "SKTR", version, digest algorithm, recordings, entry count, then per entry the
- * digest, micros, plain length, samples and a path number; then the path table.
+ * digest, micros, plain length, samples, prefetch hits and a path number; then the path table.
  */
 public final class Trace {
   private static final int MAGIC = 0x534b5452; // "SKTR"
   private static final int VERSION = 1;
 
-  /** One chunk of a trace. {@code micros} is the mean first-access time over {@code samples} recordings. */
-  public record Entry(Digest digest, long micros, int plainLength, int samples, String path) {}
+  /**
+   * One chunk of a trace. {@code micros} is the mean first-access time over {@code samples}
+   * recordings; in {@code readyHits} of them the chunk was already fetched (or on its way) when it
+   * was first read: a prefetch hit rather than a demand miss.
+   */
+  public record Entry(Digest digest, long micros, int plainLength, int samples, int readyHits, String path) {}
 
   private final DigestAlgorithm algorithm;
   private final int recordings;
@@ -73,7 +77,7 @@ public final class Trace {
     for (Entry e : recording.entries) {
       merged.merge(e.digest(), e, (a, b) -> new Entry(a.digest(),
           (a.micros() * a.samples() + b.micros() * b.samples()) / (a.samples() + b.samples()), a.plainLength(),
-          a.samples() + b.samples(), a.path()));
+          a.samples() + b.samples(), a.readyHits() + b.readyHits(), a.path()));
     }
     return new Trace(algorithm, recordings + recording.recordings, new ArrayList<>(merged.values()));
   }
@@ -94,6 +98,7 @@ public final class Trace {
         out.writeLong(e.micros());
         out.writeInt(e.plainLength());
         out.writeInt(e.samples());
+        out.writeInt(e.readyHits());
         out.writeInt(paths.computeIfAbsent(e.path() == null ? "" : e.path(), p -> {
           pathTable.add(p);
           return pathTable.size() - 1;
@@ -127,12 +132,14 @@ public final class Trace {
     long[] micros = new long[n];
     int[] lengths = new int[n];
     int[] samples = new int[n];
+    int[] hits = new int[n];
     int[] pathNo = new int[n];
     for (int i = 0; i < n; i++) {
       digests[i] = in.readNBytes(algorithm.length());
       micros[i] = in.readLong();
       lengths[i] = in.readInt();
       samples[i] = in.readInt();
+      hits[i] = in.readInt();
       pathNo[i] = in.readInt();
     }
     int np = in.readInt();
@@ -146,7 +153,8 @@ public final class Trace {
       if (pathNo[i] < 0 || pathNo[i] >= np) {
         throw new IOException("corrupt trace: path number " + pathNo[i]);
       }
-      entries.add(new Entry(new Digest(algorithm, digests[i]), micros[i], lengths[i], samples[i], paths[pathNo[i]]));
+      entries.add(new Entry(new Digest(algorithm, digests[i]), micros[i], lengths[i], samples[i], hits[i],
+          paths[pathNo[i]]));
     }
     return new Trace(algorithm, recordings, entries);
   }

@@ -19,7 +19,7 @@ import java.util.function.LongSupplier;
  * are looked up only when the recording is turned into a {@link Trace}. Thread safe.
  */
 public final class TraceRecorder implements ChunkAccessListener {
-  private record Access(long ino, ChunkLocation loc, long nanos) {}
+  private record Access(long ino, ChunkLocation loc, long nanos, boolean ready) {}
 
   private final LongSupplier clock;
   private final long start;
@@ -36,8 +36,8 @@ public final class TraceRecorder implements ChunkAccessListener {
   }
 
   @Override
-  public void firstAccess(long ino, int chunkIndex, ChunkLocation location) {
-    accesses.add(new Access(ino, location, clock.getAsLong() - start));
+  public void firstAccess(long ino, int chunkIndex, ChunkLocation location, boolean ready) {
+    accesses.add(new Access(ino, location, clock.getAsLong() - start, ready));
   }
 
   public int size() {
@@ -55,7 +55,7 @@ public final class TraceRecorder implements ChunkAccessListener {
     Set<Object> seen = new HashSet<>();
     for (Access a : accesses) {
       if (seen.add(a.loc().digest())) {
-        entries.add(new Trace.Entry(a.loc().digest(), a.nanos() / 1000, a.loc().plainLength(), 1,
+        entries.add(new Trace.Entry(a.loc().digest(), a.nanos() / 1000, a.loc().plainLength(), 1, a.ready() ? 1 : 0,
             names.getOrDefault(a.ino(), "inode " + a.ino())));
       }
     }

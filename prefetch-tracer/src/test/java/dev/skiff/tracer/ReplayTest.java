@@ -100,7 +100,7 @@ class ReplayTest {
           ImportProgress.NONE);
       try (ImageIndex index = store.openIndex(ImageRef.parse("x:1"))) {
         Trace stale = new Trace(index.algorithm(), 1, List.of(
-            new Trace.Entry(TraceTest.d("gone"), 1, 10, 1, "/old"), new Trace.Entry(TraceTest.d("also gone"), 2, 10, 1, "/old")));
+            new Trace.Entry(TraceTest.d("gone"), 1, 10, 1, 0, "/old"), new Trace.Entry(TraceTest.d("also gone"), 2, 10, 1, 0, "/old")));
         try (TracePrefetcher p = TracePrefetcher.start(stale, index, new ChunkReader(store.blobs(), 1 << 20, null,
             Runnable::run), 2)) {
           p.awaitDone(10_000);

@@ -18,9 +18,9 @@ class TraceTest {
   @Test
   void roundTripsAndKeepsFirstAccessOrder() throws IOException {
     Trace t = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(
-        new Trace.Entry(d("b"), 200, 10, 1, "/lib/b.py"),
-        new Trace.Entry(d("a"), 100, 20, 1, "/lib/a.py"),
-        new Trace.Entry(d("c"), 300, 30, 1, "/lib/b.py")));
+        new Trace.Entry(d("b"), 200, 10, 1, 0, "/lib/b.py"),
+        new Trace.Entry(d("a"), 100, 20, 1, 0, "/lib/a.py"),
+        new Trace.Entry(d("c"), 300, 30, 1, 0, "/lib/b.py")));
     Trace back = Trace.decode(t.encode());
     assertEquals(List.of(d("a"), d("b"), d("c")), back.entries().stream().map(Trace.Entry::digest).toList());
     assertEquals(t.entries(), back.entries());
@@ -30,9 +30,9 @@ class TraceTest {
   @Test
   void recordingsMergeIntoTypicalTimes() {
     Trace first = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(
-        new Trace.Entry(d("a"), 100, 1, 1, "a"), new Trace.Entry(d("b"), 300, 1, 1, "b")));
+        new Trace.Entry(d("a"), 100, 1, 1, 0, "a"), new Trace.Entry(d("b"), 300, 1, 1, 0, "b")));
     Trace second = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(
-        new Trace.Entry(d("b"), 100, 1, 1, "b"), new Trace.Entry(d("c"), 50, 1, 1, "c")));
+        new Trace.Entry(d("b"), 100, 1, 1, 0, "b"), new Trace.Entry(d("c"), 50, 1, 1, 0, "c")));
     Trace merged = first.merge(second);
     assertEquals(2, merged.recordings());
     assertEquals(List.of("c", "a", "b"), merged.entries().stream().map(Trace.Entry::path).toList());

@@ -140,6 +140,19 @@ final class MountCommand implements Callable<Integer> {
               trace == null ? "" : ", prefetching " + Human.count(trace.entries().size()) + " traced chunks",
               record ? ", recording" : "", m.mountpoint());
           System.out.flush();
+          if (replay != null) {
+            long t0 = System.nanoTime();
+            Thread.ofPlatform().daemon().name("skiff-prefetch-report").start(() -> {
+              try {
+                replay.awaitDone(Long.MAX_VALUE);
+                System.out.printf(Locale.ROOT, "prefetched %s traced chunks in %.0f ms (%s not in this image)%n",
+                    Human.count(replay.fetched()), (System.nanoTime() - t0) / 1e6, Human.count(replay.skipped()));
+                System.out.flush();
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            });
+          }
           m.awaitUnmounted();
           try {
             Runtime.getRuntime().removeShutdownHook(hook);

@@ -41,6 +41,10 @@ final class TraceCommand implements Runnable {
     @Option(names = "--trace-key", paramLabel = "KEY", description = "which start profile (default: the main one)")
     String traceKey;
 
+    @Option(names = "--html", paramLabel = "FILE",
+        description = "also draw the start as an HTML page: files on a timeline, prefetch hits against demand misses")
+    java.nio.file.Path html;
+
     @Override
     public Integer call() throws Exception {
       ImageRef r = ImageRef.parse(ref);
@@ -60,6 +64,10 @@ final class TraceCommand implements Runnable {
             "no trace for " + r + " yet: mount it with --record and run its start"));
         System.out.printf(Locale.ROOT, "trace of %s: %d recordings, %s chunks, %s%n", r, t.recordings(),
             Human.count(t.entries().size()), Human.bytes(t.bytes()));
+        if (html != null) {
+          java.nio.file.Files.writeString(html, dev.skiff.tracer.TraceTimeline.html(t, "Start-up trace of " + r));
+          System.out.println("wrote " + html);
+        }
         System.out.printf(Locale.ROOT, "%10s %6s %10s  %s%n", "FIRST(ms)", "CHUNKS", "BYTES", "FILE");
         String path = null;
         long first = 0;

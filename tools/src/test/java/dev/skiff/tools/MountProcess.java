@@ -60,6 +60,17 @@ final class MountProcess {
     assertTrue(output().contains("mounted "), "mount did not come up:\n" + output());
   }
 
+  /** Waits (up to a minute) until the process has printed {@code text}. */
+  void awaitOutput(String text) throws InterruptedException {
+    long deadline = System.currentTimeMillis() + 60_000;
+    synchronized (out) {
+      while (!out.toString().contains(text) && System.currentTimeMillis() < deadline && process.isAlive()) {
+        out.wait(1000);
+      }
+    }
+    assertTrue(output().contains(text), "never printed '" + text + "':\n" + output());
+  }
+
   String output() {
     synchronized (out) {
       return out.toString();

@@ -50,11 +50,20 @@ class TraceCliTest {
     assertTrue(libAt > 0 && bigAt > libAt, "files in order of first access:\n" + shown);
     assertFalse(shown.contains("unused"), shown);
 
-    MountProcess replay = new MountProcess(mp, Map.of(), "--store", home, "app:1");
+    MountProcess replay = new MountProcess(mp, Map.of(), "--store", home, "--record", "app:1");
     assertTrue(replay.output().contains("prefetching 4 traced chunks"), replay.output());
+    replay.awaitOutput("prefetched 4 traced chunks"); // so this recording sees prefetch hits
+    assertArrayEquals(lib, Files.readAllBytes(mp.resolve("app/lib.bin")));
     assertArrayEquals(big, Files.readAllBytes(mp.resolve("app/big.bin")));
     assertEquals(0, SkiffCli.execute("umount", mp.toString()));
     assertTrue(replay.process.waitFor(30, TimeUnit.SECONDS));
+    assertTrue(replay.output().contains("2 recordings"), replay.output());
+
+    Path page = tmp.resolve("start.html");
+    shown = Cli.run(0, "trace", "show", "--store", home, "--html", page.toString(), "app:1");
+    String html = Files.readString(page);
+    assertTrue(html.contains("<svg") && html.contains("/app/big.bin") && html.contains("/app/lib.bin"), html);
+    assertTrue(html.contains("prefetch hits): 4 of 8"), "the second start found every chunk prefetched:\n" + html);
 
     MountProcess plain = new MountProcess(mp, Map.of(), "--store", home, "--no-prefetch", "app:1");
     assertFalse(plain.output().contains("prefetching"), plain.output());

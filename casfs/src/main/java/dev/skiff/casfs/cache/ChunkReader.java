@@ -271,6 +271,11 @@ public final class ChunkReader {
     }
   }
 
+  /** Whether a chunk is in memory or being fetched (so a read of it now waits for no new fetch). */
+  public boolean isReady(Digest d) {
+    return memory.getIfPresent(d) != null || inflight.containsKey(d);
+  }
+
   /** Fetches a chunk into memory in the background unless it is there or on its way. */
   public void prefetch(ChunkLocation loc) {
     if (memory.getIfPresent(loc.digest()) != null || inflight.containsKey(loc.digest())) {

@@ -133,7 +133,7 @@ public final class ImageFileSystem {
       }
       ChunkAccessListener l = listener;
       if (l != null && accessed.add(loc.digest())) {
-        l.firstAccess(ino, c, loc);
+        l.firstAccess(ino, c, loc, chunks.isReady(loc.digest()));
       }
       byte[] data = chunks.get(loc);
       int within = (int) (pos - (long) c * chunkSize);
