@@ -119,6 +119,7 @@ final class MountCommand implements Callable<Integer> {
         TraceRecorder recorder = record ? new TraceRecorder() : null;
         fs.setAccessListener(recorder);
         Trace trace = noPrefetch ? null : TraceStore.load(traceStore, digest, traceKey).orElse(null);
+        long replayStart = System.nanoTime();
         TracePrefetcher replay = trace == null ? null : TracePrefetcher.start(trace, index, chunks, fetchThreads);
         FuseMount.Options d = FuseMount.Options.defaults();
         FuseMount.Options opts = new FuseMount.Options(threads, d.cacheSeconds(), "skiff:" + r, d.readAheadKb(), debug);
@@ -141,12 +142,11 @@ final class MountCommand implements Callable<Integer> {
               record ? ", recording" : "", m.mountpoint());
           System.out.flush();
           if (replay != null) {
-            long t0 = System.nanoTime();
             Thread.ofPlatform().daemon().name("skiff-prefetch-report").start(() -> {
               try {
                 replay.awaitDone(Long.MAX_VALUE);
                 System.out.printf(Locale.ROOT, "prefetched %s traced chunks in %.0f ms (%s not in this image)%n",
-                    Human.count(replay.fetched()), (System.nanoTime() - t0) / 1e6, Human.count(replay.skipped()));
+                    Human.count(replay.fetched()), (System.nanoTime() - replayStart) / 1e6, Human.count(replay.skipped()));
                 System.out.flush();
               } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
