@@ -159,6 +159,27 @@ public final class ImageStore implements AutoCloseable {
     }
   }
 
+  /**
+   * Points a tag at an index already in this store (an optimized image, say). {@code newBytes} is
+   * what producing it added to the store.
+   */
+  public void tag(ImageRef ref, Digest index, String source, long newBytes) throws IOException {
+    if (blobs.localFile(BlobNames.index(index)).isEmpty()) {
+      throw new IOException("index " + index + " is not in " + home);
+    }
+    ObjectNode refDoc = JSON.createObjectNode();
+    refDoc.put("index", index.toString());
+    refDoc.put("imported", Instant.now().toString());
+    refDoc.put("source", source);
+    refDoc.put("newBytes", newBytes);
+    blobs.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
+  }
+
+  /** A scratch directory inside this home (same filesystem as the store, so renames are cheap). */
+  public Path scratch() throws IOException {
+    return Files.createDirectories(home.resolve("tmp"));
+  }
+
   /** The index digest a tag points at, if the tag exists. */
   public Optional<Digest> resolve(ImageRef ref) throws IOException {
     return refDoc(ref).map(d -> Digest.parse(d.path("index").asText()));

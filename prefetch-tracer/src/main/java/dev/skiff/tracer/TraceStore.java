@@ -33,10 +33,15 @@ public final class TraceStore {
     return Optional.of(Trace.decode(store.readFully(name, 0, Math.toIntExact(size.get())).array()));
   }
 
+  /** Stores {@code trace} as the image's trace, replacing any. */
+  public static void save(BlobStore store, Digest index, String key, Trace trace) throws IOException {
+    store.put(name(index, key), new ByteArrayInputStream(trace.encode()));
+  }
+
   /** Merges {@code recording} into the stored trace (or stores it as the first) and returns the result. */
   public static Trace record(BlobStore store, Digest index, String key, Trace recording) throws IOException {
     Trace merged = load(store, index, key).map(t -> t.merge(recording)).orElse(recording);
-    store.put(name(index, key), new ByteArrayInputStream(merged.encode()));
+    save(store, index, key, merged);
     return merged;
   }
 }

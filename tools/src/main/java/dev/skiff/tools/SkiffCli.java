@@ -24,6 +24,7 @@ import picocli.CommandLine.Option;
       PullCommand.class,
       CacheCommand.class,
       TraceCommand.class,
+      OptimizeCommand.class,
       TrainCommand.class,
       CommandLine.HelpCommand.class
     })

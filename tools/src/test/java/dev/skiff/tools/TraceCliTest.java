@@ -71,5 +71,14 @@ class TraceCliTest {
     assertTrue(plain.process.waitFor(30, TimeUnit.SECONDS));
 
     assertEquals(1, SkiffCli.execute("trace", "show", "--store", home, "nothing:1"));
+
+    String optimized = Cli.run(0, "optimize", "--store", home, "app:1");
+    assertTrue(optimized.contains("repacked 4 traced chunks"), optimized);
+    MountProcess after = new MountProcess(mp, Map.of(), "--store", home, "app:1");
+    assertTrue(after.output().contains("prefetching 4 traced chunks"), "the trace follows the optimized image");
+    assertArrayEquals(big, Files.readAllBytes(mp.resolve("app/big.bin")));
+    assertArrayEquals(lib, Files.readAllBytes(mp.resolve("app/unused.bin")));
+    assertEquals(0, SkiffCli.execute("umount", mp.toString()));
+    assertTrue(after.process.waitFor(30, TimeUnit.SECONDS));
   }
 }

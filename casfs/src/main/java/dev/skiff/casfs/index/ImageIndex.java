@@ -309,6 +309,63 @@ public final class ImageIndex implements AutoCloseable {
     return out;
   }
 
+  /**
+   * Writes this whole index into {@code w}, every chunk location passed through {@code remap}
+   * (repacking moves chunks; everything else is copied as it is).
+   */
+  public void copyTo(IndexWriter w, java.util.function.UnaryOperator<ChunkLocation> remap) {
+    Reader r = reader();
+    try (CursorIterable<ByteBuffer> it = inode.iterate(r.txn)) {
+      for (KeyVal<ByteBuffer> kv : it) {
+        long ino = kv.key().order(ByteOrder.BIG_ENDIAN).getLong(0);
+        w.putInode(decodeInode(ino, kv.val().order(ByteOrder.BIG_ENDIAN)));
+      }
+    }
+    try (CursorIterable<ByteBuffer> it = dirlist.iterate(r.txn)) {
+      for (KeyVal<ByteBuffer> kv : it) {
+        ByteBuffer k = kv.key().order(ByteOrder.BIG_ENDIAN);
+        ByteBuffer v = kv.val().order(ByteOrder.BIG_ENDIAN);
+        long child = v.getLong();
+        byte[] name = new byte[v.remaining()];
+        v.get(name);
+        w.putDirent(k.getLong(0), k.getInt(8), name, child);
+      }
+    }
+    try (CursorIterable<ByteBuffer> it = xattr.iterate(r.txn)) {
+      for (KeyVal<ByteBuffer> kv : it) {
+        ByteBuffer k = kv.key().order(ByteOrder.BIG_ENDIAN);
+        byte[] name = new byte[k.remaining() - 8];
+        k.get(8, name);
+        byte[] value = new byte[kv.val().remaining()];
+        kv.val().get(value);
+        w.putXattr(k.getLong(0), name, value);
+      }
+    }
+    try (CursorIterable<ByteBuffer> it = data.iterate(r.txn)) {
+      for (KeyVal<ByteBuffer> kv : it) {
+        byte[] value = new byte[kv.val().remaining()];
+        kv.val().get(value);
+        w.putData(kv.key().order(ByteOrder.BIG_ENDIAN).getLong(0), value);
+      }
+    }
+    try (CursorIterable<ByteBuffer> it = chunk.iterate(r.txn)) {
+      for (KeyVal<ByteBuffer> kv : it) {
+        ByteBuffer k = kv.key().order(ByteOrder.BIG_ENDIAN);
+        long ino = k.getLong(0);
+        int idx = k.getInt(8);
+        w.putChunk(ino, idx, remap.apply(chunk(ino, idx)));
+      }
+    }
+    try (CursorIterable<ByteBuffer> it = meta.iterate(r.txn)) {
+      for (KeyVal<ByteBuffer> kv : it) {
+        String key = UTF_8.decode(kv.key()).toString();
+        if (!key.equals("format") && !key.equals("digest") && !key.equals("chunk-size")) {
+          w.putMeta(key, UTF_8.decode(kv.val()).toString());
+        }
+      }
+    }
+  }
+
   private void closeReaders() {
     Reader r;
     while ((r = allReaders.poll()) != null) {

@@ -84,6 +84,18 @@ public final class PackWriter implements AutoCloseable {
     return new Appended(offset, storedLength, codec);
   }
 
+  /** Appends a chunk exactly as another pack stores it (repacking: no recompression). */
+  public Appended appendStored(Digest digest, byte[] stored, int plainLength, Codec codec) throws IOException {
+    long offset = size;
+    ByteBuffer b = ByteBuffer.wrap(stored);
+    while (b.hasRemaining()) {
+      out.write(b);
+    }
+    size += stored.length;
+    entries.add(new Entry(digest, offset, stored.length, plainLength, codec));
+    return new Appended(offset, stored.length, codec);
+  }
+
   /** Offset, stored length and codec of an appended chunk. */
   public record Appended(long offset, int storedLength, Codec codec) {}
 
