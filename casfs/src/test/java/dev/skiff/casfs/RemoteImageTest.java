@@ -12,15 +12,14 @@ import dev.skiff.casfs.cache.DiskChunkCache;
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.index.ImageIndex;
-import dev.skiff.casfs.index.Inode;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.ForwardingBlobStore;
 import dev.skiff.casfs.store.MeteredBlobStore;
 import dev.skiff.casfs.testing.S3Server;
+import dev.skiff.casfs.testing.Reads;
 import dev.skiff.casfs.testing.Tars;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -76,13 +75,6 @@ class RemoteImageTest {
     return s;
   }
 
-  private static byte[] read(ImageFileSystem fs, String path) throws IOException {
-    Inode n = fs.getattr(fs.index().resolve(path));
-    ByteBuffer b = ByteBuffer.allocate((int) n.size());
-    fs.read(n.ino(), 0, b.capacity(), b);
-    return b.array();
-  }
-
   @Test
   void pushIsIdempotentAndPullFetchesOnlyTheIndexThenReadsAreLazyAndMerged() throws IOException {
     String prefix = "fleet-" + UUID.randomUUID();
@@ -108,19 +100,19 @@ class RemoteImageTest {
           ChunkReader reader = new ChunkReader(metered, 64 << 20, disk, Runnable::run, 1 << 20);
           ImageFileSystem fs = new ImageFileSystem(index, reader);
           for (int i = 0; i < small.length; i++) {
-            assertArrayEquals(small[i], read(fs, String.format("lib/m%03d.py", i)));
+            assertArrayEquals(small[i], Reads.readAll(fs, String.format("lib/m%03d.py", i)));
           }
           long gets = metered.reads();
           assertTrue(gets < 10, "300 small files in " + gets + " GETs: neighbours come along with each read");
-          assertArrayEquals(big, read(fs, "big.bin"));
+          assertArrayEquals(big, Reads.readAll(fs, "big.bin"));
 
           // A new process on the same host: memory is cold, the disk cache is warm.
           metered.resetCounters();
           ChunkReader next = new ChunkReader(metered, 64 << 20, new DiskChunkCache(host.chunkCacheDir(), 1L << 30),
               Runnable::run, 1 << 20);
           ImageFileSystem fs2 = new ImageFileSystem(index, next);
-          assertArrayEquals(small[7], read(fs2, "lib/m007.py"));
-          assertArrayEquals(big, read(fs2, "big.bin"));
+          assertArrayEquals(small[7], Reads.readAll(fs2, "lib/m007.py"));
+          assertArrayEquals(big, Reads.readAll(fs2, "big.bin"));
           assertEquals(0, metered.reads(), "served from the disk cache");
           assertTrue(next.stats().diskHits() > 0);
         }
@@ -181,16 +173,16 @@ class RemoteImageTest {
       try (ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
         Files.write(serverCopy, flipped);
         ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20));
-        assertThrows(CorruptChunkException.class, () -> read(fs, "big.bin"));
-        assertThrows(CorruptChunkException.class, () -> read(fs, "lib/m000.py"));
+        assertThrows(CorruptChunkException.class, () -> Reads.readAll(fs, "big.bin"));
+        assertThrows(CorruptChunkException.class, () -> Reads.readAll(fs, "lib/m000.py"));
 
         Files.write(serverCopy, java.util.Arrays.copyOf(good, good.length / 2));
-        IOException e = assertThrows(IOException.class, () -> read(fs, "big.bin"));
+        IOException e = assertThrows(IOException.class, () -> Reads.readAll(fs, "big.bin"));
         assertFalse(e instanceof CorruptChunkException);
         assertTrue(e.getMessage().contains(pack), e.getMessage());
 
         Files.write(serverCopy, good);
-        assertArrayEquals(big, read(fs, "big.bin"), "the server's copy is repaired: reads work again");
+        assertArrayEquals(big, Reads.readAll(fs, "big.bin"), "the server's copy is repaired: reads work again");
       } finally {
         Files.write(serverCopy, good);
       }

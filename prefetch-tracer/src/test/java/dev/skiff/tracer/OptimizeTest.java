@@ -14,9 +14,9 @@ import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.index.ImageIndex;
 import dev.skiff.casfs.index.Inode;
 import dev.skiff.casfs.pack.ChunkLocation;
+import dev.skiff.casfs.testing.Reads;
 import dev.skiff.casfs.testing.Tars;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -30,13 +30,6 @@ import org.junit.jupiter.api.io.TempDir;
 class OptimizeTest {
   @TempDir
   Path tmp;
-
-  private static byte[] read(ImageFileSystem fs, String path) throws IOException {
-    Inode n = fs.getattr(fs.index().resolve(path));
-    ByteBuffer b = ByteBuffer.allocate((int) n.size());
-    fs.read(n.ino(), 0, b.capacity(), b);
-    return b.array();
-  }
 
   @Test
   void tracedChunksMoveIntoOnePackInTraceOrder() throws Exception {
@@ -62,7 +55,7 @@ class OptimizeTest {
         ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
         fs.setAccessListener(rec);
         for (String p : startOrder) {
-          read(fs, p);
+          Reads.readAll(fs, p);
         }
         TraceStore.record(store.blobs(), before, null, rec.toTrace(index));
       }
@@ -90,13 +83,13 @@ class OptimizeTest {
         assertNotEquals(r.pack(), opt.chunk(opt.resolve("lib/b.py"), 0).pack(), "untraced chunks stay where they were");
         ImageFileSystem fs = new ImageFileSystem(opt, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
         for (var e : files.entrySet()) {
-          assertArrayEquals(e.getValue(), read(fs, e.getKey()), e.getKey());
+          assertArrayEquals(e.getValue(), Reads.readAll(fs, e.getKey()), e.getKey());
         }
         assertArrayEquals("a.py".getBytes(), fs.readlink(opt.resolve("lib/link")));
       }
       try (ImageIndex old = store.openIndex(before)) {
         ImageFileSystem fs = new ImageFileSystem(old, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
-        assertArrayEquals(big, read(fs, "big.bin"), "the old index and its packs still work");
+        assertArrayEquals(big, Reads.readAll(fs, "big.bin"), "the old index and its packs still work");
       }
     }
   }

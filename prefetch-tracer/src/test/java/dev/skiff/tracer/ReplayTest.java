@@ -10,11 +10,10 @@ import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.index.ImageIndex;
-import dev.skiff.casfs.index.Inode;
 import dev.skiff.casfs.store.MeteredBlobStore;
+import dev.skiff.casfs.testing.Reads;
 import dev.skiff.casfs.testing.Tars;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -41,11 +40,6 @@ class ReplayTest {
     return t.file("data/big.bin", big, 0644);
   }
 
-  private static void read(ImageFileSystem fs, String path) throws IOException {
-    Inode n = fs.getattr(fs.index().resolve(path));
-    fs.read(n.ino(), 0, (int) n.size(), ByteBuffer.allocate((int) n.size()));
-  }
-
   @Test
   void aRecordedStartIsPrefetchedNextTimeAndHelpsAnImageThatSharesItsChunks() throws Exception {
     try (ImageStore store = ImageStore.open(tmp.resolve("home"))) {
@@ -64,7 +58,7 @@ class ReplayTest {
         ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(blobs, 64 << 20, null, Runnable::run));
         fs.setAccessListener(recorder);
         for (String p : START) {
-          read(fs, p);
+          Reads.readAll(fs, p);
         }
         Trace trace = TraceStore.record(blobs, v1, null, recorder.toTrace(index));
         assertEquals(6, trace.entries().size(), "a, b, three chunks of big.bin, c");
@@ -85,7 +79,7 @@ class ReplayTest {
           long before = blobs.reads();
           ImageFileSystem fs = new ImageFileSystem(index, reader);
           for (String path : START) {
-            read(fs, path);
+            Reads.readAll(fs, path);
           }
           assertEquals(before, blobs.reads(), ref + ": every chunk the start read was already fetched");
         }

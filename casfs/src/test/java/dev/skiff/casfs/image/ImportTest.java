@@ -16,6 +16,7 @@ import dev.skiff.casfs.pack.ChunkCatalog;
 import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.testing.Reads;
 import dev.skiff.casfs.testing.Tars;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -69,10 +70,7 @@ class ImportTest {
   }
 
   static String read(ImageFileSystem fs, String path) throws IOException {
-    Inode n = at(fs, path);
-    ByteBuffer b = ByteBuffer.allocate((int) n.size());
-    fs.read(n.ino(), 0, (int) n.size(), b);
-    return new String(b.array(), UTF_8);
+    return new String(Reads.readAll(fs, path), UTF_8);
   }
 
   @Test
