@@ -123,7 +123,7 @@ public final class RemoteBench {
       TraceStore.save(origin.blobs(), d, null, TraceStore.load(bucket, d, null).orElseThrow());
       TraceOptimizer.Result r = TraceOptimizer.optimize(origin, ImageRef.parse("bench:opt"), null);
       origin.push(ImageRef.parse("bench:opt"), bucket, ImageStore.PushProgress.NONE);
-      TraceStore.save(bucket, r.after(), null, TraceStore.load(origin.blobs(), r.after(), null).orElseThrow());
+      TraceStore.copyAll(origin.blobs(), bucket, r.after()); // as skiff push does
     }
   }
 

@@ -33,6 +33,23 @@ public final class TraceStore {
     return Optional.of(Trace.decode(store.readFully(name, 0, Math.toIntExact(size.get())).array()));
   }
 
+  /**
+   * Copies every trace of an image (its main one and any keyed ones) from one store to another,
+   * as a push of the image does. Returns how many were copied.
+   */
+  public static int copyAll(BlobStore from, BlobStore to, Digest index) throws IOException {
+    String base = name(index, null);
+    int n = 0;
+    for (String blob : from.list("traces/" + index.algorithm().label() + "/")) {
+      if (blob.equals(base) || blob.startsWith(base + ".")) {
+        long size = from.size(blob).orElseThrow();
+        to.put(blob, new ByteArrayInputStream(from.readFully(blob, 0, Math.toIntExact(size)).array()));
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Stores {@code trace} as the image's trace, replacing any. */
   public static void save(BlobStore store, Digest index, String key, Trace trace) throws IOException {
     store.put(name(index, key), new ByteArrayInputStream(trace.encode()));

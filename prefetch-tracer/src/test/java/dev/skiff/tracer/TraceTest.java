@@ -41,6 +41,22 @@ class TraceTest {
   }
 
   @Test
+  void anImagesTracesTravelWithIt(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws IOException {
+    try (var a = dev.skiff.casfs.store.BlobStores.local(tmp.resolve("a"));
+        var b = dev.skiff.casfs.store.BlobStores.local(tmp.resolve("b"))) {
+      Digest image = d("image");
+      Digest other = d("other image");
+      Trace t = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(new Trace.Entry(d("x"), 1, 1, 1, 0, "/x")));
+      TraceStore.save(a, image, null, t);
+      TraceStore.save(a, image, "serve", t);
+      TraceStore.save(a, other, null, t);
+      assertEquals(2, TraceStore.copyAll(a, b, image));
+      assertEquals(t.entries(), TraceStore.load(b, image, "serve").orElseThrow().entries());
+      assertEquals(java.util.Optional.empty(), TraceStore.load(b, other, null));
+    }
+  }
+
+  @Test
   void garbageIsRefused() {
     assertThrows(IOException.class, () -> Trace.decode("not a trace at all".getBytes(StandardCharsets.UTF_8)));
   }

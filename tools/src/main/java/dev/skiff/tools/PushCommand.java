@@ -4,6 +4,7 @@ import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.S3Location;
+import dev.skiff.tracer.TraceStore;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -41,8 +42,9 @@ final class PushCommand implements Callable<Integer> {
           System.out.printf(Locale.ROOT, "  %-8s %s (%s)%n", uploaded ? "uploaded" : "present", name, Human.bytes(bytes));
         }
       });
-      System.out.printf(Locale.ROOT, "pushed %s to %s/%s: %d blobs uploaded (%s), %d already there%n", r, where.url(), r,
-          res.uploaded(), Human.bytes(res.bytes()), res.skipped());
+      int traces = TraceStore.copyAll(s.blobs(), dest, res.index());
+      System.out.printf(Locale.ROOT, "pushed %s to %s/%s: %d blobs uploaded (%s), %d already there, %d traces%n", r,
+          where.url(), r, res.uploaded(), Human.bytes(res.bytes()), res.skipped(), traces);
     }
     return 0;
   }
