@@ -305,14 +305,21 @@ public final class FsBench {
 
   // ---- helpers -----------------------------------------------------------------------------------
 
+  /** This JVM's binary and its {@code --} flags (those jvm.properties gives), for child JVMs. */
+  static List<String> jvm() {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(ProcessHandle.current().info().command().orElse("java"));
+    cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
+        .filter(a -> a.startsWith("--")).toList());
+    return cmd;
+  }
+
   /** The skiff CLI from the built jar (not the launcher, which would rebuild if sources changed mid-run). */
   private String skiffCmd(String command, String args) {
-    String javaBin = ProcessHandle.current().info().command().orElse("java");
-    String flags = String.join(" ", java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
-        .stream().filter(a -> a.startsWith("--")).toList());
-    return javaBin + " " + flags + " -XX:+UseParallelGC -Xss2m -jar " + work.resolve("skiff.jar") + " " + command
+    return String.join(" ", jvm()) + " -XX:+UseParallelGC -Xss2m -jar " + work.resolve("skiff.jar") + " " + command
         + (command.equals("umount") ? "" : " --store " + store()) + " " + args;
   }
+
 
   private static void dropCaches() throws Exception {
     sh("sync && echo 3 > /proc/sys/vm/drop_caches");

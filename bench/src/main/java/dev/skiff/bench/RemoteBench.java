@@ -191,10 +191,7 @@ public final class RemoteBench {
       FsBench.sh("rm -rf " + home);
       dropCaches();
     }
-    String javaBin = ProcessHandle.current().info().command().orElse("java");
-    List<String> cmd = new ArrayList<>(List.of(javaBin));
-    cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-        .filter(a -> a.startsWith("--")).toList());
+    List<String> cmd = FsBench.jvm();
     Path aot = repo.resolve("tools/target/skiff.aot");
     if (Files.exists(aot)) { // as tools/skiff starts it (see tools/lib.sh)
       cmd.addAll(List.of("-XX:AOTCache=" + aot, "-Xlog:aot=off", "-Xlog:cds=off"));

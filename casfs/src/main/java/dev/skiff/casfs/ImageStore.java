@@ -142,8 +142,7 @@ public final class ImageStore implements AutoCloseable {
    * is written only after the index and every pack are stored.
    */
   public ImportResult importImage(String source, ImageRef ref, ImportProgress progress) throws IOException {
-    Path tmp = home.resolve("tmp");
-    Files.createDirectories(tmp);
+    Path tmp = scratch();
     try (FileChannel lockFile = FileChannel.open(home.resolve("lock"), StandardOpenOption.CREATE,
         StandardOpenOption.WRITE); FileLock lock = lockFile.lock()) {
       ImageImporter importer = new ImageImporter(blobs, catalog(), tmp, options);
@@ -284,7 +283,7 @@ public final class ImageStore implements AutoCloseable {
     if (blobs.localFile(indexName).isEmpty()) {
       long size = remote.size(indexName).orElseThrow(() -> new IOException(
           "remote tag " + ref + " points at index " + d + ", which " + where + " does not have"));
-      Path tmp = Files.createTempFile(Files.createDirectories(home.resolve("tmp")), "pull-", ".index");
+      Path tmp = Files.createTempFile(scratch(), "pull-", ".index");
       try {
         try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
           for (long off = 0; off < size; off += 8 << 20) {

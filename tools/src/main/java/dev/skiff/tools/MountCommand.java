@@ -98,24 +98,25 @@ final class MountCommand implements Callable<Integer> {
         String[] parts = RemoteOptions.splitImageUrl(ref);
         where = remote.location(parts[0]);
         r = ImageRef.parse(parts[1]);
-        remoteStore = remote.open(where, s.home().resolve("tmp"));
+        remoteStore = remote.open(where, s.scratch());
         s.pull(remoteStore, where, r);
       } else {
         r = ImageRef.parse(ref);
         where = s.remoteOf(r).map(w -> remote.endpoint == null ? w : remote.location(w.url())).orElse(null);
         if (where != null) {
-          remoteStore = remote.open(where, s.home().resolve("tmp"));
+          remoteStore = remote.open(where, s.scratch());
         }
       }
       BlobStore chunkStore = remoteStore != null ? BlobStores.metered(remoteStore) : s.blobs();
       Path diskDir = diskCache != null ? diskCache : (remoteStore != null ? s.chunkCacheDir() : null);
       DiskChunkCache disk = diskDir == null ? null : new DiskChunkCache(diskDir, Human.parseBytes(diskCacheSize));
       int windowBytes = (int) (window != null ? Human.parseBytes(window) : (remoteStore != null ? 1 << 20 : 0));
-      try (ImageIndex index = s.openIndex(r)) {
+      Digest digest = s.resolve(r).orElseThrow(() -> new java.io.IOException(
+          "no image " + r + " in " + s.home() + " (see skiff images)"));
+      try (ImageIndex index = s.openIndex(digest)) {
         ChunkReader chunks = new ChunkReader(chunkStore, Human.parseBytes(memoryCache), disk, prefetch, windowBytes);
         ImageFileSystem fs = new ImageFileSystem(index, chunks);
         BlobStore traceStore = remoteStore != null ? remoteStore : s.blobs();
-        Digest digest = s.resolve(r).orElseThrow();
         TraceRecorder recorder = record ? new TraceRecorder() : null;
         fs.setAccessListener(recorder);
         Trace trace = noPrefetch ? null : TraceStore.load(traceStore, digest, traceKey).orElse(null);

@@ -29,7 +29,7 @@ final class PullCommand implements Callable<Integer> {
     S3Location where = remote.location(parts[0]);
     ImageRef r = ImageRef.parse(parts[1]);
     try (ImageStore s = ImageStore.open(store.home());
-        BlobStore src = remote.open(where, s.home().resolve("tmp"))) {
+        BlobStore src = remote.open(where, s.scratch())) {
       Digest d = s.pull(src, where, r);
       System.out.println("pulled " + r + " (index " + d + ") from " + where.url() + "; chunks stay remote");
     }

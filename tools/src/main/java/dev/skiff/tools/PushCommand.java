@@ -36,7 +36,7 @@ final class PushCommand implements Callable<Integer> {
     ImageRef r = ImageRef.parse(ref);
     S3Location where = remote.location(url);
     try (ImageStore s = ImageStore.open(store.home());
-        BlobStore dest = remote.open(where, s.home().resolve("tmp"))) {
+        BlobStore dest = remote.open(where, s.scratch())) {
       ImageStore.PushResult res = s.push(r, dest, (name, bytes, uploaded) -> {
         if (!quiet) {
           System.out.printf(Locale.ROOT, "  %-8s %s (%s)%n", uploaded ? "uploaded" : "present", name, Human.bytes(bytes));

@@ -54,7 +54,7 @@ final class TraceCommand implements Runnable {
         Optional<Trace> trace;
         if (where.isPresent()) {
           try (BlobStore b = remote.open(remote.endpoint == null ? where.get() : remote.location(where.get().url()),
-              s.home().resolve("tmp"))) {
+              s.scratch())) {
             trace = TraceStore.load(b, d, traceKey);
           }
         } else {
