@@ -185,12 +185,8 @@ public final class ImageStore implements AutoCloseable {
   }
 
   private Optional<JsonNode> refDoc(ImageRef ref) throws IOException {
-    String name = BlobNames.ref(ref.name(), ref.tag());
-    Optional<Long> size = blobs.size(name);
-    if (size.isEmpty()) {
-      return Optional.empty();
-    }
-    return Optional.of(JSON.readTree(blobs.readFully(name, 0, Math.toIntExact(size.get())).array()));
+    Optional<byte[]> doc = blobs.readAll(BlobNames.ref(ref.name(), ref.tag()));
+    return doc.isEmpty() ? Optional.empty() : Optional.of(JSON.readTree(doc.get()));
   }
 
   /** Every tagged image, sorted by name and tag. */
@@ -270,32 +266,42 @@ public final class ImageStore implements AutoCloseable {
     return new PushResult(d, uploaded, skipped, bytes);
   }
 
+  /** The index digest a tag in a remote store points at (one GET). */
+  public static Digest remoteTag(BlobStore remote, S3Location where, ImageRef ref) throws IOException {
+    byte[] doc = remote.readAll(BlobNames.ref(ref.name(), ref.tag()))
+        .orElseThrow(() -> new IOException("no image " + ref + " in " + where));
+    return Digest.parse(JSON.readTree(doc).path("index").asText());
+  }
+
   /**
    * Fetches an image's index (only) from a remote store and tags it here, remembering where its
    * chunks live: the image is then mountable, and reads fetch chunks from {@code remote}.
    */
   public Digest pull(BlobStore remote, S3Location where, ImageRef ref) throws IOException {
+    Digest d = remoteTag(remote, where, ref);
+    pull(remote, where, ref, d);
+    return d;
+  }
+
+  /**
+   * {@link #pull(BlobStore, S3Location, ImageRef)} for a tag already resolved with {@link
+   * #remoteTag}, so that a caller can fetch other things the digest names (a trace) meanwhile.
+   */
+  public void pull(BlobStore remote, S3Location where, ImageRef ref, Digest d) throws IOException {
     String refName = BlobNames.ref(ref.name(), ref.tag());
-    long refSize = remote.size(refName).orElseThrow(() -> new IOException("no image " + ref + " in " + where));
-    JsonNode remoteRef = JSON.readTree(remote.readFully(refName, 0, Math.toIntExact(refSize)).array());
-    Digest d = Digest.parse(remoteRef.path("index").asText());
     String indexName = BlobNames.index(d);
     if (blobs.localFile(indexName).isEmpty()) {
-      long size = remote.size(indexName).orElseThrow(() -> new IOException(
+      // One GET for the whole index: it is needed whole before the mount, and a size lookup or
+      // a series of ranges would each cost a round trip.
+      byte[] index = remote.readAll(indexName).orElseThrow(() -> new IOException(
           "remote tag " + ref + " points at index " + d + ", which " + where + " does not have"));
+      Digest got = d.algorithm().digest(index);
+      if (!got.equals(d)) {
+        throw new IOException("index fetched from " + where + " is corrupt: digest " + got + ", expected " + d);
+      }
       Path tmp = Files.createTempFile(scratch(), "pull-", ".index");
       try {
-        try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-          for (long off = 0; off < size; off += 8 << 20) {
-            out.write(remote.readFully(indexName, off, (int) Math.min(8 << 20, size - off)));
-          }
-        }
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ)) {
-          Digest got = d.algorithm().digest(ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size()));
-          if (!got.equals(d)) {
-            throw new IOException("index fetched from " + where + " is corrupt: digest " + got + ", expected " + d);
-          }
-        }
+        Files.write(tmp, index);
         blobs.putFile(indexName, tmp);
       } finally {
         Files.deleteIfExists(tmp);
@@ -312,7 +318,6 @@ public final class ImageStore implements AutoCloseable {
     r.put("region", where.region());
     r.put("pathStyle", where.pathStyle());
     blobs.put(refName, new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
-    return d;
   }
 
   /** Where a pulled image's chunks live, or empty for an image whose chunks are in this store. */

@@ -25,12 +25,8 @@ public final class TraceStore {
   }
 
   public static Optional<Trace> load(BlobStore store, Digest index, String key) throws IOException {
-    String name = name(index, key);
-    Optional<Long> size = store.size(name);
-    if (size.isEmpty()) {
-      return Optional.empty();
-    }
-    return Optional.of(Trace.decode(store.readFully(name, 0, Math.toIntExact(size.get())).array()));
+    Optional<byte[]> blob = store.readAll(name(index, key));
+    return blob.isEmpty() ? Optional.empty() : Optional.of(Trace.decode(blob.get()));
   }
 
   /**
@@ -42,9 +38,11 @@ public final class TraceStore {
     int n = 0;
     for (String blob : from.list("traces/" + index.algorithm().label() + "/")) {
       if (blob.equals(base) || blob.startsWith(base + ".")) {
-        long size = from.size(blob).orElseThrow();
-        to.put(blob, new ByteArrayInputStream(from.readFully(blob, 0, Math.toIntExact(size)).array()));
-        n++;
+        Optional<byte[]> content = from.readAll(blob);
+        if (content.isPresent()) { // else deleted since the listing
+          to.put(blob, new ByteArrayInputStream(content.get()));
+          n++;
+        }
       }
     }
     return n;

@@ -1,27 +1,13 @@
 package dev.skiff.tools;
 
-import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.cache.ChunkReader;
-import dev.skiff.casfs.cache.DiskChunkCache;
-import dev.skiff.casfs.fs.ImageFileSystem;
-import dev.skiff.casfs.fuse.FuseMount;
-import dev.skiff.casfs.index.ImageIndex;
-import dev.skiff.casfs.store.BlobStore;
-import dev.skiff.casfs.store.BlobStores;
-import dev.skiff.casfs.store.S3Location;
-import dev.skiff.casfs.digest.Digest;
-import dev.skiff.tracer.Trace;
-import dev.skiff.tracer.TracePrefetcher;
-import dev.skiff.tracer.TraceRecorder;
-import dev.skiff.tracer.TraceStore;
+import dev.skiff.runtime.ImageMount;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -83,109 +69,68 @@ final class MountCommand implements Callable<Integer> {
   @Option(names = "--debug-fuse", description = "print every FUSE request (libfuse -d)")
   boolean debug;
 
+  /** The mount options of this command line (shared with {@code skiff run}). */
+  static ImageMount.Options options(int threads, String memoryCache, Path diskCache, String diskCacheSize,
+      String window, int fetchThreads, boolean prefetch, boolean record, String traceKey, boolean debug) {
+    return new ImageMount.Options(threads, Human.parseBytes(memoryCache), diskCache, Human.parseBytes(diskCacheSize),
+        window == null ? null : Human.parseBytes(window), fetchThreads, prefetch, record, traceKey, debug);
+  }
+
   @Override
   public Integer call() throws Exception {
-    ExecutorService prefetch = Executors.newFixedThreadPool(Math.max(1, fetchThreads), t -> {
-      Thread th = new Thread(t, "casfs-prefetch");
-      th.setDaemon(true);
-      return th;
-    });
-    BlobStore remoteStore = null;
-    try (ImageStore s = ImageStore.open(store.home())) {
-      ImageRef r;
-      S3Location where;
-      if (ref.startsWith("s3://")) {
-        String[] parts = RemoteOptions.splitImageUrl(ref);
-        where = remote.location(parts[0]);
-        r = ImageRef.parse(parts[1]);
-        remoteStore = remote.open(where, s.scratch());
-        s.pull(remoteStore, where, r);
-      } else {
-        r = ImageRef.parse(ref);
-        where = s.remoteOf(r).map(w -> remote.endpoint == null ? w : remote.location(w.url())).orElse(null);
-        if (where != null) {
-          remoteStore = remote.open(where, s.scratch());
+    ImageMount.Options o = options(threads, memoryCache, diskCache, diskCacheSize, window, fetchThreads, !noPrefetch,
+        record, traceKey, debug);
+    try (ImageStore s = ImageStore.open(store.home());
+        ImageMount m = ImageMount.mount(s, ref, remote, mountpoint, o)) {
+      CountDownLatch summarised = new CountDownLatch(1);
+      Thread hook = new Thread(() -> {
+        try {
+          m.unmount();
+          // Ctrl-C: let the main thread save the recording and print its summary before exit.
+          // (Not a join: the main thread ends in System.exit, which blocks during shutdown.)
+          summarised.await(30, TimeUnit.SECONDS);
+        } catch (Exception e) {
+          System.err.println("skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
         }
-      }
-      BlobStore chunkStore = remoteStore != null ? BlobStores.metered(remoteStore) : s.blobs();
-      Path diskDir = diskCache != null ? diskCache : (remoteStore != null ? s.chunkCacheDir() : null);
-      DiskChunkCache disk = diskDir == null ? null : new DiskChunkCache(diskDir, Human.parseBytes(diskCacheSize));
-      int windowBytes = (int) (window != null ? Human.parseBytes(window) : (remoteStore != null ? 1 << 20 : 0));
-      Digest digest = s.resolve(r).orElseThrow(() -> new java.io.IOException(
-          "no image " + r + " in " + s.home() + " (see skiff images)"));
-      try (ImageIndex index = s.openIndex(digest)) {
-        ChunkReader chunks = new ChunkReader(chunkStore, Human.parseBytes(memoryCache), disk, prefetch, windowBytes);
-        ImageFileSystem fs = new ImageFileSystem(index, chunks);
-        BlobStore traceStore = remoteStore != null ? remoteStore : s.blobs();
-        TraceRecorder recorder = record ? new TraceRecorder() : null;
-        fs.setAccessListener(recorder);
-        Trace trace = noPrefetch ? null : TraceStore.load(traceStore, digest, traceKey).orElse(null);
-        long replayStart = System.nanoTime();
-        TracePrefetcher replay = trace == null ? null : TracePrefetcher.start(trace, index, chunks, fetchThreads);
-        FuseMount.Options d = FuseMount.Options.defaults();
-        FuseMount.Options opts = new FuseMount.Options(threads, d.cacheSeconds(), "skiff:" + r, d.readAheadKb(), debug);
-        try (FuseMount m = FuseMount.mount(mountpoint, fs, opts)) {
-          CountDownLatch summarised = new CountDownLatch(1);
-          Thread hook = new Thread(() -> {
-            try {
-              m.close();
-              // Ctrl-C: let the main thread save the recording and print its summary before exit.
-              // (Not a join: the main thread ends in System.exit, which blocks during shutdown.)
-              summarised.await(30, TimeUnit.SECONDS);
-            } catch (Exception e) {
-              System.err.println("skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
-            }
-          }, "skiff-unmount");
-          Runtime.getRuntime().addShutdownHook(hook);
-          System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes%s%s%s); Ctrl-C or 'skiff umount %s' to stop%n", r,
-              m.mountpoint(), Human.count(index.inodeCount()), where == null ? "" : ", chunks from " + where.url(),
-              trace == null ? "" : ", prefetching " + Human.count(trace.entries().size()) + " traced chunks",
-              record ? ", recording" : "", m.mountpoint());
+      }, "skiff-unmount");
+      Runtime.getRuntime().addShutdownHook(hook);
+      System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes%s%s%s); Ctrl-C or 'skiff umount %s' to stop%n",
+          m.ref(), m.mountpoint(), Human.count(m.index().inodeCount()),
+          m.remote().map(w -> ", chunks from " + w.url()).orElse(""),
+          m.trace().map(t -> ", prefetching " + Human.count(t.entries().size()) + " traced chunks").orElse(""),
+          record ? ", recording" : "", m.mountpoint());
+      System.out.flush();
+      m.replay().ifPresent(replay -> Thread.ofPlatform().daemon().name("skiff-prefetch-report").start(() -> {
+        try {
+          replay.awaitDone(Long.MAX_VALUE);
+          System.out.printf(Locale.ROOT, "prefetched %s traced chunks in %.0f ms (%s not in this image)%n",
+              Human.count(replay.fetched()), (System.nanoTime() - m.replayStartNanos()) / 1e6,
+              Human.count(replay.skipped()));
           System.out.flush();
-          if (replay != null) {
-            Thread.ofPlatform().daemon().name("skiff-prefetch-report").start(() -> {
-              try {
-                replay.awaitDone(Long.MAX_VALUE);
-                System.out.printf(Locale.ROOT, "prefetched %s traced chunks in %.0f ms (%s not in this image)%n",
-                    Human.count(replay.fetched()), (System.nanoTime() - replayStart) / 1e6, Human.count(replay.skipped()));
-                System.out.flush();
-              } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-              }
-            });
-          }
-          m.awaitUnmounted();
-          try {
-            Runtime.getRuntime().removeShutdownHook(hook);
-          } catch (IllegalStateException shuttingDown) {
-            // the hook is running or ran: it unmounted
-          }
-          if (replay != null) {
-            replay.close();
-          }
-          if (recorder != null && recorder.size() > 0) {
-            Trace recording = recorder.toTrace(index);
-            Trace merged = TraceStore.record(traceStore, digest, traceKey, recording);
-            System.out.printf(Locale.ROOT, "recorded %s chunks (%s) into the trace of %s: %d recordings, %s chunks%n",
-                Human.count(recording.entries().size()), Human.bytes(recording.bytes()), r, merged.recordings(),
-                Human.count(merged.entries().size()));
-          }
-          ChunkReader.Stats st = chunks.stats();
-          CacheCommand.addCounters(s, st, disk == null ? 0 : disk.evictions());
-          System.out.printf(Locale.ROOT, "unmounted %s: %s chunk reads, %s from memory, %s from disk cache, "
-                  + "%s from the store (%s in %s reads)%n", m.mountpoint(), Human.count(st.requests()),
-              Human.count(st.memoryHits()), Human.count(st.diskHits()),
-              Human.count(st.requests() - st.memoryHits() - st.diskHits()), Human.bytes(st.storeBytes()),
-              Human.count(st.storeFetches()));
-          System.out.flush();
-          summarised.countDown();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
         }
+      }));
+      m.awaitUnmounted();
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException shuttingDown) {
+        // the hook is running or ran: it unmounted
       }
-    } finally {
-      prefetch.shutdownNow();
-      if (remoteStore != null) {
-        remoteStore.close();
-      }
+      m.replay().ifPresent(r -> r.close());
+      m.saveRecording().ifPresent(rec -> System.out.printf(Locale.ROOT,
+          "recorded %s chunks (%s) into the trace of %s: %d recordings, %s chunks%n",
+          Human.count(rec.recording().entries().size()), Human.bytes(rec.recording().bytes()), m.ref(),
+          rec.merged().recordings(), Human.count(rec.merged().entries().size())));
+      ChunkReader.Stats st = m.chunks().stats();
+      CacheCommand.addCounters(s, st, m.diskEvictions());
+      System.out.printf(Locale.ROOT, "unmounted %s: %s chunk reads, %s from memory, %s from disk cache, "
+              + "%s from the store (%s in %s reads)%n", m.mountpoint(), Human.count(st.requests()),
+          Human.count(st.memoryHits()), Human.count(st.diskHits()),
+          Human.count(st.requests() - st.memoryHits() - st.diskHits()), Human.bytes(st.storeBytes()),
+          Human.count(st.storeFetches()));
+      System.out.flush();
+      summarised.countDown();
     }
     return 0;
   }

@@ -5,6 +5,7 @@ import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.S3Location;
+import dev.skiff.runtime.ImageMount;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -25,7 +26,7 @@ final class PullCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    String[] parts = RemoteOptions.splitImageUrl(url);
+    String[] parts = ImageMount.splitImageUrl(url);
     S3Location where = remote.location(parts[0]);
     ImageRef r = ImageRef.parse(parts[1]);
     try (ImageStore s = ImageStore.open(store.home());

@@ -1,8 +1,9 @@
 package dev.skiff.tools;
 
-import dev.skiff.casfs.store.S3Location;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.S3Location;
+import dev.skiff.runtime.ImageMount;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -12,7 +13,7 @@ import picocli.CommandLine.Option;
  * How to reach an S3-compatible service. Credentials always come from the usual AWS places
  * (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, AWS_PROFILE).
  */
-final class RemoteOptions {
+final class RemoteOptions implements ImageMount.Remotes {
   @Option(names = "--endpoint", paramLabel = "URL",
       description = "S3-compatible endpoint (MinIO, R2, Ceph...); default: AWS, or $AWS_ENDPOINT_URL")
   String endpoint;
@@ -29,7 +30,8 @@ final class RemoteOptions {
   String timeout;
 
   /** A client for {@code where} with these options; credentials from the usual AWS places. */
-  BlobStore open(S3Location where, Path scratch) {
+  @Override
+  public BlobStore open(S3Location where, Path scratch) {
     return BlobStores.s3(where, scratch, null, duration(timeout), 4);
   }
 
@@ -52,18 +54,15 @@ final class RemoteOptions {
   }
 
   /** Parses {@code s3://bucket[/prefix]} with these options. */
-  S3Location location(String url) {
+  @Override
+  public S3Location relocate(S3Location pulledFrom) {
+    return endpoint == null ? pulledFrom : location(pulledFrom.url());
+  }
+
+  @Override
+  public S3Location location(String url) {
     String ep = endpoint != null ? endpoint : System.getenv("AWS_ENDPOINT_URL");
     boolean path = pathStyle != null ? pathStyle : ep != null;
     return S3Location.parse(url, ep == null || ep.isBlank() ? null : URI.create(ep), region, path);
-  }
-
-  /** Splits {@code s3://bucket/prefix/name:tag} into the store URL and the image reference. */
-  static String[] splitImageUrl(String url) {
-    int slash = url.lastIndexOf('/');
-    if (!url.startsWith("s3://") || slash <= "s3://".length()) {
-      throw new IllegalArgumentException("want s3://BUCKET[/PREFIX]/NAME[:TAG], got '" + url + "'");
-    }
-    return new String[] {url.substring(0, slash), url.substring(slash + 1)};
   }
 }

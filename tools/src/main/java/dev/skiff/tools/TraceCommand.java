@@ -53,8 +53,7 @@ final class TraceCommand implements Runnable {
         Optional<S3Location> where = s.remoteOf(r);
         Optional<Trace> trace;
         if (where.isPresent()) {
-          try (BlobStore b = remote.open(remote.endpoint == null ? where.get() : remote.location(where.get().url()),
-              s.scratch())) {
+          try (BlobStore b = remote.open(remote.relocate(where.get()), s.scratch())) {
             trace = TraceStore.load(b, d, traceKey);
           }
         } else {

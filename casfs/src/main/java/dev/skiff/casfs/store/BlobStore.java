@@ -39,6 +39,18 @@ public interface BlobStore extends AutoCloseable {
   /** Size of a blob, or empty if it does not exist. */
   Optional<Long> size(String name) throws IOException;
 
+  /**
+   * The whole of a small blob (a tag, an index, a trace), or empty if it does not exist. Remote
+   * stores answer in one round trip, with no size lookup first.
+   */
+  default Optional<byte[]> readAll(String name) throws IOException {
+    Optional<Long> size = size(name);
+    if (size.isEmpty()) {
+      return Optional.empty();
+    }
+    return Optional.of(readFully(name, 0, Math.toIntExact(size.get())).array());
+  }
+
   default boolean exists(String name) throws IOException {
     return size(name).isPresent();
   }

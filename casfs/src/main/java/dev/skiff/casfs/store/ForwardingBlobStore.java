@@ -21,6 +21,11 @@ public abstract class ForwardingBlobStore implements BlobStore {
   }
 
   @Override
+  public Optional<byte[]> readAll(String name) throws IOException {
+    return inner.readAll(name);
+  }
+
+  @Override
   public Optional<Long> size(String name) throws IOException {
     return inner.size(name);
   }

@@ -2,6 +2,7 @@ package dev.skiff.casfs.store;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.Optional;
 import java.util.concurrent.atomic.LongAdder;
 
 /** Counts the ranged reads and bytes that pass through to the store below. */
@@ -34,5 +35,13 @@ public final class MeteredBlobStore extends ForwardingBlobStore {
     int n = super.read(name, offset, length, dst);
     bytesRead.add(n);
     return n;
+  }
+
+  @Override
+  public Optional<byte[]> readAll(String name) throws IOException {
+    reads.increment();
+    Optional<byte[]> got = super.readAll(name);
+    got.ifPresent(b -> bytesRead.add(b.length));
+    return got;
   }
 }

@@ -43,6 +43,7 @@ public abstract class BlobStoreContract {
     ByteBuffer tail = ByteBuffer.allocate(100);
     assertEquals(2, store.read("packs/x/abc", 8, 100, tail));
     assertEquals(Optional.of(10L), store.size("packs/x/abc"));
+    assertEquals("0123456789", new String(store.readAll("packs/x/abc").orElseThrow(), StandardCharsets.UTF_8));
   }
 
   @Test
@@ -56,6 +57,7 @@ public abstract class BlobStoreContract {
   void missingBlobsAreNotFound() throws IOException {
     assertThrows(BlobNotFoundException.class, () -> store.readFully("packs/x/none", 0, 1));
     assertEquals(Optional.empty(), store.size("packs/x/none"));
+    assertEquals(Optional.empty(), store.readAll("packs/x/none"));
     assertFalse(store.exists("packs/x/none"));
     assertFalse(store.delete("packs/x/none"));
   }
@@ -67,6 +69,7 @@ public abstract class BlobStoreContract {
     put("refs/a/b", "second");
     assertArrayEquals("second".getBytes(StandardCharsets.UTF_8), store.readFully("refs/a/b", 0, 6).array());
     assertEquals(Optional.of(6L), store.size("refs/a/b"));
+    assertEquals("second", new String(store.readAll("refs/a/b").orElseThrow(), StandardCharsets.UTF_8));
   }
 
   @Test
