@@ -47,6 +47,26 @@ public final class ImageMount implements AutoCloseable {
     default S3Location relocate(S3Location pulledFrom) {
       return pulledFrom;
     }
+
+    /**
+     * Buckets reached as the AWS tools would: $AWS_ENDPOINT_URL (path-style when set), region and
+     * credentials from the usual places.
+     */
+    static Remotes fromEnvironment() {
+      return new Remotes() {
+        @Override
+        public S3Location location(String url) {
+          String ep = System.getenv("AWS_ENDPOINT_URL");
+          boolean set = ep != null && !ep.isBlank();
+          return S3Location.parse(url, set ? java.net.URI.create(ep) : null, null, set);
+        }
+
+        @Override
+        public BlobStore open(S3Location where, Path scratch) {
+          return BlobStores.s3(where, scratch);
+        }
+      };
+    }
   }
 
   /**
@@ -151,11 +171,15 @@ public final class ImageMount implements AutoCloseable {
 
   /**
    * Mounts {@code image} (NAME[:TAG] in the store, or s3://BUCKET[/PREFIX]/NAME[:TAG], pulled
-   * first) at {@code mountpoint}. The tag, the index and the trace of a bucket image are fetched
+   * first) at {@code mountpoint}; {@code remotes} null reaches buckets {@link
+   * Remotes#fromEnvironment() from the environment}. The tag, the index and the trace of a bucket image are fetched
    * with one GET each, the trace while the index travels.
    */
   public static ImageMount mount(ImageStore store, String image, Remotes remotes, Path mountpoint, Options o)
       throws IOException {
+    if (remotes == null) {
+      remotes = Remotes.fromEnvironment();
+    }
     Builder b = new Builder();
     b.traceKey = o.traceKey();
     try {

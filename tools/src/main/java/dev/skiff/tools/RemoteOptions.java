@@ -24,7 +24,7 @@ final class RemoteOptions implements ImageMount.Remotes {
   @Option(names = "--path-style", description = "path-style addressing (default: on when an endpoint is given)")
   Boolean pathStyle;
 
-  @Option(names = "--timeout", defaultValue = "60s", paramLabel = "DURATION",
+  @Option(names = "--store-timeout", defaultValue = "60s", paramLabel = "DURATION",
       description = "give up on a store request (retries included) after this long: a read then fails with EIO"
           + " (default ${DEFAULT-VALUE}; each attempt is bounded at 20s or less)")
   String timeout;

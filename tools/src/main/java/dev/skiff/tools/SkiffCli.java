@@ -12,8 +12,8 @@ import picocli.CommandLine.Option;
     name = "skiff",
     mixinStandardHelpOptions = true,
     version = "skiff 0.1.0",
-    description = "Import container images into a deduplicated content-addressed store and mount them lazily,"
-        + " from the local store or from S3.",
+    description = "Import container images into a deduplicated content-addressed store, mount them lazily"
+        + " from the local store or from S3, and run them in gVisor sandboxes.",
     subcommands = {
       ImportCommand.class,
       ImagesCommand.class,
@@ -25,6 +25,11 @@ import picocli.CommandLine.Option;
       CacheCommand.class,
       TraceCommand.class,
       OptimizeCommand.class,
+      RunCommand.class,
+      PsCommand.class,
+      KillCommand.class,
+      SnapshotCommand.class,
+      RestoreCommand.class,
       TrainCommand.class,
       CommandLine.HelpCommand.class
     })

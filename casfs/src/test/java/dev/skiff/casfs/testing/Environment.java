@@ -40,6 +40,14 @@ public final class Environment {
     require(Files.exists(Path.of("/usr/bin/fusermount3")), "needs fuse3 (apt-get install fuse3 libfuse3-3)");
   }
 
+  /** FUSE and gVisor's runsc (on the PATH or in $SKIFF_RUNSC). */
+  public static void requireRunsc() {
+    requireFuse();
+    String env = System.getenv("SKIFF_RUNSC");
+    require(onPath("runsc") || (env != null && Files.isExecutable(Path.of(env))),
+        "needs gVisor's runsc (apt-get install -t bookworm-backports runsc, or plain runsc)");
+  }
+
   /** What make-image.sh needs on top of FUSE. */
   public static void requireImageTools() {
     requireFuse();

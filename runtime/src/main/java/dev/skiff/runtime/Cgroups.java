@@ -1,0 +1,82 @@
+package dev.skiff.runtime;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Whether this host lets runsc put a sandbox in a cgroup of its own with memory and CPU limits
+ * (cgroup v1 or v2, writable by us). Where it does not (an unprivileged container, a read-only
+ * cgroupfs), limits are reported as not enforced rather than silently dropped.
+ */
+final class Cgroups {
+  private static final Path FS = Path.of("/sys/fs/cgroup");
+  private final boolean memory;
+  private final boolean cpu;
+  private final String why;
+
+  private Cgroups(boolean memory, boolean cpu, String why) {
+    this.memory = memory;
+    this.cpu = cpu;
+    this.why = why;
+  }
+
+  static Cgroups detect() {
+    if (Files.exists(FS.resolve("cgroup.controllers"))) {
+      String controllers;
+      try {
+        controllers = Files.readString(FS.resolve("cgroup.controllers"));
+      } catch (IOException e) {
+        return new Cgroups(false, false, "cgroup v2 controllers unreadable: " + e.getMessage());
+      }
+      boolean w = canCreate(FS);
+      return new Cgroups(w && controllers.contains("memory"), w && controllers.contains("cpu"),
+          w ? "cgroup v2 lacks the controller" : "cgroup v2 is not writable here");
+    }
+    boolean mem = Files.isDirectory(FS.resolve("memory")) && canCreate(FS.resolve("memory"));
+    boolean cpu = Files.isDirectory(FS.resolve("cpu")) && canCreate(FS.resolve("cpu"));
+    return new Cgroups(mem, cpu, "cgroup v1 memory/cpu hierarchy missing or not writable here");
+  }
+
+  private static boolean canCreate(Path hierarchy) {
+    Path probe = hierarchy.resolve("skiff-probe-" + ProcessHandle.current().pid());
+    try {
+      Files.createDirectory(probe);
+      Files.delete(probe);
+      return true;
+    } catch (IOException | UnsupportedOperationException e) {
+      return false;
+    }
+  }
+
+  boolean memory() {
+    return memory;
+  }
+
+  boolean cpu() {
+    return cpu;
+  }
+
+  /** Why a limit cannot be applied. */
+  String why() {
+    return why;
+  }
+
+  /** The cgroup path runsc creates for a sandbox. */
+  static String path(String id) {
+    return "/skiff/" + id;
+  }
+
+  /** Removes a sandbox's cgroups if runsc left them (only empty ones can go). */
+  void remove(String id) {
+    for (String h : List.of("memory", "cpu", "cpuacct", "pids", "")) {
+      Path dir = (h.isEmpty() ? FS : FS.resolve(h)).resolve("skiff").resolve(id);
+      try {
+        Files.deleteIfExists(dir);
+      } catch (IOException ignored) {
+        // not ours, not empty, or already gone
+      }
+    }
+  }
+}

@@ -1,0 +1,179 @@
+package dev.skiff.runtime;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Writes the OCI runtime spec ({@code config.json}) of a sandbox: the process from the image's
+ * config and the options, the casfs mount as root, the usual /proc, /dev and /sys, volumes, and
+ * resource limits. Writes to the root go to gVisor's overlay (see {@link Runsc}), never to the
+ * image.
+ */
+final class OciSpec {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Docker's default capability set: what a containerised program usually expects of root. */
+  private static final List<String> CAPS = List.of("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+      "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+      "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE");
+
+  /** A process: argv, environment, working directory, and the user it runs as. */
+  record Process(List<String> args, List<String> env, String cwd, long uid, long gid, List<Long> groups) {}
+
+  private OciSpec() {}
+
+  /** The process an image and options describe, with the user resolved in {@code rootfs}. */
+  static Process process(ImageConfig image, SandboxOptions o, List<String> args, Path rootfs) throws IOException {
+    List<String> argv = image.argv(args);
+    if (argv.isEmpty()) {
+      throw new IllegalArgumentException("no command given and the image has no entrypoint or command");
+    }
+    String user = o.user() != null ? o.user() : image.user();
+    long[] ids = resolveUser(user, rootfs);
+    String cwd = o.workdir() != null ? o.workdir() : image.workdir();
+    if (!cwd.startsWith("/")) {
+      throw new IllegalArgumentException("working directory must be absolute: " + cwd);
+    }
+    return new Process(argv, image.env(o.env()), cwd, ids[0], ids[1], List.of());
+  }
+
+  /** {@code UID[:GID]} or {@code NAME[:GROUP]}; names are looked up in the image's /etc files. */
+  static long[] resolveUser(String user, Path rootfs) throws IOException {
+    if (user == null || user.isEmpty()) {
+      return new long[] {0, 0};
+    }
+    String[] parts = user.split(":", 2);
+    long uid;
+    long gid = -1;
+    if (parts[0].matches("\\d+")) {
+      uid = Long.parseLong(parts[0]);
+    } else {
+      String[] pw = lookup(rootfs.resolve("etc/passwd"), parts[0], "user", user);
+      uid = Long.parseLong(pw[2]);
+      gid = Long.parseLong(pw[3]);
+    }
+    if (parts.length == 2) {
+      gid = parts[1].matches("\\d+") ? Long.parseLong(parts[1])
+          : Long.parseLong(lookup(rootfs.resolve("etc/group"), parts[1], "group", user)[2]);
+    } else if (gid < 0) {
+      gid = uid == 0 ? 0 : gidOf(rootfs, uid);
+    }
+    return new long[] {uid, gid};
+  }
+
+  private static long gidOf(Path rootfs, long uid) throws IOException {
+    Path passwd = rootfs.resolve("etc/passwd");
+    if (Files.isRegularFile(passwd)) {
+      for (String line : Files.readAllLines(passwd, StandardCharsets.ISO_8859_1)) {
+        String[] f = line.split(":");
+        if (f.length >= 4 && f[2].equals(Long.toString(uid))) {
+          return Long.parseLong(f[3]);
+        }
+      }
+    }
+    return uid;
+  }
+
+  private static String[] lookup(Path file, String name, String what, String spec) throws IOException {
+    if (Files.isRegularFile(file)) {
+      for (String line : Files.readAllLines(file, StandardCharsets.ISO_8859_1)) {
+        String[] f = line.split(":");
+        if (f.length >= 3 && f[0].equals(name)) {
+          return f;
+        }
+      }
+    }
+    throw new IllegalArgumentException("no " + what + " '" + name + "' in the image's /" + rootfs(file) + " (user "
+        + spec + ")");
+  }
+
+  private static String rootfs(Path file) {
+    return file.getParent().getFileName() + "/" + file.getFileName();
+  }
+
+  /** The spec as JSON. {@code cgroupsPath} null leaves resources out (limits not applied). */
+  static byte[] write(Process p, Path rootfs, SandboxOptions o, String hostname, String cgroupsPath)
+      throws IOException {
+    ObjectNode spec = JSON.createObjectNode();
+    spec.put("ociVersion", "1.0.0");
+    spec.set("process", processJson(p));
+    ObjectNode root = spec.putObject("root");
+    root.put("path", rootfs.toString());
+    root.put("readonly", false); // the overlay takes the writes; the casfs mount below is read-only
+    spec.put("hostname", hostname);
+    ArrayNode mounts = spec.putArray("mounts");
+    mount(mounts, "/proc", "proc", "proc", List.of());
+    mount(mounts, "/dev", "tmpfs", "tmpfs", List.of("nosuid", "strictatime", "mode=755", "size=65536k"));
+    mount(mounts, "/dev/pts", "devpts", "devpts", List.of("nosuid", "noexec", "newinstance", "ptmxmode=0666",
+        "mode=0620"));
+    mount(mounts, "/dev/shm", "tmpfs", "shm", List.of("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
+    mount(mounts, "/sys", "sysfs", "sysfs", List.of("nosuid", "noexec", "nodev", "ro"));
+    for (SandboxOptions.Volume v : o.volumes()) {
+      List<String> opts = new ArrayList<>(List.of("rbind"));
+      opts.add(v.readOnly() ? "ro" : "rw");
+      mount(mounts, v.target(), "bind", v.source().toString(), opts);
+    }
+    ObjectNode linux = spec.putObject("linux");
+    ArrayNode ns = linux.putArray("namespaces");
+    for (String t : List.of("pid", "network", "ipc", "uts", "mount")) {
+      ns.addObject().put("type", t);
+    }
+    if (cgroupsPath != null && (o.memoryBytes() > 0 || o.cpus() > 0)) {
+      linux.put("cgroupsPath", cgroupsPath);
+      ObjectNode res = linux.putObject("resources");
+      if (o.memoryBytes() > 0) {
+        res.putObject("memory").put("limit", o.memoryBytes());
+      }
+      if (o.cpus() > 0) {
+        long period = 100_000;
+        res.putObject("cpu").put("quota", Math.max(1000, Math.round(o.cpus() * period))).put("period", period);
+      }
+    }
+    return json(spec);
+  }
+
+  static byte[] json(ObjectNode node) throws IOException {
+    return JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(node);
+  }
+
+  static ObjectNode processJson(Process p) {
+    ObjectNode proc = JSON.createObjectNode();
+    proc.put("terminal", false);
+    ObjectNode user = proc.putObject("user");
+    user.put("uid", p.uid());
+    user.put("gid", p.gid());
+    ArrayNode args = proc.putArray("args");
+    p.args().forEach(args::add);
+    ArrayNode env = proc.putArray("env");
+    p.env().forEach(env::add);
+    proc.put("cwd", p.cwd());
+    ObjectNode caps = proc.putObject("capabilities");
+    for (String set : List.of("bounding", "effective", "permitted")) {
+      ArrayNode a = caps.putArray(set);
+      if (set.equals("bounding") || p.uid() == 0) {
+        CAPS.forEach(a::add);
+      }
+    }
+    ArrayNode rl = proc.putArray("rlimits");
+    rl.addObject().put("type", "RLIMIT_NOFILE").put("hard", 1048576).put("soft", 1048576);
+    proc.put("noNewPrivileges", true);
+    return proc;
+  }
+
+  private static void mount(ArrayNode mounts, String dest, String type, String source, List<String> options) {
+    ObjectNode m = mounts.addObject();
+    m.put("destination", dest);
+    m.put("type", type);
+    m.put("source", source);
+    if (!options.isEmpty()) {
+      ArrayNode a = m.putArray("options");
+      options.forEach(a::add);
+    }
+  }
+}

@@ -1,0 +1,250 @@
+package dev.skiff.runtime;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * gVisor's {@code runsc}: where it is, which release (Debian 12 has 2022-12 with ptrace and kvm;
+ * bookworm-backports has 2024-07 with systrap too), which platform to use, and the flags every
+ * call about one sandbox must carry. Both releases are driven the same way; where their flags
+ * differ (the overlay medium) this class speaks each one's dialect.
+ */
+public final class Runsc {
+  private static final Logger log = LoggerFactory.getLogger(Runsc.class);
+  private static final Pattern VERSION = Pattern.compile("runsc version \\S*?(\\d{8})");
+  /** systrap arrived in gVisor in 2023; releases before it have ptrace and kvm only. */
+  private static final int SYSTRAP_SINCE = 20230601;
+
+  /** How the sandbox's kernel intercepts the application's system calls. */
+  public enum Platform {
+    PTRACE, SYSTRAP, KVM;
+
+    public String flag() {
+      return name().toLowerCase(Locale.ROOT);
+    }
+
+    public static Platform parse(String s) {
+      try {
+        return valueOf(s.trim().toUpperCase(Locale.ROOT));
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("unknown platform '" + s + "': want auto, systrap, ptrace or kvm");
+      }
+    }
+  }
+
+  private final Path binary;
+  private final String version;
+  private final int date;
+  private final Path root;
+  private final Platform platform;
+  private final String platformReason;
+
+  private Runsc(Path binary, String version, int date, Path root, Platform platform, String platformReason) {
+    this.binary = binary;
+    this.version = version;
+    this.date = date;
+    this.root = root;
+    this.platform = platform;
+    this.platformReason = platformReason;
+  }
+
+  /**
+   * Finds runsc ({@code explicit}, else $SKIFF_RUNSC, else the PATH) and chooses the platform:
+   * {@code requested} when given ("auto" or null: kvm where /dev/kvm works, else systrap where
+   * this runsc has it, else ptrace). The kvm probe runs once per runsc release and is remembered
+   * under {@code root}.
+   */
+  public static Runsc locate(Path explicit, Path root, String requested) throws IOException {
+    Path bin = explicit != null ? explicit : findBinary();
+    String out = run(List.of(bin.toString(), "--version"), Duration.ofSeconds(10)).output();
+    Matcher m = VERSION.matcher(out);
+    if (!m.find()) {
+      throw new IOException(bin + " --version printed no release date: " + out.strip());
+    }
+    String version = out.lines().findFirst().orElse("").replace("runsc version ", "").strip();
+    int date = Integer.parseInt(m.group(1));
+    Files.createDirectories(root);
+    Runsc probe = new Runsc(bin, version, date, root, Platform.PTRACE, "");
+    if (requested != null && !requested.isBlank() && !requested.equalsIgnoreCase("auto")) {
+      Platform p = Platform.parse(requested);
+      if (p == Platform.SYSTRAP && !probe.hasSystrap()) {
+        throw new IOException("runsc " + version + " has no systrap platform (it arrived in 2023; Debian's"
+            + " bookworm-backports has runsc 2024-07): use --platform ptrace");
+      }
+      return new Runsc(bin, version, date, root, p, "requested");
+    }
+    if (probe.kvmWorks()) {
+      return new Runsc(bin, version, date, root, Platform.KVM, "/dev/kvm works");
+    }
+    return probe.hasSystrap()
+        ? new Runsc(bin, version, date, root, Platform.SYSTRAP, "no working /dev/kvm")
+        : new Runsc(bin, version, date, root, Platform.PTRACE, "no working /dev/kvm; runsc " + version + " has no systrap");
+  }
+
+  private static Path findBinary() throws IOException {
+    String env = System.getenv("SKIFF_RUNSC");
+    if (env != null && !env.isBlank()) {
+      return Path.of(env);
+    }
+    for (String dir : System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")) {
+      Path p = Path.of(dir.isEmpty() ? "." : dir, "runsc");
+      if (Files.isExecutable(p)) {
+        return p;
+      }
+    }
+    for (String p : List.of("/usr/sbin/runsc", "/usr/local/sbin/runsc", "/usr/bin/runsc")) {
+      if (Files.isExecutable(Path.of(p))) {
+        return Path.of(p);
+      }
+    }
+    throw new IOException("runsc (gVisor) not found: apt-get install runsc (or -t bookworm-backports runsc"
+        + " for 2024-07 with systrap), or set SKIFF_RUNSC");
+  }
+
+  public Path binary() {
+    return binary;
+  }
+
+  public String version() {
+    return version;
+  }
+
+  public Platform platform() {
+    return platform;
+  }
+
+  /** Why {@link #platform()} was chosen, for {@code skiff run --verbose} and reports. */
+  public String platformReason() {
+    return platformReason;
+  }
+
+  /** runsc's state directory ({@code --root}) for Skiff's sandboxes. */
+  public Path root() {
+    return root;
+  }
+
+  public boolean hasSystrap() {
+    return date >= SYSTRAP_SINCE;
+  }
+
+  /** The global flags of a call about a sandbox with these options. */
+  List<String> command(SandboxOptions o, Path logDir, String... subcommand) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(binary.toString());
+    cmd.add("--root=" + root);
+    cmd.add("--platform=" + platform.flag());
+    cmd.add("--network=" + (o.network() ? "host" : "none"));
+    cmd.add("--overlay2=root:" + overlayMedium(o.scratch()));
+    if (logDir != null) {
+      cmd.add("--log=" + logDir.resolve("runsc.log"));
+      cmd.add("--panic-log=" + logDir.resolve("panic.log"));
+    }
+    cmd.addAll(List.of(subcommand));
+    return cmd;
+  }
+
+  /** The flags of a call that only names a sandbox (kill, delete, state, list). */
+  List<String> plain(String... subcommand) {
+    List<String> cmd = new ArrayList<>(List.of(binary.toString(), "--root=" + root));
+    cmd.addAll(List.of(subcommand));
+    return cmd;
+  }
+
+  private String overlayMedium(Path scratch) {
+    if (scratch == null) {
+      return "memory";
+    }
+    // 2022-12 takes a directory path; later releases say dir=PATH (and have "self").
+    return (date >= 20230601 ? "dir=" : "") + scratch.toAbsolutePath();
+  }
+
+  /** What a short runsc call printed and returned. */
+  record Result(int exit, String output) {}
+
+  /** Runs a short command (stdout and stderr together), killing it after {@code timeout}. */
+  static Result run(List<String> cmd, Duration timeout) throws IOException {
+    Path out = Files.createTempFile("skiff-runsc-", ".out");
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile())
+          .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+      boolean done;
+      try {
+        done = p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        p.destroyForcibly();
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted: " + String.join(" ", cmd));
+      }
+      if (!done) {
+        p.destroyForcibly();
+        throw new IOException(String.join(" ", cmd) + " did not finish within " + timeout.toSeconds() + " s");
+      }
+      return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8));
+    } finally {
+      Files.deleteIfExists(out);
+    }
+  }
+
+  /**
+   * Whether the kvm platform runs a sandbox here. /dev/kvm can exist and still not work (nested
+   * virtualization without the features gVisor needs: there the sandbox never starts), so this
+   * starts one, once per runsc release, and remembers the answer.
+   */
+  private boolean kvmWorks() throws IOException {
+    Path dev = Path.of("/dev/kvm");
+    if (!Files.isReadable(dev) || !Files.isWritable(dev)) {
+      return false;
+    }
+    Path memo = root.resolve("kvm-probe");
+    String key = version + " " + System.getProperty("os.version");
+    if (Files.isRegularFile(memo)) {
+      List<String> lines = Files.readAllLines(memo);
+      if (lines.size() == 2 && lines.get(0).equals(key)) {
+        return lines.get(1).equals("works");
+      }
+    }
+    Path probeRoot = Files.createTempDirectory(root, "kvm-probe-");
+    boolean works;
+    try {
+      Result r = run(List.of(binary.toString(), "--root=" + probeRoot, "--platform=kvm", "--network=none", "do",
+          "/bin/true"), Duration.ofSeconds(5));
+      works = r.exit() == 0;
+      if (!works) {
+        log.debug("kvm probe failed: {}", r.output());
+      }
+    } catch (IOException timedOut) {
+      works = false;
+    } finally {
+      forceDeleteAll(probeRoot);
+    }
+    Files.writeString(memo, key + "\n" + (works ? "works" : "fails") + "\n");
+    return works;
+  }
+
+  /** Deletes every container under a runsc root, then the root. */
+  private void forceDeleteAll(Path dir) throws IOException {
+    try (var ids = Files.list(dir)) {
+      for (Path p : ids.toList()) {
+        String name = p.getFileName().toString();
+        if (name.endsWith(".state")) {
+          String id = name.substring(0, name.length() - ".state".length());
+          run(List.of(binary.toString(), "--root=" + dir, "delete", "--force", id), Duration.ofSeconds(10));
+        }
+      }
+    } catch (IOException e) {
+      log.debug("cleaning probe root {}: {}", dir, e.toString());
+    }
+    run(List.of("rm", "-rf", dir.toString()), Duration.ofSeconds(10));
+  }
+}

@@ -1,0 +1,316 @@
+package dev.skiff.runtime;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One gVisor sandbox on a casfs mount of an image. Made by {@link SandboxRuntime#run}, {@link
+ * SandboxRuntime#create} or {@link SandboxRuntime#restore}; {@link #close()} kills whatever still
+ * runs in it, deletes it in runsc, unmounts its root and removes its state directory.
+ */
+public final class Sandbox implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Sandbox.class);
+  private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "skiff-sandbox-timeout");
+    t.setDaemon(true);
+    return t;
+  });
+
+  enum Kind { RUN, WARM, RESTORED }
+
+  /** How to start a process with {@link #exec}: overrides of the image's defaults. */
+  public record Exec(List<String> env, String workdir, String user, boolean stdin) {
+    public Exec {
+      env = List.copyOf(env);
+    }
+
+    public static Exec defaults() {
+      return new Exec(List.of(), null, null, false);
+    }
+
+    public Exec withStdin(boolean on) {
+      return new Exec(env, workdir, user, on);
+    }
+
+    public Exec withEnv(String nameEqualsValue) {
+      List<String> e = new ArrayList<>(env);
+      e.add(nameEqualsValue);
+      return new Exec(e, workdir, user, stdin);
+    }
+  }
+
+  private final SandboxRuntime rt;
+  private final String id;
+  private final Path dir;
+  private final Path bundle;
+  private final Path rootfs;
+  private final SandboxOptions options;
+  private final Kind kind;
+  private final AtomicInteger execs = new AtomicInteger();
+  private ImageMount mount;
+  private ImageConfig imageConfig;
+  private SandboxProcess main;
+  private ScheduledFuture<?> timer;
+  private volatile boolean timedOut;
+  private boolean closed;
+
+  private Sandbox(SandboxRuntime rt, String id, SandboxOptions options, Kind kind) {
+    this.rt = rt;
+    this.id = id;
+    this.dir = rt.sandboxDir(id);
+    this.bundle = dir.resolve("bundle");
+    this.rootfs = bundle.resolve("rootfs");
+    this.options = options;
+    this.kind = kind;
+  }
+
+  static Sandbox launch(SandboxRuntime rt, String id, String image, SandboxOptions o, Kind kind, List<String> args,
+      boolean stdin, Snapshot snapshot) throws IOException {
+    Sandbox sb = new Sandbox(rt, id, o, kind);
+    Files.createDirectories(sb.rootfs);
+    Files.createDirectories(sb.logs());
+    SandboxRecord.forThisProcess(id, image, kind == Kind.WARM ? List.of("(warm)") : args, kind.name().toLowerCase())
+        .write(sb.dir);
+    try {
+      // runsc's gofer creates each bind mount's target in the host's view of the root, which a
+      // read-only casfs mount refuses: with binds, the root is an overlayfs over the mount whose
+      // upper layer takes those (empty) targets. Sandbox writes still go to gVisor's overlay.
+      boolean binds = kind == Kind.WARM || !o.volumes().isEmpty();
+      Path imageDir = binds ? Files.createDirectories(sb.bundle.resolve("image")) : sb.rootfs;
+      sb.mount = ImageMount.mount(rt.store(), image, rt.config().remotes(), imageDir, rt.config().mount());
+      if (binds) {
+        HostOverlay.mount(imageDir, sb.dir.resolve("upper"), sb.dir.resolve("work"), sb.rootfs);
+      }
+      sb.imageConfig = ImageConfig.parse(sb.mount.index().meta("config"));
+      Runsc runsc = rt.runsc();
+      if (snapshot != null) {
+        snapshot.checkRestorable(sb.mount.digest(), runsc);
+        Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.rootfs));
+        sb.main = sb.start(runsc.command(o, sb.logs(), "restore", "--image-path=" + snapshot.checkpointDir(),
+            "--bundle=" + sb.bundle, id), stdin, "restored " + snapshot.name());
+      } else {
+        SandboxOptions withInit = o;
+        OciSpec.Process p;
+        if (kind == Kind.WARM) {
+          withInit = o.toBuilder().volume(new SandboxOptions.Volume(rt.initBinary(), InitBinary.PATH_IN_SANDBOX, true))
+              .build();
+          p = new OciSpec.Process(List.of(InitBinary.PATH_IN_SANDBOX), sb.imageConfig.env(o.env()), "/", 0, 0,
+              List.of());
+        } else {
+          p = OciSpec.process(sb.imageConfig, o, args, sb.rootfs);
+        }
+        Files.write(sb.bundle.resolve("config.json"),
+            OciSpec.write(p, sb.rootfs, withInit, "skiff", sb.cgroupsPath(o)));
+        if (kind == Kind.RUN) {
+          sb.main = sb.start(runsc.command(o, sb.logs(), "run", "--bundle=" + sb.bundle, id), stdin,
+              String.join(" ", p.args()));
+        } else {
+          // create's stdio becomes the init's: a file, never a pipe (a sandbox holding a pipe
+          // open would keep a reader of it waiting for ever).
+          sb.runsc("create", runsc.command(o, sb.logs(), "create", "--bundle=" + sb.bundle, id), Duration.ofSeconds(60));
+          sb.runsc("start", runsc.command(o, sb.logs(), "start", id), Duration.ofSeconds(30));
+        }
+      }
+      if (o.timeout() != null) {
+        sb.timer = TIMERS.schedule(sb::timeUp, o.timeout().toMillis(), TimeUnit.MILLISECONDS);
+      }
+      return sb;
+    } catch (IOException | RuntimeException e) {
+      sb.close();
+      throw e;
+    }
+  }
+
+  private String cgroupsPath(SandboxOptions o) {
+    Cgroups cg = rt.cgroups();
+    if (o.memoryBytes() > 0 && !cg.memory()) {
+      rt.config().notices().accept("--memory is not enforced: " + cg.why());
+    }
+    if (o.cpus() > 0 && !cg.cpu()) {
+      rt.config().notices().accept("--cpus is not enforced: " + cg.why());
+    }
+    return (o.memoryBytes() > 0 && cg.memory()) || (o.cpus() > 0 && cg.cpu()) ? Cgroups.path(id) : null;
+  }
+
+  private Path logs() {
+    return dir.resolve("logs");
+  }
+
+  private SandboxProcess start(List<String> cmd, boolean stdin, String what) throws IOException {
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    if (!stdin) {
+      pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+    }
+    return new SandboxProcess(pb.start(), stdin, what);
+  }
+
+  private void runsc(String what, List<String> cmd, Duration timeout) throws IOException {
+    Runsc.Result r = Runsc.run(cmd, timeout);
+    if (r.exit() != 0) {
+      throw new IOException("runsc " + what + " of sandbox " + id + " failed (exit " + r.exit() + "): "
+          + r.output().strip() + runscLogTail());
+    }
+  }
+
+  /** The last lines of runsc's own log, which say why a sandbox did not start. */
+  private String runscLogTail() {
+    try {
+      Path f = logs().resolve("runsc.log");
+      if (!Files.exists(f)) {
+        return "";
+      }
+      List<String> lines = Files.readAllLines(f);
+      List<String> warnings = lines.stream().filter(l -> l.startsWith("W") || l.startsWith("E")).toList();
+      List<String> pick = warnings.isEmpty() ? lines : warnings;
+      List<String> tail = pick.subList(Math.max(0, pick.size() - 5), pick.size());
+      return "\n  runsc log (" + f + "):\n    " + String.join("\n    ", tail);
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  private void timeUp() {
+    timedOut = true;
+    try {
+      kill();
+    } catch (IOException e) {
+      log.warn("sandbox {}: killing after its timeout: {}", id, e.toString());
+    }
+  }
+
+  public String id() {
+    return id;
+  }
+
+  /** The image as mounted: its tag, digest, index and chunk reader. */
+  public ImageMount image() {
+    return mount;
+  }
+
+  public ImageConfig imageConfig() {
+    return imageConfig;
+  }
+
+  public SandboxOptions options() {
+    return options;
+  }
+
+  /** Where the image is mounted on the host (the sandbox's read-only lower layer). */
+  public Path rootfs() {
+    return rootfs;
+  }
+
+  /** The sandbox's first process, for sandboxes made by run or restore; empty for warm ones. */
+  public Optional<SandboxProcess> main() {
+    return Optional.ofNullable(main);
+  }
+
+  /** Whether {@link SandboxOptions#timeout()} ran out and the sandbox was killed for it. */
+  public boolean timedOut() {
+    return timedOut;
+  }
+
+  /** Starts another process in the running sandbox ({@code runsc exec}). */
+  public SandboxProcess exec(List<String> args, Exec e) throws IOException {
+    SandboxOptions o = options.toBuilder().workdir(e.workdir() != null ? e.workdir() : options.workdir())
+        .user(e.user() != null ? e.user() : options.user()).build();
+    SandboxOptions.Builder b = o.toBuilder();
+    e.env().forEach(b::env);
+    OciSpec.Process p = OciSpec.process(imageConfig, b.build(), args, rootfs);
+    Path spec = dir.resolve("exec-" + execs.incrementAndGet() + ".json");
+    Files.write(spec, OciSpec.json(OciSpec.processJson(p)));
+    return start(rt.runsc().command(options, logs(), "exec", "--process=" + spec, id), e.stdin(),
+        String.join(" ", p.args()));
+  }
+
+  /** Sends SIGKILL to every process in the sandbox; a run sandbox then ends. */
+  public void kill() throws IOException {
+    Runsc.run(rt.runsc().plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
+  }
+
+  /**
+   * Saves the sandbox's memory and processes as snapshot {@code name} of its image (replacing
+   * one of that name) and stops the sandbox, as {@code runsc checkpoint} does.
+   */
+  public Snapshot checkpoint(String name) throws IOException {
+    return Snapshot.take(rt, this, name, bundle.resolve("config.json"),
+        imageDir -> runsc("checkpoint", rt.runsc().command(options, logs(), "checkpoint", "--image-path=" + imageDir, id),
+            Duration.ofMinutes(10)));
+  }
+
+  List<String> command() {
+    return SandboxRecord.read(dir).map(SandboxRecord::command).orElse(List.of());
+  }
+
+  @Override
+  public synchronized void close() throws IOException {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    if (timer != null) {
+      timer.cancel(false);
+    }
+    IOException first = null;
+    // Kill first and let runsc run/restore reap the sandbox: delete --force of a sandbox whose
+    // parent is still waiting on it stalls for seconds.
+    if (main != null && main.isAlive()) {
+      try {
+        kill();
+        if (main.waitFor(Duration.ofSeconds(10)).isEmpty()) {
+          main.process().destroyForcibly();
+        }
+      } catch (IOException e) {
+        first = e;
+      } catch (InterruptedException e) {
+        main.process().destroyForcibly();
+        Thread.currentThread().interrupt();
+      }
+    }
+    try {
+      Runsc.run(rt.runsc().plain("delete", "--force", id), Duration.ofSeconds(30));
+    } catch (IOException e) {
+      first = first == null ? e : first;
+    }
+    if (Files.exists(rootfs) && HostOverlay.isMounted(rootfs)) {
+      try {
+        HostOverlay.unmount(rootfs);
+      } catch (IOException e) {
+        first = first == null ? e : first;
+      }
+    }
+    if (mount != null) {
+      try {
+        if (mount.recording()) {
+          mount.unmount();
+          mount.saveRecording().ifPresent(r -> rt.config().notices().accept("recorded " + r.recording().entries().size()
+              + " chunks into the trace of " + mount.ref() + " (" + r.merged().recordings() + " recordings)"));
+        }
+        mount.close();
+      } catch (IOException e) {
+        first = first == null ? e : first;
+      }
+    }
+    rt.cgroups().remove(id);
+    try {
+      Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
+    } catch (IOException e) {
+      first = first == null ? e : first;
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+}

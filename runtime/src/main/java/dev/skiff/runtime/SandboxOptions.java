@@ -1,0 +1,136 @@
+package dev.skiff.runtime;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * How a sandbox runs: what {@code skiff run}'s options set. Build with {@link #builder()}.
+ *
+ * @param env NAME=VALUE pairs added to (or replacing) the image's environment
+ * @param workdir working directory, or null for the image's
+ * @param user {@code UID[:GID]} or a user name from the image's /etc/passwd, or null for the image's
+ * @param volumes host directories bound into the sandbox
+ * @param timeout kill the sandbox after this long, or null for no limit
+ * @param memoryBytes memory limit in bytes, 0 for none
+ * @param cpus CPU limit in cores (fractions allowed), 0 for none
+ * @param network give the sandbox the host's network (default: none at all)
+ * @param scratch where writes to the root filesystem go: null keeps them in the sandbox's
+ *     memory; a directory holds them in a file there. Either way they vanish with the sandbox.
+ */
+public record SandboxOptions(List<String> env, String workdir, String user, List<Volume> volumes, Duration timeout,
+    long memoryBytes, double cpus, boolean network, Path scratch) {
+
+  /** A host directory (or file) bound at {@code target} inside the sandbox. */
+  public record Volume(Path source, String target, boolean readOnly) {
+    public Volume {
+      if (!source.isAbsolute()) {
+        throw new IllegalArgumentException("volume source must be an absolute path: " + source);
+      }
+      if (!target.startsWith("/") || target.contains("/../") || target.endsWith("/..")) {
+        throw new IllegalArgumentException("volume target must be an absolute path inside the sandbox: " + target);
+      }
+    }
+
+    /** Parses {@code /host/path:/sandbox/path[:ro|rw]}. */
+    public static Volume parse(String spec) {
+      String[] p = spec.split(":");
+      if (p.length < 2 || p.length > 3 || (p.length == 3 && !p[2].equals("ro") && !p[2].equals("rw"))) {
+        throw new IllegalArgumentException("bad volume '" + spec + "': want /host/path:/sandbox/path[:ro|rw]");
+      }
+      return new Volume(Path.of(p[0]).toAbsolutePath().normalize(), p[1], p.length == 3 && p[2].equals("ro"));
+    }
+  }
+
+  public SandboxOptions {
+    env = List.copyOf(env);
+    volumes = List.copyOf(volumes);
+    if (memoryBytes < 0 || cpus < 0) {
+      throw new IllegalArgumentException("memory and CPU limits must not be negative");
+    }
+  }
+
+  public static SandboxOptions defaults() {
+    return builder().build();
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public Builder toBuilder() {
+    Builder b = new Builder();
+    b.env.addAll(env);
+    b.workdir = workdir;
+    b.user = user;
+    b.volumes.addAll(volumes);
+    b.timeout = timeout;
+    b.memoryBytes = memoryBytes;
+    b.cpus = cpus;
+    b.network = network;
+    b.scratch = scratch;
+    return b;
+  }
+
+  public static final class Builder {
+    private final List<String> env = new ArrayList<>();
+    private String workdir;
+    private String user;
+    private final List<Volume> volumes = new ArrayList<>();
+    private Duration timeout;
+    private long memoryBytes;
+    private double cpus;
+    private boolean network;
+    private Path scratch;
+
+    public Builder env(String nameEqualsValue) {
+      env.add(nameEqualsValue);
+      return this;
+    }
+
+    public Builder workdir(String dir) {
+      this.workdir = dir;
+      return this;
+    }
+
+    public Builder user(String user) {
+      this.user = user;
+      return this;
+    }
+
+    public Builder volume(Volume v) {
+      volumes.add(v);
+      return this;
+    }
+
+    public Builder timeout(Duration d) {
+      this.timeout = d;
+      return this;
+    }
+
+    public Builder memory(long bytes) {
+      this.memoryBytes = bytes;
+      return this;
+    }
+
+    public Builder cpus(double cores) {
+      this.cpus = cores;
+      return this;
+    }
+
+    public Builder network(boolean on) {
+      this.network = on;
+      return this;
+    }
+
+    public Builder scratch(Path dir) {
+      this.scratch = dir;
+      return this;
+    }
+
+    public SandboxOptions build() {
+      return new SandboxOptions(env, workdir, user, volumes, timeout, memoryBytes, cpus, network, scratch);
+    }
+  }
+}

@@ -1,0 +1,98 @@
+package dev.skiff.runtime;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.OptionalInt;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A process in a sandbox: the sandbox's first process ({@code runsc run} or {@code restore}) or
+ * one started in it later ({@code runsc exec}). Its stdout and stderr are pipes, read separately
+ * and in order; stdin is a pipe when asked for, else /dev/null.
+ *
+ * <p>Exit codes are the process's own; a process killed by signal N exits 128+N, as in a shell.
+ */
+public final class SandboxProcess {
+  private final Process process;
+  private final boolean stdin;
+  private final String what;
+
+  SandboxProcess(Process process, boolean stdin, String what) {
+    this.process = process;
+    this.stdin = stdin;
+    this.what = what;
+  }
+
+  /** The process's standard input; only when it was asked for. */
+  public OutputStream stdin() {
+    if (!stdin) {
+      throw new IllegalStateException(what + " was started without stdin");
+    }
+    return process.getOutputStream();
+  }
+
+  public InputStream stdout() {
+    return process.getInputStream();
+  }
+
+  public InputStream stderr() {
+    return process.getErrorStream();
+  }
+
+  public boolean isAlive() {
+    return process.isAlive();
+  }
+
+  /** Waits for the exit and returns the exit code. */
+  public int waitFor() throws InterruptedException {
+    return process.waitFor();
+  }
+
+  /** The exit code, or empty if the process is still running after {@code timeout}. */
+  public OptionalInt waitFor(Duration timeout) throws InterruptedException {
+    return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS) ? OptionalInt.of(process.exitValue())
+        : OptionalInt.empty();
+  }
+
+  /**
+   * Copies stdout and stderr to {@code out} and {@code err} as they arrive (flushing after each
+   * read, so a terminal sees output at once), on two threads; returns them to join.
+   */
+  public Thread[] pipeTo(OutputStream out, OutputStream err) {
+    return new Thread[] {pump(stdout(), out, "stdout"), pipeStderrTo(err)};
+  }
+
+  /** Copies stderr only (the caller reads stdout itself); returns the thread. */
+  public Thread pipeStderrTo(OutputStream err) {
+    return pump(stderr(), err, "stderr");
+  }
+
+  private Thread pump(InputStream in, OutputStream to, String name) {
+    return Thread.ofPlatform().daemon().name("skiff-" + name).start(() -> {
+      byte[] buf = new byte[64 << 10];
+      try {
+        for (int n; (n = in.read(buf)) >= 0; ) {
+          to.write(buf, 0, n);
+          to.flush();
+        }
+      } catch (IOException e) {
+        if (process.isAlive()) {
+          throw new UncheckedIOException(what + ": copying " + name, e);
+        }
+      }
+    });
+  }
+
+  /** The process itself (runsc's), for tests and for the runtime. */
+  Process process() {
+    return process;
+  }
+
+  @Override
+  public String toString() {
+    return what;
+  }
+}

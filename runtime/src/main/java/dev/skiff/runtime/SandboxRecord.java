@@ -1,0 +1,54 @@
+package dev.skiff.runtime;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * What a sandbox's state directory says about it: which process owns it (serves its root
+ * filesystem and waits for it), since when, and what it runs. Written before anything is mounted
+ * or started, so that whatever a crash leaves behind can be found and cleaned by the next start.
+ *
+ * @param ownerStart the owner's start time as the OS reports it (a reused pid does not match)
+ */
+public record SandboxRecord(String id, long ownerPid, String ownerStart, String image, String created,
+    List<String> command, String kind) {
+  static final String FILE = "sandbox.json";
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  static SandboxRecord forThisProcess(String id, String image, List<String> command, String kind) {
+    ProcessHandle me = ProcessHandle.current();
+    return new SandboxRecord(id, me.pid(), startOf(me).orElse(""), image, Instant.now().toString(),
+        List.copyOf(command), kind);
+  }
+
+  private static Optional<String> startOf(ProcessHandle h) {
+    return h.info().startInstant().map(Instant::toString);
+  }
+
+  /** Whether the process that owns the sandbox is still running. */
+  public boolean ownerAlive() {
+    Optional<ProcessHandle> h = ProcessHandle.of(ownerPid);
+    return h.isPresent() && h.get().isAlive() && startOf(h.get()).orElse("").equals(ownerStart);
+  }
+
+  void write(Path dir) throws IOException {
+    Path tmp = dir.resolve(FILE + ".tmp");
+    JSON.writeValue(tmp.toFile(), this);
+    Files.move(tmp, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+  }
+
+  /** The record in {@code dir}, or empty if there is none (a directory half made or half removed). */
+  static Optional<SandboxRecord> read(Path dir) {
+    try {
+      return Optional.of(JSON.readValue(dir.resolve(FILE).toFile(), SandboxRecord.class));
+    } catch (IOException e) {
+      return Optional.empty();
+    }
+  }
+}

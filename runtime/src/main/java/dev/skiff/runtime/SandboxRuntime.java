@@ -1,0 +1,259 @@
+package dev.skiff.runtime;
+
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.fuse.MountTable;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * Runs processes in gVisor sandboxes whose root filesystem is a casfs mount of an image, served
+ * by this process. One per process; thread safe.
+ *
+ * <pre>{@code
+ * try (ImageStore store = ImageStore.open(home);
+ *     SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
+ *     Sandbox sb = rt.create("myimage:1", SandboxOptions.defaults())) {
+ *   SandboxProcess p = sb.exec(List.of("python3", "-c", "print('hi')"), Sandbox.Exec.defaults());
+ *   p.pipeTo(System.out, System.err);
+ *   int code = p.waitFor();
+ * }
+ * }</pre>
+ *
+ * <p>State lives under {@code $SKIFF_HOME/run}: runsc's own ({@code runsc/}) and one directory per
+ * sandbox ({@code sandboxes/ID/}: who owns it, its OCI bundle, the mountpoint, runsc's logs).
+ * {@link #open} cleans what dead owners left: their sandboxes, their mounts.
+ */
+public final class SandboxRuntime implements AutoCloseable {
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  /**
+   * @param runsc runsc binary, or null to find it ($SKIFF_RUNSC, the PATH)
+   * @param platform auto, systrap, ptrace or kvm
+   * @param remotes how to reach buckets for {@code s3://} images (null: only local and pulled ones)
+   * @param mount how images are mounted (prefetch, caches)
+   * @param notices where messages for a person go (what was cleaned up, limits not enforced)
+   */
+  public record Config(Path runsc, String platform, ImageMount.Remotes remotes, ImageMount.Options mount,
+      Consumer<String> notices) {
+    public static Config defaults() {
+      return new Config(null, "auto", null, ImageMount.Options.defaults(), msg -> System.err.println("skiff: " + msg));
+    }
+
+    public Config withPlatform(String p) {
+      return new Config(runsc, p, remotes, mount, notices);
+    }
+
+    public Config withRunsc(Path bin) {
+      return new Config(bin, platform, remotes, mount, notices);
+    }
+
+    public Config withRemotes(ImageMount.Remotes r) {
+      return new Config(runsc, platform, r, mount, notices);
+    }
+
+    public Config withMount(ImageMount.Options o) {
+      return new Config(runsc, platform, remotes, o, notices);
+    }
+
+    public Config withNotices(Consumer<String> n) {
+      return new Config(runsc, platform, remotes, mount, n);
+    }
+  }
+
+  private final ImageStore store;
+  private final Config config;
+  private final Runsc runsc;
+  private final Path sandboxes;
+  private final Path snapshots;
+  private final Path initBinary;
+  private final Cgroups cgroups;
+
+  private SandboxRuntime(ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary) {
+    this.store = store;
+    this.config = config;
+    this.runsc = runsc;
+    this.sandboxes = sandboxes;
+    this.snapshots = store.home().resolve("snapshots");
+    this.initBinary = initBinary;
+    this.cgroups = Cgroups.detect();
+  }
+
+  /** Finds runsc, chooses the platform, and cleans what dead owners left behind. */
+  public static SandboxRuntime open(ImageStore store, Config config) throws IOException {
+    Path run = store.home().resolve("run");
+    Path sandboxes = Files.createDirectories(run.resolve("sandboxes"));
+    Runsc runsc = Runsc.locate(config.runsc(), run.resolve("runsc"), config.platform());
+    SandboxRuntime rt = new SandboxRuntime(store, config, runsc, sandboxes, InitBinary.install(run));
+    rt.reap().forEach(config.notices());
+    return rt;
+  }
+
+  public Runsc runsc() {
+    return runsc;
+  }
+
+  ImageStore store() {
+    return store;
+  }
+
+  Config config() {
+    return config;
+  }
+
+  Path initBinary() {
+    return initBinary;
+  }
+
+  Cgroups cgroups() {
+    return cgroups;
+  }
+
+  Path snapshotsDir() {
+    return snapshots;
+  }
+
+  /**
+   * A warm sandbox: started with a tiny init of Skiff's own that waits, ready to {@link
+   * Sandbox#exec} processes one after another (the scheduler's reuse between calls).
+   */
+  public Sandbox create(String image, SandboxOptions options) throws IOException {
+    return Sandbox.launch(this, newId(), image, options, Sandbox.Kind.WARM, List.of(), false, null);
+  }
+
+  /**
+   * A sandbox whose first process is {@code args} (after the image's entrypoint; the image's
+   * command when empty). The sandbox ends when that process does. See {@link Sandbox#main()}.
+   */
+  public Sandbox run(String image, SandboxOptions options, List<String> args, boolean stdin) throws IOException {
+    return Sandbox.launch(this, newId(), image, options, Sandbox.Kind.RUN, args, stdin, null);
+  }
+
+  /**
+   * A new sandbox restored from {@code snapshot}: its processes continue from where the
+   * checkpoint caught them, with this sandbox's stdout and stderr (and stdin when asked).
+   */
+  public Sandbox restore(Snapshot snapshot, SandboxOptions options, boolean stdin) throws IOException {
+    return Sandbox.launch(this, newId(), snapshot.image(), options, Sandbox.Kind.RESTORED, snapshot.command(), stdin,
+        snapshot);
+  }
+
+  /** The snapshots of an image (NAME[:TAG]) in this home. */
+  public List<Snapshot> snapshots(String image) throws IOException {
+    return Snapshot.list(this, image);
+  }
+
+  /** A snapshot of an image by name. */
+  public Snapshot snapshot(String image, String name) throws IOException {
+    return Snapshot.find(this, image, name);
+  }
+
+  /** What {@code skiff ps} shows. */
+  public record Info(SandboxRecord record, String status) {}
+
+  /** Every sandbox of this home, whoever owns it, with runsc's view of its state. */
+  public List<Info> list() throws IOException {
+    List<Info> out = new ArrayList<>();
+    for (Path dir : dirs()) {
+      Optional<SandboxRecord> r = SandboxRecord.read(dir);
+      if (r.isPresent()) {
+        out.add(new Info(r.get(), r.get().ownerAlive() ? state(r.get().id()) : "orphaned"));
+      }
+    }
+    out.sort((a, b) -> a.record().created().compareTo(b.record().created()));
+    return out;
+  }
+
+  private String state(String id) {
+    try {
+      Runsc.Result r = Runsc.run(runsc.plain("state", id), Duration.ofSeconds(10));
+      if (r.exit() != 0) {
+        return "starting";
+      }
+      var m = java.util.regex.Pattern.compile("\"status\":\\s*\"(\\w+)\"").matcher(r.output());
+      return m.find() ? m.group(1) : "unknown";
+    } catch (IOException e) {
+      return "unknown";
+    }
+  }
+
+  /**
+   * Kills a sandbox by id: its owner (a {@code skiff run}, say) sees its process die and cleans
+   * up; a sandbox whose owner is gone is cleaned here. Returns false if there is no such sandbox.
+   */
+  public boolean kill(String id) throws IOException {
+    Path dir = sandboxes.resolve(id);
+    Optional<SandboxRecord> r = id.matches("[a-z0-9-]+") ? SandboxRecord.read(dir) : Optional.empty();
+    if (r.isEmpty()) {
+      return false;
+    }
+    if (!r.get().ownerAlive()) {
+      clean(dir, r.get());
+      return true;
+    }
+    Runsc.run(runsc.plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
+    return true;
+  }
+
+  /** Cleans every sandbox whose owner is gone; returns a message per sandbox cleaned. */
+  public List<String> reap() throws IOException {
+    List<String> notes = new ArrayList<>();
+    for (Path dir : dirs()) {
+      Optional<SandboxRecord> r = SandboxRecord.read(dir);
+      if (r.isPresent() && r.get().ownerAlive()) {
+        continue;
+      }
+      if (r.isEmpty() && Files.getLastModifiedTime(dir).toMillis() > System.currentTimeMillis() - 60_000) {
+        continue; // being created right now by another process (the record comes first, within ms)
+      }
+      clean(dir, r.orElse(null));
+      notes.add(r.map(x -> "cleaned up sandbox " + x.id() + " (" + x.image() + ", " + String.join(" ", x.command())
+          + ") left by process " + x.ownerPid() + ", which is gone").orElse("cleaned up " + dir + " (no record)"));
+    }
+    return notes;
+  }
+
+  private List<Path> dirs() throws IOException {
+    try (Stream<Path> s = Files.list(sandboxes)) {
+      return s.filter(Files::isDirectory).sorted().toList();
+    }
+  }
+
+  /** Deletes a sandbox in runsc, unmounts its root, removes its directory. */
+  void clean(Path dir, SandboxRecord r) throws IOException {
+    String id = dir.getFileName().toString();
+    Runsc.run(runsc.plain("delete", "--force", id), Duration.ofSeconds(30));
+    Path rootfs = dir.resolve("bundle").resolve("rootfs");
+    if (HostOverlay.isMounted(rootfs)) {
+      HostOverlay.unmount(rootfs);
+    }
+    for (Path mp : List.of(rootfs, dir.resolve("bundle").resolve("image"))) {
+      if (MountTable.fuseMountAt(mp) != null) {
+        MountTable.unmount(mp);
+      }
+    }
+    cgroups.remove(id);
+    Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
+  }
+
+  Path sandboxDir(String id) {
+    return sandboxes.resolve(id);
+  }
+
+  private static String newId() {
+    byte[] b = new byte[6];
+    RANDOM.nextBytes(b);
+    return "sb-" + HexFormat.of().formatHex(b);
+  }
+
+  @Override
+  public void close() {}
+}

@@ -1,0 +1,261 @@
+package dev.skiff.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.skiff.casfs.ImageRef;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.fuse.MountTable;
+import dev.skiff.casfs.image.ImportProgress;
+import dev.skiff.casfs.testing.Environment;
+import dev.skiff.runtime.testing.HostRootfs;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Sandboxes for real: runsc, a casfs mount of an image of host binaries, as root. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(120)
+class SandboxTest {
+  @TempDir
+  static Path tmp;
+
+  ImageStore store;
+  SandboxRuntime rt;
+  final List<String> notices = Collections.synchronizedList(new ArrayList<>());
+
+  @BeforeAll
+  void setUp() throws Exception {
+    Environment.requireRunsc();
+    store = ImageStore.open(tmp.resolve("home"));
+    Path rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
+    store.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
+    rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withNotices(notices::add));
+  }
+
+  @AfterAll
+  void tearDown() throws IOException {
+    if (store != null) {
+      store.close();
+    }
+  }
+
+  /** Output of a finished process. */
+  record Done(int exit, String out, String err) {}
+
+  private static Done finish(SandboxProcess p) throws Exception {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    Thread[] pumps = p.pipeTo(out, err);
+    int exit = p.waitFor();
+    for (Thread t : pumps) {
+      t.join();
+    }
+    return new Done(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  private Done run(SandboxOptions o, String... cmd) throws Exception {
+    try (Sandbox sb = rt.run("tools:1", o, List.of(cmd), false)) {
+      return finish(sb.main().orElseThrow());
+    }
+  }
+
+  private Path sandboxesDir() {
+    return store.home().resolve("run/sandboxes");
+  }
+
+  @Test
+  void stdoutAndStderrArriveSeparatelyInOrderWithoutLoss() throws Exception {
+    Done d = run(SandboxOptions.defaults(), "/bin/sh", "-c",
+        "i=0; while [ $i -lt 20000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done");
+    assertEquals(0, d.exit());
+    assertEquals(IntStream.range(0, 20000).mapToObj(i -> "out" + i).collect(Collectors.joining("\n", "", "\n")), d.out());
+    assertEquals(IntStream.range(0, 20000).mapToObj(i -> "err" + i).collect(Collectors.joining("\n", "", "\n")), d.err());
+  }
+
+  @Test
+  void exitCodesAndSignalsPropagate() throws Exception {
+    assertEquals(3, run(SandboxOptions.defaults(), "/bin/sh", "-c", "exit 3").exit());
+    assertEquals(0, run(SandboxOptions.defaults(), "/bin/true").exit());
+    assertEquals(128 + 15, run(SandboxOptions.defaults(), "/bin/sh", "-c", "kill -TERM $$").exit());
+    assertEquals(128 + 9, run(SandboxOptions.defaults(), "/bin/sh", "-c", "kill -KILL $$").exit());
+  }
+
+  @Test
+  void environmentWorkdirAndUserComeFromOptions() throws Exception {
+    SandboxOptions o = SandboxOptions.builder().env("GREETING=hello there").workdir("/tmp").user("app").build();
+    Done d = run(o, "/bin/sh", "-c", "echo \"$GREETING\"; pwd; id -u; id -g; echo $PATH");
+    assertEquals("hello there\n/tmp\n1000\n1000\n" + ImageConfig.DEFAULT_PATH.substring(5) + "\n", d.out());
+    assertEquals("0\n0\n", run(SandboxOptions.builder().user("0:0").build(), "/bin/sh", "-c", "id -u; id -g").out());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> rt.run("tools:1", SandboxOptions.builder().user("nobody").build(), List.of("/bin/true"), false));
+    assertTrue(e.getMessage().contains("no user 'nobody'"), e.getMessage());
+  }
+
+  @Test
+  void writesGoToAnOverlayThatVanishesWithTheSandbox() throws Exception {
+    Done d = run(SandboxOptions.defaults(), "/bin/sh", "-c",
+        "echo new > /bin/added && cat /bin/added && rm /bin/cat && ls /bin/cat 2>/dev/null; echo $?");
+    assertEquals("new\n2\n", d.out(), d.err());
+    Path scratch = Files.createDirectories(tmp.resolve("scratch"));
+    d = run(SandboxOptions.builder().scratch(scratch).build(), "/bin/sh", "-c",
+        "head -c 1000000 /bin/sh > /tmp/big && ls /bin/added 2>/dev/null; cat /bin/echo > /dev/null; echo $?");
+    assertEquals("0\n", d.out(), d.err());
+    // The earlier sandboxes' writes are gone; the image is whole.
+    d = run(SandboxOptions.defaults(), "/bin/sh", "-c",
+        "ls /bin/added 2>/dev/null; echo $?; ls /tmp/big 2>/dev/null; echo $?; ls /bin/cat");
+    assertEquals("2\n2\n/bin/cat\n", d.out(), d.err());
+  }
+
+  @Test
+  void volumesBindHostDirectoriesReadWriteOrReadOnly() throws Exception {
+    Path rw = Files.createDirectories(tmp.resolve("vol-rw"));
+    Path ro = Files.createDirectories(tmp.resolve("vol-ro"));
+    Files.writeString(ro.resolve("input.txt"), "from the host\n");
+    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(rw, "/out", false))
+        .volume(new SandboxOptions.Volume(ro, "/in", true)).build();
+    Done d = run(o, "/bin/sh", "-c", "cat /in/input.txt; echo result > /out/r.txt; touch /in/nope 2>/dev/null; echo $?");
+    assertEquals("from the host\n1\n", d.out(), d.err());
+    assertEquals("result\n", Files.readString(rw.resolve("r.txt")));
+    assertFalse(Files.exists(ro.resolve("nope")));
+    assertThrows(IllegalArgumentException.class, () -> SandboxOptions.Volume.parse("/a:relative"));
+    assertThrows(IllegalArgumentException.class, () -> SandboxOptions.Volume.parse("/a:/b:rx"));
+  }
+
+  @Test
+  void stdinReachesTheProcessWhenAskedFor() throws Exception {
+    try (Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/cat"), true)) {
+      SandboxProcess p = sb.main().orElseThrow();
+      try (var in = p.stdin()) {
+        in.write("line one\nline two\n".getBytes(StandardCharsets.UTF_8));
+      }
+      assertEquals(new Done(0, "line one\nline two\n", ""), finish(p));
+    }
+    // Without stdin the process reads end-of-file at once rather than waiting.
+    assertEquals("", run(SandboxOptions.defaults(), "/bin/cat").out());
+  }
+
+  @Test
+  void aTimeoutKillsTheSandbox() throws Exception {
+    long t0 = System.nanoTime();
+    try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().timeout(Duration.ofMillis(1500)).build(),
+        List.of("/bin/sleep", "60"), false)) {
+      int exit = sb.main().orElseThrow().waitFor();
+      assertTrue(sb.timedOut());
+      assertEquals(128 + 9, exit);
+    }
+    assertTrue(System.nanoTime() - t0 < 30e9, "took " + (System.nanoTime() - t0) / 1e9 + " s");
+  }
+
+  @Test
+  void closingLeavesNoSandboxMountOrStateBehind() throws Exception {
+    Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/sleep", "60"), false);
+    Path dir = sandboxesDir().resolve(sb.id());
+    assertTrue(Files.isDirectory(dir));
+    assertTrue(MountTable.fuseMountAt(sb.rootfs()) != null);
+    assertEquals(1, rt.list().stream().filter(i -> i.record().id().equals(sb.id())).count());
+    sb.close();
+    assertFalse(Files.exists(dir));
+    assertEquals(null, MountTable.fuseMountAt(sb.rootfs()));
+    assertTrue(rt.list().stream().noneMatch(i -> i.record().id().equals(sb.id())));
+    Runsc.Result state = Runsc.run(rt.runsc().plain("state", sb.id()), Duration.ofSeconds(10));
+    assertTrue(state.exit() != 0, state.output());
+  }
+
+  @Test
+  void aWarmSandboxRunsOneExecAfterAnother() throws Exception {
+    try (Sandbox sb = rt.create("tools:1", SandboxOptions.builder().env("FROM_OPTIONS=1").build())) {
+      assertEquals(new Done(0, "first\n", ""), finish(sb.exec(List.of("/bin/sh", "-c", "echo first > /tmp/state; cat /tmp/state"),
+          Sandbox.Exec.defaults())));
+      // State in the sandbox's overlay survives between execs; options and per-exec env apply.
+      assertEquals(new Done(0, "first 1 2\n", ""), finish(sb.exec(List.of("/bin/sh", "-c",
+          "echo $(cat /tmp/state) $FROM_OPTIONS $PER_EXEC"), Sandbox.Exec.defaults().withEnv("PER_EXEC=2"))));
+      // Two at once, each with its own output.
+      SandboxProcess a = sb.exec(List.of("/bin/sh", "-c", "sleep 0.5; echo a"), Sandbox.Exec.defaults());
+      SandboxProcess b = sb.exec(List.of("/bin/sh", "-c", "echo b; exit 7"), Sandbox.Exec.defaults());
+      assertEquals(new Done(7, "b\n", ""), finish(b));
+      assertEquals(new Done(0, "a\n", ""), finish(a));
+      Done missing = finish(sb.exec(List.of("/no/such/binary"), Sandbox.Exec.defaults()));
+      assertTrue(missing.exit() != 0);
+      assertEquals(new Done(0, "still here\n", ""), finish(sb.exec(List.of("/bin/echo", "still here"),
+          Sandbox.Exec.defaults())));
+    }
+  }
+
+  @Test
+  void aSnapshotRestoresAsManyFreshSandboxes() throws Exception {
+    Snapshot snap;
+    try (Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/sh", "-c",
+        "x=computed-$(seq 3 3); echo skiff:ready; read line; echo \"got $line after $x\""),
+        true)) {
+      SandboxProcess p = sb.main().orElseThrow();
+      var reader = new java.io.BufferedReader(new java.io.InputStreamReader(p.stdout(), StandardCharsets.UTF_8));
+      assertEquals("skiff:ready", reader.readLine());
+      snap = sb.checkpoint("ready");
+    }
+    assertTrue(snap.bytes() > 0);
+    assertEquals(List.of("ready"), rt.snapshots("tools:1").stream().map(Snapshot::name).toList());
+    for (String input : List.of("one", "two", "three")) {
+      try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
+        SandboxProcess p = sb.main().orElseThrow();
+        try (var in = p.stdin()) {
+          in.write((input + "\n").getBytes(StandardCharsets.UTF_8));
+        }
+        assertEquals(new Done(0, "got " + input + " after computed-3\n", ""), finish(p));
+      }
+    }
+    IOException e = assertThrows(IOException.class, () -> rt.snapshot("tools:1", "nope"));
+    assertTrue(e.getMessage().contains("no snapshot 'nope'"), e.getMessage());
+    rt.snapshot("tools:1", "ready").delete();
+    assertTrue(rt.snapshots("tools:1").isEmpty());
+  }
+
+  @Test
+  void limitsAreAppliedThroughCgroupsOrReportedAsNotEnforced() throws Exception {
+    notices.clear();
+    try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().memory(256L << 20).cpus(0.5).build(),
+        List.of("/bin/sleep", "30"), false)) {
+      Cgroups cg = rt.cgroups();
+      if (cg.memory()) {
+        Path v1 = Path.of("/sys/fs/cgroup/memory/skiff", sb.id(), "memory.limit_in_bytes");
+        Path v2 = Path.of("/sys/fs/cgroup/skiff", sb.id(), "memory.max");
+        for (int i = 0; i < 100 && !Files.exists(v1) && !Files.exists(v2); i++) {
+          Thread.sleep(100); // runsc run makes the cgroup as the sandbox starts
+        }
+        String got = Files.exists(v1) ? Files.readString(v1) : Files.readString(v2);
+        assertEquals(Long.toString(256L << 20), got.strip());
+      } else {
+        assertTrue(notices.stream().anyMatch(n -> n.contains("--memory is not enforced")), notices.toString());
+      }
+    }
+  }
+
+  @Test
+  void badInputFailsClearlyAndLeavesNothing() throws Exception {
+    long before = Files.list(sandboxesDir()).count();
+    IOException e = assertThrows(IOException.class,
+        () -> rt.run("nope:1", SandboxOptions.defaults(), List.of("/bin/true"), false));
+    assertTrue(e.getMessage().contains("no image nope:1"), e.getMessage());
+    IllegalArgumentException noCmd = assertThrows(IllegalArgumentException.class,
+        () -> rt.run("tools:1", SandboxOptions.defaults(), List.of(), false));
+    assertTrue(noCmd.getMessage().contains("no command"), noCmd.getMessage());
+    assertEquals(127, run(SandboxOptions.defaults(), "/bin/sh", "-c", "/no/such/thing").exit());
+    assertEquals(before, Files.list(sandboxesDir()).count());
+  }
+}

@@ -1,0 +1,84 @@
+package dev.skiff.runtime.testing;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A root filesystem made of this host's own binaries and the shared libraries they load (as ldd
+ * lists them), plus /etc/passwd and /etc/group with a root and an {@code app} (1000) user: a real
+ * image for sandbox tests and benchmarks with no registry to pull from.
+ */
+public final class HostRootfs {
+  private static final Pattern LIB = Pattern.compile("(/\\S+)");
+  private final List<String> binaries = new ArrayList<>();
+  private final List<String> trees = new ArrayList<>();
+
+  /** The shell tools the runtime tests use. */
+  public static HostRootfs tools() {
+    return new HostRootfs().binaries("/bin/sh", "/bin/dash", "/bin/cat", "/bin/echo", "/bin/sleep", "/bin/true",
+        "/bin/false", "/bin/ls", "/usr/bin/id", "/usr/bin/env", "/usr/bin/head", "/bin/pwd", "/usr/bin/seq",
+        "/bin/rm", "/usr/bin/touch");
+  }
+
+  public HostRootfs binaries(String... paths) {
+    binaries.addAll(List.of(paths));
+    return this;
+  }
+
+  /** Copies a whole host directory (python's standard library, say). */
+  public HostRootfs tree(String dir) {
+    trees.add(dir);
+    return this;
+  }
+
+  public Path build(Path root) throws IOException, InterruptedException {
+    for (String d : List.of("etc", "tmp", "proc", "dev", "sys", "root", "home/app")) {
+      Files.createDirectories(root.resolve(d));
+    }
+    for (String b : binaries) {
+      copy(Path.of(b), root);
+      Process ldd = new ProcessBuilder("ldd", Path.of(b).toRealPath().toString()).redirectErrorStream(true).start();
+      String out = new String(ldd.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      ldd.waitFor();
+      Matcher m = LIB.matcher(out);
+      while (m.find()) {
+        Path lib = Path.of(m.group(1));
+        if (Files.exists(lib)) {
+          copy(lib, root);
+        }
+      }
+    }
+    for (String t : trees) {
+      Path dst = root.resolve(t.substring(1));
+      Files.createDirectories(dst.getParent());
+      run("cp", "-a", t, dst.getParent().toString());
+    }
+    Files.writeString(root.resolve("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
+    Files.writeString(root.resolve("etc/group"), "root:x:0:\napp:x:1000:\n");
+    return root;
+  }
+
+  private static void copy(Path file, Path root) throws IOException {
+    Path dst = root.resolve(file.toString().substring(1));
+    if (Files.exists(dst, LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    Files.createDirectories(dst.getParent());
+    Files.copy(file, dst, StandardCopyOption.COPY_ATTRIBUTES);
+  }
+
+  private static void run(String... cmd) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder(cmd).inheritIO().start();
+    if (p.waitFor() != 0) {
+      throw new IOException(String.join(" ", cmd) + " failed");
+    }
+  }
+}

@@ -1,0 +1,105 @@
+package dev.skiff.tools;
+
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.runtime.Sandbox;
+import dev.skiff.runtime.SandboxProcess;
+import dev.skiff.runtime.SandboxRuntime;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "run", mixinStandardHelpOptions = true,
+    description = {"Run a command in a gVisor sandbox on a lazy mount of an image; stdout and stderr are streamed,",
+        "the exit code is the command's (128+N when killed by signal N, 124 on --timeout).",
+        "IMAGE is NAME[:TAG] or s3://BUCKET[/PREFIX]/NAME[:TAG]. Without a command, the image's own runs.",
+        "Writes go to an overlay that vanishes with the sandbox; no network unless --network."})
+final class RunCommand implements Callable<Integer> {
+  @Mixin
+  SkiffCli.StoreOptions store;
+
+  @Mixin
+  RemoteOptions remote;
+
+  @Mixin
+  SandboxCliOptions sandbox;
+
+  @Option(names = {"-i", "--interactive"}, description = "pass this process's stdin to the command")
+  boolean stdin;
+
+  @Option(names = "--record", description = "record the start's reads into the image's trace (see skiff trace)")
+  boolean record;
+
+  @Parameters(index = "0", paramLabel = "IMAGE")
+  String image;
+
+  @Parameters(index = "1..*", paramLabel = "CMD", description = "command and arguments (after --)")
+  List<String> command = new ArrayList<>();
+
+  @Override
+  public Integer call() throws Exception {
+    try (ImageStore s = ImageStore.open(store.home());
+        SandboxRuntime rt = sandbox.open(s, remote, record)) {
+      return runToExit(rt.run(image, sandbox.options(), command, stdin), stdin);
+    }
+  }
+
+  /**
+   * Streams a sandbox's first process to this terminal until it exits, then tears the sandbox
+   * down; Ctrl-C tears it down at once. Returns the exit code to leave with.
+   */
+  static int runToExit(Sandbox sb, boolean stdin) throws Exception {
+    Thread hook = new Thread(() -> closeQuietly(sb), "skiff-teardown");
+    Runtime.getRuntime().addShutdownHook(hook);
+    try (sb) {
+      SandboxProcess p = sb.main().orElseThrow();
+      Thread[] pumps = p.pipeTo(new FileOutputStream(FileDescriptor.out), new FileOutputStream(FileDescriptor.err));
+      if (stdin) {
+        Thread.ofPlatform().daemon().name("skiff-stdin").start(() -> copyStdin(System.in, p.stdin()));
+      }
+      int code = p.waitFor();
+      for (Thread t : pumps) {
+        t.join(5_000);
+      }
+      if (sb.timedOut()) {
+        System.err.printf("skiff run: timed out after %s; sandbox %s killed%n", sb.options().timeout(), sb.id());
+        return 124;
+      }
+      return code;
+    } finally {
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException shuttingDown) {
+        // the hook is running: it tears down
+      }
+    }
+  }
+
+  private static void copyStdin(InputStream in, OutputStream to) {
+    byte[] buf = new byte[64 << 10];
+    try (to) {
+      for (int n; (n = in.read(buf)) >= 0; ) {
+        to.write(buf, 0, n);
+        to.flush();
+      }
+    } catch (IOException e) {
+      // the process went away or stopped reading
+    }
+  }
+
+  private static void closeQuietly(Sandbox sb) {
+    try {
+      sb.close();
+    } catch (IOException e) {
+      System.err.println("skiff: tearing down sandbox " + sb.id() + ": " + e.getMessage());
+    }
+  }
+}
