@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,14 +21,7 @@ final class MountProcess {
   /** Starts {@code skiff mount ARGS... DIR} and waits until it says it is mounted. */
   MountProcess(Path dir, Map<String, String> env, String... args) throws IOException, InterruptedException {
     this.dir = Files.createDirectories(dir);
-    List<String> cmd = new ArrayList<>();
-    cmd.add(ProcessHandle.current().info().command().orElse("java"));
-    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (a.startsWith("--add-opens") || a.startsWith("--enable-native-access") || a.startsWith("--sun-misc")) {
-        cmd.add(a);
-      }
-    }
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), SkiffCli.class.getName(), "mount"));
+    List<String> cmd = new ArrayList<>(SkiffProcess.command("mount"));
     cmd.addAll(List.of(args));
     cmd.add(dir.toString());
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);

@@ -1,0 +1,92 @@
+package dev.skiff.tools;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The {@code skiff} command in its own JVM, as a user starts it: stdout and stderr collected
+ * separately, stdin open for writing, signals delivered as to any process.
+ */
+final class SkiffProcess {
+  final Process process;
+  private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+  private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+  private final Thread[] pumps;
+
+  SkiffProcess(String... args) throws IOException {
+    process = new ProcessBuilder(command(args)).start();
+    pumps = new Thread[] {pump(process.getInputStream(), out), pump(process.getErrorStream(), err)};
+  }
+
+  /** The java command line that runs the CLI with {@code args} on this test's class path. */
+  static List<String> command(String... args) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(ProcessHandle.current().info().command().orElse("java"));
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (a.startsWith("--add-opens") || a.startsWith("--enable-native-access") || a.startsWith("--sun-misc")) {
+        cmd.add(a);
+      }
+    }
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), SkiffCli.class.getName()));
+    cmd.addAll(List.of(args));
+    return cmd;
+  }
+
+  private static Thread pump(InputStream in, ByteArrayOutputStream to) {
+    return Thread.ofPlatform().daemon().start(() -> {
+      byte[] buf = new byte[8192];
+      try {
+        for (int n; (n = in.read(buf)) >= 0; ) {
+          synchronized (to) {
+            to.write(buf, 0, n);
+          }
+        }
+      } catch (IOException ignored) {
+        // the process ended
+      }
+    });
+  }
+
+  /** Writes {@code text} to stdin and closes it. */
+  SkiffProcess input(String text) throws IOException {
+    try (var in = process.getOutputStream()) {
+      in.write(text.getBytes(StandardCharsets.UTF_8));
+    }
+    return this;
+  }
+
+  /** Waits for the exit (up to a minute) and returns the exit code. */
+  int exit() throws InterruptedException {
+    if (!process.waitFor(60, TimeUnit.SECONDS)) {
+      process.destroyForcibly();
+      throw new AssertionError("skiff did not exit within 60 s; stderr:\n" + err());
+    }
+    for (Thread t : pumps) {
+      t.join(10_000);
+    }
+    return process.exitValue();
+  }
+
+  String out() {
+    synchronized (out) {
+      return out.toString(StandardCharsets.UTF_8);
+    }
+  }
+
+  String err() {
+    synchronized (err) {
+      return err.toString(StandardCharsets.UTF_8);
+    }
+  }
+
+  /** Sends a signal by name (INT, TERM, KILL) with kill(1). */
+  void signal(String name) throws IOException, InterruptedException {
+    new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start().waitFor();
+  }
+}
