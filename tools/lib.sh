@@ -38,11 +38,30 @@ skiff_need_root_packages() {
   for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
   done
-  [ -z "$missing" ] && return 0
-  echo "skiff: installing Debian packages:$missing" >&2
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >&2
+  if [ -n "$missing" ]; then
+    echo "skiff: installing Debian packages:$missing" >&2
+    $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >&2 || return 1
+  fi
+  skiff_need_runsc "$sudo"
+}
+
+skiff_need_runsc() {
+  # gVisor for skiff run: runsc 2024-07 from bookworm-backports (systrap, nvproxy) where the
+  # suite can be had, else Debian 12's own runsc 2022-12 (ptrace). Both are supported.
+  local sudo="$1"
+  dpkg-query -W -f='${Status}' runsc 2>/dev/null | grep -q "install ok installed" && return 0
+  if grep -qs 'VERSION_CODENAME=bookworm' /etc/os-release \
+      && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "skiff: adding Debian's bookworm-backports suite to apt's sources (for runsc 2024-07)" >&2
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      | $sudo tee /etc/apt/sources.list.d/skiff-backports.sources >/dev/null
+  fi
+  echo "skiff: installing gVisor (runsc)" >&2
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -t bookworm-backports runsc >&2 2>/dev/null \
+    || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq runsc >&2
 }
 
 skiff_build() {

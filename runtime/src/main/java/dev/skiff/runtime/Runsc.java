@@ -25,6 +25,7 @@ public final class Runsc {
   private static final Pattern VERSION = Pattern.compile("runsc version \\S*?(\\d{8})");
   /** systrap arrived in gVisor in 2023; releases before it have ptrace and kvm only. */
   private static final int SYSTRAP_SINCE = 20230601;
+  private static final Path BOOT_ID = Path.of("/proc/sys/kernel/random/boot_id");
 
   /** How the sandbox's kernel intercepts the application's system calls. */
   public enum Platform {
@@ -62,8 +63,7 @@ public final class Runsc {
   /**
    * Finds runsc ({@code explicit}, else $SKIFF_RUNSC, else the PATH) and chooses the platform:
    * {@code requested} when given ("auto" or null: kvm where /dev/kvm works, else systrap where
-   * this runsc has it, else ptrace). The kvm probe runs once per runsc release and is remembered
-   * under {@code root}.
+   * this runsc has it, else ptrace). The kvm probe runs once per runsc release and boot.
    */
   public static Runsc locate(Path explicit, Path root, String requested) throws IOException {
     Path bin = explicit != null ? explicit : findBinary();
@@ -206,8 +206,10 @@ public final class Runsc {
     if (!Files.isReadable(dev) || !Files.isWritable(dev)) {
       return false;
     }
-    Path memo = root.resolve("kvm-probe");
-    String key = version + " " + System.getProperty("os.version");
+    // One answer per machine boot and runsc release, shared by every Skiff home on the host.
+    Path memo = Path.of(System.getProperty("java.io.tmpdir"), "skiff-kvm-probe-" + System.getProperty("user.name"));
+    String bootId = Files.exists(BOOT_ID) ? Files.readString(BOOT_ID).strip() : "";
+    String key = version + " " + System.getProperty("os.version") + " " + bootId;
     if (Files.isRegularFile(memo)) {
       List<String> lines = Files.readAllLines(memo);
       if (lines.size() == 2 && lines.get(0).equals(key)) {
@@ -218,7 +220,7 @@ public final class Runsc {
     boolean works;
     try {
       Result r = run(List.of(binary.toString(), "--root=" + probeRoot, "--platform=kvm", "--network=none", "do",
-          "/bin/true"), Duration.ofSeconds(5));
+          "/bin/true"), Duration.ofSeconds(3));
       works = r.exit() == 0;
       if (!works) {
         log.debug("kvm probe failed: {}", r.output());
@@ -234,16 +236,11 @@ public final class Runsc {
 
   /** Deletes every container under a runsc root, then the root. */
   private void forceDeleteAll(Path dir) throws IOException {
-    try (var ids = Files.list(dir)) {
-      for (Path p : ids.toList()) {
-        String name = p.getFileName().toString();
-        if (name.endsWith(".state")) {
-          String id = name.substring(0, name.length() - ".state".length());
-          run(List.of(binary.toString(), "--root=" + dir, "delete", "--force", id), Duration.ofSeconds(10));
-        }
+    Result list = run(List.of(binary.toString(), "--root=" + dir, "list", "-quiet"), Duration.ofSeconds(10));
+    for (String id : list.output().strip().split("\\s+")) {
+      if (!id.isEmpty()) {
+        run(List.of(binary.toString(), "--root=" + dir, "delete", "--force", id), Duration.ofSeconds(10));
       }
-    } catch (IOException e) {
-      log.debug("cleaning probe root {}: {}", dir, e.toString());
     }
     run(List.of("rm", "-rf", dir.toString()), Duration.ofSeconds(10));
   }
