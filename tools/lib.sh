@@ -96,3 +96,20 @@ skiff_aot_flags() {
   fi
   [ -f "$aot" ] && echo "-XX:AOTCache=$aot -Xlog:aot=off -Xlog:cds=off"
 }
+
+skiff_other_runsc() {
+  # Prints the path of the runsc release Debian offers besides the installed one (2022-12 in
+  # bookworm, 2024-07 in bookworm-backports), fetched once with apt-get download, so that the
+  # tests cover both. Prints nothing when it cannot be had.
+  local installed other dir deb
+  installed=$(dpkg-query -W -f='${Version}' runsc 2>/dev/null) || return 0
+  other=$(apt-cache madison runsc 2>/dev/null | awk -v v="$installed" '$3 != v {print $3; exit}')
+  [ -n "$other" ] || return 0
+  dir="/var/cache/skiff/runsc-$other"
+  if [ ! -x "$dir/usr/bin/runsc" ]; then
+    mkdir -p "$dir" && (cd "$dir" && apt-get download -q "runsc=$other" >/dev/null 2>&1) || return 0
+    deb=$(ls "$dir"/runsc_*.deb 2>/dev/null | head -1)
+    [ -n "$deb" ] && dpkg-deb -x "$deb" "$dir" && rm -f "$deb"
+  fi
+  [ -x "$dir/usr/bin/runsc" ] && echo "$dir/usr/bin/runsc"
+}
