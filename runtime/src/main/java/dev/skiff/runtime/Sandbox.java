@@ -60,6 +60,8 @@ public final class Sandbox implements AutoCloseable {
   private final Kind kind;
   private final AtomicInteger execs = new AtomicInteger();
   private ImageMount mount;
+  /** What runsc sees as the root: the casfs mount, an overlay over it, or a host directory. */
+  private Path root;
   private ImageConfig imageConfig;
   private SandboxProcess main;
   private ScheduledFuture<?> timer;
@@ -88,16 +90,26 @@ public final class Sandbox implements AutoCloseable {
       // read-only casfs mount refuses: with binds, the root is an overlayfs over the mount whose
       // upper layer takes those (empty) targets. Sandbox writes still go to gVisor's overlay.
       boolean binds = kind == Kind.WARM || !o.volumes().isEmpty();
-      Path imageDir = binds ? Files.createDirectories(sb.bundle.resolve("image")) : sb.rootfs;
-      sb.mount = ImageMount.mount(rt.store(), image, rt.config().remotes(), imageDir, rt.config().mount());
-      if (binds) {
-        HostOverlay.mount(imageDir, sb.dir.resolve("upper"), sb.dir.resolve("work"), sb.rootfs);
+      Path lower;
+      if (image.startsWith("/")) { // a host directory as the root, to compare with or to test
+        lower = Path.of(image);
+        if (!Files.isDirectory(lower)) {
+          throw new IOException("no directory " + lower + " to use as the root");
+        }
+        sb.imageConfig = ImageConfig.defaults();
+      } else {
+        lower = binds ? Files.createDirectories(sb.bundle.resolve("image")) : sb.rootfs;
+        sb.mount = ImageMount.mount(rt.store(), image, rt.config().remotes(), lower, rt.config().mount());
+        sb.imageConfig = ImageConfig.parse(sb.mount.index().meta("config"));
       }
-      sb.imageConfig = ImageConfig.parse(sb.mount.index().meta("config"));
+      if (binds) {
+        HostOverlay.mount(lower, sb.dir.resolve("upper"), sb.dir.resolve("work"), sb.rootfs);
+      }
+      sb.root = binds ? sb.rootfs : lower;
       Runsc runsc = rt.runsc();
       if (snapshot != null) {
         snapshot.checkRestorable(sb.mount.digest(), runsc);
-        Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.rootfs));
+        Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.root));
         sb.main = sb.start(runsc.command(o, sb.logs(), "restore", "--image-path=" + snapshot.checkpointDir(),
             "--bundle=" + sb.bundle, id), stdin, "restored " + snapshot.name());
       } else {
@@ -109,10 +121,10 @@ public final class Sandbox implements AutoCloseable {
           p = new OciSpec.Process(List.of(InitBinary.PATH_IN_SANDBOX), sb.imageConfig.env(o.env()), "/", 0, 0,
               List.of());
         } else {
-          p = OciSpec.process(sb.imageConfig, o, args, sb.rootfs);
+          p = OciSpec.process(sb.imageConfig, o, args, sb.root);
         }
         Files.write(sb.bundle.resolve("config.json"),
-            OciSpec.write(p, sb.rootfs, withInit, "skiff", sb.cgroupsPath(o)));
+            OciSpec.write(p, sb.root, withInit, "skiff", sb.cgroupsPath(o)));
         if (kind == Kind.RUN) {
           sb.main = sb.start(runsc.command(o, sb.logs(), "run", "--bundle=" + sb.bundle, id), stdin,
               String.join(" ", p.args()));
@@ -194,7 +206,7 @@ public final class Sandbox implements AutoCloseable {
     return id;
   }
 
-  /** The image as mounted: its tag, digest, index and chunk reader. */
+  /** The image as mounted (its tag, digest, index, chunk reader); null for a host-directory root. */
   public ImageMount image() {
     return mount;
   }
@@ -207,9 +219,9 @@ public final class Sandbox implements AutoCloseable {
     return options;
   }
 
-  /** Where the image is mounted on the host (the sandbox's read-only lower layer). */
+  /** The sandbox's root as runsc sees it on the host (its read-only lower layer). */
   public Path rootfs() {
-    return rootfs;
+    return root;
   }
 
   /** The sandbox's first process, for sandboxes made by run or restore; empty for warm ones. */
@@ -228,7 +240,7 @@ public final class Sandbox implements AutoCloseable {
         .user(e.user() != null ? e.user() : options.user()).build();
     SandboxOptions.Builder b = o.toBuilder();
     e.env().forEach(b::env);
-    OciSpec.Process p = OciSpec.process(imageConfig, b.build(), args, rootfs);
+    OciSpec.Process p = OciSpec.process(imageConfig, b.build(), args, root);
     Path spec = dir.resolve("exec-" + execs.incrementAndGet() + ".json");
     Files.write(spec, OciSpec.json(OciSpec.processJson(p)));
     return start(rt.runsc().command(options, logs(), "exec", "--process=" + spec, id), e.stdin(),
@@ -245,6 +257,9 @@ public final class Sandbox implements AutoCloseable {
    * one of that name) and stops the sandbox, as {@code runsc checkpoint} does.
    */
   public Snapshot checkpoint(String name) throws IOException {
+    if (mount == null) {
+      throw new IOException("snapshots belong to an image; sandbox " + id + " runs on a host directory");
+    }
     return Snapshot.take(rt, this, name, bundle.resolve("config.json"),
         imageDir -> runsc("checkpoint", rt.runsc().command(options, logs(), "checkpoint", "--image-path=" + imageDir, id),
             Duration.ofMinutes(10)));

@@ -131,7 +131,10 @@ public final class SandboxRuntime implements AutoCloseable {
 
   /**
    * A sandbox whose first process is {@code args} (after the image's entrypoint; the image's
-   * command when empty). The sandbox ends when that process does. See {@link Sandbox#main()}.
+   * command when empty). {@code image} is NAME[:TAG], s3://BUCKET[/PREFIX]/NAME[:TAG], or an
+   * absolute path to a host directory used as the root as it is (to compare with, or to try a
+   * root filesystem before importing it). The sandbox ends when that process does; see {@link
+   * Sandbox#main()}.
    */
   public Sandbox run(String image, SandboxOptions options, List<String> args, boolean stdin) throws IOException {
     return Sandbox.launch(this, newId(), image, options, Sandbox.Kind.RUN, args, stdin, null);

@@ -144,6 +144,27 @@ class SandboxTest {
   }
 
   @Test
+  void aHostDirectoryServesAsTheRootUntouched() throws Exception {
+    Path rootfs = tmp.resolve("rootfs");
+    List<String> before;
+    try (var s = Files.walk(rootfs)) {
+      before = s.map(Path::toString).sorted().toList();
+    }
+    Path vol = Files.createDirectories(tmp.resolve("vol-dir"));
+    try (Sandbox sb = rt.run(rootfs.toString(), SandboxOptions.builder()
+        .volume(new SandboxOptions.Volume(vol, "/data", false)).build(), List.of("/bin/sh", "-c",
+        "echo hi > /data/x; echo written > /etc/new; cat /etc/new"), false)) {
+      assertEquals(new Done(0, "written\n", ""), finish(sb.main().orElseThrow()));
+      IOException e = assertThrows(IOException.class, () -> sb.checkpoint("x"));
+      assertTrue(e.getMessage().contains("host directory"), e.getMessage());
+    }
+    assertEquals("hi\n", Files.readString(vol.resolve("x")));
+    try (var s = Files.walk(rootfs)) {
+      assertEquals(before, s.map(Path::toString).sorted().toList()); // no mount target, no write
+    }
+  }
+
+  @Test
   void stdinReachesTheProcessWhenAskedFor() throws Exception {
     try (Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/cat"), true)) {
       SandboxProcess p = sb.main().orElseThrow();
