@@ -154,6 +154,14 @@ public final class Runsc {
     return cmd;
   }
 
+  /**
+   * Flags for checkpoint: uncompressed where this runsc can say so (restore then maps the pages
+   * file instead of inflating it; measured in bench/RESULTS.md).
+   */
+  List<String> checkpointFlags() {
+    return date >= SYSTRAP_SINCE ? List.of("--compression=none") : List.of();
+  }
+
   /** The flags of a call that only names a sandbox (kill, delete, state, list). */
   List<String> plain(String... subcommand) {
     List<String> cmd = new ArrayList<>(List.of(binary.toString(), "--root=" + root));

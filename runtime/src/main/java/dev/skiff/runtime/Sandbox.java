@@ -1,5 +1,7 @@
 package dev.skiff.runtime;
 
+import dev.skiff.casfs.ImageRef;
+import dev.skiff.casfs.digest.Digest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,7 +20,8 @@ import org.slf4j.LoggerFactory;
 /**
  * One gVisor sandbox on a casfs mount of an image. Made by {@link SandboxRuntime#run}, {@link
  * SandboxRuntime#create} or {@link SandboxRuntime#restore}; {@link #close()} kills whatever still
- * runs in it, deletes it in runsc, unmounts its root and removes its state directory.
+ * runs in it, deletes it in runsc and removes its state directory. The image mount is the
+ * runtime's, shared with its other sandboxes (see {@link ImageRoots}).
  */
 public final class Sandbox implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Sandbox.class);
@@ -59,7 +62,8 @@ public final class Sandbox implements AutoCloseable {
   private final SandboxOptions options;
   private final Kind kind;
   private final AtomicInteger execs = new AtomicInteger();
-  private ImageMount mount;
+  private ImageRef imageRef;
+  private Digest imageDigest;
   /** What runsc sees as the root: the casfs mount, an overlay over it, or a host directory. */
   private Path root;
   private ImageConfig imageConfig;
@@ -98,9 +102,11 @@ public final class Sandbox implements AutoCloseable {
         }
         sb.imageConfig = ImageConfig.defaults();
       } else {
-        lower = binds ? Files.createDirectories(sb.bundle.resolve("image")) : sb.rootfs;
-        sb.mount = ImageMount.mount(rt.store(), image, rt.config().remotes(), lower, rt.config().mount());
-        sb.imageConfig = ImageConfig.parse(sb.mount.index().meta("config"));
+        ImageRoots.Root r = rt.roots().acquire(image);
+        lower = r.path();
+        sb.imageRef = r.ref();
+        sb.imageDigest = r.digest();
+        sb.imageConfig = r.config();
       }
       if (binds) {
         HostOverlay.mount(lower, sb.dir.resolve("upper"), sb.dir.resolve("work"), sb.rootfs);
@@ -108,7 +114,7 @@ public final class Sandbox implements AutoCloseable {
       sb.root = binds ? sb.rootfs : lower;
       Runsc runsc = rt.runsc();
       if (snapshot != null) {
-        snapshot.checkRestorable(sb.mount.digest(), runsc);
+        snapshot.checkRestorable(sb.imageDigest, runsc);
         Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.root));
         sb.main = sb.start(runsc.command(o, sb.logs(), "restore", "--image-path=" + snapshot.checkpointDir(),
             "--bundle=" + sb.bundle, id), stdin, "restored " + snapshot.name());
@@ -206,9 +212,14 @@ public final class Sandbox implements AutoCloseable {
     return id;
   }
 
-  /** The image as mounted (its tag, digest, index, chunk reader); null for a host-directory root. */
-  public ImageMount image() {
-    return mount;
+  /** The image the sandbox runs on; null for a host-directory root. */
+  public ImageRef imageRef() {
+    return imageRef;
+  }
+
+  /** The index digest of the image; null for a host-directory root. */
+  public Digest imageDigest() {
+    return imageDigest;
   }
 
   public ImageConfig imageConfig() {
@@ -257,12 +268,16 @@ public final class Sandbox implements AutoCloseable {
    * one of that name) and stops the sandbox, as {@code runsc checkpoint} does.
    */
   public Snapshot checkpoint(String name) throws IOException {
-    if (mount == null) {
+    if (imageDigest == null) {
       throw new IOException("snapshots belong to an image; sandbox " + id + " runs on a host directory");
     }
     return Snapshot.take(rt, this, name, bundle.resolve("config.json"),
-        imageDir -> runsc("checkpoint", rt.runsc().command(options, logs(), "checkpoint", "--image-path=" + imageDir, id),
-            Duration.ofMinutes(10)));
+        imageDir -> {
+          List<String> cmd = new ArrayList<>(rt.runsc().command(options, logs(), "checkpoint"));
+          cmd.addAll(rt.runsc().checkpointFlags());
+          cmd.addAll(List.of("--image-path=" + imageDir, id));
+          runsc("checkpoint", cmd, Duration.ofMinutes(10));
+        });
   }
 
   List<String> command() {
@@ -309,18 +324,6 @@ public final class Sandbox implements AutoCloseable {
     if (Files.exists(rootfs) && HostOverlay.isMounted(rootfs)) {
       try {
         HostOverlay.unmount(rootfs);
-      } catch (IOException e) {
-        first = first == null ? e : first;
-      }
-    }
-    if (mount != null) {
-      try {
-        if (mount.recording()) {
-          mount.unmount();
-          mount.saveRecording().ifPresent(r -> rt.config().notices().accept("recorded " + r.recording().entries().size()
-              + " chunks into the trace of " + mount.ref() + " (" + r.merged().recordings() + " recordings)"));
-        }
-        mount.close();
       } catch (IOException e) {
         first = first == null ? e : first;
       }

@@ -1,7 +1,6 @@
 package dev.skiff.runtime;
 
 import dev.skiff.casfs.ImageStore;
-import dev.skiff.casfs.fuse.MountTable;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -76,8 +75,10 @@ public final class SandboxRuntime implements AutoCloseable {
   private final Path snapshots;
   private final Path initBinary;
   private final Cgroups cgroups;
+  private final ImageRoots roots;
 
-  private SandboxRuntime(ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary) {
+  private SandboxRuntime(ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary)
+      throws IOException {
     this.store = store;
     this.config = config;
     this.runsc = runsc;
@@ -85,6 +86,7 @@ public final class SandboxRuntime implements AutoCloseable {
     this.snapshots = store.home().resolve("snapshots");
     this.initBinary = initBinary;
     this.cgroups = Cgroups.detect();
+    this.roots = new ImageRoots(store, config);
   }
 
   /** Finds runsc, chooses the platform, and cleans what dead owners left behind. */
@@ -115,6 +117,10 @@ public final class SandboxRuntime implements AutoCloseable {
 
   Cgroups cgroups() {
     return cgroups;
+  }
+
+  ImageRoots roots() {
+    return roots;
   }
 
   Path snapshotsDir() {
@@ -199,7 +205,7 @@ public final class SandboxRuntime implements AutoCloseable {
       return false;
     }
     if (!r.get().ownerAlive()) {
-      clean(dir, r.get());
+      clean(dir);
       return true;
     }
     Runsc.run(runsc.plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
@@ -217,10 +223,11 @@ public final class SandboxRuntime implements AutoCloseable {
       if (r.isEmpty() && Files.getLastModifiedTime(dir).toMillis() > System.currentTimeMillis() - 60_000) {
         continue; // being created right now by another process (the record comes first, within ms)
       }
-      clean(dir, r.orElse(null));
+      clean(dir);
       notes.add(r.map(x -> "cleaned up sandbox " + x.id() + " (" + x.image() + ", " + String.join(" ", x.command())
           + ") left by process " + x.ownerPid() + ", which is gone").orElse("cleaned up " + dir + " (no record)"));
     }
+    notes.addAll(ImageRoots.reap(store.home()));
     return notes;
   }
 
@@ -230,18 +237,13 @@ public final class SandboxRuntime implements AutoCloseable {
     }
   }
 
-  /** Deletes a sandbox in runsc, unmounts its root, removes its directory. */
-  void clean(Path dir, SandboxRecord r) throws IOException {
+  /** Deletes a sandbox in runsc, unmounts its root overlay, removes its directory. */
+  void clean(Path dir) throws IOException {
     String id = dir.getFileName().toString();
     Runsc.run(runsc.plain("delete", "--force", id), Duration.ofSeconds(30));
     Path rootfs = dir.resolve("bundle").resolve("rootfs");
     if (HostOverlay.isMounted(rootfs)) {
       HostOverlay.unmount(rootfs);
-    }
-    for (Path mp : List.of(rootfs, dir.resolve("bundle").resolve("image"))) {
-      if (MountTable.fuseMountAt(mp) != null) {
-        MountTable.unmount(mp);
-      }
     }
     cgroups.remove(id);
     Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
@@ -257,6 +259,12 @@ public final class SandboxRuntime implements AutoCloseable {
     return "sb-" + HexFormat.of().formatHex(b);
   }
 
+  /**
+   * Unmounts the images this runtime mounted (close its sandboxes first). Until then every
+   * sandbox of an image runs on the same warm mount.
+   */
   @Override
-  public void close() {}
+  public void close() throws IOException {
+    roots.close();
+  }
 }

@@ -57,13 +57,13 @@ public record Snapshot(String name, String image, String digest, List<String> co
 
   static Snapshot take(SandboxRuntime rt, Sandbox sb, String name, Path spec, Checkpointer c) throws IOException {
     checkName(name);
-    Digest d = sb.image().digest();
+    Digest d = sb.imageDigest();
     Path parent = Files.createDirectories(dirOf(rt, d));
     Path tmp = Files.createTempDirectory(parent, ".taking-");
     try {
       c.checkpoint(Files.createDirectory(tmp.resolve("checkpoint")));
       Files.copy(spec, tmp.resolve("config.json"));
-      Snapshot s = new Snapshot(name, sb.image().ref().toString(), d.toString(), sb.command(), Instant.now().toString(),
+      Snapshot s = new Snapshot(name, sb.imageRef().toString(), d.toString(), sb.command(), Instant.now().toString(),
           rt.runsc().version(), rt.runsc().platform().flag(), parent.resolve(name));
       ObjectNode meta = JSON.valueToTree(s);
       meta.remove("dir");

@@ -56,6 +56,9 @@ class SandboxTest {
 
   @AfterAll
   void tearDown() throws IOException {
+    if (rt != null) {
+      rt.close();
+    }
     if (store != null) {
       store.close();
     }
@@ -190,7 +193,7 @@ class SandboxTest {
   }
 
   @Test
-  void closingLeavesNoSandboxMountOrStateBehind() throws Exception {
+  void closingLeavesNoSandboxOrStateBehindAndTheMountStaysWarm() throws Exception {
     Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/sleep", "60"), false);
     Path dir = sandboxesDir().resolve(sb.id());
     assertTrue(Files.isDirectory(dir));
@@ -198,10 +201,38 @@ class SandboxTest {
     assertEquals(1, rt.list().stream().filter(i -> i.record().id().equals(sb.id())).count());
     sb.close();
     assertFalse(Files.exists(dir));
-    assertEquals(null, MountTable.fuseMountAt(sb.rootfs()));
     assertTrue(rt.list().stream().noneMatch(i -> i.record().id().equals(sb.id())));
     Runsc.Result state = Runsc.run(rt.runsc().plain("state", sb.id()), Duration.ofSeconds(10));
     assertTrue(state.exit() != 0, state.output());
+    // The image stays mounted for the runtime's next sandbox, which runs on the same mount.
+    assertTrue(MountTable.fuseMountAt(sb.rootfs()) != null);
+    try (Sandbox next = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
+      assertEquals(sb.rootfs(), next.rootfs());
+      assertEquals(0, next.main().orElseThrow().waitFor());
+    }
+  }
+
+  @Test
+  void aRuntimeUnmountsItsImagesWhenClosedAndOthersShareThemMeanwhile() throws Exception {
+    Path root;
+    // A home of its own, so that the class's runtime's mount is not the one found.
+    try (ImageStore home = ImageStore.open(tmp.resolve("home-own"))) {
+      home.importImage(tmp.resolve("rootfs").toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
+    }
+    try (ImageStore store = ImageStore.open(tmp.resolve("home-own"));
+        SandboxRuntime own = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc()));
+        Sandbox sb = own.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
+      root = sb.rootfs();
+      assertEquals(0, sb.main().orElseThrow().waitFor());
+      // A second runtime of the same home (another process, say) finds the mount and runs on it.
+      try (SandboxRuntime other = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc()));
+          Sandbox sb2 = other.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
+        assertEquals(root, sb2.rootfs());
+      }
+      assertTrue(MountTable.fuseMountAt(root) != null);
+    }
+    assertEquals(null, MountTable.fuseMountAt(root));
+    assertFalse(Files.exists(root));
   }
 
   @Test

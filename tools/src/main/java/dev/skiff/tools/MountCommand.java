@@ -3,6 +3,7 @@ package dev.skiff.tools;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.runtime.ImageMount;
+import dev.skiff.runtime.ImageRoots;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -94,6 +95,9 @@ final class MountCommand implements Callable<Integer> {
         }
       }, "skiff-unmount");
       Runtime.getRuntime().addShutdownHook(hook);
+      if (!record) { // skiff run of this image on this home runs on this mount while it lasts
+        ImageRoots.register(s.home(), m);
+      }
       System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes%s%s%s); Ctrl-C or 'skiff umount %s' to stop%n",
           m.ref(), m.mountpoint(), Human.count(m.index().inodeCount()),
           m.remote().map(w -> ", chunks from " + w.url()).orElse(""),
@@ -112,6 +116,7 @@ final class MountCommand implements Callable<Integer> {
         }
       }));
       m.awaitUnmounted();
+      ImageRoots.unregister(s.home(), m);
       try {
         Runtime.getRuntime().removeShutdownHook(hook);
       } catch (IllegalStateException shuttingDown) {

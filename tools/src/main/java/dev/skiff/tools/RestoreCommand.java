@@ -34,7 +34,7 @@ final class RestoreCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = sandbox.open(s, remote, false)) {
-      return RunCommand.runToExit(rt.restore(rt.snapshot(image, name), sandbox.options(), stdin), stdin);
+      return RunCommand.runToExit(rt, rt.restore(rt.snapshot(image, name), sandbox.options(), stdin), stdin);
     }
   }
 }

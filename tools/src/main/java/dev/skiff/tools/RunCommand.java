@@ -48,7 +48,7 @@ final class RunCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = sandbox.open(s, remote, record)) {
-      return runToExit(rt.run(image, sandbox.options(), command, stdin), stdin);
+      return runToExit(rt, rt.run(image, sandbox.options(), command, stdin), stdin);
     }
   }
 
@@ -56,8 +56,15 @@ final class RunCommand implements Callable<Integer> {
    * Streams a sandbox's first process to this terminal until it exits, then tears the sandbox
    * down; Ctrl-C tears it down at once. Returns the exit code to leave with.
    */
-  static int runToExit(Sandbox sb, boolean stdin) throws Exception {
-    Thread hook = new Thread(() -> closeQuietly(sb), "skiff-teardown");
+  static int runToExit(SandboxRuntime rt, Sandbox sb, boolean stdin) throws Exception {
+    Thread hook = new Thread(() -> {
+      closeQuietly(sb);
+      try {
+        rt.close();
+      } catch (IOException e) {
+        System.err.println("skiff: unmounting: " + e.getMessage());
+      }
+    }, "skiff-teardown");
     Runtime.getRuntime().addShutdownHook(hook);
     try (sb) {
       SandboxProcess p = sb.main().orElseThrow();

@@ -87,7 +87,7 @@ final class SnapshotCommand implements Runnable {
         long ready = System.nanoTime();
         Snapshot snap = sb.checkpoint(name);
         System.out.printf(Locale.ROOT, "snapshot %s of %s: %s, start-up %.0f ms, checkpoint %.0f ms%n", name,
-            sb.image().ref(), Human.bytes(snap.bytes()), (ready - t0) / 1e6, (System.nanoTime() - ready) / 1e6);
+            sb.imageRef(), Human.bytes(snap.bytes()), (ready - t0) / 1e6, (System.nanoTime() - ready) / 1e6);
         p.waitFor(Duration.ofSeconds(10));
       }
       return 0;

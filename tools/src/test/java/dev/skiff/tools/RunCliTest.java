@@ -102,6 +102,29 @@ class RunCliTest {
   }
 
   @Test
+  void runUsesTheMountThatSkiffMountServes() throws Exception {
+    Path mp = tmp.resolve("mnt");
+    MountProcess m = new MountProcess(mp, java.util.Map.of(), "--store", home, "tools:1");
+    Path registry = Path.of(home, "run", "mounts");
+    try (Stream<Path> s = Files.list(registry)) {
+      assertEquals(1, s.filter(p -> p.toString().endsWith(".json")).count());
+    }
+    SkiffProcess p = skiff("run", "tools:1", "--", "/bin/echo", "on the shared mount");
+    assertEquals(0, p.exit(), p.err());
+    assertEquals("on the shared mount\n", p.out());
+    try (Stream<Path> s = Files.list(registry)) { // the run made no mount of its own
+      assertTrue(s.noneMatch(Files::isDirectory));
+    }
+    assertTrue(MountTable.fuseMountAt(mp) != null);
+    assertEquals(0, SkiffCli.execute("umount", mp.toString()));
+    assertTrue(m.process.waitFor(30, java.util.concurrent.TimeUnit.SECONDS));
+    try (Stream<Path> s = Files.list(registry)) {
+      assertEquals(0, s.count());
+    }
+    assertNothingLeft();
+  }
+
+  @Test
   void ctrlCTearsTheSandboxDown() throws Exception {
     SkiffProcess p = skiff("run", "tools:1", "--", "/bin/sleep", "60");
     awaitRunning();
