@@ -6,6 +6,10 @@ import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.testing.LatencyProxy;
 import dev.skiff.casfs.testing.S3Server;
+import dev.skiff.runtime.Sandbox;
+import dev.skiff.runtime.SandboxOptions;
+import dev.skiff.runtime.SandboxProcess;
+import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
 import java.io.IOException;
 import java.io.InputStream;
@@ -28,7 +32,9 @@ import java.util.stream.Stream;
  * its exit, for {@code /bin/true} and for a Python import, on: (a) a native root directory, (b)
  * the image from the local store (page cache warm), (c) the image lazily from S3 at an emulated
  * RTT, with an empty home, without and with the trace replayed, (d) a restore of a memory
- * snapshot taken after the imports. The image is this host's Python (binary, libraries, standard
+ * snapshot taken after the imports; and (a), (b), (d) again through the Java API in this JVM, as
+ * the scheduler's worker will start them. While (b) and (d) run, a {@code skiff mount} of the
+ * image serves it, as a host keeps its images mounted. The image is this host's Python (binary, libraries, standard
  * library) and shell tools, built on the spot. Needs root, FUSE and runsc.
  *
  * <pre>
@@ -50,6 +56,7 @@ public final class SandboxBench {
   private final Map<String, List<double[]>> samples = new LinkedHashMap<>();
   private S3Server server;
   private LatencyProxy proxy;
+  private Process mount;
 
   private SandboxBench(Path work, Path repo, int reps, int rtt, int mbps) {
     this.work = work;
@@ -82,6 +89,10 @@ public final class SandboxBench {
       b.run();
       b.print();
     } finally {
+      if (b.mount != null) {
+        FsBench.sh("umount " + work.resolve("mnt") + " || true");
+        b.mount.waitFor(30, TimeUnit.SECONDS);
+      }
       if (b.proxy != null) {
         b.proxy.close();
       }
@@ -135,6 +146,14 @@ public final class SandboxBench {
       throw new IOException("snapshot failed: " + r.err);
     }
     log(r.out.strip());
+    log("serving py:1 from a long-lived skiff mount, as a host keeps its images mounted (skiff run finds it)");
+    List<String> cmd = skiffCommand();
+    Files.createDirectories(work.resolve("mnt"));
+    cmd.addAll(List.of("mount", "--store=" + store(), "py:1", work.resolve("mnt").toString()));
+    mount = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(work.resolve("mount.log").toFile()).start();
+    for (int i = 0; i < 100 && !Files.readString(work.resolve("mount.log")).startsWith("mounted"); i++) {
+      Thread.sleep(100);
+    }
   }
 
   private String endpoint() {
@@ -153,6 +172,60 @@ public final class SandboxBench {
 
   private void run() throws Exception {
     String py = IMPORTS + "; print('ok')";
+    try (ImageStore s = ImageStore.open(store());
+        SandboxRuntime rt = SandboxRuntime.open(s, SandboxRuntime.Config.defaults())) {
+      run(rt, py);
+    }
+  }
+
+  /**
+   * The same starts through the Java API, as the scheduler's worker makes them: a runtime that
+   * lives across calls, timed from the call to the first byte of output and to the exit.
+   */
+  private void inProcess(SandboxRuntime rt, String py) throws Exception {
+    for (boolean nativeRoot : new boolean[] {true, false}) {
+      String image = nativeRoot ? rootfs().toString() : "py:1";
+      String v = nativeRoot ? "API: a native directory" : "API: b casfs, warm";
+      measure(v + "|true", api(() -> rt.run(image, SandboxOptions.defaults(), List.of("/bin/true"), false), null), "");
+      measure(v + "|python", api(() -> rt.run(image, SandboxOptions.defaults(), List.of(PY, "-c", py), false), null),
+          "ok\n");
+    }
+    measure("API: d restore of a snapshot|python", api(() -> rt.restore(rt.snapshot("py:1", "imported"),
+        SandboxOptions.defaults(), true), "print('ok')\n"), "ok\n");
+  }
+
+  private interface Start {
+    Sandbox start() throws IOException;
+  }
+
+  private Run api(Start start, String stdin) throws Exception {
+    long t0 = System.nanoTime();
+    try (Sandbox sb = start.start()) {
+      SandboxProcess p = sb.main().orElseThrow();
+      if (stdin != null) {
+        try (var in = p.stdin()) {
+          in.write(stdin.getBytes(StandardCharsets.UTF_8));
+        }
+      }
+      Thread err = p.pipeStderrTo(java.io.OutputStream.nullOutputStream());
+      InputStream out = p.stdout();
+      byte[] buf = new byte[8192];
+      StringBuilder text = new StringBuilder();
+      double first = Double.NaN;
+      for (int n; (n = out.read(buf)) >= 0; ) {
+        if (Double.isNaN(first) && n > 0) {
+          first = (System.nanoTime() - t0) / 1e9;
+        }
+        text.append(new String(buf, 0, n, StandardCharsets.UTF_8));
+      }
+      int exit = p.waitFor();
+      double done = (System.nanoTime() - t0) / 1e9;
+      err.join();
+      return new Run(exit, first, done, text.toString(), "");
+    }
+  }
+
+  private void run(SandboxRuntime rt, String py) throws Exception {
     for (int i = 0; i < reps; i++) {
       measure("a native directory|true", skiff(store(), null, "run", rootfs().toString(), "--", "/bin/true"), "");
       measure("a native directory|python", skiff(store(), null, "run", rootfs().toString(), "--", PY, "-c", py), "ok\n");
@@ -164,6 +237,7 @@ public final class SandboxBench {
           remoteImage(), "--", PY, "-c", py), "ok\n");
       measure("d restore of a snapshot|python", skiff(store(), "print('ok')\n", "restore", "-i", "py:1", "imported"),
           "ok\n");
+      inProcess(rt, py);
       log("rep " + (i + 1) + "/" + reps + " done");
     }
   }
@@ -171,13 +245,19 @@ public final class SandboxBench {
   /** One command's timings: to the first byte of stdout, to exit; and what it printed. */
   private record Run(int exit, double firstByte, double done, String out, String err) {}
 
-  private Run skiff(Path home, String stdin, String... args) throws Exception {
+  /** The skiff CLI as tools/skiff starts it (see tools/lib.sh), from the built jar. */
+  private List<String> skiffCommand() {
     List<String> cmd = FsBench.jvm();
     Path aot = repo.resolve("tools/target/skiff.aot");
-    if (Files.exists(aot)) { // as tools/skiff starts it (see tools/lib.sh)
+    if (Files.exists(aot)) {
       cmd.addAll(List.of("-XX:AOTCache=" + aot, "-Xlog:aot=off", "-Xlog:cds=off"));
     }
     cmd.addAll(List.of("-XX:+UseParallelGC", "-Xss2m", "-jar", repo.resolve("tools/target/skiff.jar").toString()));
+    return cmd;
+  }
+
+  private Run skiff(Path home, String stdin, String... args) throws Exception {
+    List<String> cmd = skiffCommand();
     List<String> a = new ArrayList<>(List.of(args));
     a.add(a.get(0).equals("snapshot") ? 2 : 1, "--store=" + home);
     cmd.addAll(a);
@@ -251,12 +331,16 @@ public final class SandboxBench {
     out.append("| --- | ---: | ---: | ---: | ---: |\n");
     double nativeFirst = median("a native directory|python", 0);
     for (String v : List.of("a native directory", "b casfs, warm", "c lazy from S3, no prefetch", "c lazy from S3, trace",
-        "d restore of a snapshot")) {
+        "d restore of a snapshot", "API: a native directory", "API: b casfs, warm", "API: d restore of a snapshot")) {
       out.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %.2fx |%n", v, cell(v + "|true", 1),
           cell(v + "|python", 0), cell(v + "|python", 1), median(v + "|python", 0) / nativeFirst));
     }
-    out.append(String.format(Locale.ROOT, "%n/bin/true to exit, casfs warm against native: %.2fx%n",
-        median("b casfs, warm|true", 1) / median("a native directory|true", 1)));
+    out.append(String.format(Locale.ROOT, "%n/bin/true to exit, casfs warm against native: %.2fx (CLI), %.2fx (API)%n",
+        median("b casfs, warm|true", 1) / median("a native directory|true", 1),
+        median("API: b casfs, warm|true", 1) / median("API: a native directory|true", 1)));
+    out.append(String.format(Locale.ROOT, "python to first byte, casfs warm against native: %.2fx (CLI), %.2fx (API)%n",
+        median("b casfs, warm|python", 0) / median("a native directory|python", 0),
+        median("API: b casfs, warm|python", 0) / median("API: a native directory|python", 0)));
     Files.writeString(work.resolve("report.md"), out);
     System.out.println(out);
   }
