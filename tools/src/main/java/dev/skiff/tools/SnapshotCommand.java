@@ -80,8 +80,10 @@ final class SnapshotCommand implements Runnable {
         Boolean ok = sawReady.completeOnTimeout(false, RemoteOptions.duration(readyTimeout).toMillis(),
             TimeUnit.MILLISECONDS).get();
         if (!ok) {
+          // Either stdout ended (the process is exiting) or the wait ran out (it still runs).
+          var exit = p.waitFor(Duration.ofSeconds(5));
           System.err.printf("skiff snapshot create: %s did not print '%s' (%s)%n", String.join(" ", command), ready,
-              p.isAlive() ? "timed out after " + readyTimeout : "it exited with " + p.waitFor());
+              exit.isPresent() ? "it exited with " + exit.getAsInt() : "timed out after " + readyTimeout);
           return 1;
         }
         long ready = System.nanoTime();
