@@ -122,7 +122,9 @@ final class OciSpec {
     ObjectNode linux = spec.putObject("linux");
     ArrayNode ns = linux.putArray("namespaces");
     for (String t : List.of("pid", "network", "ipc", "uts", "mount")) {
-      ns.addObject().put("type", t);
+      if (!t.equals("network") || !o.network()) { // runsc gives a sandbox with its own netns no host network
+        ns.addObject().put("type", t);
+      }
     }
     if (cgroupsPath != null && (o.memoryBytes() > 0 || o.cpus() > 0)) {
       linux.put("cgroupsPath", cgroupsPath);

@@ -168,6 +168,26 @@ class SandboxTest {
   }
 
   @Test
+  void noNetworkUnlessAskedForThenTheHosts() throws Exception {
+    try (java.net.ServerSocket server = new java.net.ServerSocket(0, 10, java.net.InetAddress.getLoopbackAddress())) {
+      server.setSoTimeout(15_000);
+      String connect = "echo hello > /dev/tcp/127.0.0.1/" + server.getLocalPort() + " && echo connected";
+      Done none = run(SandboxOptions.defaults(), "/bin/bash", "-c", connect);
+      assertTrue(none.exit() != 0 && none.out().isEmpty(), none.toString());
+      var accepted = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+        try (java.net.Socket s = server.accept()) {
+          return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+          return "accept failed: " + e;
+        }
+      });
+      Done host = run(SandboxOptions.builder().network(true).build(), "/bin/bash", "-c", connect);
+      assertEquals(new Done(0, "connected\n", ""), host);
+      assertEquals("hello\n", accepted.get(20, java.util.concurrent.TimeUnit.SECONDS));
+    }
+  }
+
+  @Test
   void stdinReachesTheProcessWhenAskedFor() throws Exception {
     try (Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/cat"), true)) {
       SandboxProcess p = sb.main().orElseThrow();
