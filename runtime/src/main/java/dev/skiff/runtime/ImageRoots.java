@@ -5,7 +5,6 @@ import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.fuse.MountTable;
-import dev.skiff.casfs.index.ImageIndex;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,7 +31,7 @@ public final class ImageRoots implements AutoCloseable {
   private static final java.util.concurrent.atomic.AtomicInteger INSTANCES = new java.util.concurrent.atomic.AtomicInteger();
 
   /** What a registry entry says: who serves which image where. */
-  record Entry(long pid, String start, String image, String digest, String mountpoint) {}
+  record Entry(long pid, String start, String image, String digest, String mountpoint, String config) {}
 
   /** A root to run on: where it is mounted, which image, and its config. */
   record Root(Path path, ImageRef ref, Digest digest, ImageConfig config) {}
@@ -68,12 +67,13 @@ public final class ImageRoots implements AutoCloseable {
     String key = d.map(Digest::toString).orElse(image);
     ImageMount m = mounts.get(key);
     if (m != null && m.isMounted()) {
-      return root(m.mountpoint(), m.ref(), m.digest());
+      return root(m);
     }
     if (d.isPresent() && !record) {
-      Optional<Path> shared = find(store.home(), d.get());
-      if (shared.isPresent()) {
-        return root(shared.get(), ImageRef.parse(image), d.get());
+      Optional<Entry> shared = find(store.home(), d.get());
+      if (shared.isPresent()) { // its entry carries the config: no index to open here
+        return new Root(Path.of(shared.get().mountpoint()), ImageRef.parse(image), d.get(),
+            ImageConfig.parse(shared.get().config()));
       }
     }
     Path mp = Files.createDirectories(mine.resolve(Integer.toString(next++)));
@@ -83,13 +83,11 @@ public final class ImageRoots implements AutoCloseable {
     if (!record) {
       register(store.home(), m);
     }
-    return root(m.mountpoint(), m.ref(), m.digest());
+    return root(m);
   }
 
-  private Root root(Path path, ImageRef ref, Digest digest) throws IOException {
-    try (ImageIndex index = store.openIndex(digest)) {
-      return new Root(path, ref, digest, ImageConfig.parse(index.meta("config")));
-    }
+  private static Root root(ImageMount m) throws IOException {
+    return new Root(m.mountpoint(), m.ref(), m.digest(), ImageConfig.parse(m.index().meta("config")));
   }
 
   /** Announces {@code m} to other processes of this home (skiff mount does), so they run on it. */
@@ -97,7 +95,7 @@ public final class ImageRoots implements AutoCloseable {
     Path dir = Files.createDirectories(registryDir(home));
     SandboxRecord me = SandboxRecord.forThisProcess("", "", List.of(), "");
     Entry e = new Entry(me.ownerPid(), me.ownerStart(), m.ref().toString(), m.digest().toString(),
-        m.mountpoint().toString());
+        m.mountpoint().toString(), m.index().meta("config"));
     Path tmp = dir.resolve(entryName(m) + ".tmp");
     JSON.writeValue(tmp.toFile(), e);
     Files.move(tmp, dir.resolve(entryName(m)), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -118,12 +116,12 @@ public final class ImageRoots implements AutoCloseable {
   }
 
   /** A live mount of {@code digest} that some process of this home serves. */
-  static Optional<Path> find(Path home, Digest digest) throws IOException {
+  static Optional<Entry> find(Path home, Digest digest) throws IOException {
     for (Entry e : entries(home)) {
       Path mp = Path.of(e.mountpoint());
       if (e.digest().equals(digest.toString()) && alive(e) && MountTable.fuseMountAt(mp) != null
           && !MountTable.isStale(mp)) {
-        return Optional.of(mp);
+        return Optional.of(e);
       }
     }
     return Optional.empty();

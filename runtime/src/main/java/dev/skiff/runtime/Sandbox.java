@@ -87,13 +87,14 @@ public final class Sandbox implements AutoCloseable {
     Sandbox sb = new Sandbox(rt, id, o, kind);
     Files.createDirectories(sb.rootfs);
     Files.createDirectories(sb.logs());
-    SandboxRecord.forThisProcess(id, image, kind == Kind.WARM ? List.of("(warm)") : args, kind.name().toLowerCase())
+    SandboxRecord.forThisProcess(id, image, kind == Kind.WARM ? List.of("(warm)") : args,
+        kind.name().toLowerCase(java.util.Locale.ROOT))
         .write(sb.dir);
     try {
       // runsc's gofer creates each bind mount's target in the host's view of the root, which a
       // read-only casfs mount refuses: with binds, the root is an overlayfs over the mount whose
       // upper layer takes those (empty) targets. Sandbox writes still go to gVisor's overlay.
-      boolean binds = kind == Kind.WARM || !o.volumes().isEmpty();
+      boolean binds = kind == Kind.WARM || !o.volumes().isEmpty() || (snapshot != null && snapshot.hasBinds());
       Path lower;
       if (image.startsWith("/")) { // a host directory as the root, to compare with or to test
         lower = Path.of(image);
@@ -245,8 +246,37 @@ public final class Sandbox implements AutoCloseable {
     return timedOut;
   }
 
+  /**
+   * Waits until runsc knows the sandbox (a sandbox made by run or restore is returned as soon as
+   * its runsc process starts, before the container exists).
+   */
+  private void awaitStarted() throws IOException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (true) {
+      Runsc.Result r = Runsc.run(rt.runsc().plain("state", id), Duration.ofSeconds(10));
+      if (r.exit() == 0 && !r.output().contains("\"creating\"")) {
+        return;
+      }
+      if (main != null && !main.isAlive()) {
+        throw new IOException("sandbox " + id + " has ended");
+      }
+      if (System.nanoTime() > deadline) {
+        throw new IOException("sandbox " + id + " did not start within 30 s: " + r.output().strip());
+      }
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException ie) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted waiting for sandbox " + id);
+      }
+    }
+  }
+
   /** Starts another process in the running sandbox ({@code runsc exec}). */
   public SandboxProcess exec(List<String> args, Exec e) throws IOException {
+    if (kind != Kind.WARM) {
+      awaitStarted();
+    }
     SandboxOptions o = options.toBuilder().workdir(e.workdir() != null ? e.workdir() : options.workdir())
         .user(e.user() != null ? e.user() : options.user()).build();
     SandboxOptions.Builder b = o.toBuilder();
@@ -271,6 +301,7 @@ public final class Sandbox implements AutoCloseable {
     if (imageDigest == null) {
       throw new IOException("snapshots belong to an image; sandbox " + id + " runs on a host directory");
     }
+    awaitStarted();
     return Snapshot.take(rt, this, name, bundle.resolve("config.json"),
         imageDir -> {
           List<String> cmd = new ArrayList<>(rt.runsc().command(options, logs(), "checkpoint"));

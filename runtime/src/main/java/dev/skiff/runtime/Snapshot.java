@@ -136,6 +136,16 @@ public record Snapshot(String name, String image, String digest, List<String> co
     }
   }
 
+  /** Whether the snapshot's sandbox had bind mounts (volumes, a warm init). */
+  boolean hasBinds() throws IOException {
+    for (var m : JSON.readTree(dir.resolve("config.json").toFile()).path("mounts")) {
+      if (m.path("type").asText().equals("bind")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** The spec the snapshot ran with, its root moved to {@code rootfs}. */
   byte[] specFor(Path rootfs) throws IOException {
     ObjectNode spec = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());

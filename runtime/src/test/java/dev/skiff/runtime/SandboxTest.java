@@ -304,6 +304,36 @@ class SandboxTest {
   }
 
   @Test
+  void aSnapshotRestoresWithTheVolumesItWasTakenWith() throws Exception {
+    Path vol = Files.createDirectories(tmp.resolve("vol-snap"));
+    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(vol, "/data", false)).build();
+    try (Sandbox sb = rt.run("tools:1", o, List.of("/bin/sh", "-c",
+        "echo skiff:ready; read line; echo \"$line\" > /data/out; cat /data/out"), true)) {
+      var reader = new java.io.BufferedReader(new java.io.InputStreamReader(sb.main().orElseThrow().stdout(),
+          StandardCharsets.UTF_8));
+      assertEquals("skiff:ready", reader.readLine());
+      sb.checkpoint("with-volume");
+    }
+    // Restored with default options: the snapshot's own binds come back.
+    try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "with-volume"), SandboxOptions.defaults(), true)) {
+      SandboxProcess p = sb.main().orElseThrow();
+      try (var in = p.stdin()) {
+        in.write("restored\n".getBytes(StandardCharsets.UTF_8));
+      }
+      assertEquals(new Done(0, "restored\n", ""), finish(p));
+    }
+    assertEquals("restored\n", Files.readString(vol.resolve("out")));
+    rt.snapshot("tools:1", "with-volume").delete();
+    // gVisor cannot checkpoint a sandbox on the host's network; the error says so.
+    try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().network(true).build(), List.of("/bin/sleep", "30"),
+        false)) {
+      IOException e = assertThrows(IOException.class, () -> sb.checkpoint("networked"));
+      assertTrue(e.getMessage().contains("hostinet"), e.getMessage());
+    }
+    assertTrue(rt.snapshots("tools:1").isEmpty());
+  }
+
+  @Test
   void limitsAreAppliedThroughCgroupsOrReportedAsNotEnforced() throws Exception {
     notices.clear();
     try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().memory(256L << 20).cpus(0.5).build(),
