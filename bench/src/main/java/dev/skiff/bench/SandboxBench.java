@@ -208,16 +208,8 @@ public final class SandboxBench {
         }
       }
       Thread err = p.pipeStderrTo(java.io.OutputStream.nullOutputStream());
-      InputStream out = p.stdout();
-      byte[] buf = new byte[8192];
       StringBuilder text = new StringBuilder();
-      double first = Double.NaN;
-      for (int n; (n = out.read(buf)) >= 0; ) {
-        if (Double.isNaN(first) && n > 0) {
-          first = (System.nanoTime() - t0) / 1e9;
-        }
-        text.append(new String(buf, 0, n, StandardCharsets.UTF_8));
-      }
+      double first = readTimed(p.stdout(), t0, text);
       int exit = p.waitFor();
       double done = (System.nanoTime() - t0) / 1e9;
       err.join();
@@ -277,16 +269,8 @@ public final class SandboxBench {
         in.write(stdin.getBytes(StandardCharsets.UTF_8));
       }
     }
-    InputStream out = p.getInputStream();
-    byte[] buf = new byte[8192];
     StringBuilder text = new StringBuilder();
-    double first = Double.NaN;
-    for (int n; (n = out.read(buf)) >= 0; ) {
-      if (Double.isNaN(first) && n > 0) {
-        first = (System.nanoTime() - t0) / 1e9;
-      }
-      text.append(new String(buf, 0, n, StandardCharsets.UTF_8));
-    }
+    double first = readTimed(p.getInputStream(), t0, text);
     if (!p.waitFor(5, TimeUnit.MINUTES)) {
       p.destroyForcibly();
       throw new IOException("skiff " + String.join(" ", args) + " did not finish");
@@ -295,6 +279,19 @@ public final class SandboxBench {
     String e = Files.readString(err);
     Files.delete(err);
     return new Run(p.exitValue(), first, done, text.toString(), e);
+  }
+
+  /** Reads {@code out} to its end into {@code text}; returns seconds from {@code t0} to its first byte. */
+  private static double readTimed(InputStream out, long t0, StringBuilder text) throws IOException {
+    byte[] buf = new byte[8192];
+    double first = Double.NaN;
+    for (int n; (n = out.read(buf)) >= 0; ) {
+      if (Double.isNaN(first) && n > 0) {
+        first = (System.nanoTime() - t0) / 1e9;
+      }
+      text.append(new String(buf, 0, n, StandardCharsets.UTF_8));
+    }
+    return first;
   }
 
   private static void check(Run r, String want) throws IOException {

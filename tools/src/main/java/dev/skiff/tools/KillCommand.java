@@ -25,8 +25,7 @@ final class KillCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     int missing = 0;
     try (ImageStore s = ImageStore.open(store.home());
-        SandboxRuntime rt = SandboxRuntime.open(s, SandboxRuntime.Config.defaults().withRunsc(runsc)
-            .withPlatform("ptrace"))) {
+        SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, runsc)) {
       for (String id : ids) {
         if (rt.kill(id)) {
           System.out.println("killed " + id);

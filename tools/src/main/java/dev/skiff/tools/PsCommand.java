@@ -20,8 +20,7 @@ final class PsCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home());
-        SandboxRuntime rt = SandboxRuntime.open(s, SandboxRuntime.Config.defaults().withRunsc(runsc)
-            .withPlatform("ptrace"))) {
+        SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, runsc)) {
       System.out.printf("%-15s %-20s %-8s %-7s %-8s %-24s %s%n", "ID", "IMAGE", "KIND", "STATUS", "OWNER", "CREATED",
           "COMMAND");
       for (SandboxRuntime.Info i : rt.list()) {

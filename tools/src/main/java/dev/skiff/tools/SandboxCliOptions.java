@@ -72,4 +72,13 @@ final class SandboxCliOptions {
     return SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc).withPlatform(platform)
         .withRemotes(remote).withMount(mount));
   }
+
+  /**
+   * A runtime for commands that start no sandbox (ps, kill, snapshot ls and rm): it finds runsc and
+   * cleans what dead owners left, but names a platform rather than probing for one, which these
+   * commands never use.
+   */
+  static SandboxRuntime bookkeeping(ImageStore store, Path runsc) throws IOException {
+    return SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc).withPlatform("ptrace"));
+  }
 }

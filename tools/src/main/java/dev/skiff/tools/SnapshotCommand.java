@@ -123,7 +123,7 @@ final class SnapshotCommand implements Runnable {
     @Override
     public Integer call() throws Exception {
       try (ImageStore s = ImageStore.open(store.home());
-          SandboxRuntime rt = SandboxRuntime.open(s, SandboxRuntime.Config.defaults().withPlatform("ptrace"))) {
+          SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, null)) {
         System.out.printf("%-20s %-10s %-10s %-24s %s%n", "NAME", "SIZE", "PLATFORM", "CREATED", "COMMAND");
         for (Snapshot snap : rt.snapshots(image)) {
           System.out.printf("%-20s %-10s %-10s %-24s %s%n", snap.name(), Human.bytes(snap.bytes()), snap.platform(),
@@ -148,7 +148,7 @@ final class SnapshotCommand implements Runnable {
     @Override
     public Integer call() throws Exception {
       try (ImageStore s = ImageStore.open(store.home());
-          SandboxRuntime rt = SandboxRuntime.open(s, SandboxRuntime.Config.defaults().withPlatform("ptrace"))) {
+          SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, null)) {
         rt.snapshot(image, name).delete();
         System.out.println("removed snapshot " + name + " of " + image);
       }
