@@ -295,20 +295,29 @@ public final class Sandbox implements AutoCloseable {
 
   /**
    * Saves the sandbox's memory and processes as snapshot {@code name} of its image (replacing
-   * one of that name) and stops the sandbox, as {@code runsc checkpoint} does.
+   * one of that name) and stops the sandbox, as {@code runsc checkpoint} does. For an image from
+   * a bucket the snapshot goes to the bucket too.
    */
   public Snapshot checkpoint(String name) throws IOException {
     if (imageDigest == null) {
       throw new IOException("snapshots belong to an image; sandbox " + id + " runs on a host directory");
     }
     awaitStarted();
-    return Snapshot.take(rt, this, name, bundle.resolve("config.json"),
+    Snapshot snap = Snapshot.take(rt, this, name, bundle.resolve("config.json"),
         imageDir -> {
           List<String> cmd = new ArrayList<>(rt.runsc().command(options, logs(), "checkpoint"));
           cmd.addAll(rt.runsc().checkpointFlags());
           cmd.addAll(List.of("--image-path=" + imageDir, id));
           runsc("checkpoint", cmd, Duration.ofMinutes(10));
         });
+    try (var remote = rt.remoteStoreOf(imageRef).orElse(null)) {
+      if (remote != null) {
+        snap.upload(remote);
+        rt.config().notices().accept("snapshot " + name + " of " + imageRef + " stored in " + remote.describe()
+            + " too");
+      }
+    }
+    return snap;
   }
 
   List<String> command() {

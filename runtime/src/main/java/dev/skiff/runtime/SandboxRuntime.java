@@ -1,6 +1,9 @@
 package dev.skiff.runtime;
 
+import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.S3Location;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -160,9 +163,21 @@ public final class SandboxRuntime implements AutoCloseable {
     return Snapshot.list(this, image);
   }
 
-  /** A snapshot of an image by name. */
+  /** Removes a snapshot, here and, for an image from a bucket, from the bucket. */
+  public void delete(Snapshot snapshot) throws IOException {
+    snapshot.delete(this);
+  }
+
+  /** A snapshot of an image by name (fetched from the image's bucket if it is only there). */
   public Snapshot snapshot(String image, String name) throws IOException {
     return Snapshot.find(this, image, name);
+  }
+
+  /** A client for the bucket a pulled image's chunks come from, or empty for a local image. */
+  Optional<BlobStore> remoteStoreOf(ImageRef ref) throws IOException {
+    ImageMount.Remotes remotes = config.remotes() != null ? config.remotes() : ImageMount.Remotes.fromEnvironment();
+    Optional<S3Location> where = store.remoteOf(ref).map(remotes::relocate);
+    return where.isEmpty() ? Optional.empty() : Optional.of(remotes.open(where.get(), store.scratch()));
   }
 
   /** What {@code skiff ps} shows. */

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.store.BlobStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,6 +12,7 @@ import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
@@ -18,7 +20,9 @@ import java.util.stream.Stream;
  * A memory snapshot of a sandbox ({@code runsc checkpoint}): its processes and memory, caught
  * after an expensive start-up, to be restored as many fresh sandboxes. Tied to the image it ran
  * on (by index digest) and kept next to it: {@code $SKIFF_HOME/snapshots/ALG/INDEXHEX/NAME/},
- * holding runsc's checkpoint files, the OCI spec it ran with, and {@code snapshot.json}.
+ * holding runsc's checkpoint files, the OCI spec it ran with, and {@code snapshot.json}; for an
+ * image from a bucket, also in the bucket ({@code snapshots/ALG/INDEXHEX/NAME/}), so that any
+ * host of that image restores it (fetched on first use).
  *
  * <p>runsc restores only what the same release on the same platform saved; both are recorded and
  * checked before a restore is tried.
@@ -86,25 +90,102 @@ public record Snapshot(String name, String image, String digest, List<String> co
   static List<Snapshot> list(SandboxRuntime rt, String image) throws IOException {
     Digest d = resolve(rt, image);
     Path parent = dirOf(rt, d);
-    List<Snapshot> out = new ArrayList<>();
+    java.util.Map<String, Snapshot> out = new java.util.TreeMap<>();
     if (Files.isDirectory(parent)) {
       try (Stream<Path> s = Files.list(parent)) {
         for (Path p : s.sorted().toList()) {
           if (!p.getFileName().toString().startsWith(".") && Files.exists(p.resolve("snapshot.json"))) {
-            out.add(read(p));
+            Snapshot snap = read(p);
+            out.put(snap.name(), snap);
           }
         }
       }
     }
-    return out;
+    try (BlobStore remote = rt.remoteStoreOf(ImageRef.parse(localName(image))).orElse(null)) {
+      if (remote != null) {
+        for (String blob : remote.list(prefix(d, null))) {
+          if (blob.endsWith("/snapshot.json")) {
+            ObjectNode meta = (ObjectNode) JSON.readTree(remote.readAll(blob).orElseThrow());
+            String name = meta.path("name").asText();
+            if (!out.containsKey(name)) {
+              meta.put("dir", parent.resolve(name).toString());
+              out.put(name, JSON.treeToValue(meta, Snapshot.class));
+            }
+          }
+        }
+      }
+    }
+    return new ArrayList<>(out.values());
   }
 
   static Snapshot find(SandboxRuntime rt, String image, String name) throws IOException {
-    Path p = dirOf(rt, resolve(rt, image)).resolve(checkName(name));
+    Digest d = resolve(rt, image);
+    Path p = dirOf(rt, d).resolve(checkName(name));
     if (!Files.exists(p.resolve("snapshot.json"))) {
-      throw new IOException("no snapshot '" + name + "' of " + image + " (see skiff snapshot ls " + image + ")");
+      try (BlobStore remote = rt.remoteStoreOf(ImageRef.parse(localName(image))).orElse(null)) {
+        if (remote == null || !download(remote, d, name, p)) {
+          throw new IOException("no snapshot '" + name + "' of " + image + " (see skiff snapshot ls " + image + ")");
+        }
+      }
     }
     return read(p);
+  }
+
+  /** Blob names of an image's snapshots in its bucket: {@code snapshots/ALG/HEX/NAME/...}. */
+  private static String prefix(Digest d, String name) {
+    return "snapshots/" + d.algorithm().label() + "/" + d.hex() + "/" + (name == null ? "" : name + "/");
+  }
+
+  /**
+   * Copies a snapshot to the bucket its image came from, so that every host of that image can
+   * restore it: the checkpoint files and the spec first, snapshot.json last (a snapshot without
+   * it is incomplete and invisible).
+   */
+  void upload(BlobStore remote) throws IOException {
+    Digest d = Digest.parse(digest);
+    try (Stream<Path> files = Files.list(checkpointDir())) {
+      for (Path f : files.sorted().toList()) {
+        remote.putFile(prefix(d, name) + "checkpoint/" + f.getFileName(), f);
+      }
+    }
+    remote.putFile(prefix(d, name) + "config.json", dir.resolve("config.json"));
+    remote.putFile(prefix(d, name) + "snapshot.json", dir.resolve("snapshot.json"));
+  }
+
+  /** Fetches snapshot {@code name} of image {@code d} from the bucket into {@code to}; false if absent. */
+  private static boolean download(BlobStore remote, Digest d, String name, Path to) throws IOException {
+    Optional<byte[]> meta = remote.readAll(prefix(d, name) + "snapshot.json");
+    if (meta.isEmpty()) {
+      return false;
+    }
+    Files.createDirectories(to.getParent());
+    Path tmp = Files.createTempDirectory(to.getParent(), ".fetching-");
+    try {
+      Path cp = Files.createDirectory(tmp.resolve("checkpoint"));
+      for (String blob : remote.list(prefix(d, name) + "checkpoint/")) {
+        fetch(remote, blob, cp.resolve(blob.substring(blob.lastIndexOf('/') + 1)));
+      }
+      fetch(remote, prefix(d, name) + "config.json", tmp.resolve("config.json"));
+      Files.write(tmp.resolve("snapshot.json"), meta.get());
+      Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      deleteTree(tmp);
+    }
+    return true;
+  }
+
+  /** A blob to a file in 16 MiB ranges (checkpoints can be larger than an array). */
+  private static void fetch(BlobStore remote, String blob, Path file) throws IOException {
+    long size = remote.size(blob).orElseThrow(() -> new IOException("snapshot blob " + blob + " vanished"));
+    try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(file,
+        java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+      for (long off = 0; off < size; off += 16 << 20) {
+        java.nio.ByteBuffer b = remote.readFully(blob, off, (int) Math.min(16 << 20, size - off));
+        while (b.hasRemaining()) {
+          out.write(b);
+        }
+      }
+    }
   }
 
   private static Snapshot read(Path p) throws IOException {
@@ -113,16 +194,26 @@ public record Snapshot(String name, String image, String digest, List<String> co
     return JSON.treeToValue(meta, Snapshot.class);
   }
 
+  private static String localName(String image) {
+    return image.startsWith("s3://") ? ImageMount.splitImageUrl(image)[1] : image;
+  }
+
   /** The index digest of NAME[:TAG] or s3://.../NAME[:TAG] (as pulled here). */
   private static Digest resolve(SandboxRuntime rt, String image) throws IOException {
-    String local = image.startsWith("s3://") ? ImageMount.splitImageUrl(image)[1] : image;
-    ImageRef ref = ImageRef.parse(local);
+    ImageRef ref = ImageRef.parse(localName(image));
     return rt.store().resolve(ref).orElseThrow(() -> new IOException("no image " + ref + " (see skiff images)"));
   }
 
-  /** Removes this snapshot. */
-  public void delete() throws IOException {
+  /** Removes this snapshot, here and from its image's bucket. */
+  void delete(SandboxRuntime rt) throws IOException {
     deleteTree(dir);
+    try (BlobStore remote = rt.remoteStoreOf(ImageRef.parse(image)).orElse(null)) {
+      if (remote != null) {
+        for (String blob : remote.list(prefix(Digest.parse(digest), name))) {
+          remote.delete(blob);
+        }
+      }
+    }
   }
 
   void checkRestorable(Digest mounted, Runsc runsc) throws IOException {

@@ -29,7 +29,7 @@ class RemoteSandboxTest {
   Path tmp;
 
   @Test
-  void runsAnImageStraightFromABucketAndRecordsItsStart() throws Exception {
+  void runsAnImageStraightFromABucketRecordsItsStartAndSharesItsSnapshots() throws Exception {
     Environment.requireRunsc();
     try (S3Server server = new S3Server(tmp.resolve("s3"))) {
       try (ImageStore origin = ImageStore.open(tmp.resolve("origin"));
@@ -74,6 +74,45 @@ class RemoteSandboxTest {
       // Chunks came through the disk cache of the host's home.
       try (var files = Files.walk(home.resolve("cache"))) {
         assertTrue(files.anyMatch(Files::isRegularFile));
+      }
+
+      // A snapshot taken on this host goes to the bucket; another host restores it from there.
+      try (ImageStore store = ImageStore.open(home);
+          SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes));
+          Sandbox sb = rt.run(image, SandboxOptions.defaults(), List.of("/bin/sh", "-c",
+              "where=host-a; echo skiff:ready; read line; echo \"$line on a sandbox from $where\""), true)) {
+        var reader = new java.io.BufferedReader(new java.io.InputStreamReader(sb.main().orElseThrow().stdout(),
+            StandardCharsets.UTF_8));
+        assertEquals("skiff:ready", reader.readLine());
+        sb.checkpoint("ready");
+      }
+      Path other = tmp.resolve("host-b");
+      try (ImageStore store = ImageStore.open(other);
+          BlobStore bucket = server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+        assertTrue(bucket.list("snapshots/").stream().anyMatch(b -> b.endsWith("/ready/snapshot.json")),
+            bucket.list("snapshots/").toString());
+        store.pull(bucket, server.location("fleet"), ImageRef.parse("tools:1"));
+      }
+      try (ImageStore store = ImageStore.open(other);
+          SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
+        assertEquals(List.of("ready"), rt.snapshots("tools:1").stream().map(Snapshot::name).toList());
+        try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
+          SandboxProcess p = sb.main().orElseThrow();
+          try (var in = p.stdin()) {
+            in.write("restored on host-b\n".getBytes(StandardCharsets.UTF_8));
+          }
+          ByteArrayOutputStream out = new ByteArrayOutputStream();
+          Thread[] t = p.pipeTo(out, new ByteArrayOutputStream());
+          assertEquals(0, p.waitFor());
+          for (Thread th : t) {
+            th.join();
+          }
+          assertEquals("restored on host-b on a sandbox from host-a\n", out.toString(StandardCharsets.UTF_8));
+        }
+        rt.delete(rt.snapshot("tools:1", "ready"));
+      }
+      try (BlobStore bucket = server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+        assertEquals(List.of(), bucket.list("snapshots/"));
       }
     }
   }

@@ -299,7 +299,7 @@ class SandboxTest {
     }
     IOException e = assertThrows(IOException.class, () -> rt.snapshot("tools:1", "nope"));
     assertTrue(e.getMessage().contains("no snapshot 'nope'"), e.getMessage());
-    rt.snapshot("tools:1", "ready").delete();
+    rt.delete(rt.snapshot("tools:1", "ready"));
     assertTrue(rt.snapshots("tools:1").isEmpty());
   }
 
@@ -323,7 +323,7 @@ class SandboxTest {
       assertEquals(new Done(0, "restored\n", ""), finish(p));
     }
     assertEquals("restored\n", Files.readString(vol.resolve("out")));
-    rt.snapshot("tools:1", "with-volume").delete();
+    rt.delete(rt.snapshot("tools:1", "with-volume"));
     // gVisor cannot checkpoint a sandbox on the host's network; the error says so.
     try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().network(true).build(), List.of("/bin/sleep", "30"),
         false)) {

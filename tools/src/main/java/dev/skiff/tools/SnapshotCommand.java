@@ -149,7 +149,7 @@ final class SnapshotCommand implements Runnable {
     public Integer call() throws Exception {
       try (ImageStore s = ImageStore.open(store.home());
           SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, null)) {
-        rt.snapshot(image, name).delete();
+        rt.delete(rt.snapshot(image, name));
         System.out.println("removed snapshot " + name + " of " + image);
       }
       return 0;
