@@ -3,7 +3,6 @@ package dev.skiff.runtime;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.OptionalInt;
 import java.util.concurrent.TimeUnit;
@@ -16,6 +15,7 @@ import java.util.concurrent.TimeUnit;
  * <p>Exit codes are the process's own; a process killed by signal N exits 128+N, as in a shell.
  */
 public final class SandboxProcess {
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SandboxProcess.class);
   private final Process process;
   private final boolean stdin;
   private final String what;
@@ -79,8 +79,8 @@ public final class SandboxProcess {
           to.flush();
         }
       } catch (IOException e) {
-        if (process.isAlive()) {
-          throw new UncheckedIOException(what + ": copying " + name, e);
+        if (process.isAlive()) { // the reader went away (a closed terminal, say): say so once
+          log.warn("{}: copying {} stopped: {}", what, name, e.toString());
         }
       }
     });
