@@ -19,11 +19,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The image mounts sandboxes run on. A mount is made once and shared: by every sandbox of the
+ * The image mounts sandboxes run on. A mount is made once and shared by every sandbox of the
  * runtime that made it (kept until the runtime closes, so its kernel and chunk caches stay warm
- * between sandboxes), and by other processes of the same Skiff home, which find it in {@code
- * $SKIFF_HOME/run/mounts/} (a {@code skiff mount} registers there too). A mount whose owner is
- * gone is ignored, and cleaned by the next runtime start.
+ * between sandboxes). Long-lived owners (a {@code skiff mount}, a runtime configured to share)
+ * register their mounts in {@code $SKIFF_HOME/run/mounts/}, where other processes of the home
+ * find them and run on them instead of mounting again. A mount whose owner is gone is ignored,
+ * and cleaned by the next runtime start.
  */
 public final class ImageRoots implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ImageRoots.class);
@@ -80,7 +81,7 @@ public final class ImageRoots implements AutoCloseable {
     m = ImageMount.mount(store, image, config.remotes(), mp, config.mount());
     mounts.put(d.isPresent() ? key : m.digest().toString(), m);
     mounts.put(image, m);
-    if (!record) {
+    if (!record && config.shareMounts()) {
       register(store.home(), m);
     }
     return root(m);

@@ -43,31 +43,42 @@ public final class SandboxRuntime implements AutoCloseable {
    * @param remotes how to reach buckets for {@code s3://} images (null: only local and pulled ones)
    * @param mount how images are mounted (prefetch, caches)
    * @param notices where messages for a person go (what was cleaned up, limits not enforced)
+   * @param shareMounts offer this runtime's mounts to other processes (see {@link #withSharedMounts})
    */
   public record Config(Path runsc, String platform, ImageMount.Remotes remotes, ImageMount.Options mount,
-      Consumer<String> notices) {
+      Consumer<String> notices, boolean shareMounts) {
     public static Config defaults() {
-      return new Config(null, "auto", null, ImageMount.Options.defaults(), msg -> System.err.println("skiff: " + msg));
+      return new Config(null, "auto", null, ImageMount.Options.defaults(), msg -> System.err.println("skiff: " + msg),
+          false);
     }
 
     public Config withPlatform(String p) {
-      return new Config(runsc, p, remotes, mount, notices);
+      return new Config(runsc, p, remotes, mount, notices, shareMounts);
     }
 
     public Config withRunsc(Path bin) {
-      return new Config(bin, platform, remotes, mount, notices);
+      return new Config(bin, platform, remotes, mount, notices, shareMounts);
     }
 
     public Config withRemotes(ImageMount.Remotes r) {
-      return new Config(runsc, platform, r, mount, notices);
+      return new Config(runsc, platform, r, mount, notices, shareMounts);
     }
 
     public Config withMount(ImageMount.Options o) {
-      return new Config(runsc, platform, remotes, o, notices);
+      return new Config(runsc, platform, remotes, o, notices, shareMounts);
     }
 
     public Config withNotices(Consumer<String> n) {
-      return new Config(runsc, platform, remotes, mount, n);
+      return new Config(runsc, platform, remotes, mount, n, shareMounts);
+    }
+
+    /**
+     * Offer this runtime's image mounts to other processes of the home, as {@code skiff mount}
+     * does. Only for a runtime that outlives their use (a host's worker daemon): a process that
+     * runs on a shared mount loses its files when the owner unmounts. Off by default.
+     */
+    public Config withSharedMounts(boolean on) {
+      return new Config(runsc, platform, remotes, mount, notices, on);
     }
   }
 

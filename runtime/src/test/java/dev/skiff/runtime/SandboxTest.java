@@ -233,14 +233,15 @@ class SandboxTest {
   }
 
   @Test
-  void aRuntimeUnmountsItsImagesWhenClosedAndOthersShareThemMeanwhile() throws Exception {
+  void aSharingRuntimeLendsItsMountsAndUnmountsThemWhenClosed() throws Exception {
     Path root;
     // A home of its own, so that the class's runtime's mount is not the one found.
     try (ImageStore home = ImageStore.open(tmp.resolve("home-own"))) {
       home.importImage(tmp.resolve("rootfs").toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
     }
     try (ImageStore store = ImageStore.open(tmp.resolve("home-own"));
-        SandboxRuntime own = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc()));
+        SandboxRuntime own = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc())
+            .withSharedMounts(true));
         Sandbox sb = own.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
       root = sb.rootfs();
       assertEquals(0, sb.main().orElseThrow().waitFor());

@@ -125,6 +125,17 @@ class RunCliTest {
   }
 
   @Test
+  void concurrentRunsOfOneImageBothComplete() throws Exception {
+    SkiffProcess first = skiff("run", "tools:1", "--", "/bin/sleep", "2");
+    awaitRunning();
+    SkiffProcess second = skiff("run", "tools:1", "--", "/bin/sh", "-c", "sleep 4; head -1 /etc/passwd");
+    assertEquals(0, first.exit(), first.err());
+    assertEquals(0, second.exit(), second.err()); // reads the image after the first run ended
+    assertEquals("root:x:0:0:root:/root:/bin/sh\n", second.out());
+    assertNothingLeft();
+  }
+
+  @Test
   void ctrlCTearsTheSandboxDown() throws Exception {
     SkiffProcess p = skiff("run", "tools:1", "--", "/bin/sleep", "60");
     awaitRunning();
