@@ -19,6 +19,7 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
@@ -143,8 +144,7 @@ public final class ImageStore implements AutoCloseable {
    */
   public ImportResult importImage(String source, ImageRef ref, ImportProgress progress) throws IOException {
     Path tmp = scratch();
-    try (FileChannel lockFile = FileChannel.open(home.resolve("lock"), StandardOpenOption.CREATE,
-        StandardOpenOption.WRITE); FileLock lock = lockFile.lock()) {
+    return locked(() -> {
       ImageImporter importer = new ImageImporter(blobs, catalog(), tmp, options);
       ImportResult r = importer.importFrom(source, progress);
       ObjectNode refDoc = JSON.createObjectNode();
@@ -155,7 +155,132 @@ public final class ImageStore implements AutoCloseable {
       refDoc.put("newChunks", r.newChunks());
       blobs.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
       return r;
+    });
+  }
+
+  /** Work that returns a value and may fail with an IOException. */
+  @FunctionalInterface
+  public interface IOCallable<T> {
+    T call() throws IOException;
+  }
+
+  /**
+   * Runs {@code body} holding this home's writer lock, across processes: imports, repacking and
+   * garbage collection take it, so a collection never sees a pack whose index is not written yet.
+   * Not reentrant.
+   */
+  public <T> T locked(IOCallable<T> body) throws IOException {
+    try (FileChannel lockFile = FileChannel.open(home.resolve("lock"), StandardOpenOption.CREATE,
+        StandardOpenOption.WRITE); FileLock lock = lockFile.lock()) {
+      return body.call();
     }
+  }
+
+  /** What {@link #gc} removed (or, in a dry run, would remove), and what it kept. */
+  public record GcResult(int packs, long packBytes, int indexes, long indexBytes, int traces, int liveImages,
+      int inUse) {}
+
+  /**
+   * Removes what no tag needs: packs (with their chunk lists) that no tagged index points into,
+   * indexes no tag names, and traces of removed indexes. An index some process has mapped (a
+   * running mount of an image whose tag is gone) counts as needed, with its packs. Holds the
+   * writer lock throughout.
+   */
+  public GcResult gc(boolean dryRun) throws IOException {
+    return locked(() -> {
+      java.util.Set<String> liveIndexes = new java.util.HashSet<>();
+      int tags = 0;
+      for (String name : blobs.list("refs/")) {
+        Optional<byte[]> doc = blobs.readAll(name);
+        if (doc.isPresent()) {
+          liveIndexes.add(BlobNames.index(Digest.parse(JSON.readTree(doc.get()).path("index").asText())));
+          tags++;
+        }
+      }
+      java.util.Set<String> mapped = indexesMappedByProcesses();
+      int inUse = 0;
+      for (String name : blobs.list("indexes/")) {
+        if (!liveIndexes.contains(name) && mapped.contains(name)) {
+          liveIndexes.add(name);
+          inUse++;
+        }
+      }
+      java.util.Set<String> livePacks = new java.util.HashSet<>();
+      for (String name : liveIndexes) {
+        Optional<Path> file = blobs.localFile(name);
+        if (file.isPresent() && Files.exists(file.get())) {
+          try (ImageIndex index = ImageIndex.open(file.get())) {
+            livePacks.addAll(index.packs());
+          }
+        }
+      }
+      java.util.Set<String> deadPacks = new java.util.TreeSet<>();
+      for (String name : blobs.list("packs/")) {
+        String pack = name.endsWith(".idx") ? name.substring(0, name.length() - 4) : name;
+        if (!livePacks.contains(pack)) {
+          deadPacks.add(pack);
+        }
+      }
+      List<String> deadIndexes = new ArrayList<>();
+      for (String name : blobs.list("indexes/")) {
+        if (!liveIndexes.contains(name)) {
+          deadIndexes.add(name);
+        }
+      }
+      List<String> deadTraces = new ArrayList<>();
+      for (String name : blobs.list("traces/")) {
+        String[] p = name.split("/");
+        String hex = p.length == 3 ? p[2].split("\\.")[0] : "";
+        if (!liveIndexes.contains("indexes/" + p[1] + "/" + hex)) {
+          deadTraces.add(name);
+        }
+      }
+      long packBytes = 0;
+      for (String pack : deadPacks) {
+        packBytes += blobs.size(pack).orElse(0L) + blobs.size(pack + ".idx").orElse(0L);
+      }
+      long indexBytes = 0;
+      for (String index : deadIndexes) {
+        indexBytes += blobs.size(index).orElse(0L);
+      }
+      if (!dryRun) {
+        catalog().removePacks(deadPacks); // first, so that nothing deduplicates against them
+        for (String pack : deadPacks) {
+          blobs.delete(pack);
+          blobs.delete(pack + ".idx");
+        }
+        for (String name : deadIndexes) {
+          blobs.delete(name);
+        }
+        for (String name : deadTraces) {
+          blobs.delete(name);
+        }
+      }
+      return new GcResult(deadPacks.size(), packBytes, deadIndexes.size(), indexBytes, deadTraces.size(), tags, inUse);
+    });
+  }
+
+  /** Index blobs of this store that some process has memory-mapped (an open mount). */
+  private java.util.Set<String> indexesMappedByProcesses() throws IOException {
+    java.util.Set<String> out = new java.util.HashSet<>();
+    String prefix = home.resolve("blobs").toRealPath() + "/";
+    try (var procs = Files.list(Path.of("/proc"))) {
+      for (Path pid : procs.filter(p -> p.getFileName().toString().matches("\\d+")).toList()) {
+        List<String> maps;
+        try {
+          maps = Files.readAllLines(pid.resolve("maps"), java.nio.charset.StandardCharsets.ISO_8859_1);
+        } catch (IOException | UncheckedIOException gone) {
+          continue; // exited, or not ours to read
+        }
+        for (String line : maps) {
+          int at = line.indexOf(prefix + "indexes/");
+          if (at >= 0) {
+            out.add(line.substring(at + prefix.length()).strip());
+          }
+        }
+      }
+    }
+    return out;
   }
 
   /**

@@ -31,6 +31,11 @@ public final class TraceOptimizer {
   public record Result(Digest before, Digest after, int chunks, long bytes, String pack) {}
 
   public static Result optimize(ImageStore store, ImageRef ref, String traceKey) throws IOException {
+    // Under the writer lock: a garbage collection must not see the new pack before its index.
+    return store.locked(() -> optimizeLocked(store, ref, traceKey));
+  }
+
+  private static Result optimizeLocked(ImageStore store, ImageRef ref, String traceKey) throws IOException {
     if (store.remoteOf(ref).isPresent()) {
       throw new IOException(ref + " was pulled: its packs are remote; optimize it where it was imported, then push");
     }

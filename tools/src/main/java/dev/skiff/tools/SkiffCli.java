@@ -18,6 +18,8 @@ import picocli.CommandLine.Option;
       ImportCommand.class,
       ImagesCommand.class,
       InspectCommand.class,
+      RmiCommand.class,
+      GcCommand.class,
       MountCommand.class,
       UmountCommand.class,
       PushCommand.class,

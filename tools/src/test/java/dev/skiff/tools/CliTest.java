@@ -27,6 +27,18 @@ class CliTest {
     assertTrue(out.contains("demo:1") && out.contains("demo:2") && out.contains("DEDUP"), out);
     out = Cli.run(0, "inspect", "--store", home, "demo:1");
     assertTrue(out.contains("chunks") && out.contains("xxh3-128"), out);
+
+    // rmi untags; gc frees only what no remaining tag needs (demo:2 shares everything).
+    assertTrue(Cli.run(0, "rmi", "--store", home, "demo:1").contains("untagged demo:1"));
+    assertTrue(Cli.run(1, "rmi", "--store", home, "demo:1").contains("no image demo:1"));
+    out = Cli.run(0, "gc", "--store", home, "--dry-run");
+    assertTrue(out.contains("would remove 0 packs"), out);
+    assertTrue(Cli.run(0, "rmi", "--store", home, "demo:2").contains("untagged demo:2"));
+    out = Cli.run(0, "gc", "--store", home, "--dry-run");
+    assertTrue(out.contains("would remove 1 packs") && out.contains("1 indexes"), out);
+    out = Cli.run(0, "gc", "--store", home);
+    assertTrue(out.contains("removed 1 packs") && out.contains("kept what 0 tags need"), out);
+    assertTrue(Cli.run(0, "gc", "--store", home).contains("removed 0 packs"));
   }
 
   @Test
@@ -44,7 +56,8 @@ class CliTest {
 
   @Test
   void everyCommandHasHelp() {
-    for (String cmd : new String[] {"import", "images", "inspect", "mount", "umount"}) {
+    for (String cmd : new String[] {"import", "images", "inspect", "mount", "umount", "rmi", "gc", "run", "ps", "kill",
+        "snapshot", "restore"}) {
       String out = Cli.run(0, cmd, "--help");
       assertTrue(out.contains("Usage: skiff " + cmd), out);
     }

@@ -74,6 +74,32 @@ public final class ChunkCatalog implements AutoCloseable {
     }
   }
 
+  /** Forgets every chunk held in one of {@code packs} (packs being deleted); returns how many. */
+  public long removePacks(java.util.Set<String> packs) {
+    ensureOpen();
+    java.util.List<byte[]> doomed = new java.util.ArrayList<>();
+    try (Txn<ByteBuffer> txn = env.txnRead(); org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
+      for (boolean more = c.first(); more; more = c.next()) {
+        ByteBuffer v = c.val();
+        byte[] pack = new byte[v.getShort(v.position()) & 0xffff];
+        v.get(v.position() + 2, pack);
+        if (packs.contains(new String(pack, UTF_8))) {
+          byte[] key = new byte[c.key().remaining()];
+          c.key().duplicate().get(key);
+          doomed.add(key);
+        }
+      }
+    }
+    ByteBuffer key = ByteBuffer.allocateDirect(algorithm.length());
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      for (byte[] k : doomed) {
+        chunks.delete(txn, key.clear().put(k).flip());
+      }
+      txn.commit();
+    }
+    return doomed.size();
+  }
+
   /** Number of chunks known. */
   public long size() {
     ensureOpen();

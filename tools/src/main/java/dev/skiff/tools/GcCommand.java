@@ -1,0 +1,31 @@
+package dev.skiff.tools;
+
+import dev.skiff.casfs.ImageStore;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "gc", mixinStandardHelpOptions = true,
+    description = {"Remove the store's blobs that no tag needs: packs no tagged image reads, indexes no tag names",
+        "(left by skiff rmi, an interrupted import or an optimize), and their traces. Images a running mount",
+        "has open are kept. The disk chunk cache has its own: skiff cache gc."})
+final class GcCommand implements Callable<Integer> {
+  @Mixin
+  SkiffCli.StoreOptions store;
+
+  @Option(names = "--dry-run", description = "say what would be removed, remove nothing")
+  boolean dryRun;
+
+  @Override
+  public Integer call() throws Exception {
+    try (ImageStore s = ImageStore.open(store.home())) {
+      ImageStore.GcResult r = s.gc(dryRun);
+      System.out.printf("%s %s packs (%s) and %s indexes (%s), %s traces; kept what %d tags need%s%n",
+          dryRun ? "would remove" : "removed", Human.count(r.packs()), Human.bytes(r.packBytes()),
+          Human.count(r.indexes()), Human.bytes(r.indexBytes()), Human.count(r.traces()), r.liveImages(),
+          r.inUse() == 0 ? "" : ", and " + r.inUse() + " untagged images a running mount has open");
+    }
+    return 0;
+  }
+}
