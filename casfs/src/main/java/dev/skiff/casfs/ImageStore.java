@@ -183,12 +183,19 @@ public final class ImageStore implements AutoCloseable {
   /**
    * Removes what no tag needs: packs (with their chunk lists) that no tagged index points into,
    * indexes no tag names, and traces of removed indexes. An index some process has mapped (a
-   * running mount of an image whose tag is gone) counts as needed, with its packs. Holds the
-   * writer lock throughout.
+   * running mount of an image whose tag is gone) counts as needed, with its packs, and so does
+   * every blob written less than {@code keepRecent} ago (a pull writes its index before its tag
+   * without the writer lock). Holds the writer lock throughout.
    */
-  public GcResult gc(boolean dryRun) throws IOException {
+  public GcResult gc(boolean dryRun, java.time.Duration keepRecent) throws IOException {
+    long cutoff = System.currentTimeMillis() - keepRecent.toMillis();
     return locked(() -> {
       java.util.Set<String> liveIndexes = new java.util.HashSet<>();
+      for (String name : blobs.list("indexes/")) {
+        if (recent(name, cutoff)) {
+          liveIndexes.add(name);
+        }
+      }
       int tags = 0;
       for (String name : blobs.list("refs/")) {
         Optional<byte[]> doc = blobs.readAll(name);
@@ -217,7 +224,7 @@ public final class ImageStore implements AutoCloseable {
       java.util.Set<String> deadPacks = new java.util.TreeSet<>();
       for (String name : blobs.list("packs/")) {
         String pack = name.endsWith(".idx") ? name.substring(0, name.length() - 4) : name;
-        if (!livePacks.contains(pack)) {
+        if (!livePacks.contains(pack) && !recent(name, cutoff)) {
           deadPacks.add(pack);
         }
       }
@@ -258,6 +265,11 @@ public final class ImageStore implements AutoCloseable {
       }
       return new GcResult(deadPacks.size(), packBytes, deadIndexes.size(), indexBytes, deadTraces.size(), tags, inUse);
     });
+  }
+
+  private boolean recent(String blob, long cutoffMillis) throws IOException {
+    Optional<Path> f = blobs.localFile(blob);
+    return f.isPresent() && Files.getLastModifiedTime(f.get()).toMillis() > cutoffMillis;
   }
 
   /** Index blobs of this store that some process has memory-mapped (an open mount). */

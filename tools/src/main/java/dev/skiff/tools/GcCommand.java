@@ -17,10 +17,14 @@ final class GcCommand implements Callable<Integer> {
   @Option(names = "--dry-run", description = "say what would be removed, remove nothing")
   boolean dryRun;
 
+  @Option(names = "--keep-recent", defaultValue = "10m", paramLabel = "DURATION",
+      description = "keep blobs written less than this long ago, whatever needs them (default ${DEFAULT-VALUE})")
+  String keepRecent;
+
   @Override
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home())) {
-      ImageStore.GcResult r = s.gc(dryRun);
+      ImageStore.GcResult r = s.gc(dryRun, RemoteOptions.duration(keepRecent));
       System.out.printf("%s %s packs (%s) and %s indexes (%s), %s traces; kept what %d tags need%s%n",
           dryRun ? "would remove" : "removed", Human.count(r.packs()), Human.bytes(r.packBytes()),
           Human.count(r.indexes()), Human.bytes(r.indexBytes()), Human.count(r.traces()), r.liveImages(),

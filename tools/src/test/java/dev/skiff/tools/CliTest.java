@@ -31,14 +31,16 @@ class CliTest {
     // rmi untags; gc frees only what no remaining tag needs (demo:2 shares everything).
     assertTrue(Cli.run(0, "rmi", "--store", home, "demo:1").contains("untagged demo:1"));
     assertTrue(Cli.run(1, "rmi", "--store", home, "demo:1").contains("no image demo:1"));
-    out = Cli.run(0, "gc", "--store", home, "--dry-run");
+    out = Cli.run(0, "gc", "--store", home, "--dry-run", "--keep-recent", "0s");
     assertTrue(out.contains("would remove 0 packs"), out);
     assertTrue(Cli.run(0, "rmi", "--store", home, "demo:2").contains("untagged demo:2"));
-    out = Cli.run(0, "gc", "--store", home, "--dry-run");
-    assertTrue(out.contains("would remove 1 packs") && out.contains("1 indexes"), out);
     out = Cli.run(0, "gc", "--store", home);
+    assertTrue(out.contains("removed 0 packs"), "blobs of the last 10 minutes stay: " + out);
+    out = Cli.run(0, "gc", "--store", home, "--dry-run", "--keep-recent", "0s");
+    assertTrue(out.contains("would remove 1 packs") && out.contains("1 indexes"), out);
+    out = Cli.run(0, "gc", "--store", home, "--keep-recent", "0s");
     assertTrue(out.contains("removed 1 packs") && out.contains("kept what 0 tags need"), out);
-    assertTrue(Cli.run(0, "gc", "--store", home).contains("removed 0 packs"));
+    assertTrue(Cli.run(0, "gc", "--store", home, "--keep-recent", "0s").contains("removed 0 packs"));
   }
 
   @Test
