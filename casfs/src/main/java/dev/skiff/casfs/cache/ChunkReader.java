@@ -180,10 +180,8 @@ public final class ChunkReader {
       LOG.warn("no chunk list for {} ({}); reading single chunks", loc.pack(), e.getMessage());
       neighbours = List.of();
     }
-    for (ChunkLocation n : neighbours) {
-      if (n.offset() < end) {
-        continue;
-      }
+    for (int i = firstAtOrAfter(neighbours, end); i < neighbours.size(); i++) {
+      ChunkLocation n = neighbours.get(i);
       if (n.offset() != end || n.offset() + n.storedLength() > loc.offset() + windowBytes) {
         break;
       }
@@ -233,6 +231,21 @@ public final class ChunkReader {
   }
 
   /** A pack's chunk list, sorted by offset; fetched once per pack. Failures are not remembered. */
+  /** The first chunk of an offset-sorted pack list at or after {@code offset} (binary search). */
+  private static int firstAtOrAfter(List<ChunkLocation> sorted, long offset) {
+    int lo = 0;
+    int hi = sorted.size();
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (sorted.get(mid).offset() < offset) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
   private List<ChunkLocation> packIndex(String pack) throws IOException {
     CompletableFuture<List<ChunkLocation>> mine = new CompletableFuture<>();
     CompletableFuture<List<ChunkLocation>> theirs = packIndexes.putIfAbsent(pack, mine);
