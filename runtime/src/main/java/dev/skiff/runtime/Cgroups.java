@@ -69,7 +69,7 @@ final class Cgroups {
   }
 
   /** Removes a sandbox's cgroups if runsc left them (only empty ones can go). */
-  void remove(String id) {
+  static void remove(String id) {
     for (String h : List.of("memory", "cpu", "cpuacct", "pids", "")) {
       Path dir = (h.isEmpty() ? FS : FS.resolve(h)).resolve("skiff").resolve(id);
       try {

@@ -39,18 +39,18 @@ public final class ImageRoots implements AutoCloseable {
 
   private final ImageStore store;
   private final SandboxRuntime.Config config;
+  private final ImageMount.Remotes remotes;
   private final Path dir;
   private final Path mine;
   private final Map<String, ImageMount> mounts = new HashMap<>();
   private int next;
 
-  ImageRoots(ImageStore store, SandboxRuntime.Config config) throws IOException {
+  ImageRoots(ImageStore store, SandboxRuntime.Config config, ImageMount.Remotes remotes) throws IOException {
     this.store = store;
     this.config = config;
+    this.remotes = remotes;
     this.dir = Files.createDirectories(registryDir(store.home()));
-    SandboxRecord me = SandboxRecord.forThisProcess("", "", List.of(), "");
-    this.mine = dir.resolve(me.ownerPid() + "-" + me.ownerStart().replaceAll("[^0-9]", "") + "-"
-        + INSTANCES.incrementAndGet());
+    this.mine = dir.resolve(Owner.current().tag() + "-" + INSTANCES.incrementAndGet());
   }
 
   static Path registryDir(Path home) {
@@ -78,7 +78,7 @@ public final class ImageRoots implements AutoCloseable {
       }
     }
     Path mp = Files.createDirectories(mine.resolve(Integer.toString(next++)));
-    m = ImageMount.mount(store, image, config.remotes(), mp, config.mount());
+    m = ImageMount.mount(store, image, remotes, mp, config.mount());
     mounts.put(d.isPresent() ? key : m.digest().toString(), m);
     mounts.put(image, m);
     if (!record && config.shareMounts()) {
@@ -94,8 +94,8 @@ public final class ImageRoots implements AutoCloseable {
   /** Announces {@code m} to other processes of this home (skiff mount does), so they run on it. */
   public static void register(Path home, ImageMount m) throws IOException {
     Path dir = Files.createDirectories(registryDir(home));
-    SandboxRecord me = SandboxRecord.forThisProcess("", "", List.of(), "");
-    Entry e = new Entry(me.ownerPid(), me.ownerStart(), m.ref().toString(), m.digest().toString(),
+    Owner me = Owner.current();
+    Entry e = new Entry(me.pid(), me.start(), m.ref().toString(), m.digest().toString(),
         m.mountpoint().toString(), m.index().meta("config"));
     Path tmp = dir.resolve(entryName(m) + ".tmp");
     JSON.writeValue(tmp.toFile(), e);
@@ -147,7 +147,7 @@ public final class ImageRoots implements AutoCloseable {
   }
 
   private static boolean alive(Entry e) {
-    return new SandboxRecord("", e.pid(), e.start(), "", "", List.of(), "").ownerAlive();
+    return new Owner(e.pid(), e.start()).alive();
   }
 
   /**
@@ -191,12 +191,8 @@ public final class ImageRoots implements AutoCloseable {
 
   /** Whether the runtime a {@code PID-STARTDIGITS-N} directory belongs to is running. */
   private static boolean ownerAlive(String dirName) {
-    String[] p = dirName.split("-");
-    if (p.length != 3 || !p[0].matches("\\d+")) {
-      return false;
-    }
-    return ProcessHandle.of(Long.parseLong(p[0])).map(h -> h.info().startInstant()
-        .map(i -> i.toString().replaceAll("[^0-9]", "")).orElse("").equals(p[1])).orElse(false);
+    int last = dirName.lastIndexOf('-');
+    return last > 0 && Owner.aliveByTag(dirName.substring(0, last));
   }
 
   /** Unmounts every mount this runtime made (saving recordings), and forgets them. */

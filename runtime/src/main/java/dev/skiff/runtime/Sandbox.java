@@ -153,6 +153,9 @@ public final class Sandbox implements AutoCloseable {
   }
 
   private String cgroupsPath(SandboxOptions o) {
+    if (o.memoryBytes() == 0 && o.cpus() == 0) {
+      return null;
+    }
     Cgroups cg = rt.cgroups();
     if (o.memoryBytes() > 0 && !cg.memory()) {
       rt.config().notices().accept("--memory is not enforced: " + cg.why());
@@ -277,9 +280,13 @@ public final class Sandbox implements AutoCloseable {
     if (kind != Kind.WARM) {
       awaitStarted();
     }
-    SandboxOptions o = options.toBuilder().workdir(e.workdir() != null ? e.workdir() : options.workdir())
-        .user(e.user() != null ? e.user() : options.user()).build();
-    SandboxOptions.Builder b = o.toBuilder();
+    SandboxOptions.Builder b = options.toBuilder();
+    if (e.workdir() != null) {
+      b.workdir(e.workdir());
+    }
+    if (e.user() != null) {
+      b.user(e.user());
+    }
     e.env().forEach(b::env);
     OciSpec.Process p = OciSpec.process(imageConfig, b.build(), args, root);
     Path spec = dir.resolve("exec-" + execs.incrementAndGet() + ".json");
@@ -350,27 +357,7 @@ public final class Sandbox implements AutoCloseable {
       }
     }
     try {
-      if (kind == Kind.RESTORED && main != null && !main.isAlive()) {
-        // The sandbox has stopped; what remains is runsc's record and a gofer that runsc delete
-        // waits 1-2 s to see gone. Nothing needs that wait: let the delete finish on its own.
-        new ProcessBuilder(rt.runsc().plain("delete", "--force", id)).redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-      } else {
-        Runsc.run(rt.runsc().plain("delete", "--force", id), Duration.ofSeconds(30));
-      }
-    } catch (IOException e) {
-      first = first == null ? e : first;
-    }
-    if (Files.exists(rootfs) && HostOverlay.isMounted(rootfs)) {
-      try {
-        HostOverlay.unmount(rootfs);
-      } catch (IOException e) {
-        first = first == null ? e : first;
-      }
-    }
-    rt.cgroups().remove(id);
-    try {
-      Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
+      rt.clean(dir, kind == Kind.RESTORED && main != null && !main.isAlive());
     } catch (IOException e) {
       first = first == null ? e : first;
     }

@@ -70,20 +70,40 @@ public final class SandboxProcess {
     return pump(stderr(), err, "stderr");
   }
 
+  /**
+   * Copies {@code in} to the process's stdin as it arrives, on a thread, and closes stdin at the
+   * end of {@code in} (so the process reads end-of-file); returns the thread.
+   */
+  public Thread pipeStdinFrom(InputStream in) {
+    OutputStream to = stdin();
+    return Thread.ofPlatform().daemon().name("skiff-stdin").start(() -> {
+      try (to) {
+        copy(in, to);
+      } catch (IOException e) {
+        // the process exited or stopped reading: what is left of in has no reader
+      }
+    });
+  }
+
   private Thread pump(InputStream in, OutputStream to, String name) {
     return Thread.ofPlatform().daemon().name("skiff-" + name).start(() -> {
-      byte[] buf = new byte[64 << 10];
       try {
-        for (int n; (n = in.read(buf)) >= 0; ) {
-          to.write(buf, 0, n);
-          to.flush();
-        }
+        copy(in, to);
       } catch (IOException e) {
         if (process.isAlive()) { // the reader went away (a closed terminal, say): say so once
           log.warn("{}: copying {} stopped: {}", what, name, e.toString());
         }
       }
     });
+  }
+
+  /** Copies to the end of {@code in}, flushing after each read so that nothing waits in a buffer. */
+  private static void copy(InputStream in, OutputStream to) throws IOException {
+    byte[] buf = new byte[64 << 10];
+    for (int n; (n = in.read(buf)) >= 0; ) {
+      to.write(buf, 0, n);
+      to.flush();
+    }
   }
 
   /** The process itself (runsc's), for tests and for the runtime. */

@@ -22,19 +22,13 @@ public record SandboxRecord(String id, long ownerPid, String ownerStart, String 
   private static final ObjectMapper JSON = new ObjectMapper();
 
   static SandboxRecord forThisProcess(String id, String image, List<String> command, String kind) {
-    ProcessHandle me = ProcessHandle.current();
-    return new SandboxRecord(id, me.pid(), startOf(me).orElse(""), image, Instant.now().toString(),
-        List.copyOf(command), kind);
-  }
-
-  private static Optional<String> startOf(ProcessHandle h) {
-    return h.info().startInstant().map(Instant::toString);
+    Owner me = Owner.current();
+    return new SandboxRecord(id, me.pid(), me.start(), image, Instant.now().toString(), List.copyOf(command), kind);
   }
 
   /** Whether the process that owns the sandbox is still running. */
   public boolean ownerAlive() {
-    Optional<ProcessHandle> h = ProcessHandle.of(ownerPid);
-    return h.isPresent() && h.get().isAlive() && startOf(h.get()).orElse("").equals(ownerStart);
+    return new Owner(ownerPid, ownerStart).alive();
   }
 
   void write(Path dir) throws IOException {

@@ -40,7 +40,7 @@ public final class SandboxRuntime implements AutoCloseable {
   /**
    * @param runsc runsc binary, or null to find it ($SKIFF_RUNSC, the PATH)
    * @param platform auto, systrap, ptrace or kvm
-   * @param remotes how to reach buckets for {@code s3://} images (null: only local and pulled ones)
+   * @param remotes how to reach buckets (null: as the AWS tools would, from the environment)
    * @param mount how images are mounted (prefetch, caches)
    * @param notices where messages for a person go (what was cleaned up, limits not enforced)
    * @param shareMounts offer this runtime's mounts to other processes (see {@link #withSharedMounts})
@@ -88,8 +88,9 @@ public final class SandboxRuntime implements AutoCloseable {
   private final Path sandboxes;
   private final Path snapshots;
   private final Path initBinary;
-  private final Cgroups cgroups;
+  private Cgroups cgroups; // probed on the first sandbox that asks for limits
   private final ImageRoots roots;
+  private final ImageMount.Remotes remotes;
 
   private SandboxRuntime(ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary)
       throws IOException {
@@ -99,8 +100,8 @@ public final class SandboxRuntime implements AutoCloseable {
     this.sandboxes = sandboxes;
     this.snapshots = store.home().resolve("snapshots");
     this.initBinary = initBinary;
-    this.cgroups = Cgroups.detect();
-    this.roots = new ImageRoots(store, config);
+    this.remotes = config.remotes() != null ? config.remotes() : ImageMount.Remotes.fromEnvironment();
+    this.roots = new ImageRoots(store, config, remotes);
   }
 
   /** Finds runsc, chooses the platform, and cleans what dead owners left behind. */
@@ -129,7 +130,10 @@ public final class SandboxRuntime implements AutoCloseable {
     return initBinary;
   }
 
-  Cgroups cgroups() {
+  synchronized Cgroups cgroups() {
+    if (cgroups == null) {
+      cgroups = Cgroups.detect();
+    }
     return cgroups;
   }
 
@@ -186,7 +190,6 @@ public final class SandboxRuntime implements AutoCloseable {
 
   /** A client for the bucket a pulled image's chunks come from, or empty for a local image. */
   Optional<BlobStore> remoteStoreOf(ImageRef ref) throws IOException {
-    ImageMount.Remotes remotes = config.remotes() != null ? config.remotes() : ImageMount.Remotes.fromEnvironment();
     Optional<S3Location> where = store.remoteOf(ref).map(remotes::relocate);
     return where.isEmpty() ? Optional.empty() : Optional.of(remotes.open(where.get(), store.scratch()));
   }
@@ -231,7 +234,7 @@ public final class SandboxRuntime implements AutoCloseable {
       return false;
     }
     if (!r.get().ownerAlive()) {
-      clean(dir);
+      clean(dir, false);
       return true;
     }
     Runsc.run(runsc.plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
@@ -249,7 +252,7 @@ public final class SandboxRuntime implements AutoCloseable {
       if (r.isEmpty() && Files.getLastModifiedTime(dir).toMillis() > System.currentTimeMillis() - 60_000) {
         continue; // being created right now by another process (the record comes first, within ms)
       }
-      clean(dir);
+      clean(dir, false);
       notes.add(r.map(x -> "cleaned up sandbox " + x.id() + " (" + x.image() + ", " + String.join(" ", x.command())
           + ") left by process " + x.ownerPid() + ", which is gone").orElse("cleaned up " + dir + " (no record)"));
     }
@@ -263,16 +266,42 @@ public final class SandboxRuntime implements AutoCloseable {
     }
   }
 
-  /** Deletes a sandbox in runsc, unmounts its root overlay, removes its directory. */
-  void clean(Path dir) throws IOException {
+  /**
+   * Deletes a sandbox in runsc, unmounts its root overlay, drops its cgroups and removes its
+   * directory, going on past a failing step (the first failure is thrown at the end). With {@code
+   * deleteInBackground} the runsc delete is started and not waited for: for a sandbox that has
+   * stopped, where runsc delete waits 1-2 s for a gofer to be gone and nothing needs that wait.
+   */
+  void clean(Path dir, boolean deleteInBackground) throws IOException {
     String id = dir.getFileName().toString();
-    Runsc.run(runsc.plain("delete", "--force", id), Duration.ofSeconds(30));
-    Path rootfs = dir.resolve("bundle").resolve("rootfs");
-    if (HostOverlay.isMounted(rootfs)) {
-      HostOverlay.unmount(rootfs);
+    IOException first = null;
+    try {
+      if (deleteInBackground) {
+        new ProcessBuilder(runsc.plain("delete", "--force", id)).redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+      } else {
+        Runsc.run(runsc.plain("delete", "--force", id), Duration.ofSeconds(30));
+      }
+    } catch (IOException e) {
+      first = e;
     }
-    cgroups.remove(id);
-    Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
+    Path rootfs = dir.resolve("bundle").resolve("rootfs");
+    try {
+      if (HostOverlay.isMounted(rootfs)) {
+        HostOverlay.unmount(rootfs);
+      }
+    } catch (IOException e) {
+      first = first == null ? e : first;
+    }
+    Cgroups.remove(id);
+    try {
+      Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
+    } catch (IOException e) {
+      first = first == null ? e : first;
+    }
+    if (first != null) {
+      throw first;
+    }
   }
 
   Path sandboxDir(String id) {

@@ -7,8 +7,6 @@ import dev.skiff.runtime.SandboxRuntime;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -70,7 +68,7 @@ final class RunCommand implements Callable<Integer> {
       SandboxProcess p = sb.main().orElseThrow();
       Thread[] pumps = p.pipeTo(new FileOutputStream(FileDescriptor.out), new FileOutputStream(FileDescriptor.err));
       if (stdin) {
-        Thread.ofPlatform().daemon().name("skiff-stdin").start(() -> copyStdin(System.in, p.stdin()));
+        p.pipeStdinFrom(System.in);
       }
       int code = p.waitFor();
       for (Thread t : pumps) {
@@ -87,18 +85,6 @@ final class RunCommand implements Callable<Integer> {
       } catch (IllegalStateException shuttingDown) {
         // the hook is running: it tears down
       }
-    }
-  }
-
-  private static void copyStdin(InputStream in, OutputStream to) {
-    byte[] buf = new byte[64 << 10];
-    try (to) {
-      for (int n; (n = in.read(buf)) >= 0; ) {
-        to.write(buf, 0, n);
-        to.flush();
-      }
-    } catch (IOException e) {
-      // the process went away or stopped reading
     }
   }
 
