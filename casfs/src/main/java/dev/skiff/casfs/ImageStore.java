@@ -177,7 +177,7 @@ public final class ImageStore implements AutoCloseable {
   }
 
   /** What {@link #gc} removed (or, in a dry run, would remove), and what it kept. */
-  public record GcResult(int packs, long packBytes, int indexes, long indexBytes, int traces, int liveImages,
+  public record GcResult(int packs, long packBytes, int indexes, long indexBytes, int traces, int tags,
       int inUse) {}
 
   /**
@@ -214,8 +214,8 @@ public final class ImageStore implements AutoCloseable {
       }
       java.util.Set<String> livePacks = new java.util.HashSet<>();
       for (String name : liveIndexes) {
-        Optional<Path> file = blobs.localFile(name);
-        if (file.isPresent() && Files.exists(file.get())) {
+        Optional<Path> file = blobs.localFile(name); // empty if the index is not here (yet)
+        if (file.isPresent()) {
           try (ImageIndex index = ImageIndex.open(file.get())) {
             livePacks.addAll(index.packs());
           }

@@ -27,7 +27,7 @@ final class GcCommand implements Callable<Integer> {
       ImageStore.GcResult r = s.gc(dryRun, RemoteOptions.duration(keepRecent));
       System.out.printf("%s %s packs (%s) and %s indexes (%s), %s traces; kept what %d tags need%s%n",
           dryRun ? "would remove" : "removed", Human.count(r.packs()), Human.bytes(r.packBytes()),
-          Human.count(r.indexes()), Human.bytes(r.indexBytes()), Human.count(r.traces()), r.liveImages(),
+          Human.count(r.indexes()), Human.bytes(r.indexBytes()), Human.count(r.traces()), r.tags(),
           r.inUse() == 0 ? "" : ", and " + r.inUse() + " untagged images a running mount has open");
     }
     return 0;
