@@ -314,6 +314,21 @@ public final class FsBench {
     return cmd;
   }
 
+  /**
+   * The skiff CLI of the work tree at {@code repo} as tools/skiff starts it (its AOT cache, see
+   * tools/lib.sh), straight from the built jar: the launcher would rebuild if sources changed
+   * mid-run.
+   */
+  static List<String> skiffCli(Path repo) {
+    List<String> cmd = jvm();
+    Path aot = repo.resolve("tools/target/skiff.aot");
+    if (Files.exists(aot)) {
+      cmd.addAll(List.of("-XX:AOTCache=" + aot, "-Xlog:aot=off", "-Xlog:cds=off"));
+    }
+    cmd.addAll(List.of("-XX:+UseParallelGC", "-Xss2m", "-jar", repo.resolve("tools/target/skiff.jar").toString()));
+    return cmd;
+  }
+
   /** The skiff CLI from the built jar (not the launcher, which would rebuild if sources changed mid-run). */
   private String skiffCmd(String command, String args) {
     return String.join(" ", jvm()) + " -XX:+UseParallelGC -Xss2m -jar " + work.resolve("skiff.jar") + " " + command

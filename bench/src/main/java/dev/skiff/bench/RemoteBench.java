@@ -191,13 +191,8 @@ public final class RemoteBench {
       FsBench.sh("rm -rf " + home);
       dropCaches();
     }
-    List<String> cmd = FsBench.jvm();
-    Path aot = repo.resolve("tools/target/skiff.aot");
-    if (Files.exists(aot)) { // as tools/skiff starts it (see tools/lib.sh)
-      cmd.addAll(List.of("-XX:AOTCache=" + aot, "-Xlog:aot=off", "-Xlog:cds=off"));
-    }
-    cmd.addAll(List.of("-XX:+UseParallelGC", "-Xss2m", "-jar", repo.resolve("tools/target/skiff.jar").toString(), "mount",
-        "--store", home.toString(), "--endpoint", endpoint));
+    List<String> cmd = FsBench.skiffCli(repo);
+    cmd.addAll(List.of("mount", "--store", home.toString(), "--endpoint", endpoint));
     if (mode == Mode.PLAIN || mode == Mode.SEQUENTIAL) {
       cmd.add("--no-prefetch");
     } else if (mode == Mode.RECORD) {
@@ -261,11 +256,11 @@ public final class RemoteBench {
       long[] plainF = medianFetch("PLAIN|" + rtt);
       long[] traceF = medianFetch("TRACE|" + rtt);
       out.append(String.format(Locale.ROOT,
-          "| %d ms | %.2f (%.2f-%.2f) | %.3f (%.3f-%.3f) | %.3f | %.3f (%.3f-%.3f) | %.1fx | %.1fx | %d / %d | %.1f MiB | %.2f%% |%n",
-          rtt, Samples.median(pull), Samples.min(pull), Samples.max(pull), Samples.median(lazy), Samples.min(lazy),
-          Samples.max(lazy), Samples.median(ready), Samples.median(traced), Samples.min(traced), Samples.max(traced),
-          Samples.median(pull) / Samples.median(lazy), Samples.median(pull) / Samples.median(traced), plainF[1], traceF[1],
-          plainF[0] / 1048576.0, 100.0 * plainF[0] / image));
+          "| %d ms | %s | %s | %.3f | %s | %.1fx | %.1fx | %d / %d | %.1f MiB | %.2f%% |%n",
+          rtt, Samples.spread(pull, "%.2f"), Samples.spread(lazy, "%.3f"), Samples.median(ready),
+          Samples.spread(traced, "%.3f"), Samples.median(pull) / Samples.median(lazy),
+          Samples.median(pull) / Samples.median(traced), plainF[1], traceF[1], plainF[0] / 1048576.0,
+          100.0 * plainF[0] / image));
     }
     out.append("\nWith repacking, against the floor (a fully warm host: index pulled, every chunk the start reads in")
         .append(" the disk cache and the page cache, a new mount process):\n\n")
@@ -276,10 +271,10 @@ public final class RemoteBench {
       List<Double> traced = samples.get("trace|" + rtt);
       List<Double> opt = samples.get("opt|" + rtt);
       List<Double> warm = samples.get("warm|" + rtt);
-      out.append(String.format(Locale.ROOT, "| %d ms | %.3f | %.3f | %.3f (%.3f-%.3f) | %.3f (%.3f-%.3f) | %.2fx | %d / %d / %d |%n",
-          rtt, Samples.median(lazy), Samples.median(traced), Samples.median(opt), Samples.min(opt), Samples.max(opt),
-          Samples.median(warm), Samples.min(warm), Samples.max(warm), Samples.median(opt) / Samples.median(warm),
-          medianFetch("PLAIN|" + rtt)[1], medianFetch("TRACE|" + rtt)[1], medianFetch("OPTIMIZED|" + rtt)[1]));
+      out.append(String.format(Locale.ROOT, "| %d ms | %.3f | %.3f | %s | %s | %.2fx | %d / %d / %d |%n",
+          rtt, Samples.median(lazy), Samples.median(traced), Samples.spread(opt, "%.3f"), Samples.spread(warm, "%.3f"),
+          Samples.median(opt) / Samples.median(warm), medianFetch("PLAIN|" + rtt)[1], medianFetch("TRACE|" + rtt)[1],
+          medianFetch("OPTIMIZED|" + rtt)[1]));
     }
     if (!sequential) {
       Files.writeString(work.resolve("remote-report.md"), out);
@@ -290,8 +285,8 @@ public final class RemoteBench {
         .append("| RTT | seconds | MB/s | GETs |\n| ---: | ---: | ---: | ---: |\n");
     for (int rtt : rtts) {
       List<Double> s = samples.get("seq|" + rtt);
-      out.append(String.format(Locale.ROOT, "| %d ms | %.2f (%.2f-%.2f) | %.0f | %d |%n", rtt, Samples.median(s),
-          Samples.min(s), Samples.max(s), (1L << 30) / 1e6 / Samples.median(s), medianFetch("SEQUENTIAL|" + rtt)[1]));
+      out.append(String.format(Locale.ROOT, "| %d ms | %s | %.0f | %d |%n", rtt, Samples.spread(s, "%.2f"),
+          (1L << 30) / 1e6 / Samples.median(s), medianFetch("SEQUENTIAL|" + rtt)[1]));
     }
     Files.writeString(work.resolve("remote-report.md"), out);
     System.out.println(out);

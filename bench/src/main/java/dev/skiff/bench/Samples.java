@@ -18,4 +18,9 @@ final class Samples {
   static double max(List<Double> v) {
     return v.stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN);
   }
+
+  /** "median (min-max)", each number in {@code fmt} (for example %.3f). */
+  static String spread(List<Double> v, String fmt) {
+    return String.format(java.util.Locale.ROOT, fmt + " (" + fmt + "-" + fmt + ")", median(v), min(v), max(v));
+  }
 }

@@ -147,7 +147,7 @@ public final class SandboxBench {
     }
     log(r.out.strip());
     log("serving py:1 from a long-lived skiff mount, as a host keeps its images mounted (skiff run finds it)");
-    List<String> cmd = skiffCommand();
+    List<String> cmd = FsBench.skiffCli(repo);
     Files.createDirectories(work.resolve("mnt"));
     cmd.addAll(List.of("mount", "--store=" + store(), "py:1", work.resolve("mnt").toString()));
     mount = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(work.resolve("mount.log").toFile()).start();
@@ -237,19 +237,8 @@ public final class SandboxBench {
   /** One command's timings: to the first byte of stdout, to exit; and what it printed. */
   private record Run(int exit, double firstByte, double done, String out, String err) {}
 
-  /** The skiff CLI as tools/skiff starts it (see tools/lib.sh), from the built jar. */
-  private List<String> skiffCommand() {
-    List<String> cmd = FsBench.jvm();
-    Path aot = repo.resolve("tools/target/skiff.aot");
-    if (Files.exists(aot)) {
-      cmd.addAll(List.of("-XX:AOTCache=" + aot, "-Xlog:aot=off", "-Xlog:cds=off"));
-    }
-    cmd.addAll(List.of("-XX:+UseParallelGC", "-Xss2m", "-jar", repo.resolve("tools/target/skiff.jar").toString()));
-    return cmd;
-  }
-
   private Run skiff(Path home, String stdin, String... args) throws Exception {
-    List<String> cmd = skiffCommand();
+    List<String> cmd = FsBench.skiffCli(repo);
     List<String> a = new ArrayList<>(List.of(args));
     a.add(a.get(0).equals("snapshot") ? 2 : 1, "--store=" + home);
     cmd.addAll(a);
@@ -315,7 +304,7 @@ public final class SandboxBench {
     if (v.isEmpty()) {
       return "-";
     }
-    return String.format(Locale.ROOT, "%.3f (%.3f-%.3f)", Samples.median(v), Samples.min(v), Samples.max(v));
+    return Samples.spread(v, "%.3f");
   }
 
   private void print() throws Exception {
