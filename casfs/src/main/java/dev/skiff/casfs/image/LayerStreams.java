@@ -41,7 +41,11 @@ final class LayerStreams {
     return new LayerInput(plain, in, counted, source, true, maxExpansion);
   }
 
-  /** A filter whose single-byte read goes through its (overridden) array read. */
+  /**
+   * A filter every byte of which passes through its (overridden) array read: single-byte reads
+   * and skips included, so a stream that counts or hashes sees every byte ({@link
+   * FilterInputStream#skip} would hand a skip to the stream below, past the hash). No mark/reset.
+   */
   abstract static class ArrayReadFilter extends FilterInputStream {
     ArrayReadFilter(InputStream in) {
       super(in);
@@ -51,6 +55,33 @@ final class LayerStreams {
     public int read() throws IOException {
       byte[] one = new byte[1];
       return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+    }
+
+    @Override
+    public long skip(long n) throws IOException {
+      byte[] sink = new byte[(int) Math.min(Math.max(n, 0), 1 << 16)];
+      long left = n;
+      while (left > 0) {
+        int r = read(sink, 0, (int) Math.min(left, sink.length));
+        if (r < 0) {
+          break;
+        }
+        left -= r;
+      }
+      return n - Math.max(left, 0);
+    }
+
+    @Override
+    public boolean markSupported() {
+      return false;
+    }
+
+    @Override
+    public void mark(int limit) {}
+
+    @Override
+    public void reset() throws IOException {
+      throw new IOException("mark/reset not supported");
     }
   }
 
@@ -124,6 +155,12 @@ final class LayerStreams {
     }
   }
 
+  /** The OCI digest of {@code bytes} in the algorithm {@code like} names ({@code sha256:...}). */
+  static String digestOf(byte[] bytes, String like, String source) throws ImportException {
+    MessageDigest md = DigestCheckingInputStream.messageDigest(like, source);
+    return like.substring(0, like.indexOf(':') + 1) + HexFormat.of().formatHex(md.digest(bytes));
+  }
+
   /** Checks an OCI digest ({@code sha256:hex}) of everything read, at the end of the stream. */
   private static final class DigestCheckingInputStream extends ArrayReadFilter {
     private final MessageDigest md;
@@ -136,13 +173,17 @@ final class LayerStreams {
       super(in);
       this.expected = digest;
       this.source = source;
+      this.md = messageDigest(digest, source);
+    }
+
+    static MessageDigest messageDigest(String digest, String source) throws ImportException {
       int colon = digest.indexOf(':');
       String alg = colon < 0 ? "" : digest.substring(0, colon);
       try {
-        md = MessageDigest.getInstance(switch (alg) {
+        return MessageDigest.getInstance(switch (alg) {
           case "sha256" -> "SHA-256";
           case "sha512" -> "SHA-512";
-          default -> throw new ImportException(source, null, "unsupported layer digest '" + digest + "'");
+          default -> throw new ImportException(source, null, "unsupported digest '" + digest + "'");
         });
       } catch (NoSuchAlgorithmException e) {
         throw new IllegalStateException(e);

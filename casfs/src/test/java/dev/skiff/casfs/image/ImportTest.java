@@ -234,4 +234,26 @@ class ImportTest {
     assertNotNull(catalog.find(DigestAlgorithm.XXH3_128.digest(big)));
     assertTrue(Files.exists(fresh));
   }
+
+  @Test
+  void uncompressedLayersWithFilesOfAnySizeImport() throws IOException {
+    // Tar pads each file to 512 bytes. Padding skipped after a large read (which bypasses the read
+    // buffer) was never hashed, so layers like this one were refused as "layer digest mismatch".
+    byte[] tar = new Tars().file("a", "x").file("b", new byte[513], 0644).file("big", new byte[300_001], 0644)
+        .file("c", "odd sizes").bytes();
+    Path layout = dev.skiff.casfs.testing.OciLayouts.write(dir.resolve("oci"), "t",
+        "application/vnd.oci.image.layer.v1.tar", false, tar);
+    ImportResult r = importer.importFrom(layout + ":t", ImportProgress.NONE);
+    assertEquals(4, r.files());
+  }
+
+  @Test
+  void aTreeFarDeeperThanTheJavaStackImports() throws IOException {
+    String deep = "d/".repeat(100_000) + "f";
+    ImportResult r = importLayers(new Tars().file(deep, "at the bottom").bytes());
+    ImageIndex index = ImageIndex.open(store.localFile(BlobNames.index(r.index())).orElseThrow());
+    opened.add(index);
+    assertEquals(100_002, index.inodeCount());
+    assertTrue(index.resolve(deep) != 0);
+  }
 }

@@ -44,13 +44,22 @@ public final class OciLayouts {
 
   /** Writes a layout tagged {@code tag} whose layers are the given uncompressed tars, gzipped. */
   public static Path write(Path layout, String tag, String mediaType, byte[]... tars) throws IOException {
+    return write(layout, tag, mediaType, true, tars);
+  }
+
+  /**
+   * Writes a layout tagged {@code tag} whose layers are the given tars, gzipped or as they are
+   * ({@code application/vnd.oci.image.layer.v1.tar}, what {@code docker save} of Docker 25+ writes).
+   */
+  public static Path write(Path layout, String tag, String mediaType, boolean gzip, byte[]... tars)
+      throws IOException {
     Files.createDirectories(layout);
     Files.writeString(layout.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
     String config = put(layout, "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]}}"
         .getBytes(UTF_8));
     StringBuilder layers = new StringBuilder();
     for (byte[] tar : tars) {
-      byte[] gz = gzip(tar);
+      byte[] gz = gzip ? gzip(tar) : tar;
       String d = put(layout, gz);
       layers.append(layers.length() == 0 ? "" : ",").append("{\"mediaType\":\"").append(mediaType)
           .append("\",\"digest\":\"").append(d).append("\",\"size\":").append(gz.length).append('}');
