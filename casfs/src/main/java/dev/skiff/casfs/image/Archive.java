@@ -30,7 +30,13 @@ abstract class Archive implements Closeable {
     }
   }
 
-  static Archive directory(Path dir) {
+  /**
+   * An image layout or docker-save directory. Every file is taken from inside it: a path whose
+   * real location (symlinks followed, a symlinked subdirectory included) lies outside the
+   * directory does not exist as far as the import is concerned.
+   */
+  static Archive directory(Path dir) throws IOException {
+    Path real = dir.toRealPath();
     return new Archive() {
       private Path resolve(String path) throws ImportException {
         Path p = dir.resolve(path).normalize();
@@ -48,8 +54,9 @@ abstract class Archive implements Closeable {
       @Override
       boolean exists(String path) {
         try {
-          return Files.isRegularFile(resolve(path), LinkOption.NOFOLLOW_LINKS);
-        } catch (ImportException e) {
+          Path p = resolve(path);
+          return Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && p.toRealPath().startsWith(real);
+        } catch (IOException e) {
           return false;
         }
       }

@@ -54,11 +54,25 @@ final class ContainerImageSource implements ImageSource {
   }
 
   private static JsonNode json(Archive a, String path) throws IOException {
+    return parse(a, path, a.readSmall(path));
+  }
+
+  private static JsonNode parse(Archive a, String path, byte[] bytes) throws IOException {
     try {
-      return JSON.readTree(a.readSmall(path));
+      return JSON.readTree(bytes);
     } catch (com.fasterxml.jackson.core.JacksonException e) {
       throw new ImportException(a.describe(), path, "not valid JSON: " + e.getOriginalMessage());
     }
+  }
+
+  /** A metadata blob (manifest, config) whose content must match the digest it is named by. */
+  private static byte[] checked(Archive a, String path, String digest, String what) throws IOException {
+    byte[] bytes = a.readSmall(path);
+    String got = LayerStreams.digestOf(bytes, digest, a.describe());
+    if (!got.equals(digest)) {
+      throw new ImportException(a.describe(), path, what + " digest mismatch: named " + digest + ", content is " + got);
+    }
+    return bytes;
   }
 
   private static String blobPath(Archive a, String digest) throws ImportException {
@@ -94,7 +108,7 @@ final class ContainerImageSource implements ImageSource {
     }
     JsonNode manifest = resolveManifest(a, chosen);
     String configDigest = manifest.path("config").path("digest").asText();
-    byte[] config = a.readSmall(blobPath(a, configDigest));
+    byte[] config = checked(a, blobPath(a, configDigest), configDigest, "image config");
     List<Layer> layers = new ArrayList<>();
     for (JsonNode l : manifest.path("layers")) {
       String mt = l.path("mediaType").asText();
@@ -114,11 +128,12 @@ final class ContainerImageSource implements ImageSource {
   private static JsonNode resolveManifest(Archive a, JsonNode descriptor) throws IOException {
     for (int depth = 0; depth < 4; depth++) {
       String mt = descriptor.path("mediaType").asText();
-      String path = blobPath(a, descriptor.path("digest").asText());
+      String digest = descriptor.path("digest").asText();
+      String path = blobPath(a, digest);
       if (!a.exists(path)) {
-        throw new ImportException(a.describe(), descriptor.path("digest").asText(), "manifest blob missing");
+        throw new ImportException(a.describe(), digest, "manifest blob missing");
       }
-      JsonNode doc = json(a, path);
+      JsonNode doc = parse(a, path, checked(a, path, digest, "manifest"));
       if (!INDEX_TYPES.contains(mt) && !doc.has("manifests")) {
         return doc;
       }
@@ -163,7 +178,11 @@ final class ContainerImageSource implements ImageSource {
       }
       chosen = manifests.get(0);
     }
-    byte[] config = a.readSmall(chosen.path("Config").asText());
+    String configPath = chosen.path("Config").asText();
+    // docker save names the config by its digest: HEX.json (legacy) or blobs/sha256/HEX (Docker 25+).
+    var named = java.util.regex.Pattern.compile("(?:blobs/sha256/)?([0-9a-f]{64})(?:\\.json)?").matcher(configPath);
+    byte[] config = named.matches() ? checked(a, configPath, "sha256:" + named.group(1), "image config")
+        : a.readSmall(configPath);
     List<Layer> layers = new ArrayList<>();
     for (JsonNode l : chosen.path("Layers")) {
       String path = l.asText();

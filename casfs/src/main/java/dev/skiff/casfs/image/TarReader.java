@@ -25,6 +25,11 @@ import java.util.Map;
  */
 final class TarReader {
   private static final int BLOCK = 512;
+  /**
+   * The largest entry a header may claim (1 TiB). A claim is only a number until the bytes arrive,
+   * so nothing is sized from it; this bound turns an absurd one into a clear refusal.
+   */
+  static final long MAX_ENTRY_SIZE = 1L << 40;
 
   private final InputStream in;
   private final String source;
@@ -169,6 +174,10 @@ final class TarReader {
     }
     if (size < 0) {
       throw new ImportException(source, name, "negative size");
+    }
+    if (size > MAX_ENTRY_SIZE) {
+      throw new ImportException(source, name, "header claims " + size + " bytes; files are accepted up to "
+          + (MAX_ENTRY_SIZE >> 40) + " TiB");
     }
     remaining = size;
     padding = (BLOCK - (size % BLOCK)) % BLOCK;

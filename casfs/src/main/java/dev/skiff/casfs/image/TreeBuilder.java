@@ -2,6 +2,7 @@ package dev.skiff.casfs.image;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.Iterator;
@@ -18,6 +19,10 @@ import java.util.Map;
 final class TreeBuilder {
   private static final String WHITEOUT = ".wh.";
   private static final String OPAQUE = ".wh..wh..opq";
+  /** Linux's limits (PATH_MAX less the NUL, XATTR_NAME_MAX, XATTR_SIZE_MAX): what a mount can hand back. */
+  static final int MAX_SYMLINK = 4095;
+  static final int MAX_XATTR_NAME = 255;
+  static final int MAX_XATTR_VALUE = 65536;
 
   private final Node root = Node.directory(0755, 0);
   private final ChunkWriter chunks;
@@ -35,6 +40,7 @@ final class TreeBuilder {
     List<String> parts = split(e.name(), source, e.name());
     if (parts.isEmpty()) {
       if (e.type() == TarEntry.DIRECTORY) {
+        checkXattrs(e, source);
         setAttrs(root, e, layer);
       }
       return;
@@ -63,6 +69,7 @@ final class TreeBuilder {
     }
     Node existing = parent.children.get(base);
     if (e.type() == TarEntry.DIRECTORY && existing != null && existing.isDir()) {
+      checkXattrs(e, source);
       setAttrs(existing, e, layer);
       return;
     }
@@ -89,6 +96,10 @@ final class TreeBuilder {
         node = new Node();
         node.mode = Node.S_IFLNK;
         node.symlinkTarget = e.linkName().getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        if (node.symlinkTarget.length > MAX_SYMLINK) {
+          throw new ImportException(source, e.name(), "symlink target of " + node.symlinkTarget.length
+              + " bytes; Linux allows " + MAX_SYMLINK);
+        }
         node.size = node.symlinkTarget.length;
       }
       case TarEntry.CHAR_DEVICE, TarEntry.BLOCK_DEVICE -> {
@@ -102,8 +113,24 @@ final class TreeBuilder {
       }
       default -> throw new ImportException(source, e.name(), "unsupported entry type " + e.type());
     }
+    checkXattrs(e, source);
     setAttrs(node, e, layer);
     parent.children.put(base, node);
+  }
+
+  /** Refuses what Linux could not hand back through getxattr: names over 255 bytes, values over 64 KiB. */
+  private static void checkXattrs(TarEntry e, String source) throws ImportException {
+    for (var x : e.xattrs().entrySet()) {
+      int name = x.getKey().length(); // one char per byte
+      if (name == 0 || name > MAX_XATTR_NAME) {
+        throw new ImportException(source, e.name(), "extended attribute name of " + name + " bytes; Linux allows 1 to "
+            + MAX_XATTR_NAME);
+      }
+      if (x.getValue().length > MAX_XATTR_VALUE) {
+        throw new ImportException(source, e.name(), "extended attribute " + x.getKey() + " of "
+            + x.getValue().length + " bytes; Linux allows " + MAX_XATTR_VALUE);
+      }
+    }
   }
 
   /**
@@ -148,18 +175,26 @@ final class TreeBuilder {
     n.layer = layer;
   }
 
-  /** Removes, below {@code dir}, everything that layers before {@code layer} wrote. */
+  /**
+   * Removes, below {@code dir}, everything that layers before {@code layer} wrote. Iterative: a
+   * tree may be far deeper than the Java stack.
+   */
   private static void purgeLower(Node dir, int layer) {
-    if (!dir.isDir()) {
-      return;
-    }
-    Iterator<Map.Entry<String, Node>> it = dir.children.entrySet().iterator();
-    while (it.hasNext()) {
-      Node child = it.next().getValue();
-      if (child.layer < layer) {
-        it.remove();
-      } else {
-        purgeLower(child, layer);
+    ArrayDeque<Node> todo = new ArrayDeque<>();
+    todo.push(dir);
+    while (!todo.isEmpty()) {
+      Node d = todo.pop();
+      if (!d.isDir()) {
+        continue;
+      }
+      Iterator<Map.Entry<String, Node>> it = d.children.entrySet().iterator();
+      while (it.hasNext()) {
+        Node child = it.next().getValue();
+        if (child.layer < layer) {
+          it.remove();
+        } else {
+          todo.push(child);
+        }
       }
     }
   }
@@ -218,30 +253,33 @@ final class TreeBuilder {
     List<Node> order = new ArrayList<>();
     IdentityHashMap<Node, Boolean> seen = new IdentityHashMap<>();
     root.nlink = 0;
-    visit(root, order, seen);
-    return order;
-  }
-
-  private static void visit(Node n, List<Node> order, IdentityHashMap<Node, Boolean> seen) {
-    if (seen.put(n, Boolean.TRUE) != null) {
-      n.nlink++;
-      return;
-    }
-    n.ino = order.size() + 1;
-    order.add(n);
-    if (n.isDir()) {
-      int subdirs = 0;
-      for (Node c : n.children.values()) {
-        if (c.isDir()) {
-          subdirs++;
+    // Pre-order with an explicit stack (children pushed in reverse, so popped in name order):
+    // the same numbering as a recursive walk, at any depth.
+    ArrayDeque<Node> todo = new ArrayDeque<>();
+    todo.push(root);
+    while (!todo.isEmpty()) {
+      Node n = todo.pop();
+      if (seen.put(n, Boolean.TRUE) != null) {
+        n.nlink++;
+        continue;
+      }
+      n.ino = order.size() + 1;
+      order.add(n);
+      if (n.isDir()) {
+        int subdirs = 0;
+        for (Node c : n.children.values()) {
+          if (c.isDir()) {
+            subdirs++;
+          }
         }
+        n.nlink = 2 + subdirs;
+        for (Node c : n.children.descendingMap().values()) {
+          todo.push(c);
+        }
+      } else {
+        n.nlink = 1;
       }
-      n.nlink = 2 + subdirs;
-      for (Node c : n.children.values()) {
-        visit(c, order, seen);
-      }
-    } else {
-      n.nlink = 1;
     }
+    return order;
   }
 }

@@ -152,6 +152,11 @@ public final class PackWriter implements AutoCloseable {
     }
     DigestAlgorithm algorithm = DigestAlgorithm.fromLabel(in.readUTF());
     int n = in.readInt();
+    int entry = algorithm.length() + 8 + 4 + 4 + 1;
+    if (n < 0 || (long) n * entry > idx.length) {
+      throw new IOException("pack index " + packName + ".idx is damaged: it claims " + n + " chunks in "
+          + idx.length + " bytes");
+    }
     List<ChunkLocation> out = new ArrayList<>(n);
     byte[] db = new byte[algorithm.length()];
     for (int i = 0; i < n; i++) {

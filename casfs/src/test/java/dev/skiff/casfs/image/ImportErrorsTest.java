@@ -58,7 +58,7 @@ class ImportErrorsTest {
   private void assertConsistent() throws IOException {
     assertEquals(0, store.images().size(), "no tag points at a failed import");
     assertEquals(0, store.blobs().list("indexes/").size(), "no index was stored");
-    try (var s = Files.list(dir.resolve("home/tmp"))) {
+    try (var s = Files.list(store.scratch())) {
       assertEquals(0, s.count(), "no scratch files left behind");
     }
     // A good import still works on the same store.
@@ -197,5 +197,80 @@ class ImportErrorsTest {
     byte[] archive = new Tars().file("manifest.json", "[{\"Config\":\"c.json\",\"RepoTags\":[\"x:1\"],"
         + "\"Layers\":[\"l/layer.tar\"]}]").file("c.json", "{}").file("l/layer.tar", layer, 0644).bytes();
     refused(Files.write(dir.resolve("docker.tar"), Arrays.copyOf(archive, archive.length - 12000)));
+  }
+
+  // Found by a hostile test pass: headers that claim absurd things, metadata a mount could not
+  // hand back, manifests and configs that are not what their digests name, and layouts that lead
+  // out of themselves.
+
+  /** A tar whose one file has a PAX header with {@code key=value}, written as a raw 'x' entry. */
+  private static byte[] tarWithPax(String name, String key, String value, byte[] content) throws IOException {
+    String body = " " + key + "=" + value + "\n";
+    int len = body.length();
+    while (Integer.toString(len).length() + body.length() != len) {
+      len = Integer.toString(len).length() + body.length();
+    }
+    byte[] record = (len + body).getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+    var bytes = new java.io.ByteArrayOutputStream();
+    try (TarArchiveOutputStream t = new TarArchiveOutputStream(bytes)) {
+      TarArchiveEntry pax = new TarArchiveEntry("PaxHeaders/" + name, TarConstants.LF_PAX_EXTENDED_HEADER_LC);
+      pax.setSize(record.length);
+      t.putArchiveEntry(pax);
+      t.write(record);
+      t.closeArchiveEntry();
+      TarArchiveEntry e = new TarArchiveEntry(name);
+      e.setSize(content.length);
+      t.putArchiveEntry(e);
+      t.write(content);
+      t.closeArchiveEntry();
+    }
+    return bytes.toByteArray();
+  }
+
+  @Test
+  void aPaxSizeOfPetabytesIsRefusedBeforeAnythingIsSizedFromIt() throws IOException {
+    for (long claim : new long[] {1L << 50, 1L << 51, Long.MAX_VALUE}) {
+      byte[] tar = tarWithPax("huge", "size", Long.toString(claim), "x".repeat(3000).getBytes());
+      refused(Files.write(dir.resolve("pax-" + claim + ".tar"), tar), "huge", "claims " + claim + " bytes");
+    }
+  }
+
+  @Test
+  void extendedAttributesAndSymlinksLinuxCouldNotHandBackAreRefused() throws IOException {
+    refused(Files.write(dir.resolve("xname.tar"), tarWithPax("f", "SCHILY.xattr.user." + "n".repeat(300), "v",
+        new byte[1])), "extended attribute name of 305 bytes");
+    refused(Files.write(dir.resolve("xvalue.tar"), tarWithPax("f", "SCHILY.xattr.user.big", "v".repeat(70000),
+        new byte[1])), "extended attribute user.big of 70000 bytes");
+    refused(new Tars().symlink("s", "t/".repeat(2100)).write(dir.resolve("long-link.tar")),
+        "symlink target of 4200 bytes");
+  }
+
+  @Test
+  void aManifestOrConfigThatIsNotWhatItsDigestNamesIsRefused() throws IOException {
+    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
+        new Tars().file("a", "1").bytes());
+    String index = Files.readString(layout.resolve("index.json"));
+    String m = index.replaceAll("(?s).*\"digest\":\"(sha256:[0-9a-f]+)\".*", "$1");
+    String manifest = Files.readString(OciLayouts.blob(layout, m));
+    String config = manifest.replaceAll("(?s).*\"config\":\\{[^}]*\"digest\":\"(sha256:[0-9a-f]+)\".*", "$1");
+    Path configFile = OciLayouts.blob(layout, config);
+    Files.writeString(configFile, Files.readString(configFile).replace("\"sh\"", "\"bash\""));
+    refused(Path.of(layout + ":t"), "image config digest mismatch", config);
+
+    Path other = OciLayouts.write(dir.resolve("oci2"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
+        new Tars().file("a", "1").bytes());
+    Path manifestFile = OciLayouts.blob(other, m);
+    Files.writeString(manifestFile, Files.readString(manifestFile) + " ");
+    refused(Path.of(other + ":t"), "manifest digest mismatch", m);
+  }
+
+  @Test
+  void aSymlinkedDirectoryInsideALayoutIsNotFollowedOutOfIt() throws IOException {
+    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
+        new Tars().file("a", "1").bytes());
+    Path outside = dir.resolve("outside");
+    Files.move(layout.resolve("blobs"), outside);
+    Files.createSymbolicLink(layout.resolve("blobs"), outside);
+    refused(Path.of(layout + ":t"), "missing");
   }
 }
