@@ -2,13 +2,14 @@ package dev.skiff.casfs;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.digest.DigestAlgorithm;
 import dev.skiff.casfs.image.ImageImporter;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.image.ImportResult;
+import dev.skiff.casfs.index.DamagedIndexException;
 import dev.skiff.casfs.index.ImageIndex;
+import dev.skiff.casfs.index.IndexVerifier;
 import dev.skiff.casfs.pack.ChunkCatalog;
 import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
@@ -19,7 +20,6 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
@@ -30,6 +30,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.Properties;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A Skiff home: the blob store (packs, indexes, refs), the chunk catalog and the settings chosen
@@ -39,7 +41,8 @@ import java.util.Properties;
  * HOME/store.properties   digest algorithm, chunk size, inline limit, zstd level (fixed at creation)
  * HOME/blobs/             the embedded blob store: packs/, indexes/, refs/
  * HOME/catalog/           chunk digest -> pack range (derived; rebuilt from pack indexes if lost)
- * HOME/tmp/               scratch for imports
+ * HOME/verified/          stamps of indexes checked against their digests (see {@link IndexVerifier})
+ * HOME/tmp/PID-START.N/   scratch of one open store, removed by gc or the next import once that process is gone
  * HOME/lock               held while importing, so two imports do not interleave
  * </pre>
  *
@@ -48,16 +51,22 @@ import java.util.Properties;
 public final class ImageStore implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
 
+  private static final Logger LOG = LoggerFactory.getLogger(ImageStore.class);
+  private static final java.util.concurrent.atomic.AtomicInteger SCRATCHES = new java.util.concurrent.atomic.AtomicInteger();
+
   private final Path home;
   private final MeteredBlobStore blobs;
   private final ImageImporter.Options options;
+  private final IndexVerifier verifier;
   private ChunkCatalog catalog;
+  private Path scratch;
   private boolean closed;
 
   private ImageStore(Path home, MeteredBlobStore blobs, ImageImporter.Options options) {
     this.home = home;
     this.blobs = blobs;
     this.options = options;
+    this.verifier = new IndexVerifier(home.resolve("verified"));
   }
 
   /**
@@ -126,7 +135,7 @@ public final class ImageStore implements AutoCloseable {
     return options;
   }
 
-  private synchronized ChunkCatalog catalog() throws IOException {
+  synchronized ChunkCatalog catalog() throws IOException {
     if (catalog == null) {
       Path dir = home.resolve("catalog");
       boolean fresh = !Files.exists(dir.resolve("data.mdb"));
@@ -145,17 +154,22 @@ public final class ImageStore implements AutoCloseable {
   public ImportResult importImage(String source, ImageRef ref, ImportProgress progress) throws IOException {
     Path tmp = scratch();
     return locked(() -> {
+      GarbageCollector.reapScratch(this, java.time.Duration.ofMinutes(10)); // the next writer clears what killed ones left
       ImageImporter importer = new ImageImporter(blobs, catalog(), tmp, options);
       ImportResult r = importer.importFrom(source, progress);
-      ObjectNode refDoc = JSON.createObjectNode();
-      refDoc.put("index", r.index().toString());
-      refDoc.put("imported", Instant.now().toString());
-      refDoc.put("source", r.source());
-      refDoc.put("newBytes", r.newBytes());
-      refDoc.put("newChunks", r.newChunks());
-      blobs.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
+      verifier.remember(indexFile(r.index()), r.index());
+      writeTag(ref, TagDocument.local(r.index(), r.source(), r.newBytes(), r.newChunks()));
       return r;
     });
+  }
+
+  private void writeTag(ImageRef ref, TagDocument tag) throws IOException {
+    blobs.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(tag.toJson(false)));
+  }
+
+  private Path indexFile(Digest d) throws IOException {
+    return blobs.localFile(BlobNames.index(d)).orElseThrow(() -> new IOException("image index " + d
+        + " is missing from " + blobs.describe()));
   }
 
   /** Work that returns a value and may fail with an IOException. */
@@ -176,123 +190,54 @@ public final class ImageStore implements AutoCloseable {
     }
   }
 
-  /** What {@link #gc} removed (or, in a dry run, would remove), and what it kept. */
-  public record GcResult(int packs, long packBytes, int indexes, long indexBytes, int traces, int tags,
-      int inUse) {}
+  /**
+   * What {@link #gc} removed (or, in a dry run, would remove) and what it kept. {@code problems}
+   * says what it found damaged (unreadable tags, damaged indexes, missing packs) and what it kept
+   * because of it; empty when the store is sound.
+   */
+  public record GcResult(int packs, long packBytes, int indexes, long indexBytes, int traces, int tags, int inUse,
+      long scratchBytes, List<String> problems) {
+    public GcResult {
+      problems = List.copyOf(problems);
+    }
+  }
 
   /**
    * Removes what no tag needs: packs (with their chunk lists) that no tagged index points into,
-   * indexes no tag names, and traces of removed indexes. An index some process has mapped (a
-   * running mount of an image whose tag is gone) counts as needed, with its packs, and so does
-   * every blob written less than {@code keepRecent} ago (a pull writes its index before its tag
-   * without the writer lock). Holds the writer lock throughout.
+   * indexes no tag names, traces of removed indexes, and scratch files of processes that are gone
+   * (a killed import). An index some process has mapped (a running mount of an image whose tag is
+   * gone) counts as needed, with its packs, and so does every blob written less than {@code
+   * keepRecent} ago (a pull writes its index before its tag without the writer lock). Damage does
+   * not stop it: what a damaged tag or index might need is kept, and {@link GcResult#problems} says
+   * so. Holds the writer lock throughout.
    */
   public GcResult gc(boolean dryRun, java.time.Duration keepRecent) throws IOException {
-    long cutoff = System.currentTimeMillis() - keepRecent.toMillis();
-    return locked(() -> {
-      java.util.Set<String> liveIndexes = new java.util.HashSet<>();
-      for (String name : blobs.list("indexes/")) {
-        if (recent(name, cutoff)) {
-          liveIndexes.add(name);
-        }
-      }
-      int tags = 0;
-      for (String name : blobs.list("refs/")) {
-        Optional<byte[]> doc = blobs.readAll(name);
-        if (doc.isPresent()) {
-          liveIndexes.add(BlobNames.index(Digest.parse(JSON.readTree(doc.get()).path("index").asText())));
-          tags++;
-        }
-      }
-      java.util.Set<String> mapped = indexesMappedByProcesses();
-      int inUse = 0;
-      for (String name : blobs.list("indexes/")) {
-        if (!liveIndexes.contains(name) && mapped.contains(name)) {
-          liveIndexes.add(name);
-          inUse++;
-        }
-      }
-      java.util.Set<String> livePacks = new java.util.HashSet<>();
-      for (String name : liveIndexes) {
-        Optional<Path> file = blobs.localFile(name); // empty if the index is not here (yet)
-        if (file.isPresent()) {
-          try (ImageIndex index = ImageIndex.open(file.get())) {
-            livePacks.addAll(index.packs());
-          }
-        }
-      }
-      java.util.Set<String> deadPacks = new java.util.TreeSet<>();
-      for (String name : blobs.list("packs/")) {
-        String pack = name.endsWith(".idx") ? name.substring(0, name.length() - 4) : name;
-        if (!livePacks.contains(pack) && !recent(name, cutoff)) {
-          deadPacks.add(pack);
-        }
-      }
-      List<String> deadIndexes = new ArrayList<>();
-      for (String name : blobs.list("indexes/")) {
-        if (!liveIndexes.contains(name)) {
-          deadIndexes.add(name);
-        }
-      }
-      List<String> deadTraces = new ArrayList<>();
-      for (String name : blobs.list("traces/")) {
-        String[] p = name.split("/");
-        String hex = p.length == 3 ? p[2].split("\\.")[0] : "";
-        if (!liveIndexes.contains("indexes/" + p[1] + "/" + hex)) {
-          deadTraces.add(name);
-        }
-      }
-      long packBytes = 0;
-      for (String pack : deadPacks) {
-        packBytes += blobs.size(pack).orElse(0L) + blobs.size(pack + ".idx").orElse(0L);
-      }
-      long indexBytes = 0;
-      for (String index : deadIndexes) {
-        indexBytes += blobs.size(index).orElse(0L);
-      }
-      if (!dryRun) {
-        catalog().removePacks(deadPacks); // first, so that nothing deduplicates against them
-        for (String pack : deadPacks) {
-          blobs.delete(pack);
-          blobs.delete(pack + ".idx");
-        }
-        for (String name : deadIndexes) {
-          blobs.delete(name);
-        }
-        for (String name : deadTraces) {
-          blobs.delete(name);
-        }
-      }
-      return new GcResult(deadPacks.size(), packBytes, deadIndexes.size(), indexBytes, deadTraces.size(), tags, inUse);
-    });
+    return locked(() -> new GarbageCollector(this, keepRecent).run(dryRun));
   }
 
-  private boolean recent(String blob, long cutoffMillis) throws IOException {
-    Optional<Path> f = blobs.localFile(blob);
-    return f.isPresent() && Files.getLastModifiedTime(f.get()).toMillis() > cutoffMillis;
-  }
-
-  /** Index blobs of this store that some process has memory-mapped (an open mount). */
-  private java.util.Set<String> indexesMappedByProcesses() throws IOException {
-    java.util.Set<String> out = new java.util.HashSet<>();
-    String prefix = home.resolve("blobs").toRealPath() + "/";
-    try (var procs = Files.list(Path.of("/proc"))) {
-      for (Path pid : procs.filter(p -> p.getFileName().toString().matches("\\d+")).toList()) {
-        List<String> maps;
-        try {
-          maps = Files.readAllLines(pid.resolve("maps"), java.nio.charset.StandardCharsets.ISO_8859_1);
-        } catch (IOException | UncheckedIOException gone) {
-          continue; // exited, or not ours to read
-        }
-        for (String line : maps) {
-          int at = line.indexOf(prefix + "indexes/");
-          if (at >= 0) {
-            out.add(line.substring(at + prefix.length()).strip());
-          }
-        }
-      }
+  /** What {@link #fsck} found and did. */
+  public record FsckResult(int packs, long chunksVerified, List<String> missingPacks, List<String> corruptChunks,
+      long chunksForgotten, List<String> damagedImages) {
+    public FsckResult {
+      missingPacks = List.copyOf(missingPacks);
+      corruptChunks = List.copyOf(corruptChunks);
+      damagedImages = List.copyOf(damagedImages);
     }
-    return out;
+
+    public boolean clean() {
+      return missingPacks.isEmpty() && corruptChunks.isEmpty() && damagedImages.isEmpty();
+    }
+  }
+
+  /**
+   * Checks the store: every tag readable, every index whole (hashed against its digest), every
+   * pack and chunk list a catalogued chunk or a tagged image needs present, and with {@code
+   * verifyChunks} every chunk of every pack read back and checked against its digest. Chunks
+   * whose pack is gone or whose bytes are corrupt are forgotten by the catalog, so the next import
+   * of their content stores them again instead of deduplicating against them. Holds the writer lock.
+   */
+  public FsckResult fsck(boolean verifyChunks) throws IOException {
+    return locked(() -> new StoreChecker(this).run(verifyChunks));
   }
 
   /**
@@ -303,53 +248,90 @@ public final class ImageStore implements AutoCloseable {
     if (blobs.localFile(BlobNames.index(index)).isEmpty()) {
       throw new IOException("index " + index + " is not in " + home);
     }
-    ObjectNode refDoc = JSON.createObjectNode();
-    refDoc.put("index", index.toString());
-    refDoc.put("imported", Instant.now().toString());
-    refDoc.put("source", source);
-    refDoc.put("newBytes", newBytes);
-    blobs.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
+    writeTag(ref, TagDocument.local(index, source, newBytes, 0));
   }
 
-  /** A scratch directory inside this home (same filesystem as the store, so renames are cheap). */
-  public Path scratch() throws IOException {
-    return Files.createDirectories(home.resolve("tmp"));
+  /**
+   * This store's own scratch directory inside the home (same filesystem as the store, so renames
+   * are cheap), named after this process: what a killed process leaves there is removed by {@link
+   * #gc} and by the next import once the process is gone. Removed when the store closes.
+   */
+  public synchronized Path scratch() throws IOException {
+    if (scratch == null) {
+      scratch = home.resolve("tmp").resolve(Owner.current().tag() + "." + SCRATCHES.incrementAndGet());
+    }
+    return Files.createDirectories(scratch);
   }
 
   /** The index digest a tag points at, if the tag exists. */
   public Optional<Digest> resolve(ImageRef ref) throws IOException {
-    return refDoc(ref).map(d -> Digest.parse(d.path("index").asText()));
+    return readTag(ref).map(TagDocument::index);
   }
 
-  private Optional<JsonNode> refDoc(ImageRef ref) throws IOException {
+  /** The tag's document, empty if there is no such tag. */
+  Optional<TagDocument> readTag(ImageRef ref) throws IOException {
     Optional<byte[]> doc = blobs.readAll(BlobNames.ref(ref.name(), ref.tag()));
-    return doc.isEmpty() ? Optional.empty() : Optional.of(JSON.readTree(doc.get()));
+    return doc.isEmpty() ? Optional.empty() : Optional.of(TagDocument.parse(ref, doc.get()));
   }
 
-  /** Every tagged image, sorted by name and tag. */
-  public List<ImageInfo> images() throws IOException {
-    List<ImageInfo> out = new ArrayList<>();
+  /** Every tag of this store, sorted; blob names that are not a valid image name are logged and left out. */
+  List<ImageRef> tags() throws IOException {
+    List<ImageRef> out = new ArrayList<>();
     for (String name : blobs.list("refs/")) {
       String rest = name.substring("refs/".length());
       int slash = rest.lastIndexOf('/');
-      ImageRef ref = new ImageRef(rest.substring(0, slash), rest.substring(slash + 1));
-      out.add(info(ref).orElseThrow());
+      try {
+        out.add(new ImageRef(rest.substring(0, slash), rest.substring(slash + 1)));
+      } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
+        LOG.warn("ignoring {}: not a tag name ({})", name, e.getMessage());
+      }
     }
     return out;
   }
 
-  /** What {@code skiff images} shows for one tag. */
+  /**
+   * Every tagged image, sorted by name and tag. A damaged image (unreadable tag, missing or
+   * damaged index, missing packs) is listed with {@link ImageInfo#damage()} saying why; it does
+   * not stop the others.
+   */
+  public List<ImageInfo> images() throws IOException {
+    List<ImageInfo> out = new ArrayList<>();
+    for (ImageRef ref : tags()) {
+      try {
+        info(ref).ifPresent(out::add);
+      } catch (DamagedTagException e) {
+        out.add(ImageInfo.damaged(ref, null, e.reason()));
+      }
+    }
+    return out;
+  }
+
+  /** What {@code skiff images} shows for one tag; a damaged image says why in {@link ImageInfo#damage()}. */
   public Optional<ImageInfo> info(ImageRef ref) throws IOException {
-    Optional<JsonNode> doc = refDoc(ref);
-    if (doc.isEmpty()) {
+    Optional<TagDocument> tag = readTag(ref);
+    if (tag.isEmpty()) {
       return Optional.empty();
     }
-    Digest d = Digest.parse(doc.get().path("index").asText());
+    TagDocument t = tag.get();
+    Digest d = t.index();
+    if (blobs.localFile(BlobNames.index(d)).isEmpty()) {
+      return Optional.of(ImageInfo.damaged(ref, d, "its index " + d.shortHex() + " is missing"));
+    }
     try (ImageIndex index = openIndex(d)) {
       JsonNode stats = JSON.readTree(index.meta("stats"));
-      return Optional.of(new ImageInfo(ref, d, Instant.parse(doc.get().path("imported").asText()),
-          doc.get().path("source").asText(), stats.path("files").asLong(), stats.path("logicalBytes").asLong(),
-          stats.path("storedBytes").asLong(), doc.get().path("newBytes").asLong(), Files.size(index.file())));
+      String damage = null;
+      if (t.remote() == null) {
+        List<String> missing = index.packs().stream().filter(p -> blobs.localFile(p).isEmpty()).toList();
+        if (!missing.isEmpty()) {
+          damage = missing.size() + " of its " + index.packs().size() + " packs are missing (" + missing.get(0)
+              + (missing.size() > 1 ? ", ..." : "") + ")";
+        }
+      }
+      return Optional.of(new ImageInfo(ref, d, t.written(), t.source(), stats.path("files").asLong(),
+          stats.path("logicalBytes").asLong(), stats.path("storedBytes").asLong(), t.newBytes(),
+          Files.size(index.file()), damage));
+    } catch (DamagedIndexException e) {
+      return Optional.of(ImageInfo.damaged(ref, d, "its index " + d.shortHex() + " is damaged: " + e.reason()));
     }
   }
 
@@ -396,10 +378,8 @@ public final class ImageStore implements AutoCloseable {
       bytes += size;
       progress.blob(name, size, true);
     }
-    ObjectNode refDoc = JSON.createObjectNode();
-    refDoc.put("index", d.toString());
-    refDoc.put("pushed", Instant.now().toString());
-    remote.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
+    TagDocument tag = new TagDocument(d, Instant.now(), "", 0, 0, null);
+    remote.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(tag.toJson(true)));
     return new PushResult(d, uploaded, skipped, bytes);
   }
 
@@ -407,7 +387,7 @@ public final class ImageStore implements AutoCloseable {
   public static Digest remoteTag(BlobStore remote, S3Location where, ImageRef ref) throws IOException {
     byte[] doc = remote.readAll(BlobNames.ref(ref.name(), ref.tag()))
         .orElseThrow(() -> new IOException("no image " + ref + " in " + where));
-    return Digest.parse(JSON.readTree(doc).path("index").asText());
+    return TagDocument.parse(ref, doc).index();
   }
 
   /**
@@ -425,9 +405,17 @@ public final class ImageStore implements AutoCloseable {
    * #remoteTag}, so that a caller can fetch other things the digest names (a trace) meanwhile.
    */
   public void pull(BlobStore remote, S3Location where, ImageRef ref, Digest d) throws IOException {
-    String refName = BlobNames.ref(ref.name(), ref.tag());
     String indexName = BlobNames.index(d);
-    if (blobs.localFile(indexName).isEmpty()) {
+    Optional<Path> have = blobs.localFile(indexName);
+    if (have.isPresent()) {
+      try {
+        verifier.verify(have.get(), d);
+      } catch (DamagedIndexException e) {
+        LOG.warn("{}; fetching it again from {}", e.getMessage(), where);
+        have = Optional.empty();
+      }
+    }
+    if (have.isEmpty()) {
       // One GET for the whole index: it is needed whole before the mount, and a size lookup or
       // a series of ranges would each cost a round trip.
       byte[] index = remote.readAll(indexName).orElseThrow(() -> new IOException(
@@ -443,30 +431,14 @@ public final class ImageStore implements AutoCloseable {
       } finally {
         Files.deleteIfExists(tmp);
       }
+      verifier.remember(indexFile(d), d);
     }
-    ObjectNode refDoc = JSON.createObjectNode();
-    refDoc.put("index", d.toString());
-    refDoc.put("imported", Instant.now().toString());
-    refDoc.put("source", where.url() + "/" + ref);
-    refDoc.put("newBytes", 0);
-    ObjectNode r = refDoc.putObject("remote");
-    r.put("url", where.url());
-    r.put("endpoint", where.endpoint() == null ? null : where.endpoint().toString());
-    r.put("region", where.region());
-    r.put("pathStyle", where.pathStyle());
-    blobs.put(refName, new ByteArrayInputStream(JSON.writeValueAsBytes(refDoc)));
+    writeTag(ref, new TagDocument(d, Instant.now(), where.url() + "/" + ref, 0, 0, where));
   }
 
   /** Where a pulled image's chunks live, or empty for an image whose chunks are in this store. */
   public Optional<S3Location> remoteOf(ImageRef ref) throws IOException {
-    Optional<JsonNode> doc = refDoc(ref);
-    if (doc.isEmpty() || !doc.get().has("remote")) {
-      return Optional.empty();
-    }
-    JsonNode r = doc.get().path("remote");
-    String endpoint = r.path("endpoint").isTextual() ? r.path("endpoint").asText() : null;
-    return Optional.of(S3Location.parse(r.path("url").asText(), endpoint == null ? null : java.net.URI.create(endpoint),
-        r.path("region").isTextual() ? r.path("region").asText() : null, r.path("pathStyle").asBoolean()));
+    return readTag(ref).map(TagDocument::remote);
   }
 
   /** The disk chunk cache of this home (used for images whose chunks are remote). */
@@ -479,12 +451,19 @@ public final class ImageStore implements AutoCloseable {
     return blobs.delete(BlobNames.ref(ref.name(), ref.tag()));
   }
 
-  /** Opens an image's index read-only, in place (the embedded store keeps it as a file). */
+  /**
+   * Opens an image's index read-only, in place (the embedded store keeps it as a file), once it is
+   * known to be whole: checked against its digest (see {@link IndexVerifier}), so that a damaged
+   * index is a {@link DamagedIndexException}, never content.
+   */
   public ImageIndex openIndex(Digest digest) throws IOException {
-    String name = BlobNames.index(digest);
-    Path file = blobs.localFile(name).orElseThrow(() -> new IOException("image index " + digest
-        + " is missing from " + blobs.describe()));
+    Path file = indexFile(digest);
+    verifier.verify(file, digest);
     return ImageIndex.open(file);
+  }
+
+  IndexVerifier verifier() {
+    return verifier;
   }
 
   /** Opens the index a tag points at. */
@@ -504,5 +483,8 @@ public final class ImageStore implements AutoCloseable {
       catalog.close();
     }
     blobs.close();
+    if (scratch != null) {
+      GarbageCollector.deleteTree(scratch);
+    }
   }
 }

@@ -1,16 +1,17 @@
-package dev.skiff.runtime;
+package dev.skiff.casfs;
 
 import java.time.Instant;
 import java.util.Optional;
 
 /**
- * A process that owns something left on disk (a sandbox, a mount), named so that a later start
- * can tell whether it still runs: its pid and its start time (a reused pid does not match).
+ * A process that owns something left on disk (scratch files, a sandbox, a mount), named so that a
+ * later start can tell whether it still runs: its pid and its start time (a reused pid does not
+ * match).
  *
  * @param start the start time as the OS reports it, or "" where it does not
  */
-record Owner(long pid, String start) {
-  static Owner current() {
+public record Owner(long pid, String start) {
+  public static Owner current() {
     return of(ProcessHandle.current());
   }
 
@@ -18,17 +19,17 @@ record Owner(long pid, String start) {
     return new Owner(h.pid(), h.info().startInstant().map(Instant::toString).orElse(""));
   }
 
-  boolean alive() {
+  public boolean alive() {
     return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).map(h -> of(h).equals(this)).orElse(false);
   }
 
   /** A file-name-safe form, {@code PID-STARTDIGITS}. */
-  String tag() {
+  public String tag() {
     return pid + "-" + start.replaceAll("[^0-9]", "");
   }
 
   /** Whether the owner a {@link #tag()} names still runs. */
-  static boolean aliveByTag(String tag) {
+  public static boolean aliveByTag(String tag) {
     int dash = tag.indexOf('-');
     if (dash <= 0 || !tag.substring(0, dash).matches("\\d+")) {
       return false;

@@ -53,7 +53,7 @@ class GcTest {
       s.importImage(image("a", base, appA).toString(), ImageRef.parse("a:1"), ImportProgress.NONE);
       s.importImage(image("b", base, appB).toString(), ImageRef.parse("b:1"), ImportProgress.NONE);
       List<String> packsBefore = s.blobs().list("packs/");
-      assertEquals(new ImageStore.GcResult(0, 0, 0, 0, 0, 2, 0), s.gc(false, Duration.ZERO)); // everything is tagged
+      assertEquals(new ImageStore.GcResult(0, 0, 0, 0, 0, 2, 0, 0, List.of()), s.gc(false, Duration.ZERO)); // all tagged
 
       assertTrue(s.untag(ImageRef.parse("b:1")));
       ImageStore.GcResult dry = s.gc(true, Duration.ZERO);

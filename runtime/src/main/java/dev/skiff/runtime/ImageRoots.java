@@ -1,5 +1,6 @@
 package dev.skiff.runtime;
 
+import dev.skiff.casfs.Owner;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;

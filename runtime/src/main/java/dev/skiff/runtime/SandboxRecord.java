@@ -1,5 +1,6 @@
 package dev.skiff.runtime;
 
+import dev.skiff.casfs.Owner;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -22,10 +22,23 @@ final class ImagesCommand implements Callable<Integer> {
       List<ImageInfo> images = s.images();
       String fmt = "%-32s %-14s %9s %10s %10s %10s %10s%n";
       System.out.printf(Locale.ROOT, fmt, "NAME", "INDEX", "FILES", "SIZE", "STORED", "NEW", "DEDUP");
+      int damaged = 0;
       for (ImageInfo i : images) {
-        System.out.printf(Locale.ROOT, fmt, i.ref(), i.index().shortHex(), Human.count(i.files()),
-            Human.bytes(i.logicalBytes()), Human.bytes(i.storedBytes()), Human.bytes(i.newBytes()),
-            Human.ratio(i.dedupRatio()));
+        String index = i.index() == null ? "-" : i.index().shortHex();
+        if (i.isDamaged() && i.files() == 0) {
+          System.out.printf(Locale.ROOT, "%-32s %-14s DAMAGED: %s%n", i.ref(), index, i.damage());
+        } else {
+          System.out.printf(Locale.ROOT, fmt, i.ref(), index, Human.count(i.files()), Human.bytes(i.logicalBytes()),
+              Human.bytes(i.storedBytes()), Human.bytes(i.newBytes()), Human.ratio(i.dedupRatio()));
+          if (i.isDamaged()) {
+            System.out.printf(Locale.ROOT, "%-32s %-14s DAMAGED: %s%n", "", "", i.damage());
+          }
+        }
+        damaged += i.isDamaged() ? 1 : 0;
+      }
+      if (damaged > 0) {
+        System.err.printf(Locale.ROOT, "skiff images: %d damaged image%s: skiff fsck checks the store; import or pull"
+            + " them again, or skiff rmi them%n", damaged, damaged == 1 ? "" : "s");
       }
     }
     return 0;

@@ -47,6 +47,7 @@ final class ChunkWriter implements AutoCloseable {
   private final byte[] buf;
   private final Map<Digest, PendingChunk> seen = new HashMap<>();
   private final Map<String, PackSlot> storedPacks = new HashMap<>();
+  private final Map<String, Boolean> packPresent = new HashMap<>();
   private final List<PendingChunk> newChunks = new ArrayList<>();
   private PackWriter pack;
   private PackSlot packSlot;
@@ -80,7 +81,7 @@ final class ChunkWriter implements AutoCloseable {
       node.chunks = List.of();
       return;
     }
-    List<PendingChunk> chunks = new ArrayList<>((int) ((size + chunkSize - 1) / chunkSize));
+    List<PendingChunk> chunks = new ArrayList<>(); // not sized from the header: it is only a claim
     long left = size;
     while (left > 0) {
       int n = (int) Math.min(chunkSize, left);
@@ -100,7 +101,7 @@ final class ChunkWriter implements AutoCloseable {
       return known;
     }
     ChunkLocation loc = catalog.find(d);
-    if (loc != null) {
+    if (loc != null && packPresent(loc.pack())) {
       PackSlot slot = storedPacks.computeIfAbsent(loc.pack(), p -> {
         PackSlot s = new PackSlot();
         s.name = p;
@@ -124,6 +125,19 @@ final class ChunkWriter implements AutoCloseable {
       sealPack();
     }
     return c;
+  }
+
+  /**
+   * Whether a pack the catalog names is still in the store (asked once per pack per import): a
+   * chunk whose pack was lost is stored again, never deduplicated against what is gone.
+   */
+  private boolean packPresent(String pack) throws IOException {
+    Boolean present = packPresent.get(pack);
+    if (present == null) {
+      present = store.exists(pack);
+      packPresent.put(pack, present);
+    }
+    return present;
   }
 
   private void sealPack() throws IOException {

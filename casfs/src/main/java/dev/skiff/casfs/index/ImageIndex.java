@@ -61,6 +61,7 @@ public final class ImageIndex implements AutoCloseable {
 
   private ImageIndex(Path file) throws IOException {
     this.file = file;
+    IndexVerifier.checkStructure(file); // LMDB trusts the file: a truncated one would fault the JVM
     long size = Files.size(file);
     this.env = Env.create().setMaxDbs(IndexFormat.DBS.length).setMapSize(Math.max(size, 1 << 20))
         .setMaxReaders(4096)
@@ -102,7 +103,10 @@ public final class ImageIndex implements AutoCloseable {
     }
   }
 
-  /** Opens an index file read-only. */
+  /**
+   * Opens an index file read-only after checking its structure (see {@link
+   * IndexVerifier#checkStructure}); {@code ImageStore.openIndex} also checks it against its digest.
+   */
   public static ImageIndex open(Path file) throws IOException {
     return new ImageIndex(file);
   }

@@ -100,6 +100,37 @@ public final class ChunkCatalog implements AutoCloseable {
     return doomed.size();
   }
 
+  /** The distinct pack names the catalog places chunks in (one pass over every entry). */
+  public java.util.Set<String> packs() {
+    ensureOpen();
+    java.util.Set<String> out = new java.util.HashSet<>();
+    try (Txn<ByteBuffer> txn = env.txnRead(); org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
+      for (boolean more = c.first(); more; more = c.next()) {
+        ByteBuffer v = c.val();
+        byte[] pack = new byte[v.getShort(v.position()) & 0xffff];
+        v.get(v.position() + 2, pack);
+        out.add(new String(pack, UTF_8));
+      }
+    }
+    return out;
+  }
+
+  /** Forgets single chunks (found corrupt in their pack); returns how many were known. */
+  public long remove(Collection<Digest> digests) {
+    ensureOpen();
+    long n = 0;
+    ByteBuffer key = ByteBuffer.allocateDirect(algorithm.length());
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      for (Digest d : digests) {
+        if (chunks.delete(txn, key.clear().put(d.bytes()).flip())) {
+          n++;
+        }
+      }
+      txn.commit();
+    }
+    return n;
+  }
+
   /** Number of chunks known. */
   public long size() {
     ensureOpen();
