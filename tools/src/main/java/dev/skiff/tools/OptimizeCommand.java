@@ -11,8 +11,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "optimize", mixinStandardHelpOptions = true,
-    description = {"Repack an image for its start: the chunks its trace names go into one new pack, in trace order,",
-        "and the tag moves to a new index that points at them (old packs stay valid). Push it afterwards."})
+    description = {"Repack an image for its start, in the order its trace reads it.",
+        "The chunks its trace names go into one new pack, in trace order, and the tag moves to a new index that",
+        "points at them (old packs stay valid). Push it afterwards."})
 final class OptimizeCommand implements Callable<Integer> {
   @Mixin
   SkiffCli.StoreOptions store;

@@ -12,8 +12,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "pull", mixinStandardHelpOptions = true,
-    description = {"Fetch an image's index from S3 and tag it locally. Its chunks stay in the bucket:",
-        "a mount fetches them lazily, through the disk cache."})
+    description = {"Fetch an image's index from S3 and tag it locally.",
+        "Its chunks stay in the bucket: a mount fetches them lazily, through the disk cache."})
 final class PullCommand implements Callable<Integer> {
   @Mixin
   SkiffCli.StoreOptions store;

@@ -9,8 +9,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "restore", mixinStandardHelpOptions = true,
-    description = {"Start a fresh sandbox from a memory snapshot (see skiff snapshot create): the snapshotted",
-        "process goes on from its READY line, reading this stdin (with -i) and writing to this terminal."})
+    description = {"Start a fresh sandbox from a memory snapshot (see skiff snapshot create).",
+        "The snapshotted process goes on from its READY line, reading this stdin (with -i) and writing to this"
+            + " terminal."})
 final class RestoreCommand implements Callable<Integer> {
   @Mixin
   SkiffCli.StoreOptions store;

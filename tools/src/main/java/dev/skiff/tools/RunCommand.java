@@ -16,8 +16,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "run", mixinStandardHelpOptions = true,
-    description = {"Run a command in a gVisor sandbox on a lazy mount of an image; stdout and stderr are streamed,",
-        "the exit code is the command's (128+N when killed by signal N, 124 on --timeout).",
+    description = {"Run a command in a gVisor sandbox on a lazy mount of an image.",
+        "stdout and stderr are streamed; the exit code is the command's (128+N when killed by signal N, 124 on"
+            + " --timeout).",
         "IMAGE is NAME[:TAG] or s3://BUCKET[/PREFIX]/NAME[:TAG]. Without a command, the image's own runs.",
         "Writes go to an overlay that vanishes with the sandbox; no network unless --network."})
 final class RunCommand implements Callable<Integer> {

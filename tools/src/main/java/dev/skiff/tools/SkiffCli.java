@@ -20,6 +20,7 @@ import picocli.CommandLine.Option;
       InspectCommand.class,
       RmiCommand.class,
       GcCommand.class,
+      FsckCommand.class,
       MountCommand.class,
       UmountCommand.class,
       PushCommand.class,
@@ -59,22 +60,39 @@ public final class SkiffCli implements Runnable {
     System.exit(execute(args));
   }
 
-  /** Runs the CLI and returns its exit code (for tests). */
+  /**
+   * Runs the CLI and returns its exit code (for tests). Whatever a command throws, a JVM {@code
+   * Error} included, ends as one line on stderr and exit code 1 ({@code SKIFF_DEBUG=1} adds the
+   * stack trace).
+   */
   public static int execute(String... args) {
     CommandLine cl = new CommandLine(new SkiffCli());
-    cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-      PrintWriter err = cmd.getErr();
-      err.println("skiff " + cmd.getCommandName() + ": " + message(e));
-      if (System.getenv("SKIFF_DEBUG") != null) {
-        e.printStackTrace(err);
-      }
-      err.flush();
-      return 1;
-    });
-    return cl.execute(args);
+    cl.setExecutionExceptionHandler((e, cmd, parsed) -> fail(cmd.getCommandName(), e, cmd.getErr()));
+    try {
+      return cl.execute(args);
+    } catch (Throwable e) { // picocli hands Errors (OutOfMemoryError, StackOverflowError) on: the last line of defence
+      return fail(args.length > 0 ? args[0] : "", e, cl.getErr());
+    }
   }
 
-  private static String message(Throwable e) {
+  /** Prints the one-line message for a failed command and returns its exit code. */
+  static int fail(String command, Throwable e, PrintWriter err) {
+    err.println("skiff" + (command.isEmpty() ? "" : " " + command) + ": " + message(e));
+    if (System.getenv("SKIFF_DEBUG") != null) {
+      e.printStackTrace(err);
+    }
+    err.flush();
+    return 1;
+  }
+
+  /** The message of a failure; for a JVM error, what it was, in one line. */
+  static String message(Throwable e) {
+    if (e instanceof Error) {
+      String what = e instanceof OutOfMemoryError ? "out of memory"
+          : e instanceof StackOverflowError ? "stack overflow" : e.getClass().getSimpleName();
+      return "internal error (" + what + (e.getMessage() == null ? "" : ": " + e.getMessage())
+          + "); run with SKIFF_DEBUG=1 for the stack trace";
+    }
     String m = e.getMessage();
     if (m == null || m.isBlank()) {
       return e.getClass().getSimpleName();

@@ -35,8 +35,8 @@ final class SnapshotCommand implements Runnable {
   }
 
   @Command(name = "create", mixinStandardHelpOptions = true,
-      description = {"Run CMD in a sandbox until it prints a line READY on stdout (after its expensive start-up,",
-          "and before it reads its stdin), then checkpoint the sandbox as snapshot NAME of IMAGE.",
+      description = {"Run CMD in a sandbox until it prints a READY line, then checkpoint it as snapshot NAME of IMAGE.",
+          "READY goes to stdout after its expensive start-up and before it reads its stdin.",
           "Restore it with skiff restore IMAGE NAME: the process goes on from there, with new stdin and stdout.",
           "Example: skiff snapshot create py:1 numpy -- python3 -c \\",
           "  'import numpy, sys; print(\"skiff:ready\", flush=True); exec(sys.stdin.read())'"})
