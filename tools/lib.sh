@@ -67,8 +67,16 @@ skiff_need_runsc() {
 skiff_build() {
   # Builds the reactor (no tests) when the CLI jar is missing or older than any source.
   local jar="$SKIFF_ROOT/tools/target/skiff.jar"
-  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" -path "$SKIFF_ROOT/.git" -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit)" ]; then
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" -path "$SKIFF_ROOT/.git" -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
     return 0
+  fi
+  if [ ! -w "$SKIFF_ROOT/tools" ] || { [ -d "$SKIFF_ROOT/tools/target" ] && [ ! -w "$SKIFF_ROOT/tools/target" ]; }; then
+    if [ -f "$jar" ]; then
+      echo "skiff: sources in $SKIFF_ROOT are newer than the built CLI, which this user cannot rebuild; using it as built" >&2
+      return 0
+    fi
+    echo "skiff: the CLI is not built and this user cannot build it in $SKIFF_ROOT: run tools/setup as its owner" >&2
+    return 1
   fi
   echo "skiff: building (mvn install -DskipTests) with JDK $SKIFF_JAVA_VERSION at $JAVA_HOME" >&2
   (cd "$SKIFF_ROOT" && MAVEN_OPTS="$(skiff_maven_opts)" mvn -B -q -Dstyle.color=never install -DskipTests) >&2
