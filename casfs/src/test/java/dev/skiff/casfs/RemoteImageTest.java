@@ -121,6 +121,45 @@ class RemoteImageTest {
   }
 
   @Test
+  void theIndexTravelsCompressedAndBucketsOfOlderPushesStillPull() throws IOException {
+    String prefix = "compressed-" + UUID.randomUUID();
+    try (ImageStore origin = imported(); BlobStore remote = server.store(prefix, tmp.resolve("scratch"),
+        Duration.ofSeconds(30))) {
+      ImageStore.PushResult pushed = origin.push(ImageRef.parse("app:1"), remote, ImageStore.PushProgress.NONE);
+      String plain = dev.skiff.casfs.store.BlobNames.index(pushed.index());
+      long local = Files.size(origin.blobs().localFile(plain).orElseThrow());
+      long wire = remote.size(dev.skiff.casfs.store.BlobNames.compressedIndex(pushed.index())).orElseThrow();
+      assertTrue(wire * 3 < local, "index on the wire " + wire + " bytes, " + local + " as LMDB");
+      assertFalse(remote.exists(plain), "only the compressed form is pushed");
+      try (ImageStore host = home("host")) {
+        MeteredBlobStore metered = BlobStores.metered(remote);
+        host.pull(metered, server.location(prefix), ImageRef.parse("app:1"));
+        assertTrue(metered.bytesRead() < wire + 4096, "pull read " + metered.bytesRead());
+        try (ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
+          ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(remote, 1 << 20, null, Runnable::run, 0));
+          assertArrayEquals(small[3], Reads.readAll(fs, "lib/m003.py"));
+        }
+      }
+      // A bucket an older version pushed to holds the plain index only.
+      remote.delete(dev.skiff.casfs.store.BlobNames.compressedIndex(pushed.index()));
+      remote.putFile(plain, origin.blobs().localFile(plain).orElseThrow());
+      try (ImageStore host = home("host")) {
+        host.pull(remote, server.location(prefix), ImageRef.parse("app:1"));
+        assertEquals(pushed.index(), host.resolve(ImageRef.parse("app:1")).orElseThrow());
+      }
+      // A compressed index whose bytes are not what the digest names is refused.
+      remote.put(dev.skiff.casfs.store.BlobNames.compressedIndex(pushed.index()),
+          new java.io.ByteArrayInputStream(com.github.luben.zstd.Zstd.compress(new byte[8192])));
+      try (ImageStore host = home("host")) {
+        IOException e = assertThrows(IOException.class,
+            () -> host.pull(remote, server.location(prefix), ImageRef.parse("app:1")));
+        assertTrue(e.getMessage().contains("corrupt"), e.getMessage());
+        assertTrue(host.images().isEmpty());
+      }
+    }
+  }
+
+  @Test
   void anInterruptedPushLeavesNoTagAndARerunFinishesIt() throws IOException {
     String prefix = "interrupted-" + UUID.randomUUID();
     try (ImageStore origin = imported(); BlobStore remote = server.store(prefix, tmp.resolve("scratch"),

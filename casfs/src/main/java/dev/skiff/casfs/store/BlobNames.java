@@ -21,6 +21,14 @@ public final class BlobNames {
     return "indexes/" + d.algorithm().label() + "/" + d.hex();
   }
 
+  /**
+   * An index as it travels to and from a bucket: zstd-compressed (a tenth to a quarter of the
+   * LMDB file). Local stores keep the plain file, which is memory-mapped in place.
+   */
+  public static String compressedIndex(Digest d) {
+    return index(d) + ".zst";
+  }
+
   public static String ref(String name, String tag) {
     return "refs/" + name + "/" + tag;
   }
