@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -25,6 +24,18 @@ final class OciSpec {
 
   /** A process: argv, environment, working directory, and the user it runs as. */
   record Process(List<String> args, List<String> env, String cwd, long uid, long gid, List<Long> groups) {}
+
+  /**
+   * A volume as runsc gets it: {@code hostSource} is the volume's source, or for a read-only
+   * volume a read-only bind of it ({@link ReadOnlyBinds}).
+   */
+  record Bind(SandboxOptions.Volume volume, Path hostSource) {}
+
+  /**
+   * The annotation that keeps, for a read-only bind at a destination, the source it was made of:
+   * a restore binds that source again ({@link Snapshot#specFor}).
+   */
+  static final String READ_ONLY_SOURCE = "dev.skiff.read-only-source:";
 
   private OciSpec() {}
 
@@ -97,9 +108,12 @@ final class OciSpec {
     return file.getParent().getFileName() + "/" + file.getFileName();
   }
 
-  /** The spec as JSON. {@code cgroupsPath} null leaves resources out (limits not applied). */
-  static byte[] write(Process p, Path rootfs, SandboxOptions o, String hostname, String cgroupsPath)
-      throws IOException {
+  /**
+   * The spec as JSON, with {@code binds} as its volumes (the options' own volumes are not read).
+   * {@code cgroupsPath} null leaves resources out (limits not applied).
+   */
+  static byte[] write(Process p, Path rootfs, SandboxOptions o, List<Bind> binds, String hostname,
+      String cgroupsPath) throws IOException {
     ObjectNode spec = JSON.createObjectNode();
     spec.put("ociVersion", "1.0.0");
     spec.set("process", processJson(p));
@@ -114,10 +128,16 @@ final class OciSpec {
         "mode=0620"));
     mount(mounts, "/dev/shm", "tmpfs", "shm", List.of("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
     mount(mounts, "/sys", "sysfs", "sysfs", List.of("nosuid", "noexec", "nodev", "ro"));
-    for (SandboxOptions.Volume v : o.volumes()) {
-      List<String> opts = new ArrayList<>(List.of("rbind"));
-      opts.add(v.readOnly() ? "ro" : "rw");
-      mount(mounts, v.target(), "bind", v.source().toString(), opts);
+    ObjectNode annotations = JSON.createObjectNode();
+    for (Bind b : binds) {
+      SandboxOptions.Volume v = b.volume();
+      mount(mounts, v.target(), "bind", b.hostSource().toString(), List.of("rbind", v.readOnly() ? "ro" : "rw"));
+      if (v.readOnly()) {
+        annotations.put(READ_ONLY_SOURCE + v.target(), v.source().toString());
+      }
+    }
+    if (!annotations.isEmpty()) {
+      spec.set("annotations", annotations);
     }
     ObjectNode linux = spec.putObject("linux");
     ArrayNode ns = linux.putArray("namespaces");

@@ -31,7 +31,8 @@ import java.util.stream.Stream;
  * }</pre>
  *
  * <p>State lives under {@code $SKIFF_HOME/run}: runsc's own ({@code runsc/}) and one directory per
- * sandbox ({@code sandboxes/ID/}: who owns it, its OCI bundle, the mountpoint, runsc's logs).
+ * sandbox ({@code sandboxes/ID/}: who owns it, its OCI bundle, the mountpoint, the read-only
+ * binds its read-only volumes are served from ({@code ro/}), runsc's logs).
  * {@link #open} cleans what dead owners left: their sandboxes, their mounts.
  */
 public final class SandboxRuntime implements AutoCloseable {
@@ -267,8 +268,9 @@ public final class SandboxRuntime implements AutoCloseable {
   }
 
   /**
-   * Deletes a sandbox in runsc, unmounts its root overlay, drops its cgroups and removes its
-   * directory, going on past a failing step (the first failure is thrown at the end). With {@code
+   * Deletes a sandbox in runsc, unmounts its root overlay and its read-only binds, drops its
+   * cgroups and removes its directory, going on past a failing step (the first failure is thrown
+   * at the end); a directory where something stays mounted is left in place. With {@code
    * deleteInBackground} the runsc delete is started and not waited for: for a sandbox that has
    * stopped, where runsc delete waits 1-2 s for a gofer to be gone and nothing needs that wait.
    */
@@ -295,6 +297,8 @@ public final class SandboxRuntime implements AutoCloseable {
     }
     Cgroups.remove(id);
     try {
+      // Read-only binds, and whatever else is still mounted in the directory: rm would go into them.
+      ReadOnlyBinds.detachUnder(dir);
       Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
     } catch (IOException e) {
       first = first == null ? e : first;
