@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -54,7 +53,10 @@ final class OciSpec {
     return new Process(argv, image.env(o.env()), cwd, ids[0], ids[1], List.of());
   }
 
-  /** {@code UID[:GID]} or {@code NAME[:GROUP]}; names are looked up in the image's /etc files. */
+  /**
+   * {@code UID[:GID]} or {@code NAME[:GROUP]}; names are looked up in the image's /etc files, read
+   * inside the image ({@link ImageRootReader}: an image's symlink never leads to a host file).
+   */
   static long[] resolveUser(String user, Path rootfs) throws IOException {
     if (user == null || user.isEmpty()) {
       return new long[] {0, 0};
@@ -65,13 +67,13 @@ final class OciSpec {
     if (parts[0].matches("\\d+")) {
       uid = Long.parseLong(parts[0]);
     } else {
-      String[] pw = lookup(rootfs.resolve("etc/passwd"), parts[0], "user", user);
+      String[] pw = lookup(rootfs, "/etc/passwd", parts[0], "user", user);
       uid = Long.parseLong(pw[2]);
       gid = Long.parseLong(pw[3]);
     }
     if (parts.length == 2) {
       gid = parts[1].matches("\\d+") ? Long.parseLong(parts[1])
-          : Long.parseLong(lookup(rootfs.resolve("etc/group"), parts[1], "group", user)[2]);
+          : Long.parseLong(lookup(rootfs, "/etc/group", parts[1], "group", user)[2]);
     } else if (gid < 0) {
       gid = uid == 0 ? 0 : gidOf(rootfs, uid);
     }
@@ -79,33 +81,31 @@ final class OciSpec {
   }
 
   private static long gidOf(Path rootfs, long uid) throws IOException {
-    Path passwd = rootfs.resolve("etc/passwd");
-    if (Files.isRegularFile(passwd)) {
-      for (String line : Files.readAllLines(passwd, StandardCharsets.ISO_8859_1)) {
-        String[] f = line.split(":");
-        if (f.length >= 4 && f[2].equals(Long.toString(uid))) {
-          return Long.parseLong(f[3]);
-        }
+    for (String line : lines(rootfs, "/etc/passwd")) {
+      String[] f = line.split(":");
+      if (f.length >= 4 && f[2].equals(Long.toString(uid))) {
+        return Long.parseLong(f[3]);
       }
     }
     return uid;
   }
 
-  private static String[] lookup(Path file, String name, String what, String spec) throws IOException {
-    if (Files.isRegularFile(file)) {
-      for (String line : Files.readAllLines(file, StandardCharsets.ISO_8859_1)) {
-        String[] f = line.split(":");
-        if (f.length >= 3 && f[0].equals(name)) {
-          return f;
-        }
+  private static String[] lookup(Path rootfs, String file, String name, String what, String spec)
+      throws IOException {
+    for (String line : lines(rootfs, file)) {
+      String[] f = line.split(":");
+      if (f.length >= 3 && f[0].equals(name)) {
+        return f;
       }
     }
-    throw new IllegalArgumentException("no " + what + " '" + name + "' in the image's /" + rootfs(file) + " (user "
-        + spec + ")");
+    throw new IllegalArgumentException("no " + what + " '" + name + "' in the image's " + file + " (user " + spec
+        + ")");
   }
 
-  private static String rootfs(Path file) {
-    return file.getParent().getFileName() + "/" + file.getFileName();
+  /** The lines of a file inside the image; none if it has no such file. */
+  private static List<String> lines(Path rootfs, String file) throws IOException {
+    return ImageRootReader.read(rootfs, file).map(b -> new String(b, StandardCharsets.ISO_8859_1).lines().toList())
+        .orElse(List.of());
   }
 
   /**

@@ -343,6 +343,45 @@ class SandboxTest {
   }
 
   @Test
+  void userNamesAreLookedUpInsideTheImageNeverThroughItsSymlinksOnTheHost() throws Exception {
+    // A user line the host does not have, where only a symlink out of the image could reach it.
+    Path hostPasswd = Files.writeString(tmp.resolve("host-passwd"), "intruder:x:4242:4343::/:/bin/sh\n");
+    Path hostGroup = Files.writeString(tmp.resolve("host-group"), "intruders:x:4343:\n");
+    Path root = new HostRootfs().binaries("/bin/sh", "/bin/true", "/usr/bin/id").build(tmp.resolve("rootfs-escape"));
+    Path etc = root.resolve("etc");
+    byte[] passwd = Files.readAllBytes(etc.resolve("passwd"));
+    String up = "../".repeat(root.getNameCount() + 3);
+    for (boolean absolute : List.of(true, false)) {
+      Files.delete(etc.resolve("passwd"));
+      Files.delete(etc.resolve("group"));
+      Files.createSymbolicLink(etc.resolve("passwd"), absolute ? hostPasswd : Path.of(up + hostPasswd.toString()
+          .substring(1)));
+      Files.createSymbolicLink(etc.resolve("group"), absolute ? hostGroup : Path.of(up + hostGroup.toString()
+          .substring(1)));
+      String image = "escape:" + (absolute ? "absolute" : "relative");
+      store.importImage(root.toString(), ImageRef.parse(image), ImportProgress.NONE);
+      for (String where : List.of(image, root.toString())) { // an image, and a host directory as the root
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> rt.run(where, SandboxOptions.builder().user("intruder").build(), List.of("/bin/true"), false));
+        assertTrue(e.getMessage().contains("no user 'intruder'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+            () -> rt.run(where, SandboxOptions.builder().user("0:intruders").build(), List.of("/bin/true"), false));
+        assertTrue(e.getMessage().contains("no group 'intruders'"), e.getMessage());
+      }
+    }
+    // A symlink that stays inside the image is followed as usual.
+    Files.createDirectories(root.resolve("usr/share/base"));
+    Files.write(root.resolve("usr/share/base/passwd"), passwd);
+    Files.delete(etc.resolve("passwd"));
+    Files.createSymbolicLink(etc.resolve("passwd"), Path.of("../usr/share/base/passwd"));
+    store.importImage(root.toString(), ImageRef.parse("escape:inside"), ImportProgress.NONE);
+    try (Sandbox sb = rt.run("escape:inside", SandboxOptions.builder().user("app").build(),
+        List.of("/bin/sh", "-c", "id -u"), false)) {
+      assertEquals(new Done(0, "1000\n", ""), finish(sb.main().orElseThrow()));
+    }
+  }
+
+  @Test
   void aHostDirectoryServesAsTheRootUntouched() throws Exception {
     Path rootfs = tmp.resolve("rootfs");
     List<String> before;
