@@ -84,6 +84,7 @@ public final class Sandbox implements AutoCloseable {
 
   static Sandbox launch(SandboxRuntime rt, String id, String image, SandboxOptions o, Kind kind, List<String> args,
       boolean stdin, Snapshot snapshot) throws IOException {
+    rt.requireRoot();
     Sandbox sb = new Sandbox(rt, id, o, kind);
     ReadOnlyBinds readOnly = new ReadOnlyBinds(sb.dir.resolve("ro"));
     Files.createDirectories(sb.rootfs);
