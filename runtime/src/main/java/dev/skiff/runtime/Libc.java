@@ -8,7 +8,7 @@ import jnr.ffi.Pointer;
 /**
  * The few system calls the runtime makes itself rather than through a process: mount(2) and
  * umount2(2) for read-only binds, openat2(2) (through syscall(2): glibc 2.36 has no wrapper) and
- * read(2) for files inside an image root, geteuid(2). Bound through jnr-ffi on first use; Linux on
+ * read(2) for files inside an image root. Bound through jnr-ffi on first use; Linux on
  * x86-64 and aarch64 (openat2 is 437 on both). Callable from any thread: jnr keeps errno per thread.
  */
 final class Libc {
@@ -59,7 +59,6 @@ final class Libc {
 
     int close(int fd);
 
-    int geteuid();
 
     String strerror(int errnum);
   }
@@ -87,10 +86,6 @@ final class Libc {
   static String describe(int errno) {
     String s = Holder.LIB.strerror(errno);
     return (s == null ? "error" : s) + " (errno " + errno + ")";
-  }
-
-  static long geteuid() {
-    return Integer.toUnsignedLong(Holder.LIB.geteuid());
   }
 
   /** mount(2), or an IOException saying {@code what} failed and why. */
