@@ -259,6 +259,27 @@ class SandboxTest {
   }
 
   @Test
+  void aReadOnlyVolumesSubmountsAreReadOnlyToo() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("ro-with-submount"));
+    Path sub = Files.createDirectories(dir.resolve("sub"));
+    sh("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", sub.toString());
+    try {
+      Path g = Files.writeString(sub.resolve("g"), "on a submount\n");
+      HostFile before = HostFile.of(g);
+      List<String> writes = writesTo("/data/sub/g", "/data/sub");
+      Done d = run(SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true)).build(),
+          "/bin/sh", "-c", attempts(writes) + "; cat /data/sub/g");
+      assertAllFailed(writes, d.out());
+      assertTrue(d.out().endsWith("on a submount\n"), d.toString());
+      before.assertUnchanged(g);
+      assertEquals(List.of("g"), listing(sub));
+      assertTrue(Files.isWritable(g), "the host's own mount stays writable");
+    } finally {
+      sh("umount", "-l", sub.toString());
+    }
+  }
+
+  @Test
   void aWarmSandboxCannotChangeItsInitBinary() throws Exception {
     Path init = rt.initBinary();
     HostFile before = HostFile.of(init);
