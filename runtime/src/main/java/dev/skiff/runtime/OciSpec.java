@@ -5,9 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -26,6 +24,18 @@ final class OciSpec {
   /** A process: argv, environment, working directory, and the user it runs as. */
   record Process(List<String> args, List<String> env, String cwd, long uid, long gid, List<Long> groups) {}
 
+  /**
+   * A volume as runsc gets it: {@code hostSource} is the volume's source, or for a read-only
+   * volume a read-only bind of it ({@link ReadOnlyBinds}).
+   */
+  record Bind(SandboxOptions.Volume volume, Path hostSource) {}
+
+  /**
+   * The annotation that keeps, for a read-only bind at a destination, the source it was made of:
+   * a restore binds that source again ({@link Snapshot#specFor}).
+   */
+  static final String READ_ONLY_SOURCE = "dev.skiff.read-only-source:";
+
   private OciSpec() {}
 
   /** The process an image and options describe, with the user resolved in {@code rootfs}. */
@@ -43,7 +53,10 @@ final class OciSpec {
     return new Process(argv, image.env(o.env()), cwd, ids[0], ids[1], List.of());
   }
 
-  /** {@code UID[:GID]} or {@code NAME[:GROUP]}; names are looked up in the image's /etc files. */
+  /**
+   * {@code UID[:GID]} or {@code NAME[:GROUP]}; names are looked up in the image's /etc files, read
+   * inside the image ({@link ImageRootReader}: an image's symlink never leads to a host file).
+   */
   static long[] resolveUser(String user, Path rootfs) throws IOException {
     if (user == null || user.isEmpty()) {
       return new long[] {0, 0};
@@ -54,13 +67,13 @@ final class OciSpec {
     if (parts[0].matches("\\d+")) {
       uid = Long.parseLong(parts[0]);
     } else {
-      String[] pw = lookup(rootfs.resolve("etc/passwd"), parts[0], "user", user);
+      String[] pw = lookup(rootfs, "/etc/passwd", parts[0], "user", user);
       uid = Long.parseLong(pw[2]);
       gid = Long.parseLong(pw[3]);
     }
     if (parts.length == 2) {
       gid = parts[1].matches("\\d+") ? Long.parseLong(parts[1])
-          : Long.parseLong(lookup(rootfs.resolve("etc/group"), parts[1], "group", user)[2]);
+          : Long.parseLong(lookup(rootfs, "/etc/group", parts[1], "group", user)[2]);
     } else if (gid < 0) {
       gid = uid == 0 ? 0 : gidOf(rootfs, uid);
     }
@@ -68,38 +81,39 @@ final class OciSpec {
   }
 
   private static long gidOf(Path rootfs, long uid) throws IOException {
-    Path passwd = rootfs.resolve("etc/passwd");
-    if (Files.isRegularFile(passwd)) {
-      for (String line : Files.readAllLines(passwd, StandardCharsets.ISO_8859_1)) {
-        String[] f = line.split(":");
-        if (f.length >= 4 && f[2].equals(Long.toString(uid))) {
-          return Long.parseLong(f[3]);
-        }
+    for (String line : lines(rootfs, "/etc/passwd")) {
+      String[] f = line.split(":");
+      if (f.length >= 4 && f[2].equals(Long.toString(uid))) {
+        return Long.parseLong(f[3]);
       }
     }
     return uid;
   }
 
-  private static String[] lookup(Path file, String name, String what, String spec) throws IOException {
-    if (Files.isRegularFile(file)) {
-      for (String line : Files.readAllLines(file, StandardCharsets.ISO_8859_1)) {
-        String[] f = line.split(":");
-        if (f.length >= 3 && f[0].equals(name)) {
-          return f;
-        }
+  private static String[] lookup(Path rootfs, String file, String name, String what, String spec)
+      throws IOException {
+    for (String line : lines(rootfs, file)) {
+      String[] f = line.split(":");
+      if (f.length >= 3 && f[0].equals(name)) {
+        return f;
       }
     }
-    throw new IllegalArgumentException("no " + what + " '" + name + "' in the image's /" + rootfs(file) + " (user "
-        + spec + ")");
+    throw new IllegalArgumentException("no " + what + " '" + name + "' in the image's " + file + " (user " + spec
+        + ")");
   }
 
-  private static String rootfs(Path file) {
-    return file.getParent().getFileName() + "/" + file.getFileName();
+  /** The lines of a file inside the image; none if it has no such file. */
+  private static List<String> lines(Path rootfs, String file) throws IOException {
+    return ImageRootReader.read(rootfs, file).map(b -> new String(b, StandardCharsets.ISO_8859_1).lines().toList())
+        .orElse(List.of());
   }
 
-  /** The spec as JSON. {@code cgroupsPath} null leaves resources out (limits not applied). */
-  static byte[] write(Process p, Path rootfs, SandboxOptions o, String hostname, String cgroupsPath)
-      throws IOException {
+  /**
+   * The spec as JSON, with {@code binds} as its volumes (the options' own volumes are not read).
+   * {@code cgroupsPath} null leaves resources out (limits not applied).
+   */
+  static byte[] write(Process p, Path rootfs, SandboxOptions o, List<Bind> binds, String hostname,
+      String cgroupsPath) throws IOException {
     ObjectNode spec = JSON.createObjectNode();
     spec.put("ociVersion", "1.0.0");
     spec.set("process", processJson(p));
@@ -114,10 +128,16 @@ final class OciSpec {
         "mode=0620"));
     mount(mounts, "/dev/shm", "tmpfs", "shm", List.of("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
     mount(mounts, "/sys", "sysfs", "sysfs", List.of("nosuid", "noexec", "nodev", "ro"));
-    for (SandboxOptions.Volume v : o.volumes()) {
-      List<String> opts = new ArrayList<>(List.of("rbind"));
-      opts.add(v.readOnly() ? "ro" : "rw");
-      mount(mounts, v.target(), "bind", v.source().toString(), opts);
+    ObjectNode annotations = JSON.createObjectNode();
+    for (Bind b : binds) {
+      SandboxOptions.Volume v = b.volume();
+      mount(mounts, v.target(), "bind", b.hostSource().toString(), List.of("rbind", v.readOnly() ? "ro" : "rw"));
+      if (v.readOnly()) {
+        annotations.put(READ_ONLY_SOURCE + v.target(), v.source().toString());
+      }
+    }
+    if (!annotations.isEmpty()) {
+      spec.set("annotations", annotations);
     }
     ObjectNode linux = spec.putObject("linux");
     ArrayNode ns = linux.putArray("namespaces");

@@ -84,7 +84,9 @@ public final class Sandbox implements AutoCloseable {
 
   static Sandbox launch(SandboxRuntime rt, String id, String image, SandboxOptions o, Kind kind, List<String> args,
       boolean stdin, Snapshot snapshot) throws IOException {
+    rt.requireRoot();
     Sandbox sb = new Sandbox(rt, id, o, kind);
+    ReadOnlyBinds readOnly = new ReadOnlyBinds(sb.dir.resolve("ro"));
     Files.createDirectories(sb.rootfs);
     Files.createDirectories(sb.logs());
     SandboxRecord.forThisProcess(id, image, kind == Kind.WARM ? List.of("(warm)") : args,
@@ -116,7 +118,7 @@ public final class Sandbox implements AutoCloseable {
       Runsc runsc = rt.runsc();
       if (snapshot != null) {
         snapshot.checkRestorable(sb.imageDigest, runsc);
-        Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.root));
+        Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.root, readOnly));
         sb.main = sb.start(runsc.command(o, sb.logs(), "restore", "--image-path=" + snapshot.checkpointDir(),
             "--bundle=" + sb.bundle, id), stdin, "restored " + snapshot.name());
       } else {
@@ -130,8 +132,12 @@ public final class Sandbox implements AutoCloseable {
         } else {
           p = OciSpec.process(sb.imageConfig, o, args, sb.root);
         }
+        List<OciSpec.Bind> volumes = new ArrayList<>();
+        for (SandboxOptions.Volume v : withInit.volumes()) {
+          volumes.add(new OciSpec.Bind(v, v.readOnly() ? readOnly.add(v.source()) : v.source()));
+        }
         Files.write(sb.bundle.resolve("config.json"),
-            OciSpec.write(p, sb.root, withInit, "skiff", sb.cgroupsPath(o)));
+            OciSpec.write(p, sb.root, withInit, volumes, "skiff", sb.cgroupsPath(o)));
         if (kind == Kind.RUN) {
           sb.main = sb.start(runsc.command(o, sb.logs(), "run", "--bundle=" + sb.bundle, id), stdin,
               String.join(" ", p.args()));

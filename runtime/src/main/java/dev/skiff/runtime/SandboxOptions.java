@@ -22,7 +22,12 @@ import java.util.List;
 public record SandboxOptions(List<String> env, String workdir, String user, List<Volume> volumes, Duration timeout,
     long memoryBytes, double cpus, boolean network, Path scratch) {
 
-  /** A host directory (or file) bound at {@code target} inside the sandbox. */
+  /**
+   * A host directory (or file) bound at {@code target} inside the sandbox. A read-only one is
+   * read-only on the host too: the sandbox gets a bind of {@code source} that the host kernel
+   * keeps read-only (made under the sandbox's state directory, gone with it), so no write from
+   * the sandbox reaches the source, whatever runsc does.
+   */
   public record Volume(Path source, String target, boolean readOnly) {
     public Volume {
       if (!source.isAbsolute()) {

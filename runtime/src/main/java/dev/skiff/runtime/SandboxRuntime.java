@@ -14,6 +14,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 import java.util.stream.Stream;
 
 /**
@@ -31,7 +32,8 @@ import java.util.stream.Stream;
  * }</pre>
  *
  * <p>State lives under {@code $SKIFF_HOME/run}: runsc's own ({@code runsc/}) and one directory per
- * sandbox ({@code sandboxes/ID/}: who owns it, its OCI bundle, the mountpoint, runsc's logs).
+ * sandbox ({@code sandboxes/ID/}: who owns it, its OCI bundle, the mountpoint, the read-only
+ * binds its read-only volumes are served from ({@code ro/}), runsc's logs).
  * {@link #open} cleans what dead owners left: their sandboxes, their mounts.
  */
 public final class SandboxRuntime implements AutoCloseable {
@@ -44,32 +46,42 @@ public final class SandboxRuntime implements AutoCloseable {
    * @param mount how images are mounted (prefetch, caches)
    * @param notices where messages for a person go (what was cleaned up, limits not enforced)
    * @param shareMounts offer this runtime's mounts to other processes (see {@link #withSharedMounts})
+   * @param bookkeeping a runtime that starts no sandbox (see {@link #forBookkeeping})
    */
   public record Config(Path runsc, String platform, ImageMount.Remotes remotes, ImageMount.Options mount,
-      Consumer<String> notices, boolean shareMounts) {
+      Consumer<String> notices, boolean shareMounts, boolean bookkeeping) {
     public static Config defaults() {
       return new Config(null, "auto", null, ImageMount.Options.defaults(), msg -> System.err.println("skiff: " + msg),
-          false);
+          false, false);
     }
 
     public Config withPlatform(String p) {
-      return new Config(runsc, p, remotes, mount, notices, shareMounts);
+      return new Config(runsc, p, remotes, mount, notices, shareMounts, bookkeeping);
     }
 
     public Config withRunsc(Path bin) {
-      return new Config(bin, platform, remotes, mount, notices, shareMounts);
+      return new Config(bin, platform, remotes, mount, notices, shareMounts, bookkeeping);
     }
 
     public Config withRemotes(ImageMount.Remotes r) {
-      return new Config(runsc, platform, r, mount, notices, shareMounts);
+      return new Config(runsc, platform, r, mount, notices, shareMounts, bookkeeping);
     }
 
     public Config withMount(ImageMount.Options o) {
-      return new Config(runsc, platform, remotes, o, notices, shareMounts);
+      return new Config(runsc, platform, remotes, o, notices, shareMounts, bookkeeping);
     }
 
     public Config withNotices(Consumer<String> n) {
-      return new Config(runsc, platform, remotes, mount, n, shareMounts);
+      return new Config(runsc, platform, remotes, mount, n, shareMounts, bookkeeping);
+    }
+
+    /**
+     * For a runtime that lists, kills and cleans sandboxes and lists and removes snapshots, but
+     * starts none: it opens without root (starting a sandbox then throws {@link
+     * RootRequiredException}), and names a platform rather than probing for one it will not use.
+     */
+    public Config forBookkeeping() {
+      return new Config(runsc, "ptrace", remotes, mount, notices, shareMounts, true);
     }
 
     /**
@@ -78,7 +90,18 @@ public final class SandboxRuntime implements AutoCloseable {
      * runs on a shared mount loses its files when the owner unmounts. Off by default.
      */
     public Config withSharedMounts(boolean on) {
-      return new Config(runsc, platform, remotes, mount, notices, on);
+      return new Config(runsc, platform, remotes, mount, notices, on, bookkeeping);
+    }
+  }
+
+  /**
+   * Thrown where a sandbox would be started by a process that is not root: runsc needs root to
+   * make a sandbox's namespaces, cgroups and mounts, and fails deep inside without it.
+   */
+  public static final class RootRequiredException extends IOException {
+    RootRequiredException(long euid) {
+      super("gVisor sandboxes need root on this host (runsc makes their namespaces, cgroups and mounts), and this"
+          + " process runs as uid " + euid + ": run it as root, for example with sudo");
     }
   }
 
@@ -91,9 +114,11 @@ public final class SandboxRuntime implements AutoCloseable {
   private Cgroups cgroups; // probed on the first sandbox that asks for limits
   private final ImageRoots roots;
   private final ImageMount.Remotes remotes;
+  private final long euid;
 
-  private SandboxRuntime(ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary)
+  private SandboxRuntime(ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary, long euid)
       throws IOException {
+    this.euid = euid;
     this.store = store;
     this.config = config;
     this.runsc = runsc;
@@ -104,14 +129,48 @@ public final class SandboxRuntime implements AutoCloseable {
     this.roots = new ImageRoots(store, config, remotes);
   }
 
-  /** Finds runsc, chooses the platform, and cleans what dead owners left behind. */
+  /**
+   * Finds runsc, chooses the platform, and cleans what dead owners left behind. Refuses at once,
+   * with {@link RootRequiredException}, in a process that is not root, unless the config is {@link
+   * Config#forBookkeeping}.
+   */
   public static SandboxRuntime open(ImageStore store, Config config) throws IOException {
+    return open(store, config, SandboxRuntime::effectiveUid);
+  }
+
+  /** This process's effective uid, from /proc (no native call: bookkeeping needs none). */
+  private static long effectiveUid() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+        if (line.startsWith("Uid:")) {
+          return Long.parseLong(line.substring(4).trim().split("\\s+")[1]); // real, effective, saved, fs
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // not Linux, or no /proc: fall through
+    }
+    return "root".equals(System.getProperty("user.name")) ? 0 : -1;
+  }
+
+  /** {@link #open(ImageStore, Config)} with the effective uid asked of {@code euid}. */
+  static SandboxRuntime open(ImageStore store, Config config, LongSupplier euid) throws IOException {
+    long uid = euid.getAsLong();
+    if (uid != 0 && !config.bookkeeping()) {
+      throw new RootRequiredException(uid);
+    }
     Path run = store.home().resolve("run");
     Path sandboxes = Files.createDirectories(run.resolve("sandboxes"));
     Runsc runsc = Runsc.locate(config.runsc(), run.resolve("runsc"), config.platform());
-    SandboxRuntime rt = new SandboxRuntime(store, config, runsc, sandboxes, InitBinary.install(run));
+    SandboxRuntime rt = new SandboxRuntime(store, config, runsc, sandboxes, InitBinary.install(run), uid);
     rt.reap().forEach(config.notices());
     return rt;
+  }
+
+  /** Throws {@link RootRequiredException} unless this process can start sandboxes. */
+  void requireRoot() throws RootRequiredException {
+    if (euid != 0) {
+      throw new RootRequiredException(euid);
+    }
   }
 
   public Runsc runsc() {
@@ -267,8 +326,9 @@ public final class SandboxRuntime implements AutoCloseable {
   }
 
   /**
-   * Deletes a sandbox in runsc, unmounts its root overlay, drops its cgroups and removes its
-   * directory, going on past a failing step (the first failure is thrown at the end). With {@code
+   * Deletes a sandbox in runsc, unmounts its root overlay and its read-only binds, drops its
+   * cgroups and removes its directory, going on past a failing step (the first failure is thrown
+   * at the end); a directory where something stays mounted is left in place. With {@code
    * deleteInBackground} the runsc delete is started and not waited for: for a sandbox that has
    * stopped, where runsc delete waits 1-2 s for a gofer to be gone and nothing needs that wait.
    */
@@ -295,6 +355,8 @@ public final class SandboxRuntime implements AutoCloseable {
     }
     Cgroups.remove(id);
     try {
+      // Read-only binds, and whatever else is still mounted in the directory: rm would go into them.
+      ReadOnlyBinds.detachUnder(dir);
       Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
     } catch (IOException e) {
       first = first == null ? e : first;

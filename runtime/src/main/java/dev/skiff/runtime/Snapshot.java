@@ -237,10 +237,26 @@ public record Snapshot(String name, String image, String digest, List<String> co
     return false;
   }
 
-  /** The spec the snapshot ran with, its root moved to {@code rootfs}. */
-  byte[] specFor(Path rootfs) throws IOException {
+  /**
+   * The spec the snapshot ran with, its root moved to {@code rootfs} and each read-only bind's
+   * source bound read-only again, in {@code binds}: the binds of the sandbox that took it went
+   * with that sandbox. The source bound is the one the spec's annotation names (a snapshot taken
+   * before there were annotations named the source itself).
+   */
+  byte[] specFor(Path rootfs, ReadOnlyBinds binds) throws IOException {
     ObjectNode spec = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());
     ((ObjectNode) spec.path("root")).put("path", rootfs.toString());
+    for (var m : spec.path("mounts")) {
+      boolean readOnly = false;
+      for (var o : m.path("options")) {
+        readOnly |= o.asText().equals("ro");
+      }
+      if (m.path("type").asText().equals("bind") && readOnly) {
+        String original = spec.path("annotations").path(OciSpec.READ_ONLY_SOURCE + m.path("destination").asText())
+            .asText(m.path("source").asText());
+        ((ObjectNode) m).put("source", binds.add(Path.of(original)).toString());
+      }
+    }
     return OciSpec.json(spec);
   }
 

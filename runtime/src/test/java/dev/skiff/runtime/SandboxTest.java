@@ -1,5 +1,6 @@
 package dev.skiff.runtime;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -16,6 +17,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -56,12 +59,14 @@ class SandboxTest {
 
   @AfterAll
   void tearDown() throws IOException {
+    List<Path> left = store != null ? mountsUnder(sandboxesDir()) : List.of();
     if (rt != null) {
       rt.close();
     }
     if (store != null) {
       store.close();
     }
+    assertEquals(List.of(), left, "mounts left under the sandboxes' directories");
   }
 
   /** Output of a finished process. */
@@ -86,6 +91,84 @@ class SandboxTest {
 
   private Path sandboxesDir() {
     return store.home().resolve("run/sandboxes");
+  }
+
+  /** The mounts at or below {@code dir}, as this process sees them. */
+  private static List<Path> mountsUnder(Path dir) throws IOException {
+    Path real = dir.toAbsolutePath().normalize();
+    return MountTable.read().stream().map(MountTable.MountEntry::mountpoint).filter(m -> m.startsWith(real)).toList();
+  }
+
+  /**
+   * Asserts that the source runsc gets for each read-only bind in a sandbox's spec is read-only on
+   * the host already (not only in gVisor's view), and that there is at least one.
+   */
+  private void assertReadOnlyOnTheHost(Sandbox sb) throws IOException {
+    var spec = new com.fasterxml.jackson.databind.ObjectMapper()
+        .readTree(sandboxesDir().resolve(sb.id()).resolve("bundle/config.json").toFile());
+    int n = 0;
+    for (var m : spec.path("mounts")) {
+      boolean ro = false;
+      for (var opt : m.path("options")) {
+        ro |= opt.asText().equals("ro");
+      }
+      if (m.path("type").asText().equals("bind") && ro) {
+        Path source = Path.of(m.path("source").asText());
+        // access(2) answers EROFS for a read-only mount, even to root (FileStore.isReadOnly
+        // looks at the file system, which a bind shares with its writable source).
+        assertFalse(Files.isWritable(source), m + ": the source is writable on the host");
+        n++;
+      }
+    }
+    assertTrue(n > 0, "no read-only bind in " + spec);
+  }
+
+  /** What a host file is: its bytes and its mode. */
+  private record HostFile(byte[] bytes, String mode) {
+    static HostFile of(Path f) throws IOException {
+      return new HostFile(Files.readAllBytes(f), PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
+    }
+
+    void assertUnchanged(Path f) throws IOException {
+      assertTrue(Files.exists(f), f + " is gone");
+      assertArrayEquals(bytes, Files.readAllBytes(f), f + " changed");
+      assertEquals(mode, PosixFilePermissions.toString(Files.getPosixFilePermissions(f)), f + ": mode changed");
+    }
+  }
+
+  private static List<String> listing(Path dir) throws IOException {
+    try (var s = Files.list(dir)) {
+      return s.map(p -> p.getFileName().toString()).sorted().toList();
+    }
+  }
+
+  /**
+   * A shell script that tries each of {@code writes} in a subshell and prints one line per try:
+   * its text and its exit status.
+   */
+  private static String attempts(List<String> writes) {
+    return writes.stream().map(w -> "(" + w + ") 2>/dev/null; echo \"" + w + ": $?\"")
+        .collect(Collectors.joining("; "));
+  }
+
+  /** Asserts that every try {@link #attempts} printed failed. */
+  private static void assertAllFailed(List<String> writes, String out) {
+    List<String> lines = out.lines().filter(l -> writes.stream().anyMatch(w -> l.startsWith(w + ": "))).toList();
+    assertEquals(writes.size(), lines.size(), out);
+    for (String l : lines) {
+      assertFalse(l.endsWith(": 0"), "succeeded in the sandbox: " + l + "\n" + out);
+    }
+  }
+
+  /** Every way of changing a file or directory that a read-only volume must refuse. */
+  private static List<String> writesTo(String file, String dir) {
+    List<String> w = new ArrayList<>(List.of(": > " + file, "echo x > " + file, "chmod 777 " + file,
+        "mv " + file + " " + file + ".moved", "rm " + file));
+    if (dir != null) {
+      w.add("touch " + dir + "/new");
+      w.add("echo new > " + dir + "/new2");
+    }
+    return w;
   }
 
   @Test
@@ -144,6 +227,179 @@ class SandboxTest {
     assertFalse(Files.exists(ro.resolve("nope")));
     assertThrows(IllegalArgumentException.class, () -> SandboxOptions.Volume.parse("/a:relative"));
     assertThrows(IllegalArgumentException.class, () -> SandboxOptions.Volume.parse("/a:/b:rx"));
+  }
+
+  @Test
+  void readOnlyVolumesCannotBeChangedFromInsideTheSandbox() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("ro-guarded"));
+    Path f = Files.writeString(dir.resolve("f"), "precious bytes\n");
+    Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-r--r--"));
+    Path single = Files.writeString(tmp.resolve("ro-single"), "single file\n");
+    Path rw = Files.createDirectories(tmp.resolve("rw-beside-ro"));
+    HostFile fBefore = HostFile.of(f);
+    HostFile singleBefore = HostFile.of(single);
+    List<String> listingBefore = listing(dir);
+    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true))
+        .volume(new SandboxOptions.Volume(single, "/one", true))
+        .volume(new SandboxOptions.Volume(rw, "/out", false)).build();
+    List<String> writes = new ArrayList<>(writesTo("/data/f", "/data"));
+    writes.addAll(writesTo("/one", null));
+    Done d;
+    try (Sandbox sb = rt.run("tools:1", o, List.of("/bin/sh", "-c",
+        attempts(writes) + "; echo written > /out/w; cat /data/f /one"), false)) {
+      d = finish(sb.main().orElseThrow());
+      assertReadOnlyOnTheHost(sb);
+    }
+    assertAllFailed(writes, d.out());
+    assertTrue(d.out().endsWith("precious bytes\nsingle file\n"), d.toString());
+    fBefore.assertUnchanged(f);
+    singleBefore.assertUnchanged(single);
+    assertEquals(listingBefore, listing(dir));
+    assertEquals("written\n", Files.readString(rw.resolve("w")), "a read-write volume beside them stays writable");
+  }
+
+  @Test
+  void aReadOnlyVolumesSubmountsAreReadOnlyToo() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("ro-with-submount"));
+    Path sub = Files.createDirectories(dir.resolve("sub"));
+    sh("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", sub.toString());
+    try {
+      Path g = Files.writeString(sub.resolve("g"), "on a submount\n");
+      HostFile before = HostFile.of(g);
+      List<String> writes = writesTo("/data/sub/g", "/data/sub");
+      Done d = run(SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true)).build(),
+          "/bin/sh", "-c", attempts(writes) + "; cat /data/sub/g");
+      assertAllFailed(writes, d.out());
+      assertTrue(d.out().endsWith("on a submount\n"), d.toString());
+      before.assertUnchanged(g);
+      assertEquals(List.of("g"), listing(sub));
+      assertTrue(Files.isWritable(g), "the host's own mount stays writable");
+    } finally {
+      sh("umount", "-l", sub.toString());
+    }
+  }
+
+  @Test
+  void aWarmSandboxCannotChangeItsInitBinary() throws Exception {
+    Path init = rt.initBinary();
+    HostFile before = HostFile.of(init);
+    List<String> writes = writesTo(InitBinary.PATH_IN_SANDBOX, null);
+    try (Sandbox sb = rt.create("tools:1", SandboxOptions.defaults())) {
+      assertReadOnlyOnTheHost(sb);
+      Done d = finish(sb.exec(List.of("/bin/sh", "-c", attempts(writes)),
+          Sandbox.Exec.defaults()));
+      assertAllFailed(writes, d.out());
+    }
+    before.assertUnchanged(init);
+    assertArrayEquals(InitBinary.elf(), Files.readAllBytes(init));
+  }
+
+  @Test
+  void aRestoredSandboxBindsTheOriginalReadOnlySourcesReadOnlyAgain() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("ro-snap"));
+    Path f = Files.writeString(dir.resolve("f"), "precious bytes\n");
+    HostFile before = HostFile.of(f);
+    List<String> writes = writesTo("/data/f", "/data");
+    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true)).build();
+    try (Sandbox sb = rt.run("tools:1", o, List.of("/bin/sh", "-c",
+        "echo skiff:ready; read line; " + attempts(writes) + "; cat /data/f"), true)) {
+      var reader = new java.io.BufferedReader(new java.io.InputStreamReader(sb.main().orElseThrow().stdout(),
+          StandardCharsets.UTF_8));
+      assertEquals("skiff:ready", reader.readLine());
+      sb.checkpoint("ro-volume");
+    }
+    // The sandbox that took it is gone, and so is whatever it had bound: each restore binds again.
+    try {
+      for (int i = 0; i < 2; i++) {
+        try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "ro-volume"), SandboxOptions.defaults(), true)) {
+          SandboxProcess p = sb.main().orElseThrow();
+          try (var in = p.stdin()) {
+            in.write("go\n".getBytes(StandardCharsets.UTF_8));
+          }
+          Done d = finish(p);
+          assertReadOnlyOnTheHost(sb);
+          assertAllFailed(writes, d.out());
+          assertTrue(d.out().endsWith("precious bytes\n"), d.toString());
+        }
+        before.assertUnchanged(f);
+        assertEquals(List.of("f"), listing(dir));
+      }
+    } finally {
+      rt.delete(rt.snapshot("tools:1", "ro-volume"));
+    }
+    assertEquals(List.of(), mountsUnder(sandboxesDir()));
+  }
+
+  @Test
+  void aDeadOwnersReadOnlyBindIsDetachedBeforeItsDirectoryIsRemoved() throws Exception {
+    Path vol = Files.createDirectories(tmp.resolve("left-behind"));
+    Path f = Files.writeString(vol.resolve("f"), "precious bytes\n");
+    HostFile before = HostFile.of(f);
+    String id = "sb-0000dead0001";
+    Path dir = sandboxesDir().resolve(id);
+    Path target = Files.createDirectories(dir.resolve("ro").resolve("0"));
+    // What a killed owner leaves: its record (a pid whose start time no longer matches) and a bind.
+    new SandboxRecord(id, ProcessHandle.current().pid(), "long ago", "tools:1", Instant.now().toString(),
+        List.of("/bin/true"), "run").write(dir);
+    try {
+      sh("mount", "--bind", vol.toString(), target.toString());
+      sh("mount", "-o", "remount,bind,ro", target.toString());
+      List<String> notes = rt.reap();
+      assertTrue(notes.stream().anyMatch(n -> n.contains(id)), notes.toString());
+      assertEquals(List.of(), mountsUnder(dir));
+      assertFalse(Files.exists(dir));
+      before.assertUnchanged(f);
+      assertEquals(List.of("f"), listing(vol));
+    } finally {
+      if (!mountsUnder(dir).isEmpty()) {
+        sh("umount", "-l", target.toString());
+      }
+    }
+  }
+
+  private static void sh(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertEquals(0, p.waitFor(), String.join(" ", cmd) + ": " + out);
+  }
+
+  @Test
+  void userNamesAreLookedUpInsideTheImageNeverThroughItsSymlinksOnTheHost() throws Exception {
+    // A user line the host does not have, where only a symlink out of the image could reach it.
+    Path hostPasswd = Files.writeString(tmp.resolve("host-passwd"), "intruder:x:4242:4343::/:/bin/sh\n");
+    Path hostGroup = Files.writeString(tmp.resolve("host-group"), "intruders:x:4343:\n");
+    Path root = new HostRootfs().binaries("/bin/sh", "/bin/true", "/usr/bin/id").build(tmp.resolve("rootfs-escape"));
+    Path etc = root.resolve("etc");
+    byte[] passwd = Files.readAllBytes(etc.resolve("passwd"));
+    String up = "../".repeat(root.getNameCount() + 3);
+    for (boolean absolute : List.of(true, false)) {
+      Files.delete(etc.resolve("passwd"));
+      Files.delete(etc.resolve("group"));
+      Files.createSymbolicLink(etc.resolve("passwd"), absolute ? hostPasswd : Path.of(up + hostPasswd.toString()
+          .substring(1)));
+      Files.createSymbolicLink(etc.resolve("group"), absolute ? hostGroup : Path.of(up + hostGroup.toString()
+          .substring(1)));
+      String image = "escape:" + (absolute ? "absolute" : "relative");
+      store.importImage(root.toString(), ImageRef.parse(image), ImportProgress.NONE);
+      for (String where : List.of(image, root.toString())) { // an image, and a host directory as the root
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> rt.run(where, SandboxOptions.builder().user("intruder").build(), List.of("/bin/true"), false));
+        assertTrue(e.getMessage().contains("no user 'intruder'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+            () -> rt.run(where, SandboxOptions.builder().user("0:intruders").build(), List.of("/bin/true"), false));
+        assertTrue(e.getMessage().contains("no group 'intruders'"), e.getMessage());
+      }
+    }
+    // A symlink that stays inside the image is followed as usual.
+    Files.createDirectories(root.resolve("usr/share/base"));
+    Files.write(root.resolve("usr/share/base/passwd"), passwd);
+    Files.delete(etc.resolve("passwd"));
+    Files.createSymbolicLink(etc.resolve("passwd"), Path.of("../usr/share/base/passwd"));
+    store.importImage(root.toString(), ImageRef.parse("escape:inside"), ImportProgress.NONE);
+    try (Sandbox sb = rt.run("escape:inside", SandboxOptions.builder().user("app").build(),
+        List.of("/bin/sh", "-c", "id -u"), false)) {
+      assertEquals(new Done(0, "1000\n", ""), finish(sb.main().orElseThrow()));
+    }
   }
 
   @Test
@@ -230,6 +486,14 @@ class SandboxTest {
       assertEquals(sb.rootfs(), next.rootfs());
       assertEquals(0, next.main().orElseThrow().waitFor());
     }
+    // With volumes there is more to undo: the overlay root and a read-only bind per read-only volume.
+    Path ro = Files.createDirectories(tmp.resolve("vol-closing"));
+    Sandbox withVolume = rt.run("tools:1", SandboxOptions.builder()
+        .volume(new SandboxOptions.Volume(ro, "/in", true)).build(), List.of("/bin/sleep", "60"), false);
+    Path volumeDir = sandboxesDir().resolve(withVolume.id());
+    withVolume.close();
+    assertEquals(List.of(), mountsUnder(volumeDir), "no overlay, no read-only bind left");
+    assertFalse(Files.exists(volumeDir));
   }
 
   @Test

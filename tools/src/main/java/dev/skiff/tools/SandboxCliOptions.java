@@ -76,9 +76,9 @@ final class SandboxCliOptions {
   /**
    * A runtime for commands that start no sandbox (ps, kill, snapshot ls and rm): it finds runsc and
    * cleans what dead owners left, but names a platform rather than probing for one, which these
-   * commands never use.
+   * commands never use, and works without root (there is nothing of root's to show or clean then).
    */
   static SandboxRuntime bookkeeping(ImageStore store, Path runsc) throws IOException {
-    return SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc).withPlatform("ptrace"));
+    return SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc).forBookkeeping());
   }
 }

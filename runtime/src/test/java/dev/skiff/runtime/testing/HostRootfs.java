@@ -25,7 +25,7 @@ public final class HostRootfs {
   public static HostRootfs tools() {
     return new HostRootfs().binaries("/bin/sh", "/bin/dash", "/bin/cat", "/bin/echo", "/bin/sleep", "/bin/true",
         "/bin/false", "/bin/ls", "/usr/bin/id", "/usr/bin/env", "/usr/bin/head", "/bin/pwd", "/usr/bin/seq",
-        "/bin/rm", "/usr/bin/touch", "/bin/bash");
+        "/bin/rm", "/usr/bin/touch", "/bin/bash", "/bin/mv", "/bin/chmod");
   }
 
   public HostRootfs binaries(String... paths) {
