@@ -11,8 +11,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.function.LongSupplier;
+import java.util.function.Supplier;
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
 import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
@@ -35,7 +38,6 @@ import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
 import software.amazon.awssdk.services.s3.S3AsyncClient;
 import software.amazon.awssdk.services.s3.model.GetObjectResponse;
 import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
-import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
 import software.amazon.awssdk.services.s3.model.S3Exception;
 import software.amazon.awssdk.services.s3.model.S3Object;
 import software.amazon.awssdk.services.s3.multipart.MultipartConfiguration;
@@ -44,8 +46,9 @@ import software.amazon.awssdk.services.s3.multipart.MultipartConfiguration;
  * Blobs as objects in an S3-compatible service (AWS S3, R2, MinIO, Ceph, S3Mock), through AWS SDK
  * v2's async client on its Netty HTTP client: ranged GETs, multipart upload above 16 MiB, a
  * bounded connection pool, per-attempt and per-call timeouts, and the SDK's standard retry strategy
- * (exponential backoff with jitter, retryable errors only). A store that is down makes calls fail
- * once the call timeout has passed; nothing is remembered, so the next call tries again.
+ * (exponential backoff with jitter, retryable errors only). A store that is down makes a call fail
+ * once the call timeout has passed; the calls after it fail at once, but for one at a time after a
+ * cool-down, until one gets an answer ({@link StoreHealth}).
  *
  * <p>Thread safe.
  */
@@ -54,18 +57,28 @@ final class S3BlobStore implements BlobStore {
   private final EventLoopGroup eventLoops;
   private final S3Location location;
   private final Path scratch;
+  private final Settings settings;
+  private final StoreHealth health;
 
-  /** Connection, timeout and retry settings. */
+  /**
+   * Connection, timeout and retry settings; {@code coolDown}: how long calls fail at once after one
+   * got no answer, before the next one tries.
+   */
   record Settings(int maxConnections, Duration connectTimeout, Duration attemptTimeout, Duration callTimeout,
-      int maxAttempts) {
+      int maxAttempts, Duration coolDown) {
     static Settings defaults() {
-      return new Settings(64, Duration.ofSeconds(5), Duration.ofSeconds(20), Duration.ofSeconds(60), 4);
+      return new Settings(64, Duration.ofSeconds(5), Duration.ofSeconds(20), Duration.ofSeconds(60), 4,
+          Duration.ofSeconds(5));
     }
   }
 
-  S3BlobStore(S3Location location, Settings settings, AwsCredentialsProvider credentials, Path scratch) {
+  /** @param nanoClock time for the health state, as {@link System#nanoTime} */
+  S3BlobStore(S3Location location, Settings settings, AwsCredentialsProvider credentials, Path scratch,
+      LongSupplier nanoClock) {
     this.location = location;
     this.scratch = scratch;
+    this.settings = settings;
+    this.health = new StoreHealth(location.toString(), settings.coolDown(), nanoClock);
     // Our own event loops, so that close() can stop them at once: the SDK's own group waits a
     // two-second quiet period, which every push, pull and unmount would pay on exit.
     this.eventLoops = new NioEventLoopGroup(Math.min(4, Runtime.getRuntime().availableProcessors() * 2),
@@ -115,13 +128,12 @@ final class S3BlobStore implements BlobStore {
       return 0;
     }
     int want = Math.min(length, dst.remaining());
-    CompletableFuture<ResponseBytes<GetObjectResponse>> f = client.getObject(
-        r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name)))
-            .range("bytes=" + offset + "-" + (offset + want - 1)),
-        AsyncResponseTransformer.toBytes());
+    String key = location.key(BlobNames.check(name));
     ByteBuffer got;
     try {
-      got = await(f, "GET " + name + " @" + offset).asByteBuffer();
+      got = call("GET " + name + " @" + offset, () -> client.getObject(
+          r -> r.bucket(location.bucket()).key(key).range("bytes=" + offset + "-" + (offset + want - 1)),
+          AsyncResponseTransformer.toBytes())).asByteBuffer();
     } catch (BlobNotFoundException e) {
       throw e;
     } catch (RangeNotSatisfiable e) {
@@ -135,10 +147,10 @@ final class S3BlobStore implements BlobStore {
   /** One GET for the whole object: no HEAD first (a round trip saved on every tag, index and trace). */
   @Override
   public Optional<byte[]> readAll(String name) throws IOException {
+    String key = location.key(BlobNames.check(name));
     try {
-      return Optional.of(await(client.getObject(
-          r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name))),
-          AsyncResponseTransformer.toBytes()), "GET " + name).asByteArrayUnsafe());
+      return Optional.of(call("GET " + name, () -> client.getObject(r -> r.bucket(location.bucket()).key(key),
+          AsyncResponseTransformer.toBytes())).asByteArrayUnsafe());
     } catch (BlobNotFoundException e) {
       return Optional.empty();
     }
@@ -146,9 +158,10 @@ final class S3BlobStore implements BlobStore {
 
   @Override
   public Optional<Long> size(String name) throws IOException {
+    String key = location.key(BlobNames.check(name));
     try {
-      return Optional.of(await(client.headObject(r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name)))),
-          "HEAD " + name).contentLength());
+      return Optional.of(call("HEAD " + name, () -> client.headObject(r -> r.bucket(location.bucket()).key(key)))
+          .contentLength());
     } catch (BlobNotFoundException e) {
       return Optional.empty();
     }
@@ -169,8 +182,9 @@ final class S3BlobStore implements BlobStore {
   /** S3 makes a PUT visible whole or not at all, multipart included (completion is atomic). */
   @Override
   public void putFile(String name, Path file) throws IOException {
-    await(client.putObject(r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name))),
-        AsyncRequestBody.fromFile(file)), "PUT " + name);
+    String key = location.key(BlobNames.check(name));
+    call("PUT " + name, () -> client.putObject(r -> r.bucket(location.bucket()).key(key),
+        AsyncRequestBody.fromFile(file)));
   }
 
   @Override
@@ -181,8 +195,8 @@ final class S3BlobStore implements BlobStore {
     String token = null;
     do {
       String t = token;
-      ListObjectsV2Response page = await(client.listObjectsV2(r -> r.bucket(location.bucket()).prefix(base)
-          .continuationToken(t)), "LIST " + prefix);
+      ListObjectsV2Response page = call("LIST " + prefix, () -> client.listObjectsV2(
+          r -> r.bucket(location.bucket()).prefix(base).continuationToken(t)));
       for (S3Object o : page.contents()) {
         out.add(o.key().substring(strip.length()));
       }
@@ -197,8 +211,8 @@ final class S3BlobStore implements BlobStore {
     if (size(name).isEmpty()) {
       return false;
     }
-    await(client.deleteObject(r -> r.bucket(location.bucket()).key(location.key(BlobNames.check(name)))),
-        "DELETE " + name);
+    String key = location.key(BlobNames.check(name));
+    call("DELETE " + name, () -> client.deleteObject(r -> r.bucket(location.bucket()).key(key)));
     return true;
   }
 
@@ -217,27 +231,99 @@ final class S3BlobStore implements BlobStore {
     private static final long serialVersionUID = 1L;
   }
 
-  /** Waits for a call; maps S3's answers to the store's exceptions, with the operation named. */
-  private <T> T await(CompletableFuture<T> f, String what) throws IOException {
+  /**
+   * Makes one call, unless the store is down (then it fails at once, see {@link StoreHealth}), and
+   * waits for it; maps S3's answers to the store's exceptions, with the operation named, and tells
+   * the health state whether the store answered.
+   */
+  private <T> T call(String what, Supplier<CompletableFuture<T>> request) throws IOException {
+    StoreHealth.Admission admitted = health.admit(what);
+    CompletableFuture<T> f;
     try {
-      return f.get();
+      f = request.get();
+    } catch (RuntimeException e) {
+      health.abandoned(admitted);
+      throw e;
+    }
+    try {
+      T answer = f.get();
+      health.answered(admitted);
+      return answer;
     } catch (InterruptedException e) {
       f.cancel(true);
+      health.abandoned(admitted);
       Thread.currentThread().interrupt();
       throw new InterruptedIOException(what + " interrupted");
+    } catch (CancellationException e) {
+      health.abandoned(admitted);
+      throw new InterruptedIOException(what + " cancelled");
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
-      if (c instanceof NoSuchKeyException || (c instanceof S3Exception s && s.statusCode() == 404)) {
-        throw new BlobNotFoundException(describe(), what.substring(what.indexOf(' ') + 1));
+      if (c instanceof S3Exception s) {
+        health.answered(admitted);
+        if (s.statusCode() == 404 && "NoSuchBucket".equals(errorCode(s))) {
+          throw new IOException(what + ": bucket " + location.bucket() + " does not exist"
+              + (location.endpoint() == null ? "" : " at " + location.endpoint()));
+        }
+        if (s.statusCode() == 404) {
+          throw new BlobNotFoundException(describe(), what.substring(what.indexOf(' ') + 1));
+        }
+        if (s.statusCode() == 416) {
+          throw new RangeNotSatisfiable();
+        }
+        String detail = s.awsErrorDetails() != null && s.awsErrorDetails().errorMessage() != null
+            ? s.awsErrorDetails().errorMessage() : s.getMessage();
+        throw new IOException(what + " on " + describe() + " failed: " + s.statusCode() + " "
+            + (errorCode(s) != null ? errorCode(s) + ": " : "") + firstLine(detail), s);
       }
-      if (c instanceof S3Exception s && s.statusCode() == 416) {
-        throw new RangeNotSatisfiable();
+      if (unanswered(c)) {
+        String why = c instanceof ApiCallTimeoutException ? "timed out after " + seconds(settings.callTimeout())
+            : c instanceof ApiCallAttemptTimeoutException ? "timed out (each attempt after "
+                + seconds(settings.attemptTimeout()) + ")" : "failed: " + rootMessage(c);
+        health.unanswered(admitted, what + " " + why);
+        throw new IOException(what + " on " + describe() + " " + why, c);
       }
-      if (c instanceof ApiCallTimeoutException || c instanceof ApiCallAttemptTimeoutException) {
-        throw new IOException(what + " on " + describe() + " timed out: " + c.getMessage(), c);
-      }
-      throw new IOException(what + " on " + describe() + " failed: " + c, c);
+      health.abandoned(admitted);
+      throw new IOException(what + " on " + describe() + " failed: " + firstLine(String.valueOf(c.getMessage())), c);
     }
+  }
+
+  /** Whether a failure means the store gave no answer: a timeout, or a connection that failed. */
+  private static boolean unanswered(Throwable c) {
+    for (Throwable t = c; t != null; t = t.getCause()) {
+      if (t instanceof ApiCallTimeoutException || t instanceof ApiCallAttemptTimeoutException
+          || t instanceof IOException || t instanceof io.netty.channel.ChannelException
+          || t instanceof java.util.concurrent.TimeoutException) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static String seconds(Duration d) {
+    return d.toMillis() % 1000 == 0 ? d.toSeconds() + " s" : d.toMillis() + " ms";
+  }
+
+  private static String errorCode(S3Exception s) {
+    return s.awsErrorDetails() == null ? null : s.awsErrorDetails().errorCode();
+  }
+
+  /** The innermost message of a failure, for one-line reports. */
+  private static String rootMessage(Throwable c) {
+    Throwable t = c;
+    while (t.getCause() != null && t.getCause() != t) {
+      t = t.getCause();
+    }
+    String m = t.getMessage();
+    return firstLine(m == null || m.isBlank() ? t.getClass().getSimpleName() : m);
+  }
+
+  private static String firstLine(String s) {
+    if (s == null) {
+      return "";
+    }
+    int nl = s.indexOf('\n');
+    return nl < 0 ? s : s.substring(0, nl);
   }
 
   static URI uri(String s) {

@@ -83,6 +83,11 @@ public final class S3Server implements AutoCloseable {
     return BlobStores.s3(location(prefix), scratch, credentials(), callTimeout, 3);
   }
 
+  /** A store on this server under {@code prefix} that reads time from {@code clock}. */
+  public BlobStore store(String prefix, Path scratch, Duration callTimeout, FakeClock clock) {
+    return BlobStores.s3(location(prefix), scratch, credentials(), callTimeout, 3, clock);
+  }
+
   @Override
   public void close() {
     stop();
