@@ -159,7 +159,10 @@ public final class ChunkReader {
     return verified(loc, stored.array(), 0);
   }
 
-  /** Checks stored bytes (at {@code at} in {@code buf}) against the chunk's digest; caches on disk. */
+  /**
+   * Checks stored bytes (at {@code at} in {@code buf}) against the chunk's digest, and caches them
+   * on disk if the disk takes them: a chunk that was fetched and verified is served either way.
+   */
   private byte[] verified(ChunkLocation loc, byte[] buf, int at) throws IOException {
     byte[] stored = at == 0 && buf.length == loc.storedLength() ? buf
         : java.util.Arrays.copyOfRange(buf, at, at + loc.storedLength());

@@ -167,6 +167,22 @@ class ChunkReaderTest {
   }
 
   @Test
+  void aDiskCacheFileThatCannotBeReadIsAMissNotAFailedRead() throws IOException {
+    DiskChunkCache disk = new DiskChunkCache(dir.resolve("cache"), 10 << 20);
+    ChunkReader reader = new ChunkReader(store, 1 << 20, disk, Runnable::run);
+    reader.get(loc);
+    Path f;
+    try (var s = Files.list(dir.resolve("cache"))) {
+      f = s.findFirst().orElseThrow();
+    }
+    Files.delete(f);
+    Files.createDirectory(f); // reading it fails with EISDIR, as a bad sector fails with EIO
+    reader.invalidateMemory();
+    assertArrayEquals(chunk, reader.get(loc));
+    assertEquals(2, store.reads());
+  }
+
+  @Test
   void theDiskTierEvictsLeastRecentlyUsedBeyondItsBound() throws IOException {
     DiskChunkCache disk = new DiskChunkCache(dir.resolve("cache"), 250_000);
     for (int i = 0; i < 4; i++) {
