@@ -41,10 +41,8 @@ public final class BlobStores {
   public static BlobStore s3(S3Location location, Path scratch,
       software.amazon.awssdk.auth.credentials.AwsCredentialsProvider credentials, java.time.Duration callTimeout,
       int maxAttempts, java.util.function.LongSupplier nanoClock) {
-    S3BlobStore.Settings d = S3BlobStore.Settings.defaults();
-    java.time.Duration attempt = callTimeout.compareTo(d.attemptTimeout()) < 0 ? callTimeout : d.attemptTimeout();
-    return new S3BlobStore(location, new S3BlobStore.Settings(d.maxConnections(), d.connectTimeout(), attempt,
-        callTimeout, maxAttempts, d.coolDown()), credentials, scratch, nanoClock);
+    return new S3BlobStore(location, S3BlobStore.Settings.defaults().withCallTimeout(callTimeout, maxAttempts),
+        credentials, scratch, nanoClock);
   }
 
   /** Wraps a store so that its reads are counted. */

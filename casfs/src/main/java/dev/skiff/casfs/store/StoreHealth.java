@@ -84,9 +84,11 @@ final class StoreHealth {
     lastError = error;
     probeAt = clock.getAsLong() + coolDownNanos;
     if (!down) {
+      // DEBUG: the call that failed reports the error to its caller (a command prints it, a mount
+      // logs the failed read); the ones failing at once after it say why in their message.
       down = true;
-      LOG.warn("{} is not answering ({}); calls to it fail at once, and one every {} s checks whether it is back",
-          store, error, Math.max(1, coolDownNanos / 1_000_000_000L));
+      LOG.debug("{} is not answering ({}); calls fail at once, but for one every {} s", store, error,
+          Math.max(1, coolDownNanos / 1_000_000_000L));
     } else {
       LOG.debug("{} is still not answering: {}", store, error);
     }
