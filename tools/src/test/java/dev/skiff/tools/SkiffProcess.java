@@ -7,6 +7,7 @@ import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -20,12 +21,29 @@ final class SkiffProcess {
   private final Thread[] pumps;
 
   SkiffProcess(String... args) throws IOException {
-    process = new ProcessBuilder(command(args)).start();
+    this(Map.of(), List.of(), args);
+  }
+
+  /** With more environment variables and JVM options. */
+  SkiffProcess(Map<String, String> env, List<String> jvmOptions, String... args) throws IOException {
+    ProcessBuilder pb = new ProcessBuilder(command(jvmOptions, args));
+    pb.environment().putAll(env);
+    process = pb.start();
     pumps = new Thread[] {pump(process.getInputStream(), out), pump(process.getErrorStream(), err)};
   }
 
+  /**
+   * JVM options that make the logging of the test class path (which S3Mock's Logback is on) that
+   * of the skiff command a user runs, which ships slf4j-simple alone.
+   */
+  static final List<String> CLI_LOGGING = List.of("-Dslf4j.provider=org.slf4j.simple.SimpleServiceProvider");
+
   /** The java command line that runs the CLI with {@code args} on this test's class path. */
   static List<String> command(String... args) {
+    return command(List.of(), args);
+  }
+
+  static List<String> command(List<String> jvmOptions, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
@@ -33,6 +51,7 @@ final class SkiffProcess {
         cmd.add(a);
       }
     }
+    cmd.addAll(jvmOptions);
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), SkiffCli.class.getName()));
     cmd.addAll(List.of(args));
     return cmd;

@@ -6,16 +6,19 @@ import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.pack.ChunkLocation;
 import dev.skiff.casfs.pack.PackWriter;
 import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.StoreUnavailableException;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,10 +29,18 @@ import org.slf4j.LoggerFactory;
  * so the next read tries again. Every byte from the store or disk is checked against the chunk's
  * digest before anyone sees it.
  *
+ * <p>A pack's chunk list (which neighbours a window may take along) is fetched once; a failure to
+ * fetch it is remembered for {@link #LIST_RETRY}, and reads of that pack fetch single chunks
+ * meanwhile, so that a store that fails or hangs on lists costs no extra call per read. A store
+ * that is down fails the read at once, with no second call.
+ *
  * <p>Thread safe. {@link #prefetch} is the entry point for read-ahead and trace replay.
  */
 public final class ChunkReader {
   private static final Logger LOG = LoggerFactory.getLogger(ChunkReader.class);
+
+  /** How long a pack whose chunk list could not be fetched is read a chunk at a time. */
+  static final Duration LIST_RETRY = Duration.ofSeconds(30);
 
   private final BlobStore store;
   private final DiskChunkCache disk;
@@ -46,6 +57,9 @@ public final class ChunkReader {
   private final int windowBytes;
   private final ConcurrentHashMap<String, CompletableFuture<List<ChunkLocation>>> packIndexes =
       new ConcurrentHashMap<>();
+  /** Packs whose chunk list failed to come, and when ({@link #clock}) to try again. */
+  private final ConcurrentHashMap<String, Long> listRetryAt = new ConcurrentHashMap<>();
+  private final LongSupplier clock;
 
   /**
    * @param disk the disk tier, or null for none (a local store is its own disk tier)
@@ -63,6 +77,13 @@ public final class ChunkReader {
    */
   public ChunkReader(BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor,
       int windowBytes) {
+    this(store, memoryBytes, disk, prefetchExecutor, windowBytes, System::nanoTime);
+  }
+
+  /** As above, with the clock ({@link System#nanoTime} elsewhere) that times retries of chunk lists. */
+  public ChunkReader(BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor,
+      int windowBytes, LongSupplier nanoClock) {
+    this.clock = nanoClock;
     this.windowBytes = windowBytes;
     this.store = store;
     this.disk = disk;
@@ -138,7 +159,10 @@ public final class ChunkReader {
     return verified(loc, stored.array(), 0);
   }
 
-  /** Checks stored bytes (at {@code at} in {@code buf}) against the chunk's digest; caches on disk. */
+  /**
+   * Checks stored bytes (at {@code at} in {@code buf}) against the chunk's digest, and caches them
+   * on disk if the disk takes them: a chunk that was fetched and verified is served either way.
+   */
   private byte[] verified(ChunkLocation loc, byte[] buf, int at) throws IOException {
     byte[] stored = at == 0 && buf.length == loc.storedLength() ? buf
         : java.util.Arrays.copyOfRange(buf, at, at + loc.storedLength());
@@ -176,8 +200,13 @@ public final class ChunkReader {
     List<ChunkLocation> neighbours;
     try {
       neighbours = packIndex(loc.pack());
+    } catch (StoreUnavailableException e) {
+      throw e; // the chunk's own read would fail the same way
+    } catch (InterruptedIOException e) {
+      throw e;
     } catch (IOException e) {
-      LOG.warn("no chunk list for {} ({}); reading single chunks", loc.pack(), e.getMessage());
+      LOG.warn("no chunk list for {} ({}); reading its chunks one at a time for {} s", loc.pack(), e.getMessage(),
+          LIST_RETRY.toSeconds());
       neighbours = List.of();
     }
     for (int i = firstAtOrAfter(neighbours, end); i < neighbours.size(); i++) {
@@ -230,7 +259,6 @@ public final class ChunkReader {
     }
   }
 
-  /** A pack's chunk list, sorted by offset; fetched once per pack. Failures are not remembered. */
   /** The first chunk of an offset-sorted pack list at or after {@code offset} (binary search). */
   private static int firstAtOrAfter(List<ChunkLocation> sorted, long offset) {
     int lo = 0;
@@ -246,7 +274,19 @@ public final class ChunkReader {
     return lo;
   }
 
+  /**
+   * A pack's chunk list, sorted by offset; fetched once per pack. A failure is remembered for
+   * {@link #LIST_RETRY} (the list reads as empty meanwhile), unless the store was down, which says
+   * nothing of the list, or the read was interrupted.
+   */
   private List<ChunkLocation> packIndex(String pack) throws IOException {
+    Long retryAt = listRetryAt.get(pack);
+    if (retryAt != null) {
+      if (clock.getAsLong() - retryAt < 0) {
+        return List.of();
+      }
+      listRetryAt.remove(pack, retryAt);
+    }
     CompletableFuture<List<ChunkLocation>> mine = new CompletableFuture<>();
     CompletableFuture<List<ChunkLocation>> theirs = packIndexes.putIfAbsent(pack, mine);
     if (theirs != null) {
@@ -278,6 +318,9 @@ public final class ChunkReader {
       mine.complete(list);
       return list;
     } catch (IOException | RuntimeException e) {
+      if (!(e instanceof StoreUnavailableException || e instanceof InterruptedIOException)) {
+        listRetryAt.put(pack, clock.getAsLong() + LIST_RETRY.toNanos());
+      }
       packIndexes.remove(pack, mine);
       mine.completeExceptionally(e);
       throw e;

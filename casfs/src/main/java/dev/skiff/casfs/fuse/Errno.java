@@ -4,6 +4,7 @@ import dev.skiff.casfs.cache.CorruptChunkException;
 import dev.skiff.casfs.fs.IsADirectoryException;
 import dev.skiff.casfs.fs.NoSuchInodeException;
 import dev.skiff.casfs.fs.NotADirectoryException;
+import dev.skiff.casfs.store.StoreUnavailableException;
 import java.io.IOException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -45,6 +46,10 @@ final class Errno {
     }
     if (t instanceof CorruptChunkException) {
       return EIO; // logged with the chunk's name where it was detected
+    }
+    if (t instanceof StoreUnavailableException) {
+      LOG.debug("{} on inode {} failed: {}", op, ino, t.getMessage());
+      return EIO; // the store logged once that it stopped answering
     }
     if (t instanceof IOException) {
       LOG.warn("{} on inode {} failed: {}", op, ino, t.toString());

@@ -12,6 +12,7 @@ import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.ForwardingBlobStore;
 import dev.skiff.casfs.store.MeteredBlobStore;
+import dev.skiff.casfs.testing.FakeClock;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -26,6 +27,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -108,6 +110,37 @@ class ChunkReaderTest {
   }
 
   @Test
+  void aChunkListThatFailedIsNotAskedForByEveryReadUntilItsRetryIsDue() throws IOException {
+    byte[] pack = new byte[30_000];
+    new SplittableRandom(4).nextBytes(pack);
+    store.put("packs/t/q", new ByteArrayInputStream(pack)); // and no packs/t/q.idx
+    AtomicInteger listReads = new AtomicInteger();
+    BlobStore counting = new ForwardingBlobStore(store) {
+      @Override
+      public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
+        if (name.endsWith(".idx")) {
+          listReads.incrementAndGet();
+        }
+        return super.read(name, offset, length, dst);
+      }
+    };
+    FakeClock clock = new FakeClock();
+    ChunkReader reader = new ChunkReader(counting, 1 << 20, null, Runnable::run, 1 << 20, clock);
+    for (int i = 0; i < 3; i++) {
+      byte[] want = java.util.Arrays.copyOfRange(pack, i * 10_000, (i + 1) * 10_000);
+      ChunkLocation c = new ChunkLocation(DigestAlgorithm.XXH3_128.digest(want), "packs/t/q", i * 10_000L, 10_000,
+          10_000, Codec.NONE);
+      assertArrayEquals(want, reader.get(c), "read a chunk at a time");
+      assertEquals(1, listReads.get(), "the list's failure is remembered");
+    }
+    clock.advance(ChunkReader.LIST_RETRY);
+    byte[] first = java.util.Arrays.copyOf(pack, 10_000);
+    reader.invalidateMemory();
+    reader.get(new ChunkLocation(DigestAlgorithm.XXH3_128.digest(first), "packs/t/q", 0, 10_000, 10_000, Codec.NONE));
+    assertEquals(2, listReads.get(), "and asked for again once its retry is due");
+  }
+
+  @Test
   void theDiskTierServesAfterMemoryIsDroppedAndRejectsCorruptFiles() throws IOException {
     DiskChunkCache disk = new DiskChunkCache(dir.resolve("cache"), 10 << 20);
     ChunkReader reader = new ChunkReader(store, 1 << 20, disk, Runnable::run);
@@ -130,6 +163,22 @@ class ChunkReaderTest {
     ChunkReader fresh = new ChunkReader(store, 1 << 20, reopened, Runnable::run);
     assertArrayEquals(chunk, fresh.get(loc));
     assertEquals(0, fresh.stats().diskHits());
+    assertEquals(2, store.reads());
+  }
+
+  @Test
+  void aDiskCacheFileThatCannotBeReadIsAMissNotAFailedRead() throws IOException {
+    DiskChunkCache disk = new DiskChunkCache(dir.resolve("cache"), 10 << 20);
+    ChunkReader reader = new ChunkReader(store, 1 << 20, disk, Runnable::run);
+    reader.get(loc);
+    Path f;
+    try (var s = Files.list(dir.resolve("cache"))) {
+      f = s.findFirst().orElseThrow();
+    }
+    Files.delete(f);
+    Files.createDirectory(f); // reading it fails with EISDIR, as a bad sector fails with EIO
+    reader.invalidateMemory();
+    assertArrayEquals(chunk, reader.get(loc));
     assertEquals(2, store.reads());
   }
 

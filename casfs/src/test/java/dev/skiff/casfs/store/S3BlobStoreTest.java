@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.skiff.casfs.testing.FakeClock;
 import dev.skiff.casfs.testing.S3Server;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -57,8 +58,10 @@ class S3BlobStoreTest extends BlobStoreContract {
   }
 
   @Test
-  void aDeadStoreFailsWithinItsTimeoutAndWorksAgainWhenItComesBack() throws IOException {
-    try (BlobStore quick = server.store("dead-" + UUID.randomUUID(), tmp.resolve("scratch"), Duration.ofSeconds(3))) {
+  void aDeadStoreFailsWithinItsTimeoutThenAtOnceAndWorksAgainWhenItComesBack() throws IOException {
+    FakeClock clock = new FakeClock();
+    try (BlobStore quick = server.store("dead-" + UUID.randomUUID(), tmp.resolve("scratch"), Duration.ofSeconds(3),
+        clock)) {
       quick.put("refs/a/b", new java.io.ByteArrayInputStream(new byte[] {1, 2, 3}));
       server.stop();
       try {
@@ -67,10 +70,17 @@ class S3BlobStoreTest extends BlobStoreContract {
         double secs = (System.nanoTime() - t0) / 1e9;
         assertTrue(secs < 15, "failed after " + secs + " s, bounded by the call timeout");
         assertTrue(e.getMessage().contains("refs/a/b"), e.getMessage());
+        StoreUnavailableException fast = assertThrows(StoreUnavailableException.class, () -> quick.size("refs/a/c"));
+        assertTrue(fast.getMessage().contains(server.location("").url()) && fast.getMessage().contains("refs/a/b"),
+            "names the store and the last error: " + fast.getMessage());
       } finally {
         server.start();
       }
+      assertThrows(StoreUnavailableException.class, () -> quick.readFully("refs/a/b", 0, 3),
+          "nothing tries before the cool-down");
+      clock.advance(Duration.ofSeconds(6));
       assertArrayEquals(new byte[] {1, 2, 3}, quick.readFully("refs/a/b", 0, 3).array(), "recovers by itself");
+      assertEquals(Optional.empty(), quick.size("refs/a/c"));
     }
   }
 }

@@ -33,6 +33,11 @@ public final class Environment {
     return false;
   }
 
+  /** Root, for {@code why} (mounting a tmpfs, say). */
+  public static void requireRoot(String why) {
+    require(isRoot(), "needs root " + why + " (run as root, as CI does)");
+  }
+
   /** Root and a usable /dev/fuse with libfuse3. */
   public static void requireFuse() {
     require(isRoot(), "needs root to mount FUSE with allow_other and device nodes (run as root, as CI does)");

@@ -11,9 +11,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.s3.S3AsyncClient;
+import software.amazon.awssdk.services.s3.model.MultipartUpload;
 
 /**
  * A real S3 API server for tests: Adobe S3Mock, started in this JVM on a free port, keeping its
@@ -81,6 +86,20 @@ public final class S3Server implements AutoCloseable {
   /** A store on this server under {@code prefix}. */
   public BlobStore store(String prefix, Path scratch, Duration callTimeout) {
     return BlobStores.s3(location(prefix), scratch, credentials(), callTimeout, 3);
+  }
+
+  /** A store on this server under {@code prefix} that reads time from {@code clock}. */
+  public BlobStore store(String prefix, Path scratch, Duration callTimeout, FakeClock clock) {
+    return BlobStores.s3(location(prefix), scratch, credentials(), callTimeout, 3, clock);
+  }
+
+  /** Keys of the multipart uploads started in the bucket and neither completed nor aborted. */
+  public List<String> openUploads() throws Exception {
+    try (S3AsyncClient c = S3AsyncClient.builder().endpointOverride(endpoint()).forcePathStyle(true)
+        .region(Region.US_EAST_1).credentialsProvider(credentials()).build()) {
+      return c.listMultipartUploads(r -> r.bucket(BUCKET)).get(30, TimeUnit.SECONDS).uploads().stream()
+          .map(MultipartUpload::key).toList();
+    }
   }
 
   @Override
