@@ -119,9 +119,15 @@ class StoreOutageTest {
 
   @Test
   void aStoreThatRefusesConnectionsFailsAReadInUnderASecond() throws IOException {
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
+    // A free port below the kernel's ephemeral range: a connect to a closed port inside that
+    // range can, rarely, pick the same port as its own source and connect to itself, and hang.
+    int port = 0;
+    for (int candidate = 20000; candidate < 30000 && port == 0; candidate += 7) {
+      try (ServerSocket s = new ServerSocket(candidate, 1, java.net.InetAddress.getLoopbackAddress())) {
+        port = s.getLocalPort();
+      } catch (IOException taken) {
+        // try the next one
+      }
     }
     var nowhere = new dev.skiff.casfs.store.S3Location(S3Server.BUCKET, PREFIX, URI.create("http://127.0.0.1:" + port),
         "us-east-1", true);
