@@ -11,27 +11,32 @@ public record Resources(double cpus, long memoryBytes) {
 
   public Resources {
     if (!(cpus >= 0) || Double.isInfinite(cpus)) {
-      throw new IllegalArgumentException("CPU limit must be a number of cores of 0 or more, got " + cpus);
+      throw new IllegalArgumentException(
+          "CPU limit must be a number of cores of 0 or more, got " + cpus);
     }
     if (memoryBytes < 0) {
       throw new IllegalArgumentException("memory limit must not be negative, got " + memoryBytes);
     }
   }
 
-  /** {@code --cpus 1.5 --memory 1G} as values: {@code of("1.5", "1G")}; null or blank means no limit. */
+  /**
+   * {@code --cpus 1.5 --memory 1G} as values: {@code of("1.5", "1G")}; null or blank means no
+   * limit.
+   */
   public static Resources of(String cpus, String memory) {
     double c;
     try {
       c = cpus == null || cpus.isBlank() ? 0 : Double.parseDouble(cpus.trim());
     } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("not a number of CPUs: '" + cpus + "' (examples: 1, 0.5, 4)");
+      throw new IllegalArgumentException(
+          "not a number of CPUs: '" + cpus + "' (examples: 1, 0.5, 4)");
     }
     return new Resources(c, memory == null || memory.isBlank() ? 0 : parseBytes(memory));
   }
 
   /**
-   * Parses a size: a number of bytes, or with a binary suffix K, M, G, T (optionally followed by
-   * B or iB, any case): {@code 512M}, {@code 1.5G}, {@code 20GiB}, {@code 1048576}.
+   * Parses a size: a number of bytes, or with a binary suffix K, M, G, T (optionally followed by B
+   * or iB, any case): {@code 512M}, {@code 1.5G}, {@code 20GiB}, {@code 1048576}.
    */
   public static long parseBytes(String s) {
     String t = s.trim().toUpperCase(Locale.ROOT);

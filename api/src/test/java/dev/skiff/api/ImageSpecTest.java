@@ -13,7 +13,13 @@ import org.junit.jupiter.api.Test;
 class ImageSpecTest {
   @Test
   void everyFormParsesAndPrintsBack() {
-    for (String s : List.of("py:3.11", "team/app:1", "s3://bucket/p/q/app:2", "s3://bucket/app:latest", "/srv/rootfs")) {
+    for (String s :
+        List.of(
+            "py:3.11",
+            "team/app:1",
+            "s3://bucket/p/q/app:2",
+            "s3://bucket/app:latest",
+            "/srv/rootfs")) {
       assertEquals(s, ImageSpec.parse(s).toString());
     }
     assertEquals("py:latest", ImageSpec.parse("py").toString());
@@ -23,18 +29,29 @@ class ImageSpecTest {
   void eachFormIsItsOwnType() {
     ImageSpec.Stored s = assertInstanceOf(ImageSpec.Stored.class, ImageSpec.parse("py:3.11"));
     assertEquals(new ImageRef("py", "3.11"), s.ref());
-    ImageSpec.InBucket b = assertInstanceOf(ImageSpec.InBucket.class, ImageSpec.parse("s3://bkt/pre/fix/img:1"));
+    ImageSpec.InBucket b =
+        assertInstanceOf(ImageSpec.InBucket.class, ImageSpec.parse("s3://bkt/pre/fix/img:1"));
     assertEquals("s3://bkt/pre/fix", b.bucketUrl());
     assertEquals(Optional.of(new ImageRef("img", "1")), b.localRef());
-    ImageSpec.HostDirectory d = assertInstanceOf(ImageSpec.HostDirectory.class, ImageSpec.parse("/srv/a/../rootfs"));
+    ImageSpec.HostDirectory d =
+        assertInstanceOf(ImageSpec.HostDirectory.class, ImageSpec.parse("/srv/a/../rootfs"));
     assertEquals(Path.of("/srv/rootfs"), d.dir());
     assertTrue(d.localRef().isEmpty());
   }
 
   @Test
   void badSpecsSayWhatIsAccepted() {
-    for (String bad : List.of("", "Upper:1", "s3://", "s3://bucket-only", "s3://bucket/", "docker://x/y:1", "a:b:c!")) {
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ImageSpec.parse(bad), bad);
+    for (String bad :
+        List.of(
+            "",
+            "Upper:1",
+            "s3://",
+            "s3://bucket-only",
+            "s3://bucket/",
+            "docker://x/y:1",
+            "a:b:c!")) {
+      IllegalArgumentException e =
+          assertThrows(IllegalArgumentException.class, () -> ImageSpec.parse(bad), bad);
       assertTrue(e.getMessage().contains("want") || e.getMessage().contains("bad"), e.getMessage());
     }
   }

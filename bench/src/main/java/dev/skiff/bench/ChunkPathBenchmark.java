@@ -3,11 +3,11 @@ package dev.skiff.bench;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.digest.DigestAlgorithm;
 import dev.skiff.casfs.index.ImageIndex;
+import dev.skiff.casfs.index.IndexWriter;
+import dev.skiff.casfs.index.Inode;
 import dev.skiff.casfs.pack.ChunkLocation;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
-import dev.skiff.casfs.index.IndexWriter;
-import dev.skiff.casfs.index.Inode;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -30,7 +30,8 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The in-process costs on a read's path: opening a 100,000-entry index, a directory-entry lookup
- * and an inode fetch in it, and a chunk served from the memory cache. (Digests: {@link DigestBenchmark}.)
+ * and an inode fetch in it, and a chunk served from the memory cache. (Digests: {@link
+ * DigestBenchmark}.)
  *
  * <pre>
  * java $(sed -n 's/^skiff.jvm.flags=//p' jvm.properties) -jar bench/target/skiff-bench.jar ChunkPathBenchmark \
@@ -74,8 +75,14 @@ public class ChunkPathBenchmark {
     BlobStore store = BlobStores.local(dir.resolve("blobs"));
     store.put("packs/x/p", new ByteArrayInputStream(chunk));
     reader = new ChunkReader(store, 64 << 20, null, Runnable::run);
-    cached = new ChunkLocation(DigestAlgorithm.XXH3_128.digest(chunk), "packs/x/p", 0, chunk.length, chunk.length,
-        dev.skiff.casfs.pack.Codec.NONE);
+    cached =
+        new ChunkLocation(
+            DigestAlgorithm.XXH3_128.digest(chunk),
+            "packs/x/p",
+            0,
+            chunk.length,
+            chunk.length,
+            dev.skiff.casfs.pack.Codec.NONE);
     reader.get(cached);
   }
 

@@ -16,8 +16,8 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Digesting one 1 MiB chunk, as every import and every verified fetch does: XXH3-128 (the
- * default) against SHA-256 (the option for stores shared without trust).
+ * Digesting one 1 MiB chunk, as every import and every verified fetch does: XXH3-128 (the default)
+ * against SHA-256 (the option for stores shared without trust).
  *
  * <pre>
  * java $(sed -n 's/^skiff.jvm.flags=//p' jvm.properties) -jar bench/target/skiff-bench.jar DigestBenchmark \

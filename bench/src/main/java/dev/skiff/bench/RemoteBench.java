@@ -30,13 +30,13 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Cold starts from S3: the Python import with its stdlib served by a lazy skiff mount of an
- * image in a bucket, against "docker pull": download the image's layer, extract it, run. A real
- * S3 API server (S3Mock) runs in this JVM; a {@link LatencyProxy} between it and the clients adds
- * the round-trip time and the bandwidth cap. Every lazy start begins with an empty skiff home
- * (no index, no chunk cache) and a dropped page cache, with and without replaying a trace recorded
- * once at set-up (a `--record` mount of the same start, written to the bucket). Also: a cold
- * sequential read of the 1 GiB file through the lazy mount. Needs root and the dataset FsBench builds.
+ * Cold starts from S3: the Python import with its stdlib served by a lazy skiff mount of an image
+ * in a bucket, against "docker pull": download the image's layer, extract it, run. A real S3 API
+ * server (S3Mock) runs in this JVM; a {@link LatencyProxy} between it and the clients adds the
+ * round-trip time and the bandwidth cap. Every lazy start begins with an empty skiff home (no
+ * index, no chunk cache) and a dropped page cache, with and without replaying a trace recorded once
+ * at set-up (a `--record` mount of the same start, written to the bucket). Also: a cold sequential
+ * read of the 1 GiB file through the lazy mount. Needs root and the dataset FsBench builds.
  *
  * <pre>
  * tools/setup && mvn -q -pl bench dependency:build-classpath -Dmdep.outputFile=target/classpath.txt
@@ -47,7 +47,8 @@ import java.util.concurrent.TimeUnit;
  */
 public final class RemoteBench {
   private static final String PY = "/usr/bin/python3";
-  private static final String IMPORTS = "import json, email.mime.text, http.client, xml.dom.minidom, asyncio, decimal, sqlite3";
+  private static final String IMPORTS =
+      "import json, email.mime.text, http.client, xml.dom.minidom, asyncio, decimal, sqlite3";
 
   private final Path work;
   private final Path repo;
@@ -79,7 +80,8 @@ public final class RemoteBench {
       switch (args[i]) {
         case "--work" -> work = Path.of(args[++i]);
         case "--reps" -> reps = Integer.parseInt(args[++i]);
-        case "--rtts" -> rtts = java.util.Arrays.stream(args[++i].split(",")).map(Integer::parseInt).toList();
+        case "--rtts" ->
+            rtts = java.util.Arrays.stream(args[++i].split(",")).map(Integer::parseInt).toList();
         case "--mbps" -> mbps = Integer.parseInt(args[++i]);
         case "--no-seq" -> seq = false;
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
@@ -87,8 +89,13 @@ public final class RemoteBench {
     }
     System.setProperty("aws.accessKeyId", "test-key");
     System.setProperty("aws.secretAccessKey", "test-secret");
-    RemoteBench b = new RemoteBench(work, Path.of(System.getProperty("skiff.repo", ".")).toAbsolutePath(), reps, rtts,
-        mbps);
+    RemoteBench b =
+        new RemoteBench(
+            work,
+            Path.of(System.getProperty("skiff.repo", ".")).toAbsolutePath(),
+            reps,
+            rtts,
+            mbps);
     b.sequential = seq;
     try {
       b.setUp();
@@ -102,8 +109,10 @@ public final class RemoteBench {
   }
 
   private void setUp() throws Exception {
-    if (!Files.exists(work.resolve("dataset.done")) || !Files.exists(work.resolve("store/blobs/refs/bench/1"))) {
-      throw new IllegalStateException("run FsBench first: it builds the dataset and imports bench:1 into " + work);
+    if (!Files.exists(work.resolve("dataset.done"))
+        || !Files.exists(work.resolve("store/blobs/refs/bench/1"))) {
+      throw new IllegalStateException(
+          "run FsBench first: it builds the dataset and imports bench:1 into " + work);
     }
     FsBench.sh("rm -rf " + work.resolve("s3"));
     server = new S3Server(work.resolve("s3"));
@@ -115,7 +124,8 @@ public final class RemoteBench {
     }
     log("recording a trace of the Python start (skiff mount --record, straight to the server)");
     lazyStart(server.endpoint().toString(), -1, Mode.RECORD);
-    log("optimizing a copy of the image for that trace (skiff optimize) and pushing it as bench:opt");
+    log(
+        "optimizing a copy of the image for that trace (skiff optimize) and pushing it as bench:opt");
     try (ImageStore origin = ImageStore.open(work.resolve("store"));
         BlobStore bucket = server.store("bench", work.resolve("tmp"), Duration.ofMinutes(10))) {
       dev.skiff.casfs.digest.Digest d = origin.resolve(ImageRef.parse("bench:1")).orElseThrow();
@@ -127,14 +137,26 @@ public final class RemoteBench {
     }
   }
 
-  /** How a lazy start runs: without the trace, replaying it, recording it, or reading the big file. */
-  private enum Mode { PLAIN, TRACE, RECORD, SEQUENTIAL, OPTIMIZED, WARM }
+  /**
+   * How a lazy start runs: without the trace, replaying it, recording it, or reading the big file.
+   */
+  private enum Mode {
+    PLAIN,
+    TRACE,
+    RECORD,
+    SEQUENTIAL,
+    OPTIMIZED,
+    WARM
+  }
 
   private void run() throws Exception {
     for (int rep = 1; rep <= reps; rep++) {
       for (int rtt : rtts) {
-        try (LatencyProxy proxy = LatencyProxy.start(new InetSocketAddress("127.0.0.1", server.port()),
-            Duration.ofNanos(rtt * 500_000L), bytesPerSecond)) {
+        try (LatencyProxy proxy =
+            LatencyProxy.start(
+                new InetSocketAddress("127.0.0.1", server.port()),
+                Duration.ofNanos(rtt * 500_000L),
+                bytesPerSecond)) {
           String endpoint = "http://127.0.0.1:" + proxy.port();
           add("pull+extract|" + rtt, pullAndExtract(endpoint));
           add("lazy|" + rtt, lazyStart(endpoint, rtt, Mode.PLAIN));
@@ -154,19 +176,29 @@ public final class RemoteBench {
     samples.computeIfAbsent(key, k -> new ArrayList<>()).add(v);
   }
 
-  /** "docker pull": download the layer (64 MiB ranged GETs in order), extract it, run Python on it. */
+  /**
+   * "docker pull": download the layer (64 MiB ranged GETs in order), extract it, run Python on it.
+   */
   private double pullAndExtract(String endpoint) throws Exception {
     Path dir = work.resolve("pulled");
-    FsBench.sh("rm -rf " + dir + " && mkdir -p " + dir + " && rm -f " + work.resolve("pulled.tar.gz"));
+    FsBench.sh(
+        "rm -rf " + dir + " && mkdir -p " + dir + " && rm -f " + work.resolve("pulled.tar.gz"));
     dropCaches();
     long t0 = System.nanoTime();
-    S3Location via = new S3Location(S3Server.BUCKET, "bench", URI.create(endpoint), "us-east-1", true);
-    try (BlobStore bucket = BlobStores.s3(via, work.resolve("tmp"), S3Server.credentials(), Duration.ofMinutes(5), 3);
-        FileChannel out = FileChannel.open(work.resolve("pulled.tar.gz"), StandardOpenOption.CREATE,
-            StandardOpenOption.WRITE)) {
+    S3Location via =
+        new S3Location(S3Server.BUCKET, "bench", URI.create(endpoint), "us-east-1", true);
+    try (BlobStore bucket =
+            BlobStores.s3(
+                via, work.resolve("tmp"), S3Server.credentials(), Duration.ofMinutes(5), 3);
+        FileChannel out =
+            FileChannel.open(
+                work.resolve("pulled.tar.gz"),
+                StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE)) {
       long size = bucket.size("layers/layer.tar.gz").orElseThrow();
       for (long off = 0; off < size; off += 64 << 20) {
-        ByteBuffer b = bucket.readFully("layers/layer.tar.gz", off, (int) Math.min(64 << 20, size - off));
+        ByteBuffer b =
+            bucket.readFully("layers/layer.tar.gz", off, (int) Math.min(64 << 20, size - off));
         while (b.hasRemaining()) {
           out.write(b);
         }
@@ -198,11 +230,12 @@ public final class RemoteBench {
     } else if (mode == Mode.RECORD) {
       cmd.addAll(List.of("--record", "--no-prefetch"));
     }
-    String image = switch (mode) {
-      case OPTIMIZED -> "s3://" + S3Server.BUCKET + "/bench/bench:opt";
-      case WARM -> "bench:opt"; // pulled by the previous start, its chunks in the disk cache
-      default -> "s3://" + S3Server.BUCKET + "/bench/bench:1";
-    };
+    String image =
+        switch (mode) {
+          case OPTIMIZED -> "s3://" + S3Server.BUCKET + "/bench/bench:opt";
+          case WARM -> "bench:opt"; // pulled by the previous start, its chunks in the disk cache
+          default -> "s3://" + S3Server.BUCKET + "/bench/bench:1";
+        };
     cmd.addAll(List.of(image, mnt.toString()));
     long t0 = System.nanoTime();
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
@@ -210,7 +243,8 @@ public final class RemoteBench {
     pb.environment().put("AWS_SECRET_ACCESS_KEY", "test-secret");
     pb.environment().put("AWS_REGION", "us-east-1");
     Process p = pb.start();
-    BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    BufferedReader r =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
     String line = r.readLine();
     if (line == null || !line.startsWith("mounted")) {
       throw new IOException("lazy mount failed: " + line);
@@ -228,11 +262,15 @@ public final class RemoteBench {
     FsBench.sh("umount " + mnt);
     String l;
     while ((l = r.readLine()) != null) {
-      var m = java.util.regex.Pattern.compile("from the store \\(([^ ]+) ([^ ]+) in ([0-9,]+) reads\\)").matcher(l);
+      var m =
+          java.util.regex.Pattern.compile("from the store \\(([^ ]+) ([^ ]+) in ([0-9,]+) reads\\)")
+              .matcher(l);
       if (m.find()) {
         double v = Double.parseDouble(m.group(1));
-        long bytes = (long) (v * Math.pow(1024, List.of("B", "KiB", "MiB", "GiB").indexOf(m.group(2))));
-        fetches.computeIfAbsent(mode.name() + "|" + rtt, k -> new ArrayList<>())
+        long bytes =
+            (long) (v * Math.pow(1024, List.of("B", "KiB", "MiB", "GiB").indexOf(m.group(2))));
+        fetches
+            .computeIfAbsent(mode.name() + "|" + rtt, k -> new ArrayList<>())
             .add(new long[] {bytes, Long.parseLong(m.group(3).replace(",", ""))});
       }
     }
@@ -241,12 +279,23 @@ public final class RemoteBench {
   }
 
   private void print() throws Exception {
-    long image = Long.parseLong(FsBench.sh("du -sb --apparent-size " + work.resolve("dataset") + " | cut -f1").strip());
+    long image =
+        Long.parseLong(
+            FsBench.sh("du -sb --apparent-size " + work.resolve("dataset") + " | cut -f1").strip());
     StringBuilder out = new StringBuilder();
-    out.append("Date ").append(Instant.now()).append("; ").append(reps).append(" repetitions; RTT emulated by LatencyProxy")
-        .append(" (delay RTT/2 each way, a new connection costs one extra RTT), bandwidth capped at ").append(mbps)
-        .append(" Mbit/s per direction, shared by all connections; image ").append(image / 1_000_000).append(" MB.\n\n");
-    out.append("| RTT | pull + extract + run (s) | lazy, no prefetch (s) | of which mount ready (s) | lazy + trace (s) | speed-up, no prefetch | speed-up, trace | GETs (no prefetch / trace) | fetched | share of image |\n")
+    out.append("Date ")
+        .append(Instant.now())
+        .append("; ")
+        .append(reps)
+        .append(" repetitions; RTT emulated by LatencyProxy")
+        .append(
+            " (delay RTT/2 each way, a new connection costs one extra RTT), bandwidth capped at ")
+        .append(mbps)
+        .append(" Mbit/s per direction, shared by all connections; image ")
+        .append(image / 1_000_000)
+        .append(" MB.\n\n");
+    out.append(
+            "| RTT | pull + extract + run (s) | lazy, no prefetch (s) | of which mount ready (s) | lazy + trace (s) | speed-up, no prefetch | speed-up, trace | GETs (no prefetch / trace) | fetched | share of image |\n")
         .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int rtt : rtts) {
       List<Double> pull = samples.get("pull+extract|" + rtt);
@@ -255,38 +304,65 @@ public final class RemoteBench {
       List<Double> ready = samples.get("ready|" + rtt);
       long[] plainF = medianFetch("PLAIN|" + rtt);
       long[] traceF = medianFetch("TRACE|" + rtt);
-      out.append(String.format(Locale.ROOT,
-          "| %d ms | %s | %s | %.3f | %s | %.1fx | %.1fx | %d / %d | %.1f MiB | %.2f%% |%n",
-          rtt, Samples.spread(pull, "%.2f"), Samples.spread(lazy, "%.3f"), Samples.median(ready),
-          Samples.spread(traced, "%.3f"), Samples.median(pull) / Samples.median(lazy),
-          Samples.median(pull) / Samples.median(traced), plainF[1], traceF[1], plainF[0] / 1048576.0,
-          100.0 * plainF[0] / image));
+      out.append(
+          String.format(
+              Locale.ROOT,
+              "| %d ms | %s | %s | %.3f | %s | %.1fx | %.1fx | %d / %d | %.1f MiB | %.2f%% |%n",
+              rtt,
+              Samples.spread(pull, "%.2f"),
+              Samples.spread(lazy, "%.3f"),
+              Samples.median(ready),
+              Samples.spread(traced, "%.3f"),
+              Samples.median(pull) / Samples.median(lazy),
+              Samples.median(pull) / Samples.median(traced),
+              plainF[1],
+              traceF[1],
+              plainF[0] / 1048576.0,
+              100.0 * plainF[0] / image));
     }
-    out.append("\nWith repacking, against the floor (a fully warm host: index pulled, every chunk the start reads in")
+    out.append(
+            "\nWith repacking, against the floor (a fully warm host: index pulled, every chunk the start reads in")
         .append(" the disk cache and the page cache, a new mount process):\n\n")
-        .append("| RTT | no prefetch (s) | trace (s) | trace + optimize (s) | warm floor (s) | trace + optimize / floor | GETs: none / trace / optimized |\n")
+        .append(
+            "| RTT | no prefetch (s) | trace (s) | trace + optimize (s) | warm floor (s) | trace + optimize / floor | GETs: none / trace / optimized |\n")
         .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int rtt : rtts) {
       List<Double> lazy = samples.get("lazy|" + rtt);
       List<Double> traced = samples.get("trace|" + rtt);
       List<Double> opt = samples.get("opt|" + rtt);
       List<Double> warm = samples.get("warm|" + rtt);
-      out.append(String.format(Locale.ROOT, "| %d ms | %.3f | %.3f | %s | %s | %.2fx | %d / %d / %d |%n",
-          rtt, Samples.median(lazy), Samples.median(traced), Samples.spread(opt, "%.3f"), Samples.spread(warm, "%.3f"),
-          Samples.median(opt) / Samples.median(warm), medianFetch("PLAIN|" + rtt)[1], medianFetch("TRACE|" + rtt)[1],
-          medianFetch("OPTIMIZED|" + rtt)[1]));
+      out.append(
+          String.format(
+              Locale.ROOT,
+              "| %d ms | %.3f | %.3f | %s | %s | %.2fx | %d / %d / %d |%n",
+              rtt,
+              Samples.median(lazy),
+              Samples.median(traced),
+              Samples.spread(opt, "%.3f"),
+              Samples.spread(warm, "%.3f"),
+              Samples.median(opt) / Samples.median(warm),
+              medianFetch("PLAIN|" + rtt)[1],
+              medianFetch("TRACE|" + rtt)[1],
+              medianFetch("OPTIMIZED|" + rtt)[1]));
     }
     if (!sequential) {
       Files.writeString(work.resolve("remote-report.md"), out);
       System.out.println(out);
       return;
     }
-    out.append("\nCold sequential read of the 1 GiB file through the lazy mount (read time only; empty caches):\n\n")
+    out.append(
+            "\nCold sequential read of the 1 GiB file through the lazy mount (read time only; empty caches):\n\n")
         .append("| RTT | seconds | MB/s | GETs |\n| ---: | ---: | ---: | ---: |\n");
     for (int rtt : rtts) {
       List<Double> s = samples.get("seq|" + rtt);
-      out.append(String.format(Locale.ROOT, "| %d ms | %s | %.0f | %d |%n", rtt, Samples.spread(s, "%.2f"),
-          (1L << 30) / 1e6 / Samples.median(s), medianFetch("SEQUENTIAL|" + rtt)[1]));
+      out.append(
+          String.format(
+              Locale.ROOT,
+              "| %d ms | %s | %.0f | %d |%n",
+              rtt,
+              Samples.spread(s, "%.2f"),
+              (1L << 30) / 1e6 / Samples.median(s),
+              medianFetch("SEQUENTIAL|" + rtt)[1]));
     }
     Files.writeString(work.resolve("remote-report.md"), out);
     System.out.println(out);
@@ -305,5 +381,4 @@ public final class RemoteBench {
   private static void log(String s) {
     System.err.println("[remotebench] " + s);
   }
-
 }

@@ -21,6 +21,7 @@ final class Samples {
 
   /** "median (min-max)", each number in {@code fmt} (for example %.3f). */
   static String spread(List<Double> v, String fmt) {
-    return String.format(java.util.Locale.ROOT, fmt + " (" + fmt + "-" + fmt + ")", median(v), min(v), max(v));
+    return String.format(
+        java.util.Locale.ROOT, fmt + " (" + fmt + "-" + fmt + ")", median(v), min(v), max(v));
   }
 }

@@ -29,12 +29,12 @@ import java.util.stream.Stream;
 
 /**
  * Sandbox starts, from the {@code skiff} command to the first byte of the command's output and to
- * its exit, for {@code /bin/true} and for a Python import, on: (a) a native root directory, (b)
- * the image from the local store (page cache warm), (c) the image lazily from S3 at an emulated
- * RTT, with an empty home, without and with the trace replayed, (d) a restore of a memory
- * snapshot taken after the imports; and (a), (b), (d) again through the Java API in this JVM, as
- * the scheduler's worker will start them. While (b) and (d) run, a {@code skiff mount} of the
- * image serves it, as a host keeps its images mounted. The image is this host's Python (binary, libraries, standard
+ * its exit, for {@code /bin/true} and for a Python import, on: (a) a native root directory, (b) the
+ * image from the local store (page cache warm), (c) the image lazily from S3 at an emulated RTT,
+ * with an empty home, without and with the trace replayed, (d) a restore of a memory snapshot taken
+ * after the imports; and (a), (b), (d) again through the Java API in this JVM, as the scheduler's
+ * worker will start them. While (b) and (d) run, a {@code skiff mount} of the image serves it, as a
+ * host keeps its images mounted. The image is this host's Python (binary, libraries, standard
  * library) and shell tools, built on the spot. Needs root, FUSE and runsc.
  *
  * <pre>
@@ -46,7 +46,8 @@ import java.util.stream.Stream;
  */
 public final class SandboxBench {
   private static final String PY = "/usr/bin/python3";
-  private static final String IMPORTS = "import json, email.mime.text, http.client, xml.dom.minidom, asyncio, decimal, sqlite3";
+  private static final String IMPORTS =
+      "import json, email.mime.text, http.client, xml.dom.minidom, asyncio, decimal, sqlite3";
 
   private final Path work;
   private final Path repo;
@@ -82,8 +83,9 @@ public final class SandboxBench {
     }
     System.setProperty("aws.accessKeyId", "test-key");
     System.setProperty("aws.secretAccessKey", "test-secret");
-    SandboxBench b = new SandboxBench(work, Path.of(System.getProperty("skiff.repo", ".")).toAbsolutePath(), reps, rtt,
-        mbps);
+    SandboxBench b =
+        new SandboxBench(
+            work, Path.of(System.getProperty("skiff.repo", ".")).toAbsolutePath(), reps, rtt, mbps);
     try {
       b.setUp();
       b.run();
@@ -111,11 +113,18 @@ public final class SandboxBench {
   }
 
   private void setUp() throws Exception {
-    String pyver = FsBench.sh(PY + " -c 'import sys; print(\"python%d.%d\" % sys.version_info[:2])'").strip();
+    String pyver =
+        FsBench.sh(PY + " -c 'import sys; print(\"python%d.%d\" % sys.version_info[:2])'").strip();
     if (!Files.exists(work.resolve("rootfs.done"))) {
-      log("building the image: this host's " + pyver + " with its libraries and standard library, and shell tools");
+      log(
+          "building the image: this host's "
+              + pyver
+              + " with its libraries and standard library, and shell tools");
       FsBench.sh("rm -rf " + work + " && mkdir -p " + work);
-      HostRootfs fs = HostRootfs.tools().binaries(Path.of(PY).toRealPath().toString()).tree("/usr/lib/" + pyver);
+      HostRootfs fs =
+          HostRootfs.tools()
+              .binaries(Path.of(PY).toRealPath().toString())
+              .tree("/usr/lib/" + pyver);
       try (Stream<Path> s = Files.list(Path.of("/usr/lib", pyver, "lib-dynload"))) {
         s.filter(p -> p.toString().endsWith(".so")).forEach(p -> fs.binaries(p.toString()));
       }
@@ -128,30 +137,62 @@ public final class SandboxBench {
     }
     FsBench.sh("rm -rf " + work.resolve("s3") + " " + store().resolve("snapshots"));
     server = new S3Server(work.resolve("s3"));
-    proxy = LatencyProxy.start(new InetSocketAddress("127.0.0.1", server.port()), Duration.ofMillis(rtt / 2),
-        mbps * 1_000_000L / 8);
+    proxy =
+        LatencyProxy.start(
+            new InetSocketAddress("127.0.0.1", server.port()),
+            Duration.ofMillis(rtt / 2),
+            mbps * 1_000_000L / 8);
     log("pushing py:1 to the S3 server");
     try (ImageStore origin = ImageStore.open(store());
         BlobStore bucket = server.store("sb", work.resolve("tmp"), Duration.ofMinutes(10))) {
       origin.push(ImageRef.parse("py:1"), bucket, ImageStore.PushProgress.NONE);
     }
     log("recording a trace of the sandboxed Python start (skiff run --record s3://...)");
-    Run r = skiff(freshHome(), null, "run", "--record", "--no-prefetch", "--endpoint", endpoint(), remoteImage(), "--",
-        PY, "-c", IMPORTS + "; print('ok')");
+    Run r =
+        skiff(
+            freshHome(),
+            null,
+            "run",
+            "--record",
+            "--no-prefetch",
+            "--endpoint",
+            endpoint(),
+            remoteImage(),
+            "--",
+            PY,
+            "-c",
+            IMPORTS + "; print('ok')");
     check(r, "ok\n");
     log("taking a memory snapshot after the imports (skiff snapshot create)");
-    r = skiff(store(), null, "snapshot", "create", "py:1", "imported", "--", PY, "-c",
-        IMPORTS + "\nimport sys\nprint('skiff:ready', flush=True)\nexec(sys.stdin.read())");
+    r =
+        skiff(
+            store(),
+            null,
+            "snapshot",
+            "create",
+            "py:1",
+            "imported",
+            "--",
+            PY,
+            "-c",
+            IMPORTS + "\nimport sys\nprint('skiff:ready', flush=True)\nexec(sys.stdin.read())");
     if (r.exit != 0) {
       throw new IOException("snapshot failed: " + r.err);
     }
     log(r.out.strip());
-    log("serving py:1 from a long-lived skiff mount, as a host keeps its images mounted (skiff run finds it)");
+    log(
+        "serving py:1 from a long-lived skiff mount, as a host keeps its images mounted (skiff run finds it)");
     List<String> cmd = FsBench.skiffCli(repo);
     Files.createDirectories(work.resolve("mnt"));
     cmd.addAll(List.of("mount", "--store=" + store(), "py:1", work.resolve("mnt").toString()));
-    mount = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(work.resolve("mount.log").toFile()).start();
-    for (int i = 0; i < 100 && !Files.readString(work.resolve("mount.log")).startsWith("mounted"); i++) {
+    mount =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(work.resolve("mount.log").toFile())
+            .start();
+    for (int i = 0;
+        i < 100 && !Files.readString(work.resolve("mount.log")).startsWith("mounted");
+        i++) {
       Thread.sleep(100);
     }
   }
@@ -186,12 +227,21 @@ public final class SandboxBench {
     for (boolean nativeRoot : new boolean[] {true, false}) {
       String image = nativeRoot ? rootfs().toString() : "py:1";
       String v = nativeRoot ? "API: a native directory" : "API: b casfs, warm";
-      measure(v + "|true", api(() -> rt.run(image, SandboxOptions.defaults(), List.of("/bin/true"), false), null), "");
-      measure(v + "|python", api(() -> rt.run(image, SandboxOptions.defaults(), List.of(PY, "-c", py), false), null),
+      measure(
+          v + "|true",
+          api(() -> rt.run(image, SandboxOptions.defaults(), List.of("/bin/true"), false), null),
+          "");
+      measure(
+          v + "|python",
+          api(() -> rt.run(image, SandboxOptions.defaults(), List.of(PY, "-c", py), false), null),
           "ok\n");
     }
-    measure("API: d restore of a snapshot|python", api(() -> rt.restore(rt.snapshot("py:1", "imported"),
-        SandboxOptions.defaults(), true), "print('ok')\n"), "ok\n");
+    measure(
+        "API: d restore of a snapshot|python",
+        api(
+            () -> rt.restore(rt.snapshot("py:1", "imported"), SandboxOptions.defaults(), true),
+            "print('ok')\n"),
+        "ok\n");
   }
 
   private interface Start {
@@ -219,15 +269,49 @@ public final class SandboxBench {
 
   private void run(SandboxRuntime rt, String py) throws Exception {
     for (int i = 0; i < reps; i++) {
-      measure("a native directory|true", skiff(store(), null, "run", rootfs().toString(), "--", "/bin/true"), "");
-      measure("a native directory|python", skiff(store(), null, "run", rootfs().toString(), "--", PY, "-c", py), "ok\n");
+      measure(
+          "a native directory|true",
+          skiff(store(), null, "run", rootfs().toString(), "--", "/bin/true"),
+          "");
+      measure(
+          "a native directory|python",
+          skiff(store(), null, "run", rootfs().toString(), "--", PY, "-c", py),
+          "ok\n");
       measure("b casfs, warm|true", skiff(store(), null, "run", "py:1", "--", "/bin/true"), "");
-      measure("b casfs, warm|python", skiff(store(), null, "run", "py:1", "--", PY, "-c", py), "ok\n");
-      measure("c lazy from S3, no prefetch|python", skiff(freshHome(), null, "run", "--no-prefetch", "--endpoint",
-          endpoint(), remoteImage(), "--", PY, "-c", py), "ok\n");
-      measure("c lazy from S3, trace|python", skiff(freshHome(), null, "run", "--endpoint", endpoint(),
-          remoteImage(), "--", PY, "-c", py), "ok\n");
-      measure("d restore of a snapshot|python", skiff(store(), "print('ok')\n", "restore", "-i", "py:1", "imported"),
+      measure(
+          "b casfs, warm|python", skiff(store(), null, "run", "py:1", "--", PY, "-c", py), "ok\n");
+      measure(
+          "c lazy from S3, no prefetch|python",
+          skiff(
+              freshHome(),
+              null,
+              "run",
+              "--no-prefetch",
+              "--endpoint",
+              endpoint(),
+              remoteImage(),
+              "--",
+              PY,
+              "-c",
+              py),
+          "ok\n");
+      measure(
+          "c lazy from S3, trace|python",
+          skiff(
+              freshHome(),
+              null,
+              "run",
+              "--endpoint",
+              endpoint(),
+              remoteImage(),
+              "--",
+              PY,
+              "-c",
+              py),
+          "ok\n");
+      measure(
+          "d restore of a snapshot|python",
+          skiff(store(), "print('ok')\n", "restore", "-i", "py:1", "imported"),
           "ok\n");
       inProcess(rt, py);
       log("rep " + (i + 1) + "/" + reps + " done");
@@ -270,7 +354,10 @@ public final class SandboxBench {
     return new Run(p.exitValue(), first, done, text.toString(), e);
   }
 
-  /** Reads {@code out} to its end into {@code text}; returns seconds from {@code t0} to its first byte. */
+  /**
+   * Reads {@code out} to its end into {@code text}; returns seconds from {@code t0} to its first
+   * byte.
+   */
   private static double readTimed(InputStream out, long t0, StringBuilder text) throws IOException {
     byte[] buf = new byte[8192];
     double first = Double.NaN;
@@ -295,12 +382,20 @@ public final class SandboxBench {
   }
 
   private double median(String key, int which) {
-    List<Double> v = samples.getOrDefault(key, List.of()).stream().map(d -> d[which]).filter(d -> !d.isNaN()).toList();
+    List<Double> v =
+        samples.getOrDefault(key, List.of()).stream()
+            .map(d -> d[which])
+            .filter(d -> !d.isNaN())
+            .toList();
     return v.isEmpty() ? Double.NaN : Samples.median(v);
   }
 
   private String cell(String key, int which) {
-    List<Double> v = samples.getOrDefault(key, List.of()).stream().map(d -> d[which]).filter(d -> !d.isNaN()).toList();
+    List<Double> v =
+        samples.getOrDefault(key, List.of()).stream()
+            .map(d -> d[which])
+            .filter(d -> !d.isNaN())
+            .toList();
     if (v.isEmpty()) {
       return "-";
     }
@@ -310,23 +405,53 @@ public final class SandboxBench {
   private void print() throws Exception {
     String runsc = FsBench.sh("runsc --version | head -1").strip();
     StringBuilder out = new StringBuilder();
-    out.append("Date ").append(Instant.now()).append("; ").append(reps).append(" repetitions, interleaved; ")
-        .append(runsc).append("; lazy starts: empty home and dropped page cache, RTT ").append(rtt)
-        .append(" ms and ").append(mbps).append(" Mbit/s by LatencyProxy.\n\n");
-    out.append("| root | /bin/true: to exit (s) | python: to first byte (s) | python: to exit (s) | first byte / native |\n");
+    out.append("Date ")
+        .append(Instant.now())
+        .append("; ")
+        .append(reps)
+        .append(" repetitions, interleaved; ")
+        .append(runsc)
+        .append("; lazy starts: empty home and dropped page cache, RTT ")
+        .append(rtt)
+        .append(" ms and ")
+        .append(mbps)
+        .append(" Mbit/s by LatencyProxy.\n\n");
+    out.append(
+        "| root | /bin/true: to exit (s) | python: to first byte (s) | python: to exit (s) | first byte / native |\n");
     out.append("| --- | ---: | ---: | ---: | ---: |\n");
     double nativeFirst = median("a native directory|python", 0);
-    for (String v : List.of("a native directory", "b casfs, warm", "c lazy from S3, no prefetch", "c lazy from S3, trace",
-        "d restore of a snapshot", "API: a native directory", "API: b casfs, warm", "API: d restore of a snapshot")) {
-      out.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %.2fx |%n", v, cell(v + "|true", 1),
-          cell(v + "|python", 0), cell(v + "|python", 1), median(v + "|python", 0) / nativeFirst));
+    for (String v :
+        List.of(
+            "a native directory",
+            "b casfs, warm",
+            "c lazy from S3, no prefetch",
+            "c lazy from S3, trace",
+            "d restore of a snapshot",
+            "API: a native directory",
+            "API: b casfs, warm",
+            "API: d restore of a snapshot")) {
+      out.append(
+          String.format(
+              Locale.ROOT,
+              "| %s | %s | %s | %s | %.2fx |%n",
+              v,
+              cell(v + "|true", 1),
+              cell(v + "|python", 0),
+              cell(v + "|python", 1),
+              median(v + "|python", 0) / nativeFirst));
     }
-    out.append(String.format(Locale.ROOT, "%n/bin/true to exit, casfs warm against native: %.2fx (CLI), %.2fx (API)%n",
-        median("b casfs, warm|true", 1) / median("a native directory|true", 1),
-        median("API: b casfs, warm|true", 1) / median("API: a native directory|true", 1)));
-    out.append(String.format(Locale.ROOT, "python to first byte, casfs warm against native: %.2fx (CLI), %.2fx (API)%n",
-        median("b casfs, warm|python", 0) / median("a native directory|python", 0),
-        median("API: b casfs, warm|python", 0) / median("API: a native directory|python", 0)));
+    out.append(
+        String.format(
+            Locale.ROOT,
+            "%n/bin/true to exit, casfs warm against native: %.2fx (CLI), %.2fx (API)%n",
+            median("b casfs, warm|true", 1) / median("a native directory|true", 1),
+            median("API: b casfs, warm|true", 1) / median("API: a native directory|true", 1)));
+    out.append(
+        String.format(
+            Locale.ROOT,
+            "python to first byte, casfs warm against native: %.2fx (CLI), %.2fx (API)%n",
+            median("b casfs, warm|python", 0) / median("a native directory|python", 0),
+            median("API: b casfs, warm|python", 0) / median("API: a native directory|python", 0)));
     Files.writeString(work.resolve("report.md"), out);
     System.out.println(out);
   }

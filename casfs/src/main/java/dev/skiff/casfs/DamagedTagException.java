@@ -2,7 +2,9 @@ package dev.skiff.casfs;
 
 import java.io.IOException;
 
-/** A tag blob that cannot be read as a tag: which image it was for is known, what it named is not. */
+/**
+ * A tag blob that cannot be read as a tag: which image it was for is known, what it named is not.
+ */
 public final class DamagedTagException extends IOException {
   private static final long serialVersionUID = 1L;
 

@@ -87,13 +87,20 @@ final class GarbageCollector {
         if (tag.get().remote() == null) {
           for (String pack : index.packs()) {
             if (!presentPacks.contains(pack)) {
-              problems.add("image " + ref + ": pack " + pack + " is missing; reads of its chunks fail");
+              problems.add(
+                  "image " + ref + ": pack " + pack + " is missing; reads of its chunks fail");
             }
           }
         }
       } catch (DamagedIndexException e) {
-        problems.add("image " + ref + ": its index " + d.shortHex() + " is damaged (" + e.reason()
-            + "); the packs it needs cannot be known, so no pack was removed");
+        problems.add(
+            "image "
+                + ref
+                + ": its index "
+                + d.shortHex()
+                + " is damaged ("
+                + e.reason()
+                + "); the packs it needs cannot be known, so no pack was removed");
         keepAllPacks = true;
       }
     }
@@ -105,7 +112,8 @@ final class GarbageCollector {
         inUse++;
         Optional<Path> file = blobs.localFile(name);
         if (file.isPresent()) {
-          try (ImageIndex index = ImageIndex.open(file.get())) { // mapped by a mount: it was verified there
+          try (ImageIndex index =
+              ImageIndex.open(file.get())) { // mapped by a mount: it was verified there
             livePacks.addAll(index.packs());
           } catch (DamagedIndexException e) {
             keepAllPacks = true;
@@ -152,8 +160,11 @@ final class GarbageCollector {
     if (!dryRun) {
       if (!gone.isEmpty()) {
         long n = store.catalog().removePacks(gone);
-        problems.add(gone.size() + " packs the catalog named are gone; forgot their " + n
-            + " chunks, so the next import stores them again");
+        problems.add(
+            gone.size()
+                + " packs the catalog named are gone; forgot their "
+                + n
+                + " chunks, so the next import stores them again");
       }
       store.catalog().removePacks(deadPacks); // first, so that nothing deduplicates against them
       for (String pack : deadPacks) {
@@ -170,10 +181,20 @@ final class GarbageCollector {
       }
       scratchBytes = reapScratch(store, keepRecent);
     } else if (!gone.isEmpty()) {
-      problems.add(gone.size() + " packs the catalog named are gone (a run without --dry-run forgets their chunks)");
+      problems.add(
+          gone.size()
+              + " packs the catalog named are gone (a run without --dry-run forgets their chunks)");
     }
-    return new ImageStore.GcResult(deadPacks.size(), packBytes, deadIndexes.size(), indexBytes, deadTraces.size(),
-        tags, inUse, scratchBytes, problems);
+    return new ImageStore.GcResult(
+        deadPacks.size(),
+        packBytes,
+        deadIndexes.size(),
+        indexBytes,
+        deadTraces.size(),
+        tags,
+        inUse,
+        scratchBytes,
+        problems);
   }
 
   private boolean recent(String blob) throws IOException {
@@ -207,13 +228,14 @@ final class GarbageCollector {
   /**
    * Removes scratch that no live process owns: directories under {@code HOME/tmp} named after a
    * process that is gone (a killed import), and anything else there or in the blob store's own
-   * temporary directory older than {@code keepRecent} (left by older versions, or by a put that
-   * was killed). Returns the bytes removed.
+   * temporary directory older than {@code keepRecent} (left by older versions, or by a put that was
+   * killed). Returns the bytes removed.
    */
   static long reapScratch(ImageStore store, Duration keepRecent) throws IOException {
     long cutoff = System.currentTimeMillis() - keepRecent.toMillis();
     long bytes = 0;
-    for (Path dir : List.of(store.home().resolve("tmp"), store.home().resolve("blobs").resolve(".tmp"))) {
+    for (Path dir :
+        List.of(store.home().resolve("tmp"), store.home().resolve("blobs").resolve(".tmp"))) {
       if (!Files.isDirectory(dir)) {
         continue;
       }
@@ -221,9 +243,12 @@ final class GarbageCollector {
         for (Path p : entries) {
           String name = p.getFileName().toString();
           int dot = name.indexOf('.');
-          boolean owned = Files.isDirectory(p) && dot > 0 && name.substring(0, dot).matches("\\d+-\\d*");
-          boolean dead = owned ? !Owner.aliveByTag(name.substring(0, dot))
-              : Files.getLastModifiedTime(p).toMillis() < cutoff;
+          boolean owned =
+              Files.isDirectory(p) && dot > 0 && name.substring(0, dot).matches("\\d+-\\d*");
+          boolean dead =
+              owned
+                  ? !Owner.aliveByTag(name.substring(0, dot))
+                  : Files.getLastModifiedTime(p).toMillis() < cutoff;
           if (dead) {
             long size = sizeOf(p);
             deleteTree(p);

@@ -6,8 +6,8 @@ import java.time.Instant;
 /**
  * A tagged image as {@code skiff images} shows it. {@code storedBytes} is what the image's unique
  * chunks take in the store; {@code newBytes} is what its import added (chunks other images did not
- * already have, plus the index). A damaged image (its tag unreadable, its index missing or
- * damaged, packs missing) has {@code damage} saying why, and zeros where its index could not say.
+ * already have, plus the index). A damaged image (its tag unreadable, its index missing or damaged,
+ * packs missing) has {@code damage} saying why, and zeros where its index could not say.
  */
 public record ImageInfo(
     ImageRef ref,
@@ -21,7 +21,10 @@ public record ImageInfo(
     long indexBytes,
     String damage) {
 
-  /** An image that cannot be used, with what is known of it ({@code index} null if its tag is unreadable). */
+  /**
+   * An image that cannot be used, with what is known of it ({@code index} null if its tag is
+   * unreadable).
+   */
   static ImageInfo damaged(ImageRef ref, Digest index, String damage) {
     return new ImageInfo(ref, index, Instant.EPOCH, "", 0, 0, 0, 0, 0, damage);
   }

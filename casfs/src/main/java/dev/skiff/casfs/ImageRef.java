@@ -4,16 +4,20 @@ import java.util.regex.Pattern;
 
 /** A tag name: {@code name[:tag]}, tag {@code latest} when left out. */
 public record ImageRef(String name, String tag) {
-  private static final Pattern NAME = Pattern.compile("[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*");
+  private static final Pattern NAME =
+      Pattern.compile("[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*");
   private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
 
   public ImageRef {
     if (!NAME.matcher(name).matches()) {
-      throw new IllegalArgumentException("bad image name '" + name
-          + "': use lower-case letters, digits and . _ - separators, with / between path parts");
+      throw new IllegalArgumentException(
+          "bad image name '"
+              + name
+              + "': use lower-case letters, digits and . _ - separators, with / between path parts");
     }
     if (!TAG.matcher(tag).matches()) {
-      throw new IllegalArgumentException("bad tag '" + tag + "': use letters, digits, '_', '.', '-' (up to 128)");
+      throw new IllegalArgumentException(
+          "bad tag '" + tag + "': use letters, digits, '_', '.', '-' (up to 128)");
     }
   }
 

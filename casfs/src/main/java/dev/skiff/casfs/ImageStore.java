@@ -53,7 +53,8 @@ public final class ImageStore implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private static final Logger LOG = LoggerFactory.getLogger(ImageStore.class);
-  private static final java.util.concurrent.atomic.AtomicInteger SCRATCHES = new java.util.concurrent.atomic.AtomicInteger();
+  private static final java.util.concurrent.atomic.AtomicInteger SCRATCHES =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   private final Path home;
   private final MeteredBlobStore blobs;
@@ -96,11 +97,14 @@ public final class ImageStore implements AutoCloseable {
         p.load(in);
       }
       ImageImporter.Options d = ImageImporter.Options.defaults();
-      options = new ImageImporter.Options(DigestAlgorithm.fromLabel(p.getProperty("digest", "xxh3-128")),
-          Integer.parseInt(p.getProperty("chunk-size", "" + d.chunkSize())),
-          Integer.parseInt(p.getProperty("inline-limit", "" + d.inlineLimit())),
-          Long.parseLong(p.getProperty("pack-target", "" + d.packTarget())),
-          Integer.parseInt(p.getProperty("zstd-level", "" + d.zstdLevel())), creation.maxExpansion());
+      options =
+          new ImageImporter.Options(
+              DigestAlgorithm.fromLabel(p.getProperty("digest", "xxh3-128")),
+              Integer.parseInt(p.getProperty("chunk-size", "" + d.chunkSize())),
+              Integer.parseInt(p.getProperty("inline-limit", "" + d.inlineLimit())),
+              Long.parseLong(p.getProperty("pack-target", "" + d.packTarget())),
+              Integer.parseInt(p.getProperty("zstd-level", "" + d.zstdLevel())),
+              creation.maxExpansion());
     } else {
       options = creation;
       Properties p = new Properties();
@@ -149,19 +153,23 @@ public final class ImageStore implements AutoCloseable {
   }
 
   /**
-   * Imports an image from {@code source} (see {@link ImageImporter#importFrom}) and tags it. The tag
-   * is written only after the index and every pack are stored.
+   * Imports an image from {@code source} (see {@link ImageImporter#importFrom}) and tags it. The
+   * tag is written only after the index and every pack are stored.
    */
-  public ImportResult importImage(String source, ImageRef ref, ImportProgress progress) throws IOException {
+  public ImportResult importImage(String source, ImageRef ref, ImportProgress progress)
+      throws IOException {
     Path tmp = scratch();
-    return locked(() -> {
-      GarbageCollector.reapScratch(this, java.time.Duration.ofMinutes(10)); // the next writer clears what killed ones left
-      ImageImporter importer = new ImageImporter(blobs, catalog(), tmp, options);
-      ImportResult r = importer.importFrom(source, progress);
-      verifier.remember(indexFile(r.index()), r.index());
-      writeTag(ref, TagDocument.local(r.index(), r.source(), r.newBytes(), r.newChunks()));
-      return r;
-    });
+    return locked(
+        () -> {
+          GarbageCollector.reapScratch(
+              this,
+              java.time.Duration.ofMinutes(10)); // the next writer clears what killed ones left
+          ImageImporter importer = new ImageImporter(blobs, catalog(), tmp, options);
+          ImportResult r = importer.importFrom(source, progress);
+          verifier.remember(indexFile(r.index()), r.index());
+          writeTag(ref, TagDocument.local(r.index(), r.source(), r.newBytes(), r.newChunks()));
+          return r;
+        });
   }
 
   private void writeTag(ImageRef ref, TagDocument tag) throws IOException {
@@ -169,8 +177,10 @@ public final class ImageStore implements AutoCloseable {
   }
 
   private Path indexFile(Digest d) throws IOException {
-    return blobs.localFile(BlobNames.index(d)).orElseThrow(() -> new IOException("image index " + d
-        + " is missing from " + blobs.describe()));
+    return blobs
+        .localFile(BlobNames.index(d))
+        .orElseThrow(
+            () -> new IOException("image index " + d + " is missing from " + blobs.describe()));
   }
 
   /** Work that returns a value and may fail with an IOException. */
@@ -185,8 +195,10 @@ public final class ImageStore implements AutoCloseable {
    * Not reentrant.
    */
   public <T> T locked(IOCallable<T> body) throws IOException {
-    try (FileChannel lockFile = FileChannel.open(home.resolve("lock"), StandardOpenOption.CREATE,
-        StandardOpenOption.WRITE); FileLock lock = lockFile.lock()) {
+    try (FileChannel lockFile =
+            FileChannel.open(
+                home.resolve("lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock lock = lockFile.lock()) {
       return body.call();
     }
   }
@@ -196,8 +208,16 @@ public final class ImageStore implements AutoCloseable {
    * says what it found damaged (unreadable tags, damaged indexes, missing packs) and what it kept
    * because of it; empty when the store is sound.
    */
-  public record GcResult(int packs, long packBytes, int indexes, long indexBytes, int traces, int tags, int inUse,
-      long scratchBytes, List<String> problems) {
+  public record GcResult(
+      int packs,
+      long packBytes,
+      int indexes,
+      long indexBytes,
+      int traces,
+      int tags,
+      int inUse,
+      long scratchBytes,
+      List<String> problems) {
     public GcResult {
       problems = List.copyOf(problems);
     }
@@ -217,8 +237,13 @@ public final class ImageStore implements AutoCloseable {
   }
 
   /** What {@link #fsck} found and did. */
-  public record FsckResult(int packs, long chunksVerified, List<String> missingPacks, List<String> corruptChunks,
-      long chunksForgotten, List<String> damagedImages) {
+  public record FsckResult(
+      int packs,
+      long chunksVerified,
+      List<String> missingPacks,
+      List<String> corruptChunks,
+      long chunksForgotten,
+      List<String> damagedImages) {
     public FsckResult {
       missingPacks = List.copyOf(missingPacks);
       corruptChunks = List.copyOf(corruptChunks);
@@ -231,11 +256,11 @@ public final class ImageStore implements AutoCloseable {
   }
 
   /**
-   * Checks the store: every tag readable, every index whole (hashed against its digest), every
-   * pack and chunk list a catalogued chunk or a tagged image needs present, and with {@code
-   * verifyChunks} every chunk of every pack read back and checked against its digest. Chunks
-   * whose pack is gone or whose bytes are corrupt are forgotten by the catalog, so the next import
-   * of their content stores them again instead of deduplicating against them. Holds the writer lock.
+   * Checks the store: every tag readable, every index whole (hashed against its digest), every pack
+   * and chunk list a catalogued chunk or a tagged image needs present, and with {@code
+   * verifyChunks} every chunk of every pack read back and checked against its digest. Chunks whose
+   * pack is gone or whose bytes are corrupt are forgotten by the catalog, so the next import of
+   * their content stores them again instead of deduplicating against them. Holds the writer lock.
    */
   public FsckResult fsck(boolean verifyChunks) throws IOException {
     return locked(() -> new StoreChecker(this).run(verifyChunks));
@@ -259,7 +284,8 @@ public final class ImageStore implements AutoCloseable {
    */
   public synchronized Path scratch() throws IOException {
     if (scratch == null) {
-      scratch = home.resolve("tmp").resolve(Owner.current().tag() + "." + SCRATCHES.incrementAndGet());
+      scratch =
+          home.resolve("tmp").resolve(Owner.current().tag() + "." + SCRATCHES.incrementAndGet());
     }
     return Files.createDirectories(scratch);
   }
@@ -275,7 +301,10 @@ public final class ImageStore implements AutoCloseable {
     return doc.isEmpty() ? Optional.empty() : Optional.of(TagDocument.parse(ref, doc.get()));
   }
 
-  /** Every tag of this store, sorted; blob names that are not a valid image name are logged and left out. */
+  /**
+   * Every tag of this store, sorted; blob names that are not a valid image name are logged and left
+   * out.
+   */
   List<ImageRef> tags() throws IOException {
     List<ImageRef> out = new ArrayList<>();
     for (String name : blobs.list("refs/")) {
@@ -291,9 +320,9 @@ public final class ImageStore implements AutoCloseable {
   }
 
   /**
-   * Every tagged image, sorted by name and tag. A damaged image (unreadable tag, missing or
-   * damaged index, missing packs) is listed with {@link ImageInfo#damage()} saying why; it does
-   * not stop the others.
+   * Every tagged image, sorted by name and tag. A damaged image (unreadable tag, missing or damaged
+   * index, missing packs) is listed with {@link ImageInfo#damage()} saying why; it does not stop
+   * the others.
    */
   public List<ImageInfo> images() throws IOException {
     List<ImageInfo> out = new ArrayList<>();
@@ -307,7 +336,10 @@ public final class ImageStore implements AutoCloseable {
     return out;
   }
 
-  /** What {@code skiff images} shows for one tag; a damaged image says why in {@link ImageInfo#damage()}. */
+  /**
+   * What {@code skiff images} shows for one tag; a damaged image says why in {@link
+   * ImageInfo#damage()}.
+   */
   public Optional<ImageInfo> info(ImageRef ref) throws IOException {
     Optional<TagDocument> tag = readTag(ref);
     if (tag.isEmpty()) {
@@ -322,17 +354,34 @@ public final class ImageStore implements AutoCloseable {
       JsonNode stats = JSON.readTree(index.meta("stats"));
       String damage = null;
       if (t.remote() == null) {
-        List<String> missing = index.packs().stream().filter(p -> blobs.localFile(p).isEmpty()).toList();
+        List<String> missing =
+            index.packs().stream().filter(p -> blobs.localFile(p).isEmpty()).toList();
         if (!missing.isEmpty()) {
-          damage = missing.size() + " of its " + index.packs().size() + " packs are missing (" + missing.get(0)
-              + (missing.size() > 1 ? ", ..." : "") + ")";
+          damage =
+              missing.size()
+                  + " of its "
+                  + index.packs().size()
+                  + " packs are missing ("
+                  + missing.get(0)
+                  + (missing.size() > 1 ? ", ..." : "")
+                  + ")";
         }
       }
-      return Optional.of(new ImageInfo(ref, d, t.written(), t.source(), stats.path("files").asLong(),
-          stats.path("logicalBytes").asLong(), stats.path("storedBytes").asLong(), t.newBytes(),
-          Files.size(index.file()), damage));
+      return Optional.of(
+          new ImageInfo(
+              ref,
+              d,
+              t.written(),
+              t.source(),
+              stats.path("files").asLong(),
+              stats.path("logicalBytes").asLong(),
+              stats.path("storedBytes").asLong(),
+              t.newBytes(),
+              Files.size(index.file()),
+              damage));
     } catch (DamagedIndexException e) {
-      return Optional.of(ImageInfo.damaged(ref, d, "its index " + d.shortHex() + " is damaged: " + e.reason()));
+      return Optional.of(
+          ImageInfo.damaged(ref, d, "its index " + d.shortHex() + " is damaged: " + e.reason()));
     }
   }
 
@@ -371,10 +420,20 @@ public final class ImageStore implements AutoCloseable {
         Path local;
         if (name.equals(BlobNames.compressedIndex(d))) {
           local = compressed;
-          Files.write(compressed, Zstd.compress(Files.readAllBytes(indexFile(d)), INDEX_ZSTD_LEVEL));
+          Files.write(
+              compressed, Zstd.compress(Files.readAllBytes(indexFile(d)), INDEX_ZSTD_LEVEL));
         } else {
-          local = blobs.localFile(name).orElseThrow(() -> new IOException(
-              "blob " + name + " of " + ref + " is not in the local store (was the image pulled, not imported?)"));
+          local =
+              blobs
+                  .localFile(name)
+                  .orElseThrow(
+                      () ->
+                          new IOException(
+                              "blob "
+                                  + name
+                                  + " of "
+                                  + ref
+                                  + " is not in the local store (was the image pulled, not imported?)"));
         }
         long size = Files.size(local);
         if (remote.size(name).map(r -> r == size).orElse(false)) {
@@ -401,7 +460,10 @@ public final class ImageStore implements AutoCloseable {
    */
   private static final int INDEX_ZSTD_LEVEL = 19;
 
-  /** Uncompressed indexes beyond this are refused: a bound on what a bucket can make a pull allocate. */
+  /**
+   * Uncompressed indexes beyond this are refused: a bound on what a bucket can make a pull
+   * allocate.
+   */
   private static final long MAX_INDEX_BYTES = 1L << 30;
 
   /**
@@ -415,19 +477,24 @@ public final class ImageStore implements AutoCloseable {
     }
     long size = Zstd.getFrameContentSize(z.get());
     if (size < 0 || size > MAX_INDEX_BYTES) {
-      throw new IOException("compressed index " + d.shortHex() + " does not say a plausible size (" + size + ")");
+      throw new IOException(
+          "compressed index " + d.shortHex() + " does not say a plausible size (" + size + ")");
     }
     try {
       return Optional.of(Zstd.decompress(z.get(), (int) size));
     } catch (RuntimeException e) {
-      throw new IOException("compressed index " + d.shortHex() + " does not decompress: " + e.getMessage(), e);
+      throw new IOException(
+          "compressed index " + d.shortHex() + " does not decompress: " + e.getMessage(), e);
     }
   }
 
   /** The index digest a tag in a remote store points at (one GET). */
-  public static Digest remoteTag(BlobStore remote, S3Location where, ImageRef ref) throws IOException {
-    byte[] doc = remote.readAll(BlobNames.ref(ref.name(), ref.tag()))
-        .orElseThrow(() -> new IOException("no image " + ref + " in " + where));
+  public static Digest remoteTag(BlobStore remote, S3Location where, ImageRef ref)
+      throws IOException {
+    byte[] doc =
+        remote
+            .readAll(BlobNames.ref(ref.name(), ref.tag()))
+            .orElseThrow(() -> new IOException("no image " + ref + " in " + where));
     return TagDocument.parse(ref, doc).index();
   }
 
@@ -459,11 +526,22 @@ public final class ImageStore implements AutoCloseable {
     if (have.isEmpty()) {
       // One GET for the whole index: it is needed whole before the mount, and a size lookup or
       // a series of ranges would each cost a round trip.
-      byte[] index = fetchIndex(remote, d).orElseThrow(() -> new IOException(
-          "remote tag " + ref + " points at index " + d + ", which " + where + " does not have"));
+      byte[] index =
+          fetchIndex(remote, d)
+              .orElseThrow(
+                  () ->
+                      new IOException(
+                          "remote tag "
+                              + ref
+                              + " points at index "
+                              + d
+                              + ", which "
+                              + where
+                              + " does not have"));
       Digest got = d.algorithm().digest(index);
       if (!got.equals(d)) {
-        throw new IOException("index fetched from " + where + " is corrupt: digest " + got + ", expected " + d);
+        throw new IOException(
+            "index fetched from " + where + " is corrupt: digest " + got + ", expected " + d);
       }
       Path tmp = Files.createTempFile(scratch(), "pull-", ".index");
       try {
@@ -509,8 +587,10 @@ public final class ImageStore implements AutoCloseable {
 
   /** Opens the index a tag points at. */
   public ImageIndex openIndex(ImageRef ref) throws IOException {
-    Digest d = resolve(ref).orElseThrow(() -> new IOException("no image " + ref + " in " + home
-        + " (see skiff images)"));
+    Digest d =
+        resolve(ref)
+            .orElseThrow(
+                () -> new IOException("no image " + ref + " in " + home + " (see skiff images)"));
     return openIndex(d);
   }
 

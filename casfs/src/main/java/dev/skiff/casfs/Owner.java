@@ -20,7 +20,10 @@ public record Owner(long pid, String start) {
   }
 
   public boolean alive() {
-    return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).map(h -> of(h).equals(this)).orElse(false);
+    return ProcessHandle.of(pid)
+        .filter(ProcessHandle::isAlive)
+        .map(h -> of(h).equals(this))
+        .orElse(false);
   }
 
   /** A file-name-safe form, {@code PID-STARTDIGITS}. */

@@ -19,8 +19,8 @@ import java.util.TreeSet;
 /**
  * One check of a store (see {@link ImageStore#fsck}). Run under the writer lock. It repairs only
  * the catalog (which is derived): chunks whose pack is gone or whose bytes are corrupt are
- * forgotten, so imports store them again. Damaged images are reported, not removed: removing a
- * tag is the user's call.
+ * forgotten, so imports store them again. Damaged images are reported, not removed: removing a tag
+ * is the user's call.
  */
 final class StoreChecker {
   private final ImageStore store;
@@ -49,7 +49,9 @@ final class StoreChecker {
     long verified = 0;
     for (String pack : packs) {
       if (!present.contains(pack + ".idx")) {
-        corruptChunks.add(pack + ": its chunk list (.idx) is missing; its chunks cannot be checked or found by imports");
+        corruptChunks.add(
+            pack
+                + ": its chunk list (.idx) is missing; its chunks cannot be checked or found by imports");
         continue;
       }
       byte[] idx = blobs.readAll(pack + ".idx").orElseThrow();
@@ -72,7 +74,8 @@ final class StoreChecker {
         verified++;
         if (problem != null) {
           corrupt.add(c.digest());
-          corruptChunks.add("chunk " + c.digest() + " in " + pack + " at " + c.offset() + ": " + problem);
+          corruptChunks.add(
+              "chunk " + c.digest() + " in " + pack + " at " + c.offset() + ": " + problem);
         }
       }
     }
@@ -84,7 +87,8 @@ final class StoreChecker {
       forgotten += store.catalog().remove(corrupt);
     }
     checkImages(present, corrupt);
-    return new ImageStore.FsckResult(packs.size(), verified, missingPacks, corruptChunks, forgotten, damagedImages);
+    return new ImageStore.FsckResult(
+        packs.size(), verified, missingPacks, corruptChunks, forgotten, damagedImages);
   }
 
   /** Reads one chunk back and checks it; null if it is sound, else what is wrong. */
@@ -130,7 +134,8 @@ final class StoreChecker {
       try (ImageIndex index = store.openIndex(d)) {
         long missing = index.packs().stream().filter(p -> !present.contains(p)).count();
         if (missing > 0) {
-          damagedImages.add(ref + ": " + missing + " of its " + index.packs().size() + " packs are missing");
+          damagedImages.add(
+              ref + ": " + missing + " of its " + index.packs().size() + " packs are missing");
         } else if (!corrupt.isEmpty()) {
           long bad = index.allChunks().keySet().stream().filter(corrupt::contains).count();
           if (bad > 0) {

@@ -21,16 +21,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A disk cache on a filesystem that is full: reads from the store are served all the same. */
 class FullDiskCacheTest {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static S3Server server;
   static ImageStore host;
@@ -71,8 +70,10 @@ class FullDiskCacheTest {
   private Path mountTinyTmpfs() throws IOException, InterruptedException {
     Environment.requireRoot("to mount a tmpfs that can fill up");
     tmpfs = Files.createDirectories(tmp.resolve("tiny"));
-    Process p = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", tmpfs.toString())
-        .redirectErrorStream(true).start();
+    Process p =
+        new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", tmpfs.toString())
+            .redirectErrorStream(true)
+            .start();
     String out = new String(p.getInputStream().readAllBytes());
     assertEquals(0, p.waitFor(), "mount tmpfs: " + out);
     return tmpfs;
@@ -112,7 +113,8 @@ class FullDiskCacheTest {
       ChunkReader reader = new ChunkReader(remote, 64 << 20, disk, Runnable::run, 64 << 10);
       ImageFileSystem fs = new ImageFileSystem(index, reader);
       for (int i = 0; i < small.length; i++) {
-        assertArrayEquals(small[i], Reads.readAll(fs, String.format("lib/m%03d.py", i)), "file " + i);
+        assertArrayEquals(
+            small[i], Reads.readAll(fs, String.format("lib/m%03d.py", i)), "file " + i);
       }
       assertEquals(0, disk.entries());
       assertEquals(1, disk.failedWrites(), "one failed write, logged once; writes pause after it");

@@ -27,8 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** A push of a blob large enough to go up in parts, interrupted part way. */
 class InterruptedPushTest {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static S3Server server;
   static ImageStore origin;
@@ -36,7 +35,8 @@ class InterruptedPushTest {
   @BeforeAll
   static void setUp() throws IOException {
     server = new S3Server(tmp.resolve("s3"));
-    byte[] big = new byte[40 << 20]; // random, so it stays this size in its pack: above the part threshold
+    byte[] big =
+        new byte[40 << 20]; // random, so it stays this size in its pack: above the part threshold
     new SplittableRandom(13).nextBytes(big);
     Path image = new Tars().file("big.bin", big, 0644).write(tmp.resolve("image.tar"));
     origin = ImageStore.open(tmp.resolve("origin"));
@@ -57,23 +57,40 @@ class InterruptedPushTest {
   void anInterruptedPushLeavesNoUploadOpenAndALaterPushCompletes() throws Exception {
     String prefix = "interrupted";
     // 8 MB/s: the 40 MiB pack takes about 5 s to go up.
-    try (LatencyProxy slow = LatencyProxy.start(new InetSocketAddress("127.0.0.1", server.port()),
-        Duration.ofMillis(1), 8_000_000);
-        BlobStore remote = BlobStores.s3(new S3Location(S3Server.BUCKET, prefix, URI.create("http://127.0.0.1:"
-            + slow.port()), "us-east-1", true), tmp.resolve("scratch"), S3Server.credentials(), Duration.ofSeconds(30),
-            3)) {
+    try (LatencyProxy slow =
+            LatencyProxy.start(
+                new InetSocketAddress("127.0.0.1", server.port()),
+                Duration.ofMillis(1),
+                8_000_000);
+        BlobStore remote =
+            BlobStores.s3(
+                new S3Location(
+                    S3Server.BUCKET,
+                    prefix,
+                    URI.create("http://127.0.0.1:" + slow.port()),
+                    "us-east-1",
+                    true),
+                tmp.resolve("scratch"),
+                S3Server.credentials(),
+                Duration.ofSeconds(30),
+                3)) {
       AtomicReference<Throwable> failure = new AtomicReference<>();
-      Thread pusher = Thread.ofPlatform().start(() -> {
-        try {
-          origin.push(ImageRef.parse("big:1"), remote, ImageStore.PushProgress.NONE);
-        } catch (Throwable t) {
-          failure.set(t);
-        }
-      });
+      Thread pusher =
+          Thread.ofPlatform()
+              .start(
+                  () -> {
+                    try {
+                      origin.push(ImageRef.parse("big:1"), remote, ImageStore.PushProgress.NONE);
+                    } catch (Throwable t) {
+                      failure.set(t);
+                    }
+                  });
       // Parts are on their way as soon as the upload is open.
       long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
       while (server.openUploads().isEmpty()) {
-        assertTrue(System.nanoTime() < deadline && pusher.isAlive(), "no multipart upload started: " + failure.get());
+        assertTrue(
+            System.nanoTime() < deadline && pusher.isAlive(),
+            "no multipart upload started: " + failure.get());
         Thread.sleep(20); // polling the server, not waiting for time to pass
       }
       pusher.interrupt();
@@ -84,7 +101,8 @@ class InterruptedPushTest {
       assertTrue(remote.list("refs/").isEmpty(), "no tag");
     }
     try (BlobStore remote = server.store(prefix, tmp.resolve("scratch"), Duration.ofSeconds(30))) {
-      ImageStore.PushResult r = origin.push(ImageRef.parse("big:1"), remote, ImageStore.PushProgress.NONE);
+      ImageStore.PushResult r =
+          origin.push(ImageRef.parse("big:1"), remote, ImageStore.PushProgress.NONE);
       assertTrue(r.uploaded() >= 1, "the pack goes up whole this time");
       assertEquals(List.of("refs/big/1"), remote.list("refs/"));
       assertEquals(List.of(), server.openUploads());

@@ -32,14 +32,13 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A damaged store is noticed and never serves wrong bytes: a corrupted or truncated index is an
- * error that names it (not content, not a JVM crash), one damaged image does not stop the others,
- * a lost pack is noticed and not deduplicated against, and scratch left by killed imports goes.
+ * error that names it (not content, not a JVM crash), one damaged image does not stop the others, a
+ * lost pack is noticed and not deduplicated against, and scratch left by killed imports goes.
  */
 class StoreDamageTest {
   private static final String SMALL = "small file bytes live inline in the index";
 
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   ImageStore store;
   byte[] big;
@@ -57,8 +56,12 @@ class StoreDamageTest {
   }
 
   private Digest importImage(String ref, String small) throws IOException {
-    Path tar = new Tars().file("etc/small", small).file("big.bin", big, 0644).symlink("link", "etc/small")
-        .write(tmp.resolve(ref.replace(':', '-') + "-" + System.nanoTime() + ".tar"));
+    Path tar =
+        new Tars()
+            .file("etc/small", small)
+            .file("big.bin", big, 0644)
+            .symlink("link", "etc/small")
+            .write(tmp.resolve(ref.replace(':', '-') + "-" + System.nanoTime() + ".tar"));
     return store.importImage(tar.toString(), ImageRef.parse(ref), ImportProgress.NONE).index();
   }
 
@@ -68,14 +71,19 @@ class StoreDamageTest {
 
   private void assertReads(String ref, String small) throws IOException {
     try (ImageIndex index = store.openIndex(ImageRef.parse(ref))) {
-      ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(store.blobs(), 1 << 20, null, Runnable::run, 0));
+      ImageFileSystem fs =
+          new ImageFileSystem(
+              index, new ChunkReader(store.blobs(), 1 << 20, null, Runnable::run, 0));
       assertEquals(small, new String(Reads.readAll(fs, "etc/small"), UTF_8));
       assertArrayEquals(big, Reads.readAll(fs, "big.bin"));
     }
   }
 
   private ImageInfo info(String ref) throws IOException {
-    return store.images().stream().filter(i -> i.ref().toString().equals(ref)).findFirst().orElseThrow();
+    return store.images().stream()
+        .filter(i -> i.ref().toString().equals(ref))
+        .findFirst()
+        .orElseThrow();
   }
 
   /** Flips one byte of {@code file} where {@code text} is stored. */
@@ -120,16 +128,22 @@ class StoreDamageTest {
         f.setLength(cut);
       }
       // Opened past the digest check too: the structure check alone keeps LMDB off a short file.
-      DamagedIndexException direct = assertThrows(DamagedIndexException.class, () -> ImageIndex.open(file).close());
-      assertTrue(direct.getMessage().contains("truncated") || direct.getMessage().contains("empty")
-          || direct.getMessage().contains("not an image index"), cut + ": " + direct.getMessage());
+      DamagedIndexException direct =
+          assertThrows(DamagedIndexException.class, () -> ImageIndex.open(file).close());
+      assertTrue(
+          direct.getMessage().contains("truncated")
+              || direct.getMessage().contains("empty")
+              || direct.getMessage().contains("not an image index"),
+          cut + ": " + direct.getMessage());
       assertThrows(DamagedIndexException.class, () -> store.openIndex(d));
       assertTrue(info("cut:1").isDamaged(), "images lists it as damaged at " + cut + " bytes");
       assertReads("ok:1", "another image");
 
       ImageStore.GcResult gc = store.gc(false, Duration.ZERO); // carries on, keeps every pack
       assertEquals(0, gc.packs(), gc.toString());
-      assertTrue(gc.problems().stream().anyMatch(p -> p.contains("cut:1") && p.contains("damaged")), gc.toString());
+      assertTrue(
+          gc.problems().stream().anyMatch(p -> p.contains("cut:1") && p.contains("damaged")),
+          gc.toString());
     }
     assertReads("ok:1", "another image");
   }
@@ -146,8 +160,10 @@ class StoreDamageTest {
 
     assertTrue(store.untag(ImageRef.parse("ok:1")));
     ImageStore.GcResult gc = store.gc(false, Duration.ZERO);
-    assertEquals(0, gc.packs() + gc.indexes(), "a tag that cannot be read could name anything: " + gc);
-    assertEquals(2, gc.problems().stream().filter(p -> p.contains("unreadable")).count(), gc.toString());
+    assertEquals(
+        0, gc.packs() + gc.indexes(), "a tag that cannot be read could name anything: " + gc);
+    assertEquals(
+        2, gc.problems().stream().filter(p -> p.contains("unreadable")).count(), gc.toString());
   }
 
   @Test
@@ -166,9 +182,16 @@ class StoreDamageTest {
     assertTrue(fsck.chunksForgotten() >= 3, fsck.toString());
     assertEquals(1, fsck.damagedImages().size());
 
-    ImportResult again = store.importImage(
-        new Tars().file("etc/small", SMALL).file("big.bin", big, 0644).symlink("link", "etc/small")
-            .write(tmp.resolve("again.tar")).toString(), ImageRef.parse("lost:1"), ImportProgress.NONE);
+    ImportResult again =
+        store.importImage(
+            new Tars()
+                .file("etc/small", SMALL)
+                .file("big.bin", big, 0644)
+                .symlink("link", "etc/small")
+                .write(tmp.resolve("again.tar"))
+                .toString(),
+            ImageRef.parse("lost:1"),
+            ImportProgress.NONE);
     assertTrue(again.newChunks() >= 3, "the lost chunks were stored again: " + again.newChunks());
     assertReads("lost:1", SMALL);
     assertTrue(store.fsck(true).clean());
@@ -181,12 +204,16 @@ class StoreDamageTest {
       store.blobs().delete(index.packs().get(0));
     }
     assertTrue(store.untag(ImageRef.parse("lost:1")));
-    ImportResult again = store.importImage(
-        new Tars().file("big.bin", big, 0644).write(tmp.resolve("again.tar")).toString(), ImageRef.parse("new:1"),
-        ImportProgress.NONE);
+    ImportResult again =
+        store.importImage(
+            new Tars().file("big.bin", big, 0644).write(tmp.resolve("again.tar")).toString(),
+            ImageRef.parse("new:1"),
+            ImportProgress.NONE);
     assertEquals(3, again.newChunks());
     try (ImageIndex index = store.openIndex(again.index())) {
-      ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(store.blobs(), 1 << 20, null, Runnable::run, 0));
+      ImageFileSystem fs =
+          new ImageFileSystem(
+              index, new ChunkReader(store.blobs(), 1 << 20, null, Runnable::run, 0));
       assertArrayEquals(big, Reads.readAll(fs, "big.bin"));
     }
     ImageStore.GcResult gc = store.gc(false, Duration.ZERO);
@@ -212,8 +239,11 @@ class StoreDamageTest {
     assertEquals(1, full.corruptChunks().size(), full.toString());
     assertEquals(1, full.chunksForgotten());
     assertTrue(full.damagedImages().get(0).contains("rot:1"), full.toString());
-    ImportResult again = store.importImage(new Tars().file("big.bin", big, 0644).write(tmp.resolve("b.tar")).toString(),
-        ImageRef.parse("fixed:1"), ImportProgress.NONE);
+    ImportResult again =
+        store.importImage(
+            new Tars().file("big.bin", big, 0644).write(tmp.resolve("b.tar")).toString(),
+            ImageRef.parse("fixed:1"),
+            ImportProgress.NONE);
     assertEquals(1, again.newChunks(), "only the corrupt chunk is stored again");
   }
 
@@ -227,7 +257,8 @@ class StoreDamageTest {
     Owner dead = new Owner(p.pid(), "2020-01-01T00:00:00Z"); // a process that has ended
     Path left = Files.createDirectories(tmpDir.resolve(dead.tag() + ".1"));
     Files.write(left.resolve("pack-123.tmp"), new byte[1 << 20]);
-    Path other = Files.createDirectories(tmpDir.resolve(Owner.current().tag() + ".999")); // a live process's
+    Path other =
+        Files.createDirectories(tmpDir.resolve(Owner.current().tag() + ".999")); // a live process's
 
     ImageStore.GcResult gc = store.gc(false, Duration.ofMinutes(10));
     assertEquals(1 << 20, gc.scratchBytes(), gc.toString());

@@ -42,8 +42,7 @@ class StoreOutageTest {
   private static final Duration TIMEOUT = Duration.ofSeconds(3);
   private static final String PREFIX = "outage";
 
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static S3Server server;
   static ImageStore host;
@@ -84,13 +83,15 @@ class StoreOutageTest {
   }
 
   @Test
-  void aHungStoreFailsAReadWithinItsTimeoutThenFailsFastAndRecoversWhenItIsBack() throws IOException {
+  void aHungStoreFailsAReadWithinItsTimeoutThenFailsFastAndRecoversWhenItIsBack()
+      throws IOException {
     FakeClock clock = new FakeClock();
     try (BlobStore remote = server.store(PREFIX, tmp.resolve("scratch"), TIMEOUT, clock);
         ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
       // A window read: the pack's chunk list and the chunk are both needed.
-      ImageFileSystem fs = new ImageFileSystem(index,
-          new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20, clock));
+      ImageFileSystem fs =
+          new ImageFileSystem(
+              index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20, clock));
       server.stop();
       double first;
       double second;
@@ -105,8 +106,9 @@ class StoreOutageTest {
       } finally {
         server.start();
       }
-      System.out.printf("hung store, %s timeout: first read failed after %.2f s, the next after %.2f s%n", TIMEOUT,
-          first, second);
+      System.out.printf(
+          "hung store, %s timeout: first read failed after %.2f s, the next after %.2f s%n",
+          TIMEOUT, first, second);
       assertTrue(first < 1.6 * TIMEOUT.toSeconds(), "first read failed after " + first + " s");
       assertTrue(second < 1.0, "the next read failed after " + second + " s, not at once");
       assertTrue(fast.getMessage().contains(server.location(PREFIX).url()), fast.getMessage());
@@ -123,17 +125,22 @@ class StoreOutageTest {
     // range can, rarely, pick the same port as its own source and connect to itself, and hang.
     int port = 0;
     for (int candidate = 20000; candidate < 30000 && port == 0; candidate += 7) {
-      try (ServerSocket s = new ServerSocket(candidate, 1, java.net.InetAddress.getLoopbackAddress())) {
+      try (ServerSocket s =
+          new ServerSocket(candidate, 1, java.net.InetAddress.getLoopbackAddress())) {
         port = s.getLocalPort();
       } catch (IOException taken) {
         // try the next one
       }
     }
-    var nowhere = new dev.skiff.casfs.store.S3Location(S3Server.BUCKET, PREFIX, URI.create("http://127.0.0.1:" + port),
-        "us-east-1", true);
-    try (BlobStore remote = BlobStores.s3(nowhere, tmp.resolve("scratch"), S3Server.credentials(), TIMEOUT, 4);
+    var nowhere =
+        new dev.skiff.casfs.store.S3Location(
+            S3Server.BUCKET, PREFIX, URI.create("http://127.0.0.1:" + port), "us-east-1", true);
+    try (BlobStore remote =
+            BlobStores.s3(nowhere, tmp.resolve("scratch"), S3Server.credentials(), TIMEOUT, 4);
         ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
-      ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20));
+      ImageFileSystem fs =
+          new ImageFileSystem(
+              index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20));
       for (int i = 0; i < 3; i++) {
         long t0 = System.nanoTime();
         assertThrows(IOException.class, () -> Reads.readAll(fs, "lib/m010.py"));
@@ -151,16 +158,20 @@ class StoreOutageTest {
     Path mp = Files.createDirectories(tmp.resolve("mnt"));
     try (BlobStore remote = server.store(PREFIX, tmp.resolve("scratch"), TIMEOUT);
         ImageIndex index = host.openIndex(ImageRef.parse("app:1"))) {
-      ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20));
+      ImageFileSystem fs =
+          new ImageFileSystem(
+              index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20));
       server.stop();
       double secs;
       String err;
       int exit;
-      try (HungServer hung = HungServer.on(server.port()); FuseMount m = FuseMount.mount(mp, fs,
-          FuseMount.Options.defaults())) {
+      try (HungServer hung = HungServer.on(server.port());
+          FuseMount m = FuseMount.mount(mp, fs, FuseMount.Options.defaults())) {
         long t0 = System.nanoTime();
-        Process cat = new ProcessBuilder("cat", mp.resolve("lib/m042.py").toString()).redirectOutput(
-            ProcessBuilder.Redirect.DISCARD).start();
+        Process cat =
+            new ProcessBuilder("cat", mp.resolve("lib/m042.py").toString())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .start();
         assertTrue(cat.waitFor(10 * TIMEOUT.toSeconds(), TimeUnit.SECONDS), "cat still running");
         secs = secondsSince(t0);
         exit = cat.exitValue();
@@ -168,7 +179,8 @@ class StoreOutageTest {
       } finally {
         server.start();
       }
-      System.out.printf("hung store, %s timeout: cat failed after %.2f s: %s%n", TIMEOUT, secs, err.strip());
+      System.out.printf(
+          "hung store, %s timeout: cat failed after %.2f s: %s%n", TIMEOUT, secs, err.strip());
       assertEquals(1, exit);
       assertTrue(err.contains("Input/output error"), err);
       assertTrue(secs < 1.6 * TIMEOUT.toSeconds(), "cat failed after " + secs + " s");

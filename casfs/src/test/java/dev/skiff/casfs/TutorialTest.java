@@ -18,8 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The main casfs API in the order a user meets it. Read top to bottom. */
 class TutorialTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @Test
   void importListOpenAndRead() throws Exception {
@@ -30,8 +29,9 @@ class TutorialTest {
     // A store lives in a home directory (SKIFF_HOME); it is created on first use.
     try (ImageStore store = ImageStore.open(tmp.resolve("home"))) {
       // Import and tag. The tag is set only once the index and every pack are stored.
-      ImportResult r = store.importImage(tmp.resolve("rootfs").toString(), ImageRef.parse("demo:1"),
-          ImportProgress.NONE);
+      ImportResult r =
+          store.importImage(
+              tmp.resolve("rootfs").toString(), ImageRef.parse("demo:1"), ImportProgress.NONE);
       assertEquals(1, r.files());
 
       // Tagged images, with their sizes and what their import stored.

@@ -31,7 +31,8 @@ public final class Trace {
    * recordings; in {@code readyHits} of them the chunk was already fetched (or on its way) when it
    * was first read: a prefetch hit rather than a demand miss.
    */
-  public record Entry(Digest digest, long micros, int plainLength, int samples, int readyHits, String path) {}
+  public record Entry(
+      Digest digest, long micros, int plainLength, int samples, int readyHits, String path) {}
 
   private final DigestAlgorithm algorithm;
   private final int recordings;
@@ -68,18 +69,29 @@ public final class Trace {
    */
   public Trace merge(Trace recording) {
     if (recording.algorithm != algorithm) {
-      throw new IllegalArgumentException("cannot merge " + recording.algorithm + " trace into " + algorithm);
+      throw new IllegalArgumentException(
+          "cannot merge " + recording.algorithm + " trace into " + algorithm);
     }
     Map<Digest, Entry> merged = new LinkedHashMap<>();
     for (Entry e : entries) {
       merged.put(e.digest(), e);
     }
     for (Entry e : recording.entries) {
-      merged.merge(e.digest(), e, (a, b) -> new Entry(a.digest(),
-          (a.micros() * a.samples() + b.micros() * b.samples()) / (a.samples() + b.samples()), a.plainLength(),
-          a.samples() + b.samples(), a.readyHits() + b.readyHits(), a.path()));
+      merged.merge(
+          e.digest(),
+          e,
+          (a, b) ->
+              new Entry(
+                  a.digest(),
+                  (a.micros() * a.samples() + b.micros() * b.samples())
+                      / (a.samples() + b.samples()),
+                  a.plainLength(),
+                  a.samples() + b.samples(),
+                  a.readyHits() + b.readyHits(),
+                  a.path()));
     }
-    return new Trace(algorithm, recordings + recording.recordings, new ArrayList<>(merged.values()));
+    return new Trace(
+        algorithm, recordings + recording.recordings, new ArrayList<>(merged.values()));
   }
 
   public byte[] encode() {
@@ -99,10 +111,13 @@ public final class Trace {
         out.writeInt(e.plainLength());
         out.writeInt(e.samples());
         out.writeInt(e.readyHits());
-        out.writeInt(paths.computeIfAbsent(e.path() == null ? "" : e.path(), p -> {
-          pathTable.add(p);
-          return pathTable.size() - 1;
-        }));
+        out.writeInt(
+            paths.computeIfAbsent(
+                e.path() == null ? "" : e.path(),
+                p -> {
+                  pathTable.add(p);
+                  return pathTable.size() - 1;
+                }));
       }
       out.writeInt(pathTable.size());
       for (String p : pathTable) {
@@ -153,8 +168,14 @@ public final class Trace {
       if (pathNo[i] < 0 || pathNo[i] >= np) {
         throw new IOException("corrupt trace: path number " + pathNo[i]);
       }
-      entries.add(new Entry(new Digest(algorithm, digests[i]), micros[i], lengths[i], samples[i], hits[i],
-          paths[pathNo[i]]));
+      entries.add(
+          new Entry(
+              new Digest(algorithm, digests[i]),
+              micros[i],
+              lengths[i],
+              samples[i],
+              hits[i],
+              paths[pathNo[i]]));
     }
     return new Trace(algorithm, recordings, entries);
   }

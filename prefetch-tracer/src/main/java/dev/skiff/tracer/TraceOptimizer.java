@@ -30,19 +30,28 @@ public final class TraceOptimizer {
   /** What an optimize did. */
   public record Result(Digest before, Digest after, int chunks, long bytes, String pack) {}
 
-  public static Result optimize(ImageStore store, ImageRef ref, String traceKey) throws IOException {
+  public static Result optimize(ImageStore store, ImageRef ref, String traceKey)
+      throws IOException {
     // Under the writer lock: a garbage collection must not see the new pack before its index.
     return store.locked(() -> optimizeLocked(store, ref, traceKey));
   }
 
-  private static Result optimizeLocked(ImageStore store, ImageRef ref, String traceKey) throws IOException {
+  private static Result optimizeLocked(ImageStore store, ImageRef ref, String traceKey)
+      throws IOException {
     if (store.remoteOf(ref).isPresent()) {
-      throw new IOException(ref + " was pulled: its packs are remote; optimize it where it was imported, then push");
+      throw new IOException(
+          ref + " was pulled: its packs are remote; optimize it where it was imported, then push");
     }
     Digest before = store.resolve(ref).orElseThrow(() -> new IOException("no image " + ref));
     BlobStore blobs = store.blobs();
-    Trace trace = TraceStore.load(blobs, before, traceKey).orElseThrow(() -> new IOException(
-        "no trace for " + ref + ": mount it with --record and run its start first"));
+    Trace trace =
+        TraceStore.load(blobs, before, traceKey)
+            .orElseThrow(
+                () ->
+                    new IOException(
+                        "no trace for "
+                            + ref
+                            + ": mount it with --record and run its start first"));
     Path scratch = store.scratch();
     try (ImageIndex index = store.openIndex(before)) {
       Map<Digest, ChunkLocation> here = index.allChunks();
@@ -59,17 +68,28 @@ public final class TraceOptimizer {
           byte[] stored = blobs.readFully(loc.pack(), loc.offset(), loc.storedLength()).array();
           byte[] plain = loc.codec().decode(stored, loc.plainLength());
           if (!loc.digest().algorithm().digest(plain).equals(loc.digest())) {
-            throw new IOException("chunk " + loc.digest() + " in " + loc.pack() + " is corrupt; not repacking it");
+            throw new IOException(
+                "chunk " + loc.digest() + " in " + loc.pack() + " is corrupt; not repacking it");
           }
-          appended.put(e.digest(), pack.appendStored(loc.digest(), stored, loc.plainLength(), loc.codec()));
+          appended.put(
+              e.digest(), pack.appendStored(loc.digest(), stored, loc.plainLength(), loc.codec()));
           bytes += stored.length;
         }
         if (appended.isEmpty()) {
           throw new IOException("the trace of " + ref + " names no chunk of this image");
         }
         packName = pack.seal(blobs);
-        appended.forEach((d, a) -> moved.put(d, new ChunkLocation(d, packName, a.offset(), a.storedLength(),
-            here.get(d).plainLength(), a.codec())));
+        appended.forEach(
+            (d, a) ->
+                moved.put(
+                    d,
+                    new ChunkLocation(
+                        d,
+                        packName,
+                        a.offset(),
+                        a.storedLength(),
+                        here.get(d).plainLength(),
+                        a.codec())));
       }
       Path file = Files.createTempFile(scratch, "optimized-", ".index");
       try {

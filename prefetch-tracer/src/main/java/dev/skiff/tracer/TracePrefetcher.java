@@ -34,48 +34,56 @@ public final class TracePrefetcher implements AutoCloseable {
   private TracePrefetcher(Trace trace, ImageIndex index, ChunkReader reader, int concurrency) {
     Map<Digest, ChunkLocation> here = index.allChunks();
     Semaphore slots = new Semaphore(concurrency);
-    workers = Executors.newFixedThreadPool(concurrency, r -> {
-      Thread t = new Thread(r, "skiff-prefetch");
-      t.setDaemon(true);
-      return t;
-    });
-    feeder = new Thread(() -> {
-      try {
-        for (Trace.Entry e : trace.entries()) {
-          if (stopped.get()) {
-            return;
-          }
-          ChunkLocation loc = here.get(e.digest());
-          if (loc == null) {
-            skipped.increment();
-            continue;
-          }
-          slots.acquire();
-          workers.execute(() -> {
-            try {
-              if (!stopped.get()) {
-                reader.get(loc);
-                fetched.increment();
+    workers =
+        Executors.newFixedThreadPool(
+            concurrency,
+            r -> {
+              Thread t = new Thread(r, "skiff-prefetch");
+              t.setDaemon(true);
+              return t;
+            });
+    feeder =
+        new Thread(
+            () -> {
+              try {
+                for (Trace.Entry e : trace.entries()) {
+                  if (stopped.get()) {
+                    return;
+                  }
+                  ChunkLocation loc = here.get(e.digest());
+                  if (loc == null) {
+                    skipped.increment();
+                    continue;
+                  }
+                  slots.acquire();
+                  workers.execute(
+                      () -> {
+                        try {
+                          if (!stopped.get()) {
+                            reader.get(loc);
+                            fetched.increment();
+                          }
+                        } catch (IOException ex) {
+                          LOG.debug("prefetch of {} failed: {}", loc.digest(), ex.toString());
+                        } finally {
+                          slots.release();
+                        }
+                      });
+                }
+                slots.acquire(concurrency);
+              } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+              } finally {
+                done = true;
               }
-            } catch (IOException ex) {
-              LOG.debug("prefetch of {} failed: {}", loc.digest(), ex.toString());
-            } finally {
-              slots.release();
-            }
-          });
-        }
-        slots.acquire(concurrency);
-      } catch (InterruptedException ex) {
-        Thread.currentThread().interrupt();
-      } finally {
-        done = true;
-      }
-    }, "skiff-prefetch-feeder");
+            },
+            "skiff-prefetch-feeder");
     feeder.setDaemon(true);
   }
 
   /** Starts replaying {@code trace} against {@code index}. */
-  public static TracePrefetcher start(Trace trace, ImageIndex index, ChunkReader reader, int concurrency) {
+  public static TracePrefetcher start(
+      Trace trace, ImageIndex index, ChunkReader reader, int concurrency) {
     TracePrefetcher p = new TracePrefetcher(trace, index, reader, Math.max(1, concurrency));
     p.feeder.start();
     return p;

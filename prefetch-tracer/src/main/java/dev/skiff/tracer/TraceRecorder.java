@@ -25,7 +25,9 @@ public final class TraceRecorder implements ChunkAccessListener {
   private final long start;
   private final ConcurrentLinkedQueue<Access> accesses = new ConcurrentLinkedQueue<>();
 
-  /** @param clock nanosecond clock (injected so tests control time) */
+  /**
+   * @param clock nanosecond clock (injected so tests control time)
+   */
   public TraceRecorder(LongSupplier clock) {
     this.clock = clock;
     this.start = clock.getAsLong();
@@ -55,8 +57,14 @@ public final class TraceRecorder implements ChunkAccessListener {
     Set<Object> seen = new HashSet<>();
     for (Access a : accesses) {
       if (seen.add(a.loc().digest())) {
-        entries.add(new Trace.Entry(a.loc().digest(), a.nanos() / 1000, a.loc().plainLength(), 1, a.ready() ? 1 : 0,
-            names.getOrDefault(a.ino(), "inode " + a.ino())));
+        entries.add(
+            new Trace.Entry(
+                a.loc().digest(),
+                a.nanos() / 1000,
+                a.loc().plainLength(),
+                1,
+                a.ready() ? 1 : 0,
+                names.getOrDefault(a.ino(), "inode " + a.ino())));
       }
     }
     DigestAlgorithm alg = index.algorithm();
@@ -72,17 +80,20 @@ public final class TraceRecorder implements ChunkAccessListener {
       Object[] top = stack.remove(stack.size() - 1);
       long dir = (Long) top[0];
       String prefix = (String) top[1];
-      index.list(dir, 0, (pos, name, ino) -> {
-        String path = prefix + "/" + new String(name, java.nio.charset.StandardCharsets.UTF_8);
-        if (inos.contains(ino)) {
-          out.putIfAbsent(ino, path);
-        }
-        var n = index.inode(ino);
-        if (n != null && n.isDirectory()) {
-          stack.add(new Object[] {ino, path});
-        }
-        return true;
-      });
+      index.list(
+          dir,
+          0,
+          (pos, name, ino) -> {
+            String path = prefix + "/" + new String(name, java.nio.charset.StandardCharsets.UTF_8);
+            if (inos.contains(ino)) {
+              out.putIfAbsent(ino, path);
+            }
+            var n = index.inode(ino);
+            if (n != null && n.isDirectory()) {
+              stack.add(new Object[] {ino, path});
+            }
+            return true;
+          });
     }
     return out;
   }

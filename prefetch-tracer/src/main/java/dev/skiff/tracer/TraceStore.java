@@ -19,9 +19,14 @@ public final class TraceStore {
 
   public static String name(Digest index, String key) {
     if (key != null && !KEY.matcher(key).matches()) {
-      throw new IllegalArgumentException("bad trace key '" + key + "': letters, digits, '_', '.', '-' (up to 64)");
+      throw new IllegalArgumentException(
+          "bad trace key '" + key + "': letters, digits, '_', '.', '-' (up to 64)");
     }
-    return "traces/" + index.algorithm().label() + "/" + index.hex() + (key == null ? "" : "." + key);
+    return "traces/"
+        + index.algorithm().label()
+        + "/"
+        + index.hex()
+        + (key == null ? "" : "." + key);
   }
 
   public static Optional<Trace> load(BlobStore store, Digest index, String key) throws IOException {
@@ -30,8 +35,8 @@ public final class TraceStore {
   }
 
   /**
-   * Copies every trace of an image (its main one and any keyed ones) from one store to another,
-   * as a push of the image does. Returns how many were copied.
+   * Copies every trace of an image (its main one and any keyed ones) from one store to another, as
+   * a push of the image does. Returns how many were copied.
    */
   public static int copyAll(BlobStore from, BlobStore to, Digest index) throws IOException {
     String base = name(index, null);
@@ -49,12 +54,17 @@ public final class TraceStore {
   }
 
   /** Stores {@code trace} as the image's trace, replacing any. */
-  public static void save(BlobStore store, Digest index, String key, Trace trace) throws IOException {
+  public static void save(BlobStore store, Digest index, String key, Trace trace)
+      throws IOException {
     store.put(name(index, key), new ByteArrayInputStream(trace.encode()));
   }
 
-  /** Merges {@code recording} into the stored trace (or stores it as the first) and returns the result. */
-  public static Trace record(BlobStore store, Digest index, String key, Trace recording) throws IOException {
+  /**
+   * Merges {@code recording} into the stored trace (or stores it as the first) and returns the
+   * result.
+   */
+  public static Trace record(BlobStore store, Digest index, String key, Trace recording)
+      throws IOException {
     Trace merged = load(store, index, key).map(t -> t.merge(recording)).orElse(recording);
     save(store, index, key, merged);
     return merged;

@@ -16,7 +16,6 @@ import dev.skiff.casfs.index.Inode;
 import dev.skiff.casfs.pack.ChunkLocation;
 import dev.skiff.casfs.testing.Reads;
 import dev.skiff.casfs.testing.Tars;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -28,8 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** optimize: traced chunks move into one pack in trace order; the image reads the same. */
 class OptimizeTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @Test
   void tracedChunksMoveIntoOnePackInTraceOrder() throws Exception {
@@ -47,12 +45,15 @@ class OptimizeTest {
     files.put("big.bin", big);
     t.file("big.bin", big, 0644).symlink("lib/link", "a.py");
     try (ImageStore store = ImageStore.open(tmp.resolve("home"))) {
-      store.importImage(t.write(tmp.resolve("app.tar")).toString(), ImageRef.parse("app:1"), ImportProgress.NONE);
+      store.importImage(
+          t.write(tmp.resolve("app.tar")).toString(), ImageRef.parse("app:1"), ImportProgress.NONE);
       Digest before = store.resolve(ImageRef.parse("app:1")).orElseThrow();
       List<String> startOrder = List.of("lib/e.py", "big.bin", "lib/c.py", "lib/a.py");
       try (ImageIndex index = store.openIndex(before)) {
         TraceRecorder rec = new TraceRecorder();
-        ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
+        ImageFileSystem fs =
+            new ImageFileSystem(
+                index, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
         fs.setAccessListener(rec);
         for (String p : startOrder) {
           Reads.readAll(fs, p);
@@ -62,9 +63,12 @@ class OptimizeTest {
 
       TraceOptimizer.Result r = TraceOptimizer.optimize(store, ImageRef.parse("app:1"), null);
       assertNotEquals(before, r.after());
-      assertEquals(r.after(), store.resolve(ImageRef.parse("app:1")).orElseThrow(), "the tag moved");
+      assertEquals(
+          r.after(), store.resolve(ImageRef.parse("app:1")).orElseThrow(), "the tag moved");
       assertEquals(6, r.chunks(), "e, three chunks of big.bin, c, a");
-      assertTrue(TraceStore.load(store.blobs(), r.after(), null).isPresent(), "the trace follows the image");
+      assertTrue(
+          TraceStore.load(store.blobs(), r.after(), null).isPresent(),
+          "the trace follows the image");
 
       try (ImageIndex opt = store.openIndex(r.after())) {
         List<ChunkLocation> locs = new ArrayList<>();
@@ -80,16 +84,22 @@ class OptimizeTest {
           assertEquals(expect, l.offset(), "contiguous, in trace order");
           expect += l.storedLength();
         }
-        assertNotEquals(r.pack(), opt.chunk(opt.resolve("lib/b.py"), 0).pack(), "untraced chunks stay where they were");
-        ImageFileSystem fs = new ImageFileSystem(opt, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
+        assertNotEquals(
+            r.pack(),
+            opt.chunk(opt.resolve("lib/b.py"), 0).pack(),
+            "untraced chunks stay where they were");
+        ImageFileSystem fs =
+            new ImageFileSystem(opt, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
         for (var e : files.entrySet()) {
           assertArrayEquals(e.getValue(), Reads.readAll(fs, e.getKey()), e.getKey());
         }
         assertArrayEquals("a.py".getBytes(), fs.readlink(opt.resolve("lib/link")));
       }
       try (ImageIndex old = store.openIndex(before)) {
-        ImageFileSystem fs = new ImageFileSystem(old, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
-        assertArrayEquals(big, Reads.readAll(fs, "big.bin"), "the old index and its packs still work");
+        ImageFileSystem fs =
+            new ImageFileSystem(old, new ChunkReader(store.blobs(), 64 << 20, null, Runnable::run));
+        assertArrayEquals(
+            big, Reads.readAll(fs, "big.bin"), "the old index and its packs still work");
       }
     }
   }

@@ -23,8 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Record what a start reads, replay it ahead of the next start; traces follow content. */
 class ReplayTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   static final List<String> START = List.of("lib/a.py", "lib/b.py", "data/big.bin", "lib/c.py");
 
@@ -43,11 +42,18 @@ class ReplayTest {
   @Test
   void aRecordedStartIsPrefetchedNextTimeAndHelpsAnImageThatSharesItsChunks() throws Exception {
     try (ImageStore store = ImageStore.open(tmp.resolve("home"))) {
-      store.importImage(files(new SplittableRandom(1)).write(tmp.resolve("v1.tar")).toString(), ImageRef.parse("app:1"),
+      store.importImage(
+          files(new SplittableRandom(1)).write(tmp.resolve("v1.tar")).toString(),
+          ImageRef.parse("app:1"),
           ImportProgress.NONE);
       // A new build of the same app: the same files plus one more.
-      store.importImage(files(new SplittableRandom(1)).file("lib/new.py", "print('v2')").write(tmp.resolve("v2.tar"))
-          .toString(), ImageRef.parse("app:2"), ImportProgress.NONE);
+      store.importImage(
+          files(new SplittableRandom(1))
+              .file("lib/new.py", "print('v2')")
+              .write(tmp.resolve("v2.tar"))
+              .toString(),
+          ImageRef.parse("app:2"),
+          ImportProgress.NONE);
       MeteredBlobStore blobs = store.blobs();
       Digest v1 = store.resolve(ImageRef.parse("app:1")).orElseThrow();
 
@@ -55,7 +61,8 @@ class ReplayTest {
       AtomicLong now = new AtomicLong();
       TraceRecorder recorder = new TraceRecorder(() -> now.addAndGet(1_000_000));
       try (ImageIndex index = store.openIndex(v1)) {
-        ImageFileSystem fs = new ImageFileSystem(index, new ChunkReader(blobs, 64 << 20, null, Runnable::run));
+        ImageFileSystem fs =
+            new ImageFileSystem(index, new ChunkReader(blobs, 64 << 20, null, Runnable::run));
         fs.setAccessListener(recorder);
         for (String p : START) {
           Reads.readAll(fs, p);
@@ -66,7 +73,8 @@ class ReplayTest {
         assertEquals("/lib/c.py", trace.entries().get(5).path());
       }
 
-      // The next start of v1, and a start of v2: replay first, then read; no reader waits on the store.
+      // The next start of v1, and a start of v2: replay first, then read; no reader waits on the
+      // store.
       for (String ref : List.of("app:1", "app:2")) {
         try (ImageIndex index = store.openIndex(ImageRef.parse(ref))) {
           ChunkReader reader = new ChunkReader(blobs, 64 << 20, null, Runnable::run);
@@ -81,7 +89,8 @@ class ReplayTest {
           for (String path : START) {
             Reads.readAll(fs, path);
           }
-          assertEquals(before, blobs.reads(), ref + ": every chunk the start read was already fetched");
+          assertEquals(
+              before, blobs.reads(), ref + ": every chunk the start read was already fetched");
         }
       }
     }
@@ -90,13 +99,21 @@ class ReplayTest {
   @Test
   void aStaleTraceIsSkippedWhereItNamesChunksTheImageLacks() throws Exception {
     try (ImageStore store = ImageStore.open(tmp.resolve("home"))) {
-      store.importImage(files(new SplittableRandom(2)).write(tmp.resolve("x.tar")).toString(), ImageRef.parse("x:1"),
+      store.importImage(
+          files(new SplittableRandom(2)).write(tmp.resolve("x.tar")).toString(),
+          ImageRef.parse("x:1"),
           ImportProgress.NONE);
       try (ImageIndex index = store.openIndex(ImageRef.parse("x:1"))) {
-        Trace stale = new Trace(index.algorithm(), 1, List.of(
-            new Trace.Entry(TraceTest.d("gone"), 1, 10, 1, 0, "/old"), new Trace.Entry(TraceTest.d("also gone"), 2, 10, 1, 0, "/old")));
-        try (TracePrefetcher p = TracePrefetcher.start(stale, index, new ChunkReader(store.blobs(), 1 << 20, null,
-            Runnable::run), 2)) {
+        Trace stale =
+            new Trace(
+                index.algorithm(),
+                1,
+                List.of(
+                    new Trace.Entry(TraceTest.d("gone"), 1, 10, 1, 0, "/old"),
+                    new Trace.Entry(TraceTest.d("also gone"), 2, 10, 1, 0, "/old")));
+        try (TracePrefetcher p =
+            TracePrefetcher.start(
+                stale, index, new ChunkReader(store.blobs(), 1 << 20, null, Runnable::run), 2)) {
           p.awaitDone(10_000);
           assertEquals(2, p.skipped());
           assertEquals(0, p.fetched());

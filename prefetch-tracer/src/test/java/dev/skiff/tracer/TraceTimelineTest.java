@@ -11,13 +11,18 @@ import org.junit.jupiter.api.Test;
 class TraceTimelineTest {
   @Test
   void oneRowPerFileColouredByPrefetchHits() {
-    Trace t = new Trace(DigestAlgorithm.XXH3_128, 1, List.of(
-        new Trace.Entry(TraceTest.d("1"), 1000, 100, 1, 1, "/lib/<hit>.py"),
-        new Trace.Entry(TraceTest.d("2"), 2000, 100, 1, 0, "/lib/miss.py"),
-        new Trace.Entry(TraceTest.d("3"), 3000, 100, 1, 1, "/data/big.bin"),
-        new Trace.Entry(TraceTest.d("4"), 9000, 100, 1, 0, "/data/big.bin")));
+    Trace t =
+        new Trace(
+            DigestAlgorithm.XXH3_128,
+            1,
+            List.of(
+                new Trace.Entry(TraceTest.d("1"), 1000, 100, 1, 1, "/lib/<hit>.py"),
+                new Trace.Entry(TraceTest.d("2"), 2000, 100, 1, 0, "/lib/miss.py"),
+                new Trace.Entry(TraceTest.d("3"), 3000, 100, 1, 1, "/data/big.bin"),
+                new Trace.Entry(TraceTest.d("4"), 9000, 100, 1, 0, "/data/big.bin")));
     List<TraceTimeline.FileRow> rows = TraceTimeline.rows(t);
-    assertEquals(List.of("/lib/<hit>.py", "/lib/miss.py", "/data/big.bin"),
+    assertEquals(
+        List.of("/lib/<hit>.py", "/lib/miss.py", "/data/big.bin"),
         rows.stream().map(TraceTimeline.FileRow::path).toList());
     assertEquals(0.5, rows.get(2).readyShare());
     assertEquals(6000, rows.get(2).lastMicros() - rows.get(2).firstMicros());

@@ -31,7 +31,9 @@ final class Cgroups {
         return new Cgroups(false, false, "cgroup v2 controllers unreadable: " + e.getMessage());
       }
       boolean w = canCreate(FS);
-      return new Cgroups(w && controllers.contains("memory"), w && controllers.contains("cpu"),
+      return new Cgroups(
+          w && controllers.contains("memory"),
+          w && controllers.contains("cpu"),
           w ? "cgroup v2 lacks the controller" : "cgroup v2 is not writable here");
     }
     boolean mem = Files.isDirectory(FS.resolve("memory")) && canCreate(FS.resolve("memory"));

@@ -8,9 +8,9 @@ import java.time.Duration;
 import java.util.List;
 
 /**
- * A kernel overlayfs on the host: the read-only casfs mount below, a small upper directory
- * above. Only bind-mount targets missing from the image are ever written to it (by runsc's
- * gofer); everything the sandbox writes goes to gVisor's own overlay.
+ * A kernel overlayfs on the host: the read-only casfs mount below, a small upper directory above.
+ * Only bind-mount targets missing from the image are ever written to it (by runsc's gofer);
+ * everything the sandbox writes goes to gVisor's own overlay.
  */
 final class HostOverlay {
   private HostOverlay() {}
@@ -19,16 +19,27 @@ final class HostOverlay {
     Files.createDirectories(upper);
     Files.createDirectories(work);
     Files.createDirectories(target);
-    Runsc.Result r = Runsc.run(List.of("mount", "-t", "overlay", "overlay", "-o",
-        "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work, target.toString()), Duration.ofSeconds(30));
+    Runsc.Result r =
+        Runsc.run(
+            List.of(
+                "mount",
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work,
+                target.toString()),
+            Duration.ofSeconds(30));
     if (r.exit() != 0) {
-      throw new IOException("overlayfs over " + lower + " at " + target + ": " + r.output().strip());
+      throw new IOException(
+          "overlayfs over " + lower + " at " + target + ": " + r.output().strip());
     }
   }
 
   static boolean isMounted(Path target) throws IOException {
     Path abs = target.toAbsolutePath().normalize();
-    return MountTable.read().stream().anyMatch(e -> e.mountpoint().equals(abs) && e.fsType().equals("overlay"));
+    return MountTable.read().stream()
+        .anyMatch(e -> e.mountpoint().equals(abs) && e.fsType().equals("overlay"));
   }
 
   static void unmount(Path target) throws IOException {

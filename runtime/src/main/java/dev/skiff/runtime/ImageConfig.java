@@ -7,12 +7,14 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The parts of an OCI image configuration that decide how a process starts: environment,
- * entrypoint and command, working directory and user. Images imported from a plain rootfs
- * have no configuration; they get the defaults (PATH, root, /).
+ * The parts of an OCI image configuration that decide how a process starts: environment, entrypoint
+ * and command, working directory and user. Images imported from a plain rootfs have no
+ * configuration; they get the defaults (PATH, root, /).
  */
-public record ImageConfig(List<String> env, List<String> entrypoint, List<String> cmd, String workdir, String user) {
-  static final String DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+public record ImageConfig(
+    List<String> env, List<String> entrypoint, List<String> cmd, String workdir, String user) {
+  static final String DEFAULT_PATH =
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   private static final ObjectMapper JSON = new ObjectMapper();
 
   public static ImageConfig defaults() {
@@ -30,8 +32,12 @@ public record ImageConfig(List<String> env, List<String> entrypoint, List<String
       env.add(0, DEFAULT_PATH);
     }
     String wd = c.path("WorkingDir").asText("");
-    return new ImageConfig(List.copyOf(env), List.copyOf(strings(c.path("Entrypoint"))),
-        List.copyOf(strings(c.path("Cmd"))), wd.isEmpty() ? "/" : wd, c.path("User").asText(""));
+    return new ImageConfig(
+        List.copyOf(env),
+        List.copyOf(strings(c.path("Entrypoint"))),
+        List.copyOf(strings(c.path("Cmd"))),
+        wd.isEmpty() ? "/" : wd,
+        c.path("User").asText(""));
   }
 
   private static List<String> strings(JsonNode array) {
@@ -50,13 +56,16 @@ public record ImageConfig(List<String> env, List<String> entrypoint, List<String
     return out;
   }
 
-  /** The environment with {@code overrides} (NAME=VALUE) replacing or adding variables, in order. */
+  /**
+   * The environment with {@code overrides} (NAME=VALUE) replacing or adding variables, in order.
+   */
   public List<String> env(List<String> overrides) {
     List<String> out = new ArrayList<>(env);
     for (String kv : overrides) {
       int eq = kv.indexOf('=');
       if (eq <= 0) {
-        throw new IllegalArgumentException("bad environment variable '" + kv + "': want NAME=VALUE");
+        throw new IllegalArgumentException(
+            "bad environment variable '" + kv + "': want NAME=VALUE");
       }
       String prefix = kv.substring(0, eq + 1);
       out.removeIf(e -> e.startsWith(prefix));

@@ -25,10 +25,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
 /**
- * An image mounted read-only through FUSE and served by this process: pulled first when it is
- * named by a bucket URL, its chunks read lazily (from the local store, or from the bucket
- * through the disk cache), its start-up trace replayed as prefetch. What {@code skiff mount}
- * runs in the foreground and what every sandbox's root filesystem is.
+ * An image mounted read-only through FUSE and served by this process: pulled first when it is named
+ * by a bucket URL, its chunks read lazily (from the local store, or from the bucket through the
+ * disk cache), its start-up trace replayed as prefetch. What {@code skiff mount} runs in the
+ * foreground and what every sandbox's root filesystem is.
  */
 public final class ImageMount implements AutoCloseable {
 
@@ -70,25 +70,64 @@ public final class ImageMount implements AutoCloseable {
   }
 
   /**
-   * Tuning of one mount. {@code window} null means the default (1 MiB for remote images, none
-   * for local ones); {@code diskCache} null means the home's chunk cache for remote images.
+   * Tuning of one mount. {@code window} null means the default (1 MiB for remote images, none for
+   * local ones); {@code diskCache} null means the home's chunk cache for remote images.
    */
-  public record Options(int threads, long memoryCache, Path diskCache, long diskCacheSize, Long window,
-      int fetchThreads, boolean prefetch, boolean record, String traceKey, boolean debug) {
+  public record Options(
+      int threads,
+      long memoryCache,
+      Path diskCache,
+      long diskCacheSize,
+      Long window,
+      int fetchThreads,
+      boolean prefetch,
+      boolean record,
+      String traceKey,
+      boolean debug) {
     public static Options defaults() {
       return new Options(8, 512L << 20, null, 20L << 30, null, 8, true, false, null, false);
     }
 
     public Options withPrefetch(boolean on) {
-      return new Options(threads, memoryCache, diskCache, diskCacheSize, window, fetchThreads, on, record, traceKey, debug);
+      return new Options(
+          threads,
+          memoryCache,
+          diskCache,
+          diskCacheSize,
+          window,
+          fetchThreads,
+          on,
+          record,
+          traceKey,
+          debug);
     }
 
     public Options withRecord(boolean on) {
-      return new Options(threads, memoryCache, diskCache, diskCacheSize, window, fetchThreads, prefetch, on, traceKey, debug);
+      return new Options(
+          threads,
+          memoryCache,
+          diskCache,
+          diskCacheSize,
+          window,
+          fetchThreads,
+          prefetch,
+          on,
+          traceKey,
+          debug);
     }
 
     public Options withTraceKey(String key) {
-      return new Options(threads, memoryCache, diskCache, diskCacheSize, window, fetchThreads, prefetch, record, key, debug);
+      return new Options(
+          threads,
+          memoryCache,
+          diskCache,
+          diskCacheSize,
+          window,
+          fetchThreads,
+          prefetch,
+          record,
+          key,
+          debug);
     }
   }
 
@@ -172,10 +211,11 @@ public final class ImageMount implements AutoCloseable {
   /**
    * Mounts {@code image} (NAME[:TAG] in the store, or s3://BUCKET[/PREFIX]/NAME[:TAG], pulled
    * first) at {@code mountpoint}; {@code remotes} null reaches buckets {@link
-   * Remotes#fromEnvironment() from the environment}. The tag, the index and the trace of a bucket image are fetched
-   * with one GET each, the trace while the index travels.
+   * Remotes#fromEnvironment() from the environment}. The tag, the index and the trace of a bucket
+   * image are fetched with one GET each, the trace while the index travels.
    */
-  public static ImageMount mount(ImageStore store, String image, Remotes remotes, Path mountpoint, Options o)
+  public static ImageMount mount(
+      ImageStore store, String image, Remotes remotes, Path mountpoint, Options o)
       throws IOException {
     if (remotes == null) {
       remotes = Remotes.fromEnvironment();
@@ -183,11 +223,14 @@ public final class ImageMount implements AutoCloseable {
     Builder b = new Builder();
     b.traceKey = o.traceKey();
     try {
-      b.pool = Executors.newFixedThreadPool(Math.max(1, o.fetchThreads()), r -> {
-        Thread th = new Thread(r, "casfs-prefetch");
-        th.setDaemon(true);
-        return th;
-      });
+      b.pool =
+          Executors.newFixedThreadPool(
+              Math.max(1, o.fetchThreads()),
+              r -> {
+                Thread th = new Thread(r, "casfs-prefetch");
+                th.setDaemon(true);
+                return th;
+              });
       CompletableFuture<Optional<Trace>> pendingTrace = null;
       if (image.startsWith("s3://")) {
         String[] parts = splitImageUrl(image);
@@ -197,13 +240,16 @@ public final class ImageMount implements AutoCloseable {
         Digest tagged = ImageStore.remoteTag(b.remoteStore, b.where, b.ref);
         if (o.prefetch()) {
           BlobStore from = b.remoteStore;
-          pendingTrace = CompletableFuture.supplyAsync(() -> {
-            try {
-              return TraceStore.load(from, tagged, o.traceKey());
-            } catch (IOException e) {
-              throw new UncheckedIOException(e);
-            }
-          }, b.pool);
+          pendingTrace =
+              CompletableFuture.supplyAsync(
+                  () -> {
+                    try {
+                      return TraceStore.load(from, tagged, o.traceKey());
+                    } catch (IOException e) {
+                      throw new UncheckedIOException(e);
+                    }
+                  },
+                  b.pool);
         }
         store.pull(b.remoteStore, b.where, b.ref, tagged);
       } else {
@@ -213,12 +259,21 @@ public final class ImageMount implements AutoCloseable {
           b.remoteStore = remotes.open(b.where, store.scratch());
         }
       }
-      BlobStore chunkStore = b.remoteStore != null ? BlobStores.metered(b.remoteStore) : store.blobs();
-      Path diskDir = o.diskCache() != null ? o.diskCache() : (b.remoteStore != null ? store.chunkCacheDir() : null);
+      BlobStore chunkStore =
+          b.remoteStore != null ? BlobStores.metered(b.remoteStore) : store.blobs();
+      Path diskDir =
+          o.diskCache() != null
+              ? o.diskCache()
+              : (b.remoteStore != null ? store.chunkCacheDir() : null);
       b.disk = diskDir == null ? null : new DiskChunkCache(diskDir, o.diskCacheSize());
       int window = (int) (o.window() != null ? o.window() : (b.remoteStore != null ? 1 << 20 : 0));
-      b.digest = store.resolve(b.ref).orElseThrow(() -> new IOException(
-          "no image " + b.ref + " in " + store.home() + " (see skiff images)"));
+      b.digest =
+          store
+              .resolve(b.ref)
+              .orElseThrow(
+                  () ->
+                      new IOException(
+                          "no image " + b.ref + " in " + store.home() + " (see skiff images)"));
       b.index = store.openIndex(b.digest);
       b.chunks = new ChunkReader(chunkStore, o.memoryCache(), b.disk, b.pool, window);
       ImageFileSystem fs = new ImageFileSystem(b.index, b.chunks);
@@ -226,14 +281,24 @@ public final class ImageMount implements AutoCloseable {
       b.recorder = o.record() ? new TraceRecorder() : null;
       fs.setAccessListener(b.recorder);
       if (o.prefetch()) {
-        Optional<Trace> t = pendingTrace != null ? await(pendingTrace) : TraceStore.load(b.traceStore, b.digest, o.traceKey());
+        Optional<Trace> t =
+            pendingTrace != null
+                ? await(pendingTrace)
+                : TraceStore.load(b.traceStore, b.digest, o.traceKey());
         b.trace = t.orElse(null);
       }
       b.replayStart = System.nanoTime();
-      b.replay = b.trace == null ? null : TracePrefetcher.start(b.trace, b.index, b.chunks, o.fetchThreads());
+      b.replay =
+          b.trace == null
+              ? null
+              : TracePrefetcher.start(b.trace, b.index, b.chunks, o.fetchThreads());
       FuseMount.Options d = FuseMount.Options.defaults();
-      b.mount = FuseMount.mount(mountpoint, fs,
-          new FuseMount.Options(o.threads(), d.cacheSeconds(), "skiff:" + b.ref, d.readAheadKb(), o.debug()));
+      b.mount =
+          FuseMount.mount(
+              mountpoint,
+              fs,
+              new FuseMount.Options(
+                  o.threads(), d.cacheSeconds(), "skiff:" + b.ref, d.readAheadKb(), o.debug()));
       return new ImageMount(b);
     } catch (IOException | RuntimeException e) {
       b.closeQuietly();
@@ -318,15 +383,16 @@ public final class ImageMount implements AutoCloseable {
   public record Recorded(Trace recording, Trace merged) {}
 
   /**
-   * Merges what this mount recorded into the image's trace, in the store the image came from
-   * (the bucket for a remote image). Call after unmounting. Empty if nothing was recorded.
+   * Merges what this mount recorded into the image's trace, in the store the image came from (the
+   * bucket for a remote image). Call after unmounting. Empty if nothing was recorded.
    */
   public Optional<Recorded> saveRecording() throws IOException {
     if (recorder == null || recorder.size() == 0) {
       return Optional.empty();
     }
     Trace recording = recorder.toTrace(index);
-    return Optional.of(new Recorded(recording, TraceStore.record(traceStore, digest, traceKey, recording)));
+    return Optional.of(
+        new Recorded(recording, TraceStore.record(traceStore, digest, traceKey, recording)));
   }
 
   @Override

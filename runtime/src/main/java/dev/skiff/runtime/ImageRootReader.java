@@ -20,10 +20,10 @@ import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 /**
- * Reads a file inside an image's root as the image sees it: the root is {@code /}, so a symlink
- * to {@code /etc/shadow}, or to {@code ../../../etc/shadow}, leads to the image's file, never to
- * the host's. Every file Skiff itself reads in an image (its /etc/passwd and /etc/group) is read
- * here, as root, before any sandbox exists.
+ * Reads a file inside an image's root as the image sees it: the root is {@code /}, so a symlink to
+ * {@code /etc/shadow}, or to {@code ../../../etc/shadow}, leads to the image's file, never to the
+ * host's. Every file Skiff itself reads in an image (its /etc/passwd and /etc/group) is read here,
+ * as root, before any sandbox exists.
  *
  * <p>The kernel resolves the path: openat2(2) with RESOLVE_IN_ROOT (and RESOLVE_NO_MAGICLINKS),
  * Linux 5.6 and later. Where openat2 is missing (ENOSYS; or EPERM from a seccomp filter older than
@@ -38,6 +38,7 @@ import jnr.ffi.Pointer;
 final class ImageRootReader {
   /** Size limit of {@link #read}: far above any real passwd or group file. */
   static final int MAX_BYTES = 8 << 20;
+
   private static final int MAX_SYMLINKS = 40;
   private static volatile boolean noOpenat2;
 
@@ -78,7 +79,8 @@ final class ImageRootReader {
     Libc.Native c = Libc.lib();
     int dir = c.open(root.toString(), Libc.O_PATH | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
     if (dir < 0) {
-      throw new IOException("cannot open " + root + " to read " + path + " in it: " + Libc.describe(Libc.errno()));
+      throw new IOException(
+          "cannot open " + root + " to read " + path + " in it: " + Libc.describe(Libc.errno()));
     }
     try {
       Pointer how = Memory.allocateDirect(Libc.runtime(), 24);
@@ -98,7 +100,9 @@ final class ImageRootReader {
           case Libc.ENOSYS, Libc.EPERM -> null;
           case Libc.ENOENT, Libc.ENOTDIR -> Optional.empty();
           case Libc.ELOOP -> throw tooManyLinks(path, root);
-          default -> throw new IOException("cannot open " + path + " in " + root + ": " + Libc.describe(err));
+          default ->
+              throw new IOException(
+                  "cannot open " + path + " in " + root + ": " + Libc.describe(err));
         };
       }
       try {
@@ -194,7 +198,8 @@ final class ImageRootReader {
     if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
       throw notRegular(path, root);
     }
-    try (SeekableByteChannel ch = Files.newByteChannel(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
+    try (SeekableByteChannel ch =
+        Files.newByteChannel(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
       ByteArrayOutputStream out = new ByteArrayOutputStream();
       ByteBuffer b = ByteBuffer.allocate(65536);
       for (int n; (n = ch.read(b.clear())) >= 0; ) {
@@ -216,8 +221,14 @@ final class ImageRootReader {
   }
 
   private static IOException tooManyLinks(String path, Path root) {
-    return new IOException("cannot read " + path + " in the image at " + root + ": more than " + MAX_SYMLINKS
-        + " symbolic links (a loop?)");
+    return new IOException(
+        "cannot read "
+            + path
+            + " in the image at "
+            + root
+            + ": more than "
+            + MAX_SYMLINKS
+            + " symbolic links (a loop?)");
   }
 
   private static IOException notRegular(String path, Path root) {
@@ -225,6 +236,7 @@ final class ImageRootReader {
   }
 
   private static IOException tooLarge(String path, Path root, int maxBytes) {
-    return new IOException(path + " in the image at " + root + " is larger than " + maxBytes + " bytes");
+    return new IOException(
+        path + " in the image at " + root + " is larger than " + maxBytes + " bytes");
   }
 }

@@ -1,9 +1,9 @@
 package dev.skiff.runtime;
 
-import dev.skiff.casfs.Owner;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.Owner;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.fuse.MountTable;
 import java.io.IOException;
@@ -23,17 +23,19 @@ import org.slf4j.LoggerFactory;
  * The image mounts sandboxes run on. A mount is made once and shared by every sandbox of the
  * runtime that made it (kept until the runtime closes, so its kernel and chunk caches stay warm
  * between sandboxes). Long-lived owners (a {@code skiff mount}, a runtime configured to share)
- * register their mounts in {@code $SKIFF_HOME/run/mounts/}, where other processes of the home
- * find them and run on them instead of mounting again. A mount whose owner is gone is ignored,
- * and cleaned by the next runtime start.
+ * register their mounts in {@code $SKIFF_HOME/run/mounts/}, where other processes of the home find
+ * them and run on them instead of mounting again. A mount whose owner is gone is ignored, and
+ * cleaned by the next runtime start.
  */
 public final class ImageRoots implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ImageRoots.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final java.util.concurrent.atomic.AtomicInteger INSTANCES = new java.util.concurrent.atomic.AtomicInteger();
+  private static final java.util.concurrent.atomic.AtomicInteger INSTANCES =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   /** What a registry entry says: who serves which image where. */
-  record Entry(long pid, String start, String image, String digest, String mountpoint, String config) {}
+  record Entry(
+      long pid, String start, String image, String digest, String mountpoint, String config) {}
 
   /** A root to run on: where it is mounted, which image, and its config. */
   record Root(Path path, ImageRef ref, Digest digest, ImageConfig config) {}
@@ -46,7 +48,8 @@ public final class ImageRoots implements AutoCloseable {
   private final Map<String, ImageMount> mounts = new HashMap<>();
   private int next;
 
-  ImageRoots(ImageStore store, SandboxRuntime.Config config, ImageMount.Remotes remotes) throws IOException {
+  ImageRoots(ImageStore store, SandboxRuntime.Config config, ImageMount.Remotes remotes)
+      throws IOException {
     this.store = store;
     this.config = config;
     this.remotes = remotes;
@@ -74,7 +77,10 @@ public final class ImageRoots implements AutoCloseable {
     if (d.isPresent() && !record) {
       Optional<Entry> shared = find(store.home(), d.get());
       if (shared.isPresent()) { // its entry carries the config: no index to open here
-        return new Root(Path.of(shared.get().mountpoint()), ImageRef.parse(image), d.get(),
+        return new Root(
+            Path.of(shared.get().mountpoint()),
+            ImageRef.parse(image),
+            d.get(),
             ImageConfig.parse(shared.get().config()));
       }
     }
@@ -89,18 +95,29 @@ public final class ImageRoots implements AutoCloseable {
   }
 
   private static Root root(ImageMount m) throws IOException {
-    return new Root(m.mountpoint(), m.ref(), m.digest(), ImageConfig.parse(m.index().meta("config")));
+    return new Root(
+        m.mountpoint(), m.ref(), m.digest(), ImageConfig.parse(m.index().meta("config")));
   }
 
   /** Announces {@code m} to other processes of this home (skiff mount does), so they run on it. */
   public static void register(Path home, ImageMount m) throws IOException {
     Path dir = Files.createDirectories(registryDir(home));
     Owner me = Owner.current();
-    Entry e = new Entry(me.pid(), me.start(), m.ref().toString(), m.digest().toString(),
-        m.mountpoint().toString(), m.index().meta("config"));
+    Entry e =
+        new Entry(
+            me.pid(),
+            me.start(),
+            m.ref().toString(),
+            m.digest().toString(),
+            m.mountpoint().toString(),
+            m.index().meta("config"));
     Path tmp = dir.resolve(entryName(m) + ".tmp");
     JSON.writeValue(tmp.toFile(), e);
-    Files.move(tmp, dir.resolve(entryName(m)), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    Files.move(
+        tmp,
+        dir.resolve(entryName(m)),
+        StandardCopyOption.ATOMIC_MOVE,
+        StandardCopyOption.REPLACE_EXISTING);
   }
 
   /** Withdraws what {@link #register} announced. */
@@ -113,15 +130,23 @@ public final class ImageRoots implements AutoCloseable {
   }
 
   private static String entryName(ImageMount m) {
-    return m.digest().algorithm().label() + "-" + m.digest().hex() + "." + ProcessHandle.current().pid() + "-"
-        + Integer.toHexString(m.mountpoint().hashCode()) + ".json";
+    return m.digest().algorithm().label()
+        + "-"
+        + m.digest().hex()
+        + "."
+        + ProcessHandle.current().pid()
+        + "-"
+        + Integer.toHexString(m.mountpoint().hashCode())
+        + ".json";
   }
 
   /** A live mount of {@code digest} that some process of this home serves. */
   static Optional<Entry> find(Path home, Digest digest) throws IOException {
     for (Entry e : entries(home)) {
       Path mp = Path.of(e.mountpoint());
-      if (e.digest().equals(digest.toString()) && alive(e) && MountTable.fuseMountAt(mp) != null
+      if (e.digest().equals(digest.toString())
+          && alive(e)
+          && MountTable.fuseMountAt(mp) != null
           && !MountTable.isStale(mp)) {
         return Optional.of(e);
       }
@@ -183,7 +208,9 @@ public final class ImageRoots implements AutoCloseable {
               }
             }
           }
-          Runsc.run(List.of("rm", "-rf", "--one-file-system", p.toString()), java.time.Duration.ofSeconds(30));
+          Runsc.run(
+              List.of("rm", "-rf", "--one-file-system", p.toString()),
+              java.time.Duration.ofSeconds(30));
         }
       }
     }
@@ -205,8 +232,19 @@ public final class ImageRoots implements AutoCloseable {
       try {
         if (m.recording()) {
           m.unmount();
-          m.saveRecording().ifPresent(r -> config.notices().accept("recorded " + r.recording().entries().size()
-              + " chunks into the trace of " + m.ref() + " (" + r.merged().recordings() + " recordings)"));
+          m.saveRecording()
+              .ifPresent(
+                  r ->
+                      config
+                          .notices()
+                          .accept(
+                              "recorded "
+                                  + r.recording().entries().size()
+                                  + " chunks into the trace of "
+                                  + m.ref()
+                                  + " ("
+                                  + r.merged().recordings()
+                                  + " recordings)"));
         }
         m.close();
       } catch (IOException e) {
@@ -215,7 +253,9 @@ public final class ImageRoots implements AutoCloseable {
     }
     mounts.clear();
     try {
-      Runsc.run(List.of("rm", "-rf", "--one-file-system", mine.toString()), java.time.Duration.ofSeconds(30));
+      Runsc.run(
+          List.of("rm", "-rf", "--one-file-system", mine.toString()),
+          java.time.Duration.ofSeconds(30));
     } catch (IOException e) {
       first = first == null ? e : first;
     }

@@ -9,16 +9,19 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 
 /**
- * The first process of a warm sandbox: a 129-byte static x86-64 ELF that calls pause(2) forever.
- * It keeps the sandbox alive between {@code runsc exec}s without needing anything from the image
- * (distroless images have no shell and no sleep). Bound read-only into the sandbox; killed with
- * the sandbox.
+ * The first process of a warm sandbox: a 129-byte static x86-64 ELF that calls pause(2) forever. It
+ * keeps the sandbox alive between {@code runsc exec}s without needing anything from the image
+ * (distroless images have no shell and no sleep). Bound read-only into the sandbox; killed with the
+ * sandbox.
  */
 final class InitBinary {
   static final String PATH_IN_SANDBOX = "/.skiff-init";
   private static final long BASE = 0x400000;
+
   /** mov eax, 34 (pause); syscall; jmp back to the mov. */
-  private static final byte[] CODE = {(byte) 0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xf7};
+  private static final byte[] CODE = {
+    (byte) 0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xf7
+  };
 
   private InitBinary() {}
 
@@ -55,7 +58,8 @@ final class InitBinary {
   static Path install(Path dir) throws IOException {
     String arch = System.getProperty("os.arch");
     if (!arch.equals("amd64") && !arch.equals("x86_64")) {
-      throw new IOException("warm sandboxes need an init for " + arch + "; only x86-64 is built in");
+      throw new IOException(
+          "warm sandboxes need an init for " + arch + "; only x86-64 is built in");
     }
     Path file = dir.resolve("skiff-init");
     if (Files.isRegularFile(file) && Files.size(file) == elf().length) {

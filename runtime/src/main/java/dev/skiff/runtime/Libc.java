@@ -8,8 +8,8 @@ import jnr.ffi.Pointer;
 /**
  * The few system calls the runtime makes itself rather than through a process: mount(2) and
  * umount2(2) for read-only binds, openat2(2) (through syscall(2): glibc 2.36 has no wrapper) and
- * read(2) for files inside an image root. Bound through jnr-ffi on first use; Linux on
- * x86-64 and aarch64 (openat2 is 437 on both). Callable from any thread: jnr keeps errno per thread.
+ * read(2) for files inside an image root. Bound through jnr-ffi on first use; Linux on x86-64 and
+ * aarch64 (openat2 is 437 on both). Callable from any thread: jnr keeps errno per thread.
  */
 final class Libc {
   static final long MS_RDONLY = 1;
@@ -45,7 +45,9 @@ final class Libc {
   static final int ENOSYS = 38;
   static final int ELOOP = 40;
 
-  /** The C functions, as jnr-ffi binds them (public for jnr's generated class; the holder is not). */
+  /**
+   * The C functions, as jnr-ffi binds them (public for jnr's generated class; the holder is not).
+   */
   public interface Native {
     int mount(String source, String target, String fstype, long flags, Pointer data);
 
@@ -58,7 +60,6 @@ final class Libc {
     long read(int fd, Pointer buf, long count);
 
     int close(int fd);
-
 
     String strerror(int errnum);
   }
@@ -90,7 +91,9 @@ final class Libc {
 
   /** mount(2), or an IOException saying {@code what} failed and why. */
   static void mount(Path source, Path target, long flags, String what) throws IOException {
-    if (Holder.LIB.mount(source == null ? null : source.toString(), target.toString(), null, flags, null) != 0) {
+    if (Holder.LIB.mount(
+            source == null ? null : source.toString(), target.toString(), null, flags, null)
+        != 0) {
       throw new IOException(what + ": " + describe(errno()));
     }
   }

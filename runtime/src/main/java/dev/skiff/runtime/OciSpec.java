@@ -16,33 +16,50 @@ import java.util.List;
  */
 final class OciSpec {
   private static final ObjectMapper JSON = new ObjectMapper();
+
   /** Docker's default capability set: what a containerised program usually expects of root. */
-  private static final List<String> CAPS = List.of("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
-      "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-      "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE");
+  private static final List<String> CAPS =
+      List.of(
+          "CAP_CHOWN",
+          "CAP_DAC_OVERRIDE",
+          "CAP_FSETID",
+          "CAP_FOWNER",
+          "CAP_MKNOD",
+          "CAP_NET_RAW",
+          "CAP_SETGID",
+          "CAP_SETUID",
+          "CAP_SETFCAP",
+          "CAP_SETPCAP",
+          "CAP_NET_BIND_SERVICE",
+          "CAP_SYS_CHROOT",
+          "CAP_KILL",
+          "CAP_AUDIT_WRITE");
 
   /** A process: argv, environment, working directory, and the user it runs as. */
-  record Process(List<String> args, List<String> env, String cwd, long uid, long gid, List<Long> groups) {}
+  record Process(
+      List<String> args, List<String> env, String cwd, long uid, long gid, List<Long> groups) {}
 
   /**
-   * A volume as runsc gets it: {@code hostSource} is the volume's source, or for a read-only
-   * volume a read-only bind of it ({@link ReadOnlyBinds}).
+   * A volume as runsc gets it: {@code hostSource} is the volume's source, or for a read-only volume
+   * a read-only bind of it ({@link ReadOnlyBinds}).
    */
   record Bind(SandboxOptions.Volume volume, Path hostSource) {}
 
   /**
-   * The annotation that keeps, for a read-only bind at a destination, the source it was made of:
-   * a restore binds that source again ({@link Snapshot#specFor}).
+   * The annotation that keeps, for a read-only bind at a destination, the source it was made of: a
+   * restore binds that source again ({@link Snapshot#specFor}).
    */
   static final String READ_ONLY_SOURCE = "dev.skiff.read-only-source:";
 
   private OciSpec() {}
 
   /** The process an image and options describe, with the user resolved in {@code rootfs}. */
-  static Process process(ImageConfig image, SandboxOptions o, List<String> args, Path rootfs) throws IOException {
+  static Process process(ImageConfig image, SandboxOptions o, List<String> args, Path rootfs)
+      throws IOException {
     List<String> argv = image.argv(args);
     if (argv.isEmpty()) {
-      throw new IllegalArgumentException("no command given and the image has no entrypoint or command");
+      throw new IllegalArgumentException(
+          "no command given and the image has no entrypoint or command");
     }
     String user = o.user() != null ? o.user() : image.user();
     long[] ids = resolveUser(user, rootfs);
@@ -72,8 +89,10 @@ final class OciSpec {
       gid = Long.parseLong(pw[3]);
     }
     if (parts.length == 2) {
-      gid = parts[1].matches("\\d+") ? Long.parseLong(parts[1])
-          : Long.parseLong(lookup(rootfs, "/etc/group", parts[1], "group", user)[2]);
+      gid =
+          parts[1].matches("\\d+")
+              ? Long.parseLong(parts[1])
+              : Long.parseLong(lookup(rootfs, "/etc/group", parts[1], "group", user)[2]);
     } else if (gid < 0) {
       gid = uid == 0 ? 0 : gidOf(rootfs, uid);
     }
@@ -98,13 +117,14 @@ final class OciSpec {
         return f;
       }
     }
-    throw new IllegalArgumentException("no " + what + " '" + name + "' in the image's " + file + " (user " + spec
-        + ")");
+    throw new IllegalArgumentException(
+        "no " + what + " '" + name + "' in the image's " + file + " (user " + spec + ")");
   }
 
   /** The lines of a file inside the image; none if it has no such file. */
   private static List<String> lines(Path rootfs, String file) throws IOException {
-    return ImageRootReader.read(rootfs, file).map(b -> new String(b, StandardCharsets.ISO_8859_1).lines().toList())
+    return ImageRootReader.read(rootfs, file)
+        .map(b -> new String(b, StandardCharsets.ISO_8859_1).lines().toList())
         .orElse(List.of());
   }
 
@@ -112,8 +132,14 @@ final class OciSpec {
    * The spec as JSON, with {@code binds} as its volumes (the options' own volumes are not read).
    * {@code cgroupsPath} null leaves resources out (limits not applied).
    */
-  static byte[] write(Process p, Path rootfs, SandboxOptions o, List<Bind> binds, String hostname,
-      String cgroupsPath) throws IOException {
+  static byte[] write(
+      Process p,
+      Path rootfs,
+      SandboxOptions o,
+      List<Bind> binds,
+      String hostname,
+      String cgroupsPath)
+      throws IOException {
     ObjectNode spec = JSON.createObjectNode();
     spec.put("ociVersion", "1.0.0");
     spec.set("process", processJson(p));
@@ -123,15 +149,34 @@ final class OciSpec {
     spec.put("hostname", hostname);
     ArrayNode mounts = spec.putArray("mounts");
     mount(mounts, "/proc", "proc", "proc", List.of());
-    mount(mounts, "/dev", "tmpfs", "tmpfs", List.of("nosuid", "strictatime", "mode=755", "size=65536k"));
-    mount(mounts, "/dev/pts", "devpts", "devpts", List.of("nosuid", "noexec", "newinstance", "ptmxmode=0666",
-        "mode=0620"));
-    mount(mounts, "/dev/shm", "tmpfs", "shm", List.of("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
+    mount(
+        mounts,
+        "/dev",
+        "tmpfs",
+        "tmpfs",
+        List.of("nosuid", "strictatime", "mode=755", "size=65536k"));
+    mount(
+        mounts,
+        "/dev/pts",
+        "devpts",
+        "devpts",
+        List.of("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"));
+    mount(
+        mounts,
+        "/dev/shm",
+        "tmpfs",
+        "shm",
+        List.of("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
     mount(mounts, "/sys", "sysfs", "sysfs", List.of("nosuid", "noexec", "nodev", "ro"));
     ObjectNode annotations = JSON.createObjectNode();
     for (Bind b : binds) {
       SandboxOptions.Volume v = b.volume();
-      mount(mounts, v.target(), "bind", b.hostSource().toString(), List.of("rbind", v.readOnly() ? "ro" : "rw"));
+      mount(
+          mounts,
+          v.target(),
+          "bind",
+          b.hostSource().toString(),
+          List.of("rbind", v.readOnly() ? "ro" : "rw"));
       if (v.readOnly()) {
         annotations.put(READ_ONLY_SOURCE + v.target(), v.source().toString());
       }
@@ -142,7 +187,8 @@ final class OciSpec {
     ObjectNode linux = spec.putObject("linux");
     ArrayNode ns = linux.putArray("namespaces");
     for (String t : List.of("pid", "network", "ipc", "uts", "mount")) {
-      if (!t.equals("network") || !o.network()) { // runsc gives a sandbox with its own netns no host network
+      if (!t.equals("network")
+          || !o.network()) { // runsc gives a sandbox with its own netns no host network
         ns.addObject().put("type", t);
       }
     }
@@ -154,7 +200,9 @@ final class OciSpec {
       }
       if (o.cpus() > 0) {
         long period = 100_000;
-        res.putObject("cpu").put("quota", Math.max(1000, Math.round(o.cpus() * period))).put("period", period);
+        res.putObject("cpu")
+            .put("quota", Math.max(1000, Math.round(o.cpus() * period)))
+            .put("period", period);
       }
     }
     return json(spec);
@@ -188,7 +236,8 @@ final class OciSpec {
     return proc;
   }
 
-  private static void mount(ArrayNode mounts, String dest, String type, String source, List<String> options) {
+  private static void mount(
+      ArrayNode mounts, String dest, String type, String source, List<String> options) {
     ObjectNode m = mounts.addObject();
     m.put("destination", dest);
     m.put("type", type);

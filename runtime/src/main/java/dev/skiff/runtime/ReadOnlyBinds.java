@@ -19,11 +19,11 @@ import java.util.List;
  * source that is read-only in the host kernel refuses every write whatever runsc does.
  *
  * <p>Each bind is recursive (the source's submounts come along), private (a mount made under the
- * source later does not appear in it, writable) and read-only at every level, keeping each
- * mount's nosuid, nodev, noexec and atime flags. They belong to the sandbox's directory: {@link
- * SandboxRuntime#clean} detaches every mount under it ({@link #detachUnder}), for a sandbox
- * closed here as for one whose owner died, before it removes the directory. Used by the thread
- * that launches the sandbox only.
+ * source later does not appear in it, writable) and read-only at every level, keeping each mount's
+ * nosuid, nodev, noexec and atime flags. They belong to the sandbox's directory: {@link
+ * SandboxRuntime#clean} detaches every mount under it ({@link #detachUnder}), for a sandbox closed
+ * here as for one whose owner died, before it removes the directory. Used by the thread that
+ * launches the sandbox only.
  */
 final class ReadOnlyBinds {
   private final Path dir;
@@ -34,13 +34,16 @@ final class ReadOnlyBinds {
     this.dir = dir;
   }
 
-  /** Binds {@code source} (a directory or a file) read-only under the directory; returns the bind. */
+  /**
+   * Binds {@code source} (a directory or a file) read-only under the directory; returns the bind.
+   */
   Path add(Path source) throws IOException {
     BasicFileAttributes a;
     try {
       a = Files.readAttributes(source, BasicFileAttributes.class);
     } catch (NoSuchFileException e) {
-      throw new IOException("cannot bind " + source + " read-only into the sandbox: it does not exist");
+      throw new IOException(
+          "cannot bind " + source + " read-only into the sandbox: it does not exist");
     }
     Path target = Files.createDirectories(dir).toRealPath().resolve(Integer.toString(next++));
     if (a.isDirectory()) {
@@ -50,9 +53,13 @@ final class ReadOnlyBinds {
     }
     Libc.mount(source, target, Libc.MS_BIND | Libc.MS_REC, "binding " + source + " at " + target);
     try {
-      Libc.mount(null, target, Libc.MS_REC | Libc.MS_PRIVATE, "making the bind of " + source + " private");
+      Libc.mount(
+          null, target, Libc.MS_REC | Libc.MS_PRIVATE, "making the bind of " + source + " private");
       for (Mount m : mountsUnder(target)) {
-        Libc.mount(null, m.point(), Libc.MS_REMOUNT | Libc.MS_BIND | Libc.MS_RDONLY | m.keptFlags(),
+        Libc.mount(
+            null,
+            m.point(),
+            Libc.MS_REMOUNT | Libc.MS_BIND | Libc.MS_RDONLY | m.keptFlags(),
             "making the bind of " + source + " read-only at " + m.point());
       }
     } catch (IOException e) {
@@ -67,8 +74,8 @@ final class ReadOnlyBinds {
   }
 
   /**
-   * Detaches every mount at or below {@code dir} (lazily, deepest first), and fails if any is
-   * left: a caller about to remove {@code dir} must not, or it would remove what is bound there.
+   * Detaches every mount at or below {@code dir} (lazily, deepest first), and fails if any is left:
+   * a caller about to remove {@code dir} must not, or it would remove what is bound there.
    */
   static void detachUnder(Path dir) throws IOException {
     if (!Files.exists(dir)) {
@@ -91,19 +98,27 @@ final class ReadOnlyBinds {
     }
     List<Mount> left = mountsUnder(real);
     if (!left.isEmpty()) {
-      throw new IOException("cannot unmount " + left.stream().map(m -> m.point().toString()).toList() + " under "
-          + real + (lastErr != 0 ? ": " + Libc.describe(lastErr) : "") + "; unmount them by hand, then remove "
-          + real);
+      throw new IOException(
+          "cannot unmount "
+              + left.stream().map(m -> m.point().toString()).toList()
+              + " under "
+              + real
+              + (lastErr != 0 ? ": " + Libc.describe(lastErr) : "")
+              + "; unmount them by hand, then remove "
+              + real);
     }
   }
 
-  /** A mount in this process's namespace: where, and the per-mount flags a read-only remount keeps. */
+  /**
+   * A mount in this process's namespace: where, and the per-mount flags a read-only remount keeps.
+   */
   record Mount(Path point, long keptFlags) {}
 
   /** The mounts at or below {@code dir} ({@code /proc/self/mountinfo}), in the table's order. */
   static List<Mount> mountsUnder(Path dir) throws IOException {
     List<Mount> out = new ArrayList<>();
-    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.ISO_8859_1)) {
+    for (String line :
+        Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.ISO_8859_1)) {
       String[] f = line.split(" ");
       if (f.length < 6) {
         continue;
@@ -119,15 +134,16 @@ final class ReadOnlyBinds {
   private static long keptFlags(String options) {
     long flags = 0;
     for (String o : options.split(",")) {
-      flags |= switch (o) {
-        case "nosuid" -> Libc.MS_NOSUID;
-        case "nodev" -> Libc.MS_NODEV;
-        case "noexec" -> Libc.MS_NOEXEC;
-        case "noatime" -> Libc.MS_NOATIME;
-        case "nodiratime" -> Libc.MS_NODIRATIME;
-        case "relatime" -> Libc.MS_RELATIME;
-        default -> 0;
-      };
+      flags |=
+          switch (o) {
+            case "nosuid" -> Libc.MS_NOSUID;
+            case "nodev" -> Libc.MS_NODEV;
+            case "noexec" -> Libc.MS_NOEXEC;
+            case "noatime" -> Libc.MS_NOATIME;
+            case "nodiratime" -> Libc.MS_NODIRATIME;
+            case "relatime" -> Libc.MS_RELATIME;
+            default -> 0;
+          };
     }
     return flags;
   }

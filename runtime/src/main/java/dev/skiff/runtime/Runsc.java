@@ -16,20 +16,24 @@ import org.slf4j.LoggerFactory;
 
 /**
  * gVisor's {@code runsc}: where it is, which release (Debian 12 has 2022-12 with ptrace and kvm;
- * bookworm-backports has 2024-07 with systrap too), which platform to use, and the flags every
- * call about one sandbox must carry. Both releases are driven the same way; where their flags
- * differ (the overlay medium) this class speaks each one's dialect.
+ * bookworm-backports has 2024-07 with systrap too), which platform to use, and the flags every call
+ * about one sandbox must carry. Both releases are driven the same way; where their flags differ
+ * (the overlay medium) this class speaks each one's dialect.
  */
 public final class Runsc {
   private static final Logger log = LoggerFactory.getLogger(Runsc.class);
   private static final Pattern VERSION = Pattern.compile("runsc version \\S*?(\\d{8})");
+
   /** systrap arrived in gVisor in 2023; releases before it have ptrace and kvm only. */
   private static final int SYSTRAP_SINCE = 20230601;
+
   private static final Path BOOT_ID = Path.of("/proc/sys/kernel/random/boot_id");
 
   /** How the sandbox's kernel intercepts the application's system calls. */
   public enum Platform {
-    PTRACE, SYSTRAP, KVM;
+    PTRACE,
+    SYSTRAP,
+    KVM;
 
     public String flag() {
       return name().toLowerCase(Locale.ROOT);
@@ -39,7 +43,8 @@ public final class Runsc {
       try {
         return valueOf(s.trim().toUpperCase(Locale.ROOT));
       } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("unknown platform '" + s + "': want auto, systrap, ptrace or kvm");
+        throw new IllegalArgumentException(
+            "unknown platform '" + s + "': want auto, systrap, ptrace or kvm");
       }
     }
   }
@@ -51,7 +56,8 @@ public final class Runsc {
   private final Platform platform;
   private final String platformReason;
 
-  private Runsc(Path binary, String version, int date, Path root, Platform platform, String platformReason) {
+  private Runsc(
+      Path binary, String version, int date, Path root, Platform platform, String platformReason) {
     this.binary = binary;
     this.version = version;
     this.date = date;
@@ -62,8 +68,8 @@ public final class Runsc {
 
   /**
    * Finds runsc ({@code explicit}, else $SKIFF_RUNSC, else the PATH) and chooses the platform:
-   * {@code requested} when given ("auto" or null: kvm where /dev/kvm works, else systrap where
-   * this runsc has it, else ptrace). The kvm probe runs once per runsc release and boot.
+   * {@code requested} when given ("auto" or null: kvm where /dev/kvm works, else systrap where this
+   * runsc has it, else ptrace). The kvm probe runs once per runsc release and boot.
    */
   public static Runsc locate(Path explicit, Path root, String requested) throws IOException {
     Path bin = explicit != null ? explicit : findBinary();
@@ -79,8 +85,11 @@ public final class Runsc {
     if (requested != null && !requested.isBlank() && !requested.equalsIgnoreCase("auto")) {
       Platform p = Platform.parse(requested);
       if (p == Platform.SYSTRAP && !probe.hasSystrap()) {
-        throw new IOException("runsc " + version + " has no systrap platform (it arrived in 2023; Debian's"
-            + " bookworm-backports has runsc 2024-07): use --platform ptrace");
+        throw new IOException(
+            "runsc "
+                + version
+                + " has no systrap platform (it arrived in 2023; Debian's"
+                + " bookworm-backports has runsc 2024-07): use --platform ptrace");
       }
       return new Runsc(bin, version, date, root, p, "requested");
     }
@@ -89,7 +98,13 @@ public final class Runsc {
     }
     return probe.hasSystrap()
         ? new Runsc(bin, version, date, root, Platform.SYSTRAP, "no working /dev/kvm")
-        : new Runsc(bin, version, date, root, Platform.PTRACE, "no working /dev/kvm; runsc " + version + " has no systrap");
+        : new Runsc(
+            bin,
+            version,
+            date,
+            root,
+            Platform.PTRACE,
+            "no working /dev/kvm; runsc " + version + " has no systrap");
   }
 
   private static Path findBinary() throws IOException {
@@ -97,7 +112,8 @@ public final class Runsc {
     if (env != null && !env.isBlank()) {
       return Path.of(env);
     }
-    for (String dir : System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")) {
+    for (String dir :
+        System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")) {
       Path p = Path.of(dir.isEmpty() ? "." : dir, "runsc");
       if (Files.isExecutable(p)) {
         return p;
@@ -108,8 +124,9 @@ public final class Runsc {
         return Path.of(p);
       }
     }
-    throw new IOException("runsc (gVisor) not found: apt-get install runsc (or -t bookworm-backports runsc"
-        + " for 2024-07 with systrap), or set SKIFF_RUNSC");
+    throw new IOException(
+        "runsc (gVisor) not found: apt-get install runsc (or -t bookworm-backports runsc"
+            + " for 2024-07 with systrap), or set SKIFF_RUNSC");
   }
 
   public Path binary() {
@@ -184,8 +201,12 @@ public final class Runsc {
   static Result run(List<String> cmd, Duration timeout) throws IOException {
     Path out = Files.createTempFile("skiff-runsc-", ".out");
     try {
-      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile())
-          .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+      Process p =
+          new ProcessBuilder(cmd)
+              .redirectErrorStream(true)
+              .redirectOutput(out.toFile())
+              .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+              .start();
       boolean done;
       try {
         done = p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
@@ -196,7 +217,8 @@ public final class Runsc {
       }
       if (!done) {
         p.destroyForcibly();
-        throw new IOException(String.join(" ", cmd) + " did not finish within " + timeout.toSeconds() + " s");
+        throw new IOException(
+            String.join(" ", cmd) + " did not finish within " + timeout.toSeconds() + " s");
       }
       return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8));
     } finally {
@@ -215,7 +237,10 @@ public final class Runsc {
       return false;
     }
     // One answer per machine boot and runsc release, shared by every Skiff home on the host.
-    Path memo = Path.of(System.getProperty("java.io.tmpdir"), "skiff-kvm-probe-" + System.getProperty("user.name"));
+    Path memo =
+        Path.of(
+            System.getProperty("java.io.tmpdir"),
+            "skiff-kvm-probe-" + System.getProperty("user.name"));
     String bootId = Files.exists(BOOT_ID) ? Files.readString(BOOT_ID).strip() : "";
     String key = version + " " + System.getProperty("os.version") + " " + bootId;
     if (Files.isRegularFile(memo)) {
@@ -227,8 +252,16 @@ public final class Runsc {
     Path probeRoot = Files.createTempDirectory(root, "kvm-probe-");
     boolean works;
     try {
-      Result r = run(List.of(binary.toString(), "--root=" + probeRoot, "--platform=kvm", "--network=none", "do",
-          "/bin/true"), Duration.ofSeconds(3));
+      Result r =
+          run(
+              List.of(
+                  binary.toString(),
+                  "--root=" + probeRoot,
+                  "--platform=kvm",
+                  "--network=none",
+                  "do",
+                  "/bin/true"),
+              Duration.ofSeconds(3));
       works = r.exit() == 0;
       if (!works) {
         log.debug("kvm probe failed: {}", r.output());
@@ -244,10 +277,13 @@ public final class Runsc {
 
   /** Deletes every container under a runsc root, then the root. */
   private void forceDeleteAll(Path dir) throws IOException {
-    Result list = run(List.of(binary.toString(), "--root=" + dir, "list", "-quiet"), Duration.ofSeconds(10));
+    Result list =
+        run(List.of(binary.toString(), "--root=" + dir, "list", "-quiet"), Duration.ofSeconds(10));
     for (String id : list.output().strip().split("\\s+")) {
       if (!id.isEmpty()) {
-        run(List.of(binary.toString(), "--root=" + dir, "delete", "--force", id), Duration.ofSeconds(10));
+        run(
+            List.of(binary.toString(), "--root=" + dir, "delete", "--force", id),
+            Duration.ofSeconds(10));
       }
     }
     run(List.of("rm", "-rf", dir.toString()), Duration.ofSeconds(10));

@@ -25,13 +25,19 @@ import org.slf4j.LoggerFactory;
  */
 public final class Sandbox implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Sandbox.class);
-  private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(r -> {
-    Thread t = new Thread(r, "skiff-sandbox-timeout");
-    t.setDaemon(true);
-    return t;
-  });
+  private static final ScheduledExecutorService TIMERS =
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "skiff-sandbox-timeout");
+            t.setDaemon(true);
+            return t;
+          });
 
-  enum Kind { RUN, WARM, RESTORED }
+  enum Kind {
+    RUN,
+    WARM,
+    RESTORED
+  }
 
   /** How to start a process with {@link #exec}: overrides of the image's defaults. */
   public record Exec(List<String> env, String workdir, String user, boolean stdin) {
@@ -64,8 +70,10 @@ public final class Sandbox implements AutoCloseable {
   private final AtomicInteger execs = new AtomicInteger();
   private ImageRef imageRef;
   private Digest imageDigest;
+
   /** What runsc sees as the root: the casfs mount, an overlay over it, or a host directory. */
   private Path root;
+
   private ImageConfig imageConfig;
   private SandboxProcess main;
   private ScheduledFuture<?> timer;
@@ -82,21 +90,33 @@ public final class Sandbox implements AutoCloseable {
     this.kind = kind;
   }
 
-  static Sandbox launch(SandboxRuntime rt, String id, String image, SandboxOptions o, Kind kind, List<String> args,
-      boolean stdin, Snapshot snapshot) throws IOException {
+  static Sandbox launch(
+      SandboxRuntime rt,
+      String id,
+      String image,
+      SandboxOptions o,
+      Kind kind,
+      List<String> args,
+      boolean stdin,
+      Snapshot snapshot)
+      throws IOException {
     rt.requireRoot();
     Sandbox sb = new Sandbox(rt, id, o, kind);
     ReadOnlyBinds readOnly = new ReadOnlyBinds(sb.dir.resolve("ro"));
     Files.createDirectories(sb.rootfs);
     Files.createDirectories(sb.logs());
-    SandboxRecord.forThisProcess(id, image, kind == Kind.WARM ? List.of("(warm)") : args,
-        kind.name().toLowerCase(java.util.Locale.ROOT))
+    SandboxRecord.forThisProcess(
+            id,
+            image,
+            kind == Kind.WARM ? List.of("(warm)") : args,
+            kind.name().toLowerCase(java.util.Locale.ROOT))
         .write(sb.dir);
     try {
       // runsc's gofer creates each bind mount's target in the host's view of the root, which a
       // read-only casfs mount refuses: with binds, the root is an overlayfs over the mount whose
       // upper layer takes those (empty) targets. Sandbox writes still go to gVisor's overlay.
-      boolean binds = kind == Kind.WARM || !o.volumes().isEmpty() || (snapshot != null && snapshot.hasBinds());
+      boolean binds =
+          kind == Kind.WARM || !o.volumes().isEmpty() || (snapshot != null && snapshot.hasBinds());
       Path lower;
       if (image.startsWith("/")) { // a host directory as the root, to compare with or to test
         lower = Path.of(image);
@@ -119,16 +139,34 @@ public final class Sandbox implements AutoCloseable {
       if (snapshot != null) {
         snapshot.checkRestorable(sb.imageDigest, runsc);
         Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.root, readOnly));
-        sb.main = sb.start(runsc.command(o, sb.logs(), "restore", "--image-path=" + snapshot.checkpointDir(),
-            "--bundle=" + sb.bundle, id), stdin, "restored " + snapshot.name());
+        sb.main =
+            sb.start(
+                runsc.command(
+                    o,
+                    sb.logs(),
+                    "restore",
+                    "--image-path=" + snapshot.checkpointDir(),
+                    "--bundle=" + sb.bundle,
+                    id),
+                stdin,
+                "restored " + snapshot.name());
       } else {
         SandboxOptions withInit = o;
         OciSpec.Process p;
         if (kind == Kind.WARM) {
-          withInit = o.toBuilder().volume(new SandboxOptions.Volume(rt.initBinary(), InitBinary.PATH_IN_SANDBOX, true))
-              .build();
-          p = new OciSpec.Process(List.of(InitBinary.PATH_IN_SANDBOX), sb.imageConfig.env(o.env()), "/", 0, 0,
-              List.of());
+          withInit =
+              o.toBuilder()
+                  .volume(
+                      new SandboxOptions.Volume(rt.initBinary(), InitBinary.PATH_IN_SANDBOX, true))
+                  .build();
+          p =
+              new OciSpec.Process(
+                  List.of(InitBinary.PATH_IN_SANDBOX),
+                  sb.imageConfig.env(o.env()),
+                  "/",
+                  0,
+                  0,
+                  List.of());
         } else {
           p = OciSpec.process(sb.imageConfig, o, args, sb.root);
         }
@@ -136,15 +174,22 @@ public final class Sandbox implements AutoCloseable {
         for (SandboxOptions.Volume v : withInit.volumes()) {
           volumes.add(new OciSpec.Bind(v, v.readOnly() ? readOnly.add(v.source()) : v.source()));
         }
-        Files.write(sb.bundle.resolve("config.json"),
+        Files.write(
+            sb.bundle.resolve("config.json"),
             OciSpec.write(p, sb.root, withInit, volumes, "skiff", sb.cgroupsPath(o)));
         if (kind == Kind.RUN) {
-          sb.main = sb.start(runsc.command(o, sb.logs(), "run", "--bundle=" + sb.bundle, id), stdin,
-              String.join(" ", p.args()));
+          sb.main =
+              sb.start(
+                  runsc.command(o, sb.logs(), "run", "--bundle=" + sb.bundle, id),
+                  stdin,
+                  String.join(" ", p.args()));
         } else {
           // create's stdio becomes the init's: a file, never a pipe (a sandbox holding a pipe
           // open would keep a reader of it waiting for ever).
-          sb.runsc("create", runsc.command(o, sb.logs(), "create", "--bundle=" + sb.bundle, id), Duration.ofSeconds(60));
+          sb.runsc(
+              "create",
+              runsc.command(o, sb.logs(), "create", "--bundle=" + sb.bundle, id),
+              Duration.ofSeconds(60));
           sb.runsc("start", runsc.command(o, sb.logs(), "start", id), Duration.ofSeconds(30));
         }
       }
@@ -169,7 +214,9 @@ public final class Sandbox implements AutoCloseable {
     if (o.cpus() > 0 && !cg.cpu()) {
       rt.config().notices().accept("--cpus is not enforced: " + cg.why());
     }
-    return (o.memoryBytes() > 0 && cg.memory()) || (o.cpus() > 0 && cg.cpu()) ? Cgroups.path(id) : null;
+    return (o.memoryBytes() > 0 && cg.memory()) || (o.cpus() > 0 && cg.cpu())
+        ? Cgroups.path(id)
+        : null;
   }
 
   private Path logs() {
@@ -187,8 +234,16 @@ public final class Sandbox implements AutoCloseable {
   private void runsc(String what, List<String> cmd, Duration timeout) throws IOException {
     Runsc.Result r = Runsc.run(cmd, timeout);
     if (r.exit() != 0) {
-      throw new IOException("runsc " + what + " of sandbox " + id + " failed (exit " + r.exit() + "): "
-          + r.output().strip() + runscLogTail());
+      throw new IOException(
+          "runsc "
+              + what
+              + " of sandbox "
+              + id
+              + " failed (exit "
+              + r.exit()
+              + "): "
+              + r.output().strip()
+              + runscLogTail());
     }
   }
 
@@ -200,7 +255,8 @@ public final class Sandbox implements AutoCloseable {
         return "";
       }
       List<String> lines = Files.readAllLines(f);
-      List<String> warnings = lines.stream().filter(l -> l.startsWith("W") || l.startsWith("E")).toList();
+      List<String> warnings =
+          lines.stream().filter(l -> l.startsWith("W") || l.startsWith("E")).toList();
       List<String> pick = warnings.isEmpty() ? lines : warnings;
       List<String> tail = pick.subList(Math.max(0, pick.size() - 5), pick.size());
       return "\n  runsc log (" + f + "):\n    " + String.join("\n    ", tail);
@@ -270,7 +326,8 @@ public final class Sandbox implements AutoCloseable {
         throw new IOException("sandbox " + id + " has ended");
       }
       if (System.nanoTime() > deadline) {
-        throw new IOException("sandbox " + id + " did not start within 30 s: " + r.output().strip());
+        throw new IOException(
+            "sandbox " + id + " did not start within 30 s: " + r.output().strip());
       }
       try {
         Thread.sleep(20);
@@ -297,7 +354,9 @@ public final class Sandbox implements AutoCloseable {
     OciSpec.Process p = OciSpec.process(imageConfig, b.build(), args, root);
     Path spec = dir.resolve("exec-" + execs.incrementAndGet() + ".json");
     Files.write(spec, OciSpec.json(OciSpec.processJson(p)));
-    return start(rt.runsc().command(options, logs(), "exec", "--process=" + spec, id), e.stdin(),
+    return start(
+        rt.runsc().command(options, logs(), "exec", "--process=" + spec, id),
+        e.stdin(),
         String.join(" ", p.args()));
   }
 
@@ -307,27 +366,41 @@ public final class Sandbox implements AutoCloseable {
   }
 
   /**
-   * Saves the sandbox's memory and processes as snapshot {@code name} of its image (replacing
-   * one of that name) and stops the sandbox, as {@code runsc checkpoint} does. For an image from
-   * a bucket the snapshot goes to the bucket too.
+   * Saves the sandbox's memory and processes as snapshot {@code name} of its image (replacing one
+   * of that name) and stops the sandbox, as {@code runsc checkpoint} does. For an image from a
+   * bucket the snapshot goes to the bucket too.
    */
   public Snapshot checkpoint(String name) throws IOException {
     if (imageDigest == null) {
-      throw new IOException("snapshots belong to an image; sandbox " + id + " runs on a host directory");
+      throw new IOException(
+          "snapshots belong to an image; sandbox " + id + " runs on a host directory");
     }
     awaitStarted();
-    Snapshot snap = Snapshot.take(rt, this, name, bundle.resolve("config.json"),
-        imageDir -> {
-          List<String> cmd = new ArrayList<>(rt.runsc().command(options, logs(), "checkpoint"));
-          cmd.addAll(rt.runsc().checkpointFlags());
-          cmd.addAll(List.of("--image-path=" + imageDir, id));
-          runsc("checkpoint", cmd, Duration.ofMinutes(10));
-        });
+    Snapshot snap =
+        Snapshot.take(
+            rt,
+            this,
+            name,
+            bundle.resolve("config.json"),
+            imageDir -> {
+              List<String> cmd = new ArrayList<>(rt.runsc().command(options, logs(), "checkpoint"));
+              cmd.addAll(rt.runsc().checkpointFlags());
+              cmd.addAll(List.of("--image-path=" + imageDir, id));
+              runsc("checkpoint", cmd, Duration.ofMinutes(10));
+            });
     try (var remote = rt.remoteStoreOf(imageRef).orElse(null)) {
       if (remote != null) {
         snap.upload(remote);
-        rt.config().notices().accept("snapshot " + name + " of " + imageRef + " stored in " + remote.describe()
-            + " too");
+        rt.config()
+            .notices()
+            .accept(
+                "snapshot "
+                    + name
+                    + " of "
+                    + imageRef
+                    + " stored in "
+                    + remote.describe()
+                    + " too");
       }
     }
     return snap;

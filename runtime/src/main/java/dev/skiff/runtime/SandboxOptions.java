@@ -10,23 +10,32 @@ import java.util.List;
  *
  * @param env NAME=VALUE pairs added to (or replacing) the image's environment
  * @param workdir working directory, or null for the image's
- * @param user {@code UID[:GID]} or a user name from the image's /etc/passwd, or null for the image's
+ * @param user {@code UID[:GID]} or a user name from the image's /etc/passwd, or null for the
+ *     image's
  * @param volumes host directories bound into the sandbox
  * @param timeout kill the sandbox after this long, or null for no limit
  * @param memoryBytes memory limit in bytes, 0 for none
  * @param cpus CPU limit in cores (fractions allowed), 0 for none
  * @param network give the sandbox the host's network (default: none at all)
- * @param scratch where writes to the root filesystem go: null keeps them in the sandbox's
- *     memory; a directory holds them in a file there. Either way they vanish with the sandbox.
+ * @param scratch where writes to the root filesystem go: null keeps them in the sandbox's memory; a
+ *     directory holds them in a file there. Either way they vanish with the sandbox.
  */
-public record SandboxOptions(List<String> env, String workdir, String user, List<Volume> volumes, Duration timeout,
-    long memoryBytes, double cpus, boolean network, Path scratch) {
+public record SandboxOptions(
+    List<String> env,
+    String workdir,
+    String user,
+    List<Volume> volumes,
+    Duration timeout,
+    long memoryBytes,
+    double cpus,
+    boolean network,
+    Path scratch) {
 
   /**
    * A host directory (or file) bound at {@code target} inside the sandbox. A read-only one is
-   * read-only on the host too: the sandbox gets a bind of {@code source} that the host kernel
-   * keeps read-only (made under the sandbox's state directory, gone with it), so no write from
-   * the sandbox reaches the source, whatever runsc does.
+   * read-only on the host too: the sandbox gets a bind of {@code source} that the host kernel keeps
+   * read-only (made under the sandbox's state directory, gone with it), so no write from the
+   * sandbox reaches the source, whatever runsc does.
    */
   public record Volume(Path source, String target, boolean readOnly) {
     public Volume {
@@ -34,17 +43,22 @@ public record SandboxOptions(List<String> env, String workdir, String user, List
         throw new IllegalArgumentException("volume source must be an absolute path: " + source);
       }
       if (!target.startsWith("/") || target.contains("/../") || target.endsWith("/..")) {
-        throw new IllegalArgumentException("volume target must be an absolute path inside the sandbox: " + target);
+        throw new IllegalArgumentException(
+            "volume target must be an absolute path inside the sandbox: " + target);
       }
     }
 
     /** Parses {@code /host/path:/sandbox/path[:ro|rw]}. */
     public static Volume parse(String spec) {
       String[] p = spec.split(":");
-      if (p.length < 2 || p.length > 3 || (p.length == 3 && !p[2].equals("ro") && !p[2].equals("rw"))) {
-        throw new IllegalArgumentException("bad volume '" + spec + "': want /host/path:/sandbox/path[:ro|rw]");
+      if (p.length < 2
+          || p.length > 3
+          || (p.length == 3 && !p[2].equals("ro") && !p[2].equals("rw"))) {
+        throw new IllegalArgumentException(
+            "bad volume '" + spec + "': want /host/path:/sandbox/path[:ro|rw]");
       }
-      return new Volume(Path.of(p[0]).toAbsolutePath().normalize(), p[1], p.length == 3 && p[2].equals("ro"));
+      return new Volume(
+          Path.of(p[0]).toAbsolutePath().normalize(), p[1], p.length == 3 && p[2].equals("ro"));
     }
   }
 
@@ -135,7 +149,8 @@ public record SandboxOptions(List<String> env, String workdir, String user, List
     }
 
     public SandboxOptions build() {
-      return new SandboxOptions(env, workdir, user, volumes, timeout, memoryBytes, cpus, network, scratch);
+      return new SandboxOptions(
+          env, workdir, user, volumes, timeout, memoryBytes, cpus, network, scratch);
     }
   }
 }

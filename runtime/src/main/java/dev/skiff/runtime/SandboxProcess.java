@@ -8,14 +8,15 @@ import java.util.OptionalInt;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A process in a sandbox: the sandbox's first process ({@code runsc run} or {@code restore}) or
- * one started in it later ({@code runsc exec}). Its stdout and stderr are pipes, read separately
- * and in order; stdin is a pipe when asked for, else /dev/null.
+ * A process in a sandbox: the sandbox's first process ({@code runsc run} or {@code restore}) or one
+ * started in it later ({@code runsc exec}). Its stdout and stderr are pipes, read separately and in
+ * order; stdin is a pipe when asked for, else /dev/null.
  *
  * <p>Exit codes are the process's own; a process killed by signal N exits 128+N, as in a shell.
  */
 public final class SandboxProcess {
-  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SandboxProcess.class);
+  private static final org.slf4j.Logger log =
+      org.slf4j.LoggerFactory.getLogger(SandboxProcess.class);
   private final Process process;
   private final boolean stdin;
   private final String what;
@@ -53,7 +54,8 @@ public final class SandboxProcess {
 
   /** The exit code, or empty if the process is still running after {@code timeout}. */
   public OptionalInt waitFor(Duration timeout) throws InterruptedException {
-    return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS) ? OptionalInt.of(process.exitValue())
+    return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS)
+        ? OptionalInt.of(process.exitValue())
         : OptionalInt.empty();
   }
 
@@ -76,28 +78,39 @@ public final class SandboxProcess {
    */
   public Thread pipeStdinFrom(InputStream in) {
     OutputStream to = stdin();
-    return Thread.ofPlatform().daemon().name("skiff-stdin").start(() -> {
-      try (to) {
-        copy(in, to);
-      } catch (IOException e) {
-        // the process exited or stopped reading: what is left of in has no reader
-      }
-    });
+    return Thread.ofPlatform()
+        .daemon()
+        .name("skiff-stdin")
+        .start(
+            () -> {
+              try (to) {
+                copy(in, to);
+              } catch (IOException e) {
+                // the process exited or stopped reading: what is left of in has no reader
+              }
+            });
   }
 
   private Thread pump(InputStream in, OutputStream to, String name) {
-    return Thread.ofPlatform().daemon().name("skiff-" + name).start(() -> {
-      try {
-        copy(in, to);
-      } catch (IOException e) {
-        if (process.isAlive()) { // the reader went away (a closed terminal, say): say so once
-          log.warn("{}: copying {} stopped: {}", what, name, e.toString());
-        }
-      }
-    });
+    return Thread.ofPlatform()
+        .daemon()
+        .name("skiff-" + name)
+        .start(
+            () -> {
+              try {
+                copy(in, to);
+              } catch (IOException e) {
+                if (process
+                    .isAlive()) { // the reader went away (a closed terminal, say): say so once
+                  log.warn("{}: copying {} stopped: {}", what, name, e.toString());
+                }
+              }
+            });
   }
 
-  /** Copies to the end of {@code in}, flushing after each read so that nothing waits in a buffer. */
+  /**
+   * Copies to the end of {@code in}, flushing after each read so that nothing waits in a buffer.
+   */
   private static void copy(InputStream in, OutputStream to) throws IOException {
     byte[] buf = new byte[64 << 10];
     for (int n; (n = in.read(buf)) >= 0; ) {

@@ -18,8 +18,8 @@ import java.util.function.LongSupplier;
 import java.util.stream.Stream;
 
 /**
- * Runs processes in gVisor sandboxes whose root filesystem is a casfs mount of an image, served
- * by this process. One per process; thread safe.
+ * Runs processes in gVisor sandboxes whose root filesystem is a casfs mount of an image, served by
+ * this process. One per process; thread safe.
  *
  * <pre>{@code
  * try (ImageStore store = ImageStore.open(home);
@@ -32,9 +32,9 @@ import java.util.stream.Stream;
  * }</pre>
  *
  * <p>State lives under {@code $SKIFF_HOME/run}: runsc's own ({@code runsc/}) and one directory per
- * sandbox ({@code sandboxes/ID/}: who owns it, its OCI bundle, the mountpoint, the read-only
- * binds its read-only volumes are served from ({@code ro/}), runsc's logs).
- * {@link #open} cleans what dead owners left: their sandboxes, their mounts.
+ * sandbox ({@code sandboxes/ID/}: who owns it, its OCI bundle, the mountpoint, the read-only binds
+ * its read-only volumes are served from ({@code ro/}), runsc's logs). {@link #open} cleans what
+ * dead owners left: their sandboxes, their mounts.
  */
 public final class SandboxRuntime implements AutoCloseable {
   private static final SecureRandom RANDOM = new SecureRandom();
@@ -45,14 +45,27 @@ public final class SandboxRuntime implements AutoCloseable {
    * @param remotes how to reach buckets (null: as the AWS tools would, from the environment)
    * @param mount how images are mounted (prefetch, caches)
    * @param notices where messages for a person go (what was cleaned up, limits not enforced)
-   * @param shareMounts offer this runtime's mounts to other processes (see {@link #withSharedMounts})
+   * @param shareMounts offer this runtime's mounts to other processes (see {@link
+   *     #withSharedMounts})
    * @param bookkeeping a runtime that starts no sandbox (see {@link #forBookkeeping})
    */
-  public record Config(Path runsc, String platform, ImageMount.Remotes remotes, ImageMount.Options mount,
-      Consumer<String> notices, boolean shareMounts, boolean bookkeeping) {
+  public record Config(
+      Path runsc,
+      String platform,
+      ImageMount.Remotes remotes,
+      ImageMount.Options mount,
+      Consumer<String> notices,
+      boolean shareMounts,
+      boolean bookkeeping) {
     public static Config defaults() {
-      return new Config(null, "auto", null, ImageMount.Options.defaults(), msg -> System.err.println("skiff: " + msg),
-          false, false);
+      return new Config(
+          null,
+          "auto",
+          null,
+          ImageMount.Options.defaults(),
+          msg -> System.err.println("skiff: " + msg),
+          false,
+          false);
     }
 
     public Config withPlatform(String p) {
@@ -95,13 +108,16 @@ public final class SandboxRuntime implements AutoCloseable {
   }
 
   /**
-   * Thrown where a sandbox would be started by a process that is not root: runsc needs root to
-   * make a sandbox's namespaces, cgroups and mounts, and fails deep inside without it.
+   * Thrown where a sandbox would be started by a process that is not root: runsc needs root to make
+   * a sandbox's namespaces, cgroups and mounts, and fails deep inside without it.
    */
   public static final class RootRequiredException extends IOException {
     RootRequiredException(long euid) {
-      super("gVisor sandboxes need root on this host (runsc makes their namespaces, cgroups and mounts), and this"
-          + " process runs as uid " + euid + ": run it as root, for example with sudo");
+      super(
+          "gVisor sandboxes need root on this host (runsc makes their namespaces, cgroups and mounts), and this"
+              + " process runs as uid "
+              + euid
+              + ": run it as root, for example with sudo");
     }
   }
 
@@ -116,7 +132,8 @@ public final class SandboxRuntime implements AutoCloseable {
   private final ImageMount.Remotes remotes;
   private final long euid;
 
-  private SandboxRuntime(ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary, long euid)
+  private SandboxRuntime(
+      ImageStore store, Config config, Runsc runsc, Path sandboxes, Path initBinary, long euid)
       throws IOException {
     this.euid = euid;
     this.store = store;
@@ -125,7 +142,8 @@ public final class SandboxRuntime implements AutoCloseable {
     this.sandboxes = sandboxes;
     this.snapshots = store.home().resolve("snapshots");
     this.initBinary = initBinary;
-    this.remotes = config.remotes() != null ? config.remotes() : ImageMount.Remotes.fromEnvironment();
+    this.remotes =
+        config.remotes() != null ? config.remotes() : ImageMount.Remotes.fromEnvironment();
     this.roots = new ImageRoots(store, config, remotes);
   }
 
@@ -143,7 +161,8 @@ public final class SandboxRuntime implements AutoCloseable {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
         if (line.startsWith("Uid:")) {
-          return Long.parseLong(line.substring(4).trim().split("\\s+")[1]); // real, effective, saved, fs
+          return Long.parseLong(
+              line.substring(4).trim().split("\\s+")[1]); // real, effective, saved, fs
         }
       }
     } catch (IOException | RuntimeException e) {
@@ -153,7 +172,8 @@ public final class SandboxRuntime implements AutoCloseable {
   }
 
   /** {@link #open(ImageStore, Config)} with the effective uid asked of {@code euid}. */
-  static SandboxRuntime open(ImageStore store, Config config, LongSupplier euid) throws IOException {
+  static SandboxRuntime open(ImageStore store, Config config, LongSupplier euid)
+      throws IOException {
     long uid = euid.getAsLong();
     if (uid != 0 && !config.bookkeeping()) {
       throw new RootRequiredException(uid);
@@ -161,7 +181,8 @@ public final class SandboxRuntime implements AutoCloseable {
     Path run = store.home().resolve("run");
     Path sandboxes = Files.createDirectories(run.resolve("sandboxes"));
     Runsc runsc = Runsc.locate(config.runsc(), run.resolve("runsc"), config.platform());
-    SandboxRuntime rt = new SandboxRuntime(store, config, runsc, sandboxes, InitBinary.install(run), uid);
+    SandboxRuntime rt =
+        new SandboxRuntime(store, config, runsc, sandboxes, InitBinary.install(run), uid);
     rt.reap().forEach(config.notices());
     return rt;
   }
@@ -215,20 +236,29 @@ public final class SandboxRuntime implements AutoCloseable {
   /**
    * A sandbox whose first process is {@code args} (after the image's entrypoint; the image's
    * command when empty). {@code image} is NAME[:TAG], s3://BUCKET[/PREFIX]/NAME[:TAG], or an
-   * absolute path to a host directory used as the root as it is (to compare with, or to try a
-   * root filesystem before importing it). The sandbox ends when that process does; see {@link
+   * absolute path to a host directory used as the root as it is (to compare with, or to try a root
+   * filesystem before importing it). The sandbox ends when that process does; see {@link
    * Sandbox#main()}.
    */
-  public Sandbox run(String image, SandboxOptions options, List<String> args, boolean stdin) throws IOException {
+  public Sandbox run(String image, SandboxOptions options, List<String> args, boolean stdin)
+      throws IOException {
     return Sandbox.launch(this, newId(), image, options, Sandbox.Kind.RUN, args, stdin, null);
   }
 
   /**
-   * A new sandbox restored from {@code snapshot}: its processes continue from where the
-   * checkpoint caught them, with this sandbox's stdout and stderr (and stdin when asked).
+   * A new sandbox restored from {@code snapshot}: its processes continue from where the checkpoint
+   * caught them, with this sandbox's stdout and stderr (and stdin when asked).
    */
-  public Sandbox restore(Snapshot snapshot, SandboxOptions options, boolean stdin) throws IOException {
-    return Sandbox.launch(this, newId(), snapshot.image(), options, Sandbox.Kind.RESTORED, snapshot.command(), stdin,
+  public Sandbox restore(Snapshot snapshot, SandboxOptions options, boolean stdin)
+      throws IOException {
+    return Sandbox.launch(
+        this,
+        newId(),
+        snapshot.image(),
+        options,
+        Sandbox.Kind.RESTORED,
+        snapshot.command(),
+        stdin,
         snapshot);
   }
 
@@ -250,7 +280,9 @@ public final class SandboxRuntime implements AutoCloseable {
   /** A client for the bucket a pulled image's chunks come from, or empty for a local image. */
   Optional<BlobStore> remoteStoreOf(ImageRef ref) throws IOException {
     Optional<S3Location> where = store.remoteOf(ref).map(remotes::relocate);
-    return where.isEmpty() ? Optional.empty() : Optional.of(remotes.open(where.get(), store.scratch()));
+    return where.isEmpty()
+        ? Optional.empty()
+        : Optional.of(remotes.open(where.get(), store.scratch()));
   }
 
   /** What {@code skiff ps} shows. */
@@ -283,12 +315,13 @@ public final class SandboxRuntime implements AutoCloseable {
   }
 
   /**
-   * Kills a sandbox by id: its owner (a {@code skiff run}, say) sees its process die and cleans
-   * up; a sandbox whose owner is gone is cleaned here. Returns false if there is no such sandbox.
+   * Kills a sandbox by id: its owner (a {@code skiff run}, say) sees its process die and cleans up;
+   * a sandbox whose owner is gone is cleaned here. Returns false if there is no such sandbox.
    */
   public boolean kill(String id) throws IOException {
     Path dir = sandboxes.resolve(id);
-    Optional<SandboxRecord> r = id.matches("[a-z0-9-]+") ? SandboxRecord.read(dir) : Optional.empty();
+    Optional<SandboxRecord> r =
+        id.matches("[a-z0-9-]+") ? SandboxRecord.read(dir) : Optional.empty();
     if (r.isEmpty()) {
       return false;
     }
@@ -308,12 +341,24 @@ public final class SandboxRuntime implements AutoCloseable {
       if (r.isPresent() && r.get().ownerAlive()) {
         continue;
       }
-      if (r.isEmpty() && Files.getLastModifiedTime(dir).toMillis() > System.currentTimeMillis() - 60_000) {
+      if (r.isEmpty()
+          && Files.getLastModifiedTime(dir).toMillis() > System.currentTimeMillis() - 60_000) {
         continue; // being created right now by another process (the record comes first, within ms)
       }
       clean(dir, false);
-      notes.add(r.map(x -> "cleaned up sandbox " + x.id() + " (" + x.image() + ", " + String.join(" ", x.command())
-          + ") left by process " + x.ownerPid() + ", which is gone").orElse("cleaned up " + dir + " (no record)"));
+      notes.add(
+          r.map(
+                  x ->
+                      "cleaned up sandbox "
+                          + x.id()
+                          + " ("
+                          + x.image()
+                          + ", "
+                          + String.join(" ", x.command())
+                          + ") left by process "
+                          + x.ownerPid()
+                          + ", which is gone")
+              .orElse("cleaned up " + dir + " (no record)"));
     }
     notes.addAll(ImageRoots.reap(store.home()));
     return notes;
@@ -327,8 +372,8 @@ public final class SandboxRuntime implements AutoCloseable {
 
   /**
    * Deletes a sandbox in runsc, unmounts its root overlay and its read-only binds, drops its
-   * cgroups and removes its directory, going on past a failing step (the first failure is thrown
-   * at the end); a directory where something stays mounted is left in place. With {@code
+   * cgroups and removes its directory, going on past a failing step (the first failure is thrown at
+   * the end); a directory where something stays mounted is left in place. With {@code
    * deleteInBackground} the runsc delete is started and not waited for: for a sandbox that has
    * stopped, where runsc delete waits 1-2 s for a gofer to be gone and nothing needs that wait.
    */
@@ -337,8 +382,10 @@ public final class SandboxRuntime implements AutoCloseable {
     IOException first = null;
     try {
       if (deleteInBackground) {
-        new ProcessBuilder(runsc.plain("delete", "--force", id)).redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        new ProcessBuilder(runsc.plain("delete", "--force", id))
+            .redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .start();
       } else {
         Runsc.run(runsc.plain("delete", "--force", id), Duration.ofSeconds(30));
       }
@@ -355,7 +402,8 @@ public final class SandboxRuntime implements AutoCloseable {
     }
     Cgroups.remove(id);
     try {
-      // Read-only binds, and whatever else is still mounted in the directory: rm would go into them.
+      // Read-only binds, and whatever else is still mounted in the directory: rm would go into
+      // them.
       ReadOnlyBinds.detachUnder(dir);
       Runsc.run(List.of("rm", "-rf", "--one-file-system", dir.toString()), Duration.ofSeconds(30));
     } catch (IOException e) {
@@ -377,8 +425,8 @@ public final class SandboxRuntime implements AutoCloseable {
   }
 
   /**
-   * Unmounts the images this runtime mounted (close its sandboxes first). Until then every
-   * sandbox of an image runs on the same warm mount.
+   * Unmounts the images this runtime mounted (close its sandboxes first). Until then every sandbox
+   * of an image runs on the same warm mount.
    */
   @Override
   public void close() throws IOException {

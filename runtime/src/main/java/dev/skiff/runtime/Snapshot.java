@@ -17,18 +17,25 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * A memory snapshot of a sandbox ({@code runsc checkpoint}): its processes and memory, caught
- * after an expensive start-up, to be restored as many fresh sandboxes. Tied to the image it ran
- * on (by index digest) and kept next to it: {@code $SKIFF_HOME/snapshots/ALG/INDEXHEX/NAME/},
- * holding runsc's checkpoint files, the OCI spec it ran with, and {@code snapshot.json}; for an
- * image from a bucket, also in the bucket ({@code snapshots/ALG/INDEXHEX/NAME/}), so that any
- * host of that image restores it (fetched on first use).
+ * A memory snapshot of a sandbox ({@code runsc checkpoint}): its processes and memory, caught after
+ * an expensive start-up, to be restored as many fresh sandboxes. Tied to the image it ran on (by
+ * index digest) and kept next to it: {@code $SKIFF_HOME/snapshots/ALG/INDEXHEX/NAME/}, holding
+ * runsc's checkpoint files, the OCI spec it ran with, and {@code snapshot.json}; for an image from
+ * a bucket, also in the bucket ({@code snapshots/ALG/INDEXHEX/NAME/}), so that any host of that
+ * image restores it (fetched on first use).
  *
  * <p>runsc restores only what the same release on the same platform saved; both are recorded and
  * checked before a restore is tried.
  */
-public record Snapshot(String name, String image, String digest, List<String> command, String created,
-    String runscVersion, String platform, Path dir) {
+public record Snapshot(
+    String name,
+    String image,
+    String digest,
+    List<String> command,
+    String created,
+    String runscVersion,
+    String platform,
+    Path dir) {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
 
@@ -50,7 +57,8 @@ public record Snapshot(String name, String image, String digest, List<String> co
 
   static String checkName(String name) {
     if (!NAME.matcher(name).matches()) {
-      throw new IllegalArgumentException("bad snapshot name '" + name + "': letters, digits, '_', '.', '-' (up to 64)");
+      throw new IllegalArgumentException(
+          "bad snapshot name '" + name + "': letters, digits, '_', '.', '-' (up to 64)");
     }
     return name;
   }
@@ -59,7 +67,8 @@ public record Snapshot(String name, String image, String digest, List<String> co
     return rt.snapshotsDir().resolve(d.algorithm().label()).resolve(d.hex());
   }
 
-  static Snapshot take(SandboxRuntime rt, Sandbox sb, String name, Path spec, Checkpointer c) throws IOException {
+  static Snapshot take(SandboxRuntime rt, Sandbox sb, String name, Path spec, Checkpointer c)
+      throws IOException {
     checkName(name);
     Digest d = sb.imageDigest();
     Path parent = Files.createDirectories(dirOf(rt, d));
@@ -67,8 +76,16 @@ public record Snapshot(String name, String image, String digest, List<String> co
     try {
       c.checkpoint(Files.createDirectory(tmp.resolve("checkpoint")));
       Files.copy(spec, tmp.resolve("config.json"));
-      Snapshot s = new Snapshot(name, sb.imageRef().toString(), d.toString(), sb.command(), Instant.now().toString(),
-          rt.runsc().version(), rt.runsc().platform().flag(), parent.resolve(name));
+      Snapshot s =
+          new Snapshot(
+              name,
+              sb.imageRef().toString(),
+              d.toString(),
+              sb.command(),
+              Instant.now().toString(),
+              rt.runsc().version(),
+              rt.runsc().platform().flag(),
+              parent.resolve(name));
       ObjectNode meta = JSON.valueToTree(s);
       meta.remove("dir");
       JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve("snapshot.json").toFile(), meta);
@@ -94,7 +111,8 @@ public record Snapshot(String name, String image, String digest, List<String> co
     if (Files.isDirectory(parent)) {
       try (Stream<Path> s = Files.list(parent)) {
         for (Path p : s.sorted().toList()) {
-          if (!p.getFileName().toString().startsWith(".") && Files.exists(p.resolve("snapshot.json"))) {
+          if (!p.getFileName().toString().startsWith(".")
+              && Files.exists(p.resolve("snapshot.json"))) {
             Snapshot snap = read(p);
             out.put(snap.name(), snap);
           }
@@ -124,7 +142,8 @@ public record Snapshot(String name, String image, String digest, List<String> co
     if (!Files.exists(p.resolve("snapshot.json"))) {
       try (BlobStore remote = rt.remoteStoreOf(ImageRef.parse(localName(image))).orElse(null)) {
         if (remote == null || !download(remote, d, name, p)) {
-          throw new IOException("no snapshot '" + name + "' of " + image + " (see skiff snapshot ls " + image + ")");
+          throw new IOException(
+              "no snapshot '" + name + "' of " + image + " (see skiff snapshot ls " + image + ")");
         }
       }
     }
@@ -133,13 +152,18 @@ public record Snapshot(String name, String image, String digest, List<String> co
 
   /** Blob names of an image's snapshots in its bucket: {@code snapshots/ALG/HEX/NAME/...}. */
   private static String prefix(Digest d, String name) {
-    return "snapshots/" + d.algorithm().label() + "/" + d.hex() + "/" + (name == null ? "" : name + "/");
+    return "snapshots/"
+        + d.algorithm().label()
+        + "/"
+        + d.hex()
+        + "/"
+        + (name == null ? "" : name + "/");
   }
 
   /**
    * Copies a snapshot to the bucket its image came from, so that every host of that image can
-   * restore it: the checkpoint files and the spec first, snapshot.json last (a snapshot without
-   * it is incomplete and invisible).
+   * restore it: the checkpoint files and the spec first, snapshot.json last (a snapshot without it
+   * is incomplete and invisible).
    */
   void upload(BlobStore remote) throws IOException {
     Digest d = Digest.parse(digest);
@@ -152,8 +176,12 @@ public record Snapshot(String name, String image, String digest, List<String> co
     remote.putFile(prefix(d, name) + "snapshot.json", dir.resolve("snapshot.json"));
   }
 
-  /** Fetches snapshot {@code name} of image {@code d} from the bucket into {@code to}; false if absent. */
-  private static boolean download(BlobStore remote, Digest d, String name, Path to) throws IOException {
+  /**
+   * Fetches snapshot {@code name} of image {@code d} from the bucket into {@code to}; false if
+   * absent.
+   */
+  private static boolean download(BlobStore remote, Digest d, String name, Path to)
+      throws IOException {
     Optional<byte[]> meta = remote.readAll(prefix(d, name) + "snapshot.json");
     if (meta.isEmpty()) {
       return false;
@@ -176,9 +204,13 @@ public record Snapshot(String name, String image, String digest, List<String> co
 
   /** A blob to a file in 16 MiB ranges (checkpoints can be larger than an array). */
   private static void fetch(BlobStore remote, String blob, Path file) throws IOException {
-    long size = remote.size(blob).orElseThrow(() -> new IOException("snapshot blob " + blob + " vanished"));
-    try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(file,
-        java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+    long size =
+        remote.size(blob).orElseThrow(() -> new IOException("snapshot blob " + blob + " vanished"));
+    try (java.nio.channels.FileChannel out =
+        java.nio.channels.FileChannel.open(
+            file,
+            java.nio.file.StandardOpenOption.CREATE_NEW,
+            java.nio.file.StandardOpenOption.WRITE)) {
       for (long off = 0; off < size; off += 16 << 20) {
         java.nio.ByteBuffer b = remote.readFully(blob, off, (int) Math.min(16 << 20, size - off));
         while (b.hasRemaining()) {
@@ -201,7 +233,9 @@ public record Snapshot(String name, String image, String digest, List<String> co
   /** The index digest of NAME[:TAG] or s3://.../NAME[:TAG] (as pulled here). */
   private static Digest resolve(SandboxRuntime rt, String image) throws IOException {
     ImageRef ref = ImageRef.parse(localName(image));
-    return rt.store().resolve(ref).orElseThrow(() -> new IOException("no image " + ref + " (see skiff images)"));
+    return rt.store()
+        .resolve(ref)
+        .orElseThrow(() -> new IOException("no image " + ref + " (see skiff images)"));
   }
 
   /** Removes this snapshot, here and from its image's bucket. */
@@ -218,12 +252,24 @@ public record Snapshot(String name, String image, String digest, List<String> co
 
   void checkRestorable(Digest mounted, Runsc runsc) throws IOException {
     if (!mounted.toString().equals(digest)) {
-      throw new IOException("snapshot '" + name + "' was taken on image " + digest + ", not " + mounted);
+      throw new IOException(
+          "snapshot '" + name + "' was taken on image " + digest + ", not " + mounted);
     }
     if (!runsc.version().equals(runscVersion) || !runsc.platform().flag().equals(platform)) {
-      throw new IOException("snapshot '" + name + "' was taken with runsc " + runscVersion + " on platform " + platform
-          + "; this host has runsc " + runsc.version() + " on " + runsc.platform().flag()
-          + ": take the snapshot again here (or run with --platform " + platform + ")");
+      throw new IOException(
+          "snapshot '"
+              + name
+              + "' was taken with runsc "
+              + runscVersion
+              + " on platform "
+              + platform
+              + "; this host has runsc "
+              + runsc.version()
+              + " on "
+              + runsc.platform().flag()
+              + ": take the snapshot again here (or run with --platform "
+              + platform
+              + ")");
     }
   }
 
@@ -239,9 +285,9 @@ public record Snapshot(String name, String image, String digest, List<String> co
 
   /**
    * The spec the snapshot ran with, its root moved to {@code rootfs} and each read-only bind's
-   * source bound read-only again, in {@code binds}: the binds of the sandbox that took it went
-   * with that sandbox. The source bound is the one the spec's annotation names (a snapshot taken
-   * before there were annotations named the source itself).
+   * source bound read-only again, in {@code binds}: the binds of the sandbox that took it went with
+   * that sandbox. The source bound is the one the spec's annotation names (a snapshot taken before
+   * there were annotations named the source itself).
    */
   byte[] specFor(Path rootfs, ReadOnlyBinds binds) throws IOException {
     ObjectNode spec = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());
@@ -252,8 +298,10 @@ public record Snapshot(String name, String image, String digest, List<String> co
         readOnly |= o.asText().equals("ro");
       }
       if (m.path("type").asText().equals("bind") && readOnly) {
-        String original = spec.path("annotations").path(OciSpec.READ_ONLY_SOURCE + m.path("destination").asText())
-            .asText(m.path("source").asText());
+        String original =
+            spec.path("annotations")
+                .path(OciSpec.READ_ONLY_SOURCE + m.path("destination").asText())
+                .asText(m.path("source").asText());
         ((ObjectNode) m).put("source", binds.add(Path.of(original)).toString());
       }
     }

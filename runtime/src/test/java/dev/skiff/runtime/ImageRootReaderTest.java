@@ -25,7 +25,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 @Timeout(20)
 class ImageRootReaderTest {
   enum Way {
-    OPENAT2, WALK;
+    OPENAT2,
+    WALK;
 
     Optional<String> read(Path root, String path) throws IOException {
       return bytes(root, path, 1 << 20).map(b -> new String(b, StandardCharsets.UTF_8));
@@ -40,10 +41,10 @@ class ImageRootReaderTest {
     }
   }
 
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   Path root;
+
   /** A file outside the root, what an escaping symlink would reach. */
   Path secret;
 
@@ -52,7 +53,9 @@ class ImageRootReaderTest {
     root = Files.createDirectories(tmp.resolve("image"));
     Files.createDirectories(root.resolve("etc"));
     Files.writeString(root.resolve("etc/passwd"), "root:x:0:0::/:/bin/sh\n");
-    secret = Files.writeString(Files.createDirectories(tmp.resolve("host/etc")).resolve("shadow"), "host secret\n");
+    secret =
+        Files.writeString(
+            Files.createDirectories(tmp.resolve("host/etc")).resolve("shadow"), "host secret\n");
   }
 
   /** {@code secret}'s host path as it would read inside the root, where a re-rooted link leads. */
@@ -114,7 +117,8 @@ class ImageRootReaderTest {
     link("etc", hostDir.toString()); // absolute, to the host's directory holding "shadow"
     assertEquals(Optional.empty(), way.read(root, "/etc/shadow"));
     Files.createDirectories(mirror(hostDir.resolve("x")));
-    Files.writeString(root.resolve(hostDir.toString().substring(1)).resolve("shadow"), "image shadow\n");
+    Files.writeString(
+        root.resolve(hostDir.toString().substring(1)).resolve("shadow"), "image shadow\n");
     assertEquals(Optional.of("image shadow\n"), way.read(root, "/etc/shadow"));
     // Relative, and '..' after it is taken from where the link leads (as the kernel does).
     Files.delete(root.resolve("etc"));
@@ -123,7 +127,8 @@ class ImageRootReaderTest {
     link("deep/link", "../real-etc");
     assertEquals(Optional.of("root:x:0:0::/:/bin/sh\n"), way.read(root, "/deep/link/passwd"));
     link("a/b/up", "../../real-etc");
-    assertEquals(Optional.of("root:x:0:0::/:/bin/sh\n"), way.read(root, "/a/b/up/../real-etc/passwd"));
+    assertEquals(
+        Optional.of("root:x:0:0::/:/bin/sh\n"), way.read(root, "/a/b/up/../real-etc/passwd"));
   }
 
   @ParameterizedTest
@@ -151,7 +156,9 @@ class ImageRootReaderTest {
     assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
     Process p = new ProcessBuilder("mkfifo", root.resolve("etc/fifo").toString()).start();
     assertEquals(0, p.waitFor());
-    e = assertThrows(IOException.class, () -> way.read(root, "/etc/fifo")); // and does not wait for a writer
+    e =
+        assertThrows(
+            IOException.class, () -> way.read(root, "/etc/fifo")); // and does not wait for a writer
     assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
     Files.write(root.resolve("etc/big"), new byte[5000]);
     assertEquals(5000, way.bytes(root, "/etc/big", 5000).orElseThrow().length);
@@ -164,7 +171,8 @@ class ImageRootReaderTest {
     // Linux 5.6 and later; the walk is only for older kernels (ENOSYS).
     Files.writeString(mirror(secret), "inside the image\n");
     link("etc/group", secret.toString());
-    assertEquals("inside the image\n", new String(ImageRootReader.read(root, "/etc/group").orElseThrow(),
-        StandardCharsets.UTF_8));
+    assertEquals(
+        "inside the image\n",
+        new String(ImageRootReader.read(root, "/etc/group").orElseThrow(), StandardCharsets.UTF_8));
   }
 }

@@ -25,38 +25,48 @@ import org.junit.jupiter.api.io.TempDir;
 /** A sandbox on an image read lazily from a bucket (a real S3 API server in this JVM). */
 @Timeout(180)
 class RemoteSandboxTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @Test
   void runsAnImageStraightFromABucketRecordsItsStartAndSharesItsSnapshots() throws Exception {
     Environment.requireRunsc();
     try (S3Server server = new S3Server(tmp.resolve("s3"))) {
       try (ImageStore origin = ImageStore.open(tmp.resolve("origin"));
-          BlobStore bucket = server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+          BlobStore bucket =
+              server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
         Path rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
         origin.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
         origin.push(ImageRef.parse("tools:1"), bucket, ImageStore.PushProgress.NONE);
       }
-      ImageMount.Remotes remotes = new ImageMount.Remotes() {
-        @Override
-        public S3Location location(String url) {
-          return S3Location.parse(url, server.endpoint(), "us-east-1", true);
-        }
+      ImageMount.Remotes remotes =
+          new ImageMount.Remotes() {
+            @Override
+            public S3Location location(String url) {
+              return S3Location.parse(url, server.endpoint(), "us-east-1", true);
+            }
 
-        @Override
-        public BlobStore open(S3Location where, Path scratch) {
-          return BlobStores.s3(where, scratch, S3Server.credentials(), Duration.ofSeconds(20), 2);
-        }
-      };
+            @Override
+            public BlobStore open(S3Location where, Path scratch) {
+              return BlobStores.s3(
+                  where, scratch, S3Server.credentials(), Duration.ofSeconds(20), 2);
+            }
+          };
       String image = "s3://" + S3Server.BUCKET + "/fleet/tools:1";
       Path home = tmp.resolve("host");
       for (boolean record : new boolean[] {true, false}) {
         try (ImageStore store = ImageStore.open(home);
-            SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes)
-                .withMount(ImageMount.Options.defaults().withRecord(record)));
-            Sandbox sb = rt.run(image, SandboxOptions.defaults(), List.of("/bin/sh", "-c", "echo from the bucket"),
-                false)) {
+            SandboxRuntime rt =
+                SandboxRuntime.open(
+                    store,
+                    SandboxRuntime.Config.defaults()
+                        .withRemotes(remotes)
+                        .withMount(ImageMount.Options.defaults().withRecord(record)));
+            Sandbox sb =
+                rt.run(
+                    image,
+                    SandboxOptions.defaults(),
+                    List.of("/bin/sh", "-c", "echo from the bucket"),
+                    false)) {
           ByteArrayOutputStream out = new ByteArrayOutputStream();
           Thread[] t = sb.main().orElseThrow().pipeTo(out, new ByteArrayOutputStream());
           assertEquals(0, sb.main().orElseThrow().waitFor());
@@ -68,7 +78,8 @@ class RemoteSandboxTest {
         }
       }
       // The first start recorded its reads into a trace next to the image, in the bucket.
-      try (BlobStore bucket = server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+      try (BlobStore bucket =
+          server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
         assertTrue(bucket.list("traces/").size() == 1, bucket.list("traces/").toString());
       }
       // Chunks came through the disk cache of the host's home.
@@ -78,25 +89,40 @@ class RemoteSandboxTest {
 
       // A snapshot taken on this host goes to the bucket; another host restores it from there.
       try (ImageStore store = ImageStore.open(home);
-          SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes));
-          Sandbox sb = rt.run(image, SandboxOptions.defaults(), List.of("/bin/sh", "-c",
-              "where=host-a; echo skiff:ready; read line; echo \"$line on a sandbox from $where\""), true)) {
-        var reader = new java.io.BufferedReader(new java.io.InputStreamReader(sb.main().orElseThrow().stdout(),
-            StandardCharsets.UTF_8));
+          SandboxRuntime rt =
+              SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes));
+          Sandbox sb =
+              rt.run(
+                  image,
+                  SandboxOptions.defaults(),
+                  List.of(
+                      "/bin/sh",
+                      "-c",
+                      "where=host-a; echo skiff:ready; read line; echo \"$line on a sandbox from $where\""),
+                  true)) {
+        var reader =
+            new java.io.BufferedReader(
+                new java.io.InputStreamReader(
+                    sb.main().orElseThrow().stdout(), StandardCharsets.UTF_8));
         assertEquals("skiff:ready", reader.readLine());
         sb.checkpoint("ready");
       }
       Path other = tmp.resolve("host-b");
       try (ImageStore store = ImageStore.open(other);
-          BlobStore bucket = server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
-        assertTrue(bucket.list("snapshots/").stream().anyMatch(b -> b.endsWith("/ready/snapshot.json")),
+          BlobStore bucket =
+              server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+        assertTrue(
+            bucket.list("snapshots/").stream().anyMatch(b -> b.endsWith("/ready/snapshot.json")),
             bucket.list("snapshots/").toString());
         store.pull(bucket, server.location("fleet"), ImageRef.parse("tools:1"));
       }
       try (ImageStore store = ImageStore.open(other);
-          SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
-        assertEquals(List.of("ready"), rt.snapshots("tools:1").stream().map(Snapshot::name).toList());
-        try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
+          SandboxRuntime rt =
+              SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
+        assertEquals(
+            List.of("ready"), rt.snapshots("tools:1").stream().map(Snapshot::name).toList());
+        try (Sandbox sb =
+            rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
           SandboxProcess p = sb.main().orElseThrow();
           try (var in = p.stdin()) {
             in.write("restored on host-b\n".getBytes(StandardCharsets.UTF_8));
@@ -107,11 +133,14 @@ class RemoteSandboxTest {
           for (Thread th : t) {
             th.join();
           }
-          assertEquals("restored on host-b on a sandbox from host-a\n", out.toString(StandardCharsets.UTF_8));
+          assertEquals(
+              "restored on host-b on a sandbox from host-a\n",
+              out.toString(StandardCharsets.UTF_8));
         }
         rt.delete(rt.snapshot("tools:1", "ready"));
       }
-      try (BlobStore bucket = server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+      try (BlobStore bucket =
+          server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
         assertEquals(List.of(), bucket.list("snapshots/"));
       }
     }

@@ -18,8 +18,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.time.Instant;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -36,8 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(120)
 class SandboxTest {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   ImageStore store;
   SandboxRuntime rt;
@@ -49,7 +48,9 @@ class SandboxTest {
     store = ImageStore.open(tmp.resolve("home"));
     Path rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
     store.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
-    rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc()).withNotices(notices::add));
+    rt =
+        SandboxRuntime.open(
+            store, SandboxRuntime.Config.defaults().withRunsc(runsc()).withNotices(notices::add));
   }
 
   /** The runsc under test; null for the one on the PATH. */
@@ -80,7 +81,8 @@ class SandboxTest {
     for (Thread t : pumps) {
       t.join();
     }
-    return new Done(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    return new Done(
+        exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
   }
 
   private Done run(SandboxOptions o, String... cmd) throws Exception {
@@ -96,7 +98,10 @@ class SandboxTest {
   /** The mounts at or below {@code dir}, as this process sees them. */
   private static List<Path> mountsUnder(Path dir) throws IOException {
     Path real = dir.toAbsolutePath().normalize();
-    return MountTable.read().stream().map(MountTable.MountEntry::mountpoint).filter(m -> m.startsWith(real)).toList();
+    return MountTable.read().stream()
+        .map(MountTable.MountEntry::mountpoint)
+        .filter(m -> m.startsWith(real))
+        .toList();
   }
 
   /**
@@ -104,8 +109,9 @@ class SandboxTest {
    * the host already (not only in gVisor's view), and that there is at least one.
    */
   private void assertReadOnlyOnTheHost(Sandbox sb) throws IOException {
-    var spec = new com.fasterxml.jackson.databind.ObjectMapper()
-        .readTree(sandboxesDir().resolve(sb.id()).resolve("bundle/config.json").toFile());
+    var spec =
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .readTree(sandboxesDir().resolve(sb.id()).resolve("bundle/config.json").toFile());
     int n = 0;
     for (var m : spec.path("mounts")) {
       boolean ro = false;
@@ -126,13 +132,17 @@ class SandboxTest {
   /** What a host file is: its bytes and its mode. */
   private record HostFile(byte[] bytes, String mode) {
     static HostFile of(Path f) throws IOException {
-      return new HostFile(Files.readAllBytes(f), PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
+      return new HostFile(
+          Files.readAllBytes(f), PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
     }
 
     void assertUnchanged(Path f) throws IOException {
       assertTrue(Files.exists(f), f + " is gone");
       assertArrayEquals(bytes, Files.readAllBytes(f), f + " changed");
-      assertEquals(mode, PosixFilePermissions.toString(Files.getPosixFilePermissions(f)), f + ": mode changed");
+      assertEquals(
+          mode,
+          PosixFilePermissions.toString(Files.getPosixFilePermissions(f)),
+          f + ": mode changed");
     }
   }
 
@@ -143,17 +153,19 @@ class SandboxTest {
   }
 
   /**
-   * A shell script that tries each of {@code writes} in a subshell and prints one line per try:
-   * its text and its exit status.
+   * A shell script that tries each of {@code writes} in a subshell and prints one line per try: its
+   * text and its exit status.
    */
   private static String attempts(List<String> writes) {
-    return writes.stream().map(w -> "(" + w + ") 2>/dev/null; echo \"" + w + ": $?\"")
+    return writes.stream()
+        .map(w -> "(" + w + ") 2>/dev/null; echo \"" + w + ": $?\"")
         .collect(Collectors.joining("; "));
   }
 
   /** Asserts that every try {@link #attempts} printed failed. */
   private static void assertAllFailed(List<String> writes, String out) {
-    List<String> lines = out.lines().filter(l -> writes.stream().anyMatch(w -> l.startsWith(w + ": "))).toList();
+    List<String> lines =
+        out.lines().filter(l -> writes.stream().anyMatch(w -> l.startsWith(w + ": "))).toList();
     assertEquals(writes.size(), lines.size(), out);
     for (String l : lines) {
       assertFalse(l.endsWith(": 0"), "succeeded in the sandbox: " + l + "\n" + out);
@@ -162,8 +174,14 @@ class SandboxTest {
 
   /** Every way of changing a file or directory that a read-only volume must refuse. */
   private static List<String> writesTo(String file, String dir) {
-    List<String> w = new ArrayList<>(List.of(": > " + file, "echo x > " + file, "chmod 777 " + file,
-        "mv " + file + " " + file + ".moved", "rm " + file));
+    List<String> w =
+        new ArrayList<>(
+            List.of(
+                ": > " + file,
+                "echo x > " + file,
+                "chmod 777 " + file,
+                "mv " + file + " " + file + ".moved",
+                "rm " + file));
     if (dir != null) {
       w.add("touch " + dir + "/new");
       w.add("echo new > " + dir + "/new2");
@@ -173,11 +191,23 @@ class SandboxTest {
 
   @Test
   void stdoutAndStderrArriveSeparatelyInOrderWithoutLoss() throws Exception {
-    Done d = run(SandboxOptions.defaults(), "/bin/sh", "-c",
-        "i=0; while [ $i -lt 20000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done");
+    Done d =
+        run(
+            SandboxOptions.defaults(),
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done");
     assertEquals(0, d.exit());
-    assertEquals(IntStream.range(0, 20000).mapToObj(i -> "out" + i).collect(Collectors.joining("\n", "", "\n")), d.out());
-    assertEquals(IntStream.range(0, 20000).mapToObj(i -> "err" + i).collect(Collectors.joining("\n", "", "\n")), d.err());
+    assertEquals(
+        IntStream.range(0, 20000)
+            .mapToObj(i -> "out" + i)
+            .collect(Collectors.joining("\n", "", "\n")),
+        d.out());
+    assertEquals(
+        IntStream.range(0, 20000)
+            .mapToObj(i -> "err" + i)
+            .collect(Collectors.joining("\n", "", "\n")),
+        d.err());
   }
 
   @Test
@@ -190,27 +220,50 @@ class SandboxTest {
 
   @Test
   void environmentWorkdirAndUserComeFromOptions() throws Exception {
-    SandboxOptions o = SandboxOptions.builder().env("GREETING=hello there").workdir("/tmp").user("app").build();
+    SandboxOptions o =
+        SandboxOptions.builder().env("GREETING=hello there").workdir("/tmp").user("app").build();
     Done d = run(o, "/bin/sh", "-c", "echo \"$GREETING\"; pwd; id -u; id -g; echo $PATH");
-    assertEquals("hello there\n/tmp\n1000\n1000\n" + ImageConfig.DEFAULT_PATH.substring(5) + "\n", d.out());
-    assertEquals("0\n0\n", run(SandboxOptions.builder().user("0:0").build(), "/bin/sh", "-c", "id -u; id -g").out());
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> rt.run("tools:1", SandboxOptions.builder().user("nobody").build(), List.of("/bin/true"), false));
+    assertEquals(
+        "hello there\n/tmp\n1000\n1000\n" + ImageConfig.DEFAULT_PATH.substring(5) + "\n", d.out());
+    assertEquals(
+        "0\n0\n",
+        run(SandboxOptions.builder().user("0:0").build(), "/bin/sh", "-c", "id -u; id -g").out());
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                rt.run(
+                    "tools:1",
+                    SandboxOptions.builder().user("nobody").build(),
+                    List.of("/bin/true"),
+                    false));
     assertTrue(e.getMessage().contains("no user 'nobody'"), e.getMessage());
   }
 
   @Test
   void writesGoToAnOverlayThatVanishesWithTheSandbox() throws Exception {
-    Done d = run(SandboxOptions.defaults(), "/bin/sh", "-c",
-        "echo new > /bin/added && cat /bin/added && rm /bin/cat && test -e /bin/cat; echo $?");
+    Done d =
+        run(
+            SandboxOptions.defaults(),
+            "/bin/sh",
+            "-c",
+            "echo new > /bin/added && cat /bin/added && rm /bin/cat && test -e /bin/cat; echo $?");
     assertEquals("new\n1\n", d.out(), d.err());
     Path scratch = Files.createDirectories(tmp.resolve("scratch"));
-    d = run(SandboxOptions.builder().scratch(scratch).build(), "/bin/sh", "-c",
-        "head -c 1000000 /bin/sh > /tmp/big && test -e /bin/added; echo $?; cat /bin/echo > /dev/null; echo $?");
+    d =
+        run(
+            SandboxOptions.builder().scratch(scratch).build(),
+            "/bin/sh",
+            "-c",
+            "head -c 1000000 /bin/sh > /tmp/big && test -e /bin/added; echo $?; cat /bin/echo > /dev/null; echo $?");
     assertEquals("1\n0\n", d.out(), d.err());
     // The earlier sandboxes' writes are gone; the image is whole.
-    d = run(SandboxOptions.defaults(), "/bin/sh", "-c",
-        "test -e /bin/added; echo $?; test -e /tmp/big; echo $?; test -x /bin/cat; echo $?");
+    d =
+        run(
+            SandboxOptions.defaults(),
+            "/bin/sh",
+            "-c",
+            "test -e /bin/added; echo $?; test -e /tmp/big; echo $?; test -x /bin/cat; echo $?");
     assertEquals("1\n1\n0\n", d.out(), d.err());
   }
 
@@ -219,9 +272,17 @@ class SandboxTest {
     Path rw = Files.createDirectories(tmp.resolve("vol-rw"));
     Path ro = Files.createDirectories(tmp.resolve("vol-ro"));
     Files.writeString(ro.resolve("input.txt"), "from the host\n");
-    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(rw, "/out", false))
-        .volume(new SandboxOptions.Volume(ro, "/in", true)).build();
-    Done d = run(o, "/bin/sh", "-c", "cat /in/input.txt; echo result > /out/r.txt; touch /in/nope 2>/dev/null; echo $?");
+    SandboxOptions o =
+        SandboxOptions.builder()
+            .volume(new SandboxOptions.Volume(rw, "/out", false))
+            .volume(new SandboxOptions.Volume(ro, "/in", true))
+            .build();
+    Done d =
+        run(
+            o,
+            "/bin/sh",
+            "-c",
+            "cat /in/input.txt; echo result > /out/r.txt; touch /in/nope 2>/dev/null; echo $?");
     assertEquals("from the host\n1\n", d.out(), d.err());
     assertEquals("result\n", Files.readString(rw.resolve("r.txt")));
     assertFalse(Files.exists(ro.resolve("nope")));
@@ -239,14 +300,22 @@ class SandboxTest {
     HostFile fBefore = HostFile.of(f);
     HostFile singleBefore = HostFile.of(single);
     List<String> listingBefore = listing(dir);
-    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true))
-        .volume(new SandboxOptions.Volume(single, "/one", true))
-        .volume(new SandboxOptions.Volume(rw, "/out", false)).build();
+    SandboxOptions o =
+        SandboxOptions.builder()
+            .volume(new SandboxOptions.Volume(dir, "/data", true))
+            .volume(new SandboxOptions.Volume(single, "/one", true))
+            .volume(new SandboxOptions.Volume(rw, "/out", false))
+            .build();
     List<String> writes = new ArrayList<>(writesTo("/data/f", "/data"));
     writes.addAll(writesTo("/one", null));
     Done d;
-    try (Sandbox sb = rt.run("tools:1", o, List.of("/bin/sh", "-c",
-        attempts(writes) + "; echo written > /out/w; cat /data/f /one"), false)) {
+    try (Sandbox sb =
+        rt.run(
+            "tools:1",
+            o,
+            List.of(
+                "/bin/sh", "-c", attempts(writes) + "; echo written > /out/w; cat /data/f /one"),
+            false)) {
       d = finish(sb.main().orElseThrow());
       assertReadOnlyOnTheHost(sb);
     }
@@ -255,7 +324,10 @@ class SandboxTest {
     fBefore.assertUnchanged(f);
     singleBefore.assertUnchanged(single);
     assertEquals(listingBefore, listing(dir));
-    assertEquals("written\n", Files.readString(rw.resolve("w")), "a read-write volume beside them stays writable");
+    assertEquals(
+        "written\n",
+        Files.readString(rw.resolve("w")),
+        "a read-write volume beside them stays writable");
   }
 
   @Test
@@ -267,8 +339,14 @@ class SandboxTest {
       Path g = Files.writeString(sub.resolve("g"), "on a submount\n");
       HostFile before = HostFile.of(g);
       List<String> writes = writesTo("/data/sub/g", "/data/sub");
-      Done d = run(SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true)).build(),
-          "/bin/sh", "-c", attempts(writes) + "; cat /data/sub/g");
+      Done d =
+          run(
+              SandboxOptions.builder()
+                  .volume(new SandboxOptions.Volume(dir, "/data", true))
+                  .build(),
+              "/bin/sh",
+              "-c",
+              attempts(writes) + "; cat /data/sub/g");
       assertAllFailed(writes, d.out());
       assertTrue(d.out().endsWith("on a submount\n"), d.toString());
       before.assertUnchanged(g);
@@ -286,8 +364,7 @@ class SandboxTest {
     List<String> writes = writesTo(InitBinary.PATH_IN_SANDBOX, null);
     try (Sandbox sb = rt.create("tools:1", SandboxOptions.defaults())) {
       assertReadOnlyOnTheHost(sb);
-      Done d = finish(sb.exec(List.of("/bin/sh", "-c", attempts(writes)),
-          Sandbox.Exec.defaults()));
+      Done d = finish(sb.exec(List.of("/bin/sh", "-c", attempts(writes)), Sandbox.Exec.defaults()));
       assertAllFailed(writes, d.out());
     }
     before.assertUnchanged(init);
@@ -300,18 +377,29 @@ class SandboxTest {
     Path f = Files.writeString(dir.resolve("f"), "precious bytes\n");
     HostFile before = HostFile.of(f);
     List<String> writes = writesTo("/data/f", "/data");
-    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true)).build();
-    try (Sandbox sb = rt.run("tools:1", o, List.of("/bin/sh", "-c",
-        "echo skiff:ready; read line; " + attempts(writes) + "; cat /data/f"), true)) {
-      var reader = new java.io.BufferedReader(new java.io.InputStreamReader(sb.main().orElseThrow().stdout(),
-          StandardCharsets.UTF_8));
+    SandboxOptions o =
+        SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true)).build();
+    try (Sandbox sb =
+        rt.run(
+            "tools:1",
+            o,
+            List.of(
+                "/bin/sh",
+                "-c",
+                "echo skiff:ready; read line; " + attempts(writes) + "; cat /data/f"),
+            true)) {
+      var reader =
+          new java.io.BufferedReader(
+              new java.io.InputStreamReader(
+                  sb.main().orElseThrow().stdout(), StandardCharsets.UTF_8));
       assertEquals("skiff:ready", reader.readLine());
       sb.checkpoint("ro-volume");
     }
     // The sandbox that took it is gone, and so is whatever it had bound: each restore binds again.
     try {
       for (int i = 0; i < 2; i++) {
-        try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "ro-volume"), SandboxOptions.defaults(), true)) {
+        try (Sandbox sb =
+            rt.restore(rt.snapshot("tools:1", "ro-volume"), SandboxOptions.defaults(), true)) {
           SandboxProcess p = sb.main().orElseThrow();
           try (var in = p.stdin()) {
             in.write("go\n".getBytes(StandardCharsets.UTF_8));
@@ -339,8 +427,15 @@ class SandboxTest {
     Path dir = sandboxesDir().resolve(id);
     Path target = Files.createDirectories(dir.resolve("ro").resolve("0"));
     // What a killed owner leaves: its record (a pid whose start time no longer matches) and a bind.
-    new SandboxRecord(id, ProcessHandle.current().pid(), "long ago", "tools:1", Instant.now().toString(),
-        List.of("/bin/true"), "run").write(dir);
+    new SandboxRecord(
+            id,
+            ProcessHandle.current().pid(),
+            "long ago",
+            "tools:1",
+            Instant.now().toString(),
+            List.of("/bin/true"),
+            "run")
+        .write(dir);
     try {
       sh("mount", "--bind", vol.toString(), target.toString());
       sh("mount", "-o", "remount,bind,ro", target.toString());
@@ -366,27 +461,48 @@ class SandboxTest {
   @Test
   void userNamesAreLookedUpInsideTheImageNeverThroughItsSymlinksOnTheHost() throws Exception {
     // A user line the host does not have, where only a symlink out of the image could reach it.
-    Path hostPasswd = Files.writeString(tmp.resolve("host-passwd"), "intruder:x:4242:4343::/:/bin/sh\n");
+    Path hostPasswd =
+        Files.writeString(tmp.resolve("host-passwd"), "intruder:x:4242:4343::/:/bin/sh\n");
     Path hostGroup = Files.writeString(tmp.resolve("host-group"), "intruders:x:4343:\n");
-    Path root = new HostRootfs().binaries("/bin/sh", "/bin/true", "/usr/bin/id").build(tmp.resolve("rootfs-escape"));
+    Path root =
+        new HostRootfs()
+            .binaries("/bin/sh", "/bin/true", "/usr/bin/id")
+            .build(tmp.resolve("rootfs-escape"));
     Path etc = root.resolve("etc");
     byte[] passwd = Files.readAllBytes(etc.resolve("passwd"));
     String up = "../".repeat(root.getNameCount() + 3);
     for (boolean absolute : List.of(true, false)) {
       Files.delete(etc.resolve("passwd"));
       Files.delete(etc.resolve("group"));
-      Files.createSymbolicLink(etc.resolve("passwd"), absolute ? hostPasswd : Path.of(up + hostPasswd.toString()
-          .substring(1)));
-      Files.createSymbolicLink(etc.resolve("group"), absolute ? hostGroup : Path.of(up + hostGroup.toString()
-          .substring(1)));
+      Files.createSymbolicLink(
+          etc.resolve("passwd"),
+          absolute ? hostPasswd : Path.of(up + hostPasswd.toString().substring(1)));
+      Files.createSymbolicLink(
+          etc.resolve("group"),
+          absolute ? hostGroup : Path.of(up + hostGroup.toString().substring(1)));
       String image = "escape:" + (absolute ? "absolute" : "relative");
       store.importImage(root.toString(), ImageRef.parse(image), ImportProgress.NONE);
-      for (String where : List.of(image, root.toString())) { // an image, and a host directory as the root
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-            () -> rt.run(where, SandboxOptions.builder().user("intruder").build(), List.of("/bin/true"), false));
+      for (String where :
+          List.of(image, root.toString())) { // an image, and a host directory as the root
+        IllegalArgumentException e =
+            assertThrows(
+                IllegalArgumentException.class,
+                () ->
+                    rt.run(
+                        where,
+                        SandboxOptions.builder().user("intruder").build(),
+                        List.of("/bin/true"),
+                        false));
         assertTrue(e.getMessage().contains("no user 'intruder'"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class,
-            () -> rt.run(where, SandboxOptions.builder().user("0:intruders").build(), List.of("/bin/true"), false));
+        e =
+            assertThrows(
+                IllegalArgumentException.class,
+                () ->
+                    rt.run(
+                        where,
+                        SandboxOptions.builder().user("0:intruders").build(),
+                        List.of("/bin/true"),
+                        false));
         assertTrue(e.getMessage().contains("no group 'intruders'"), e.getMessage());
       }
     }
@@ -396,8 +512,12 @@ class SandboxTest {
     Files.delete(etc.resolve("passwd"));
     Files.createSymbolicLink(etc.resolve("passwd"), Path.of("../usr/share/base/passwd"));
     store.importImage(root.toString(), ImageRef.parse("escape:inside"), ImportProgress.NONE);
-    try (Sandbox sb = rt.run("escape:inside", SandboxOptions.builder().user("app").build(),
-        List.of("/bin/sh", "-c", "id -u"), false)) {
+    try (Sandbox sb =
+        rt.run(
+            "escape:inside",
+            SandboxOptions.builder().user("app").build(),
+            List.of("/bin/sh", "-c", "id -u"),
+            false)) {
       assertEquals(new Done(0, "1000\n", ""), finish(sb.main().orElseThrow()));
     }
   }
@@ -410,9 +530,12 @@ class SandboxTest {
       before = s.map(Path::toString).sorted().toList();
     }
     Path vol = Files.createDirectories(tmp.resolve("vol-dir"));
-    try (Sandbox sb = rt.run(rootfs.toString(), SandboxOptions.builder()
-        .volume(new SandboxOptions.Volume(vol, "/data", false)).build(), List.of("/bin/sh", "-c",
-        "echo hi > /data/x; echo written > /etc/new; cat /etc/new"), false)) {
+    try (Sandbox sb =
+        rt.run(
+            rootfs.toString(),
+            SandboxOptions.builder().volume(new SandboxOptions.Volume(vol, "/data", false)).build(),
+            List.of("/bin/sh", "-c", "echo hi > /data/x; echo written > /etc/new; cat /etc/new"),
+            false)) {
       assertEquals(new Done(0, "written\n", ""), finish(sb.main().orElseThrow()));
       IOException e = assertThrows(IOException.class, () -> sb.checkpoint("x"));
       assertTrue(e.getMessage().contains("host directory"), e.getMessage());
@@ -425,18 +548,22 @@ class SandboxTest {
 
   @Test
   void noNetworkUnlessAskedForThenTheHosts() throws Exception {
-    try (java.net.ServerSocket server = new java.net.ServerSocket(0, 10, java.net.InetAddress.getLoopbackAddress())) {
+    try (java.net.ServerSocket server =
+        new java.net.ServerSocket(0, 10, java.net.InetAddress.getLoopbackAddress())) {
       server.setSoTimeout(15_000);
-      String connect = "echo hello > /dev/tcp/127.0.0.1/" + server.getLocalPort() + " && echo connected";
+      String connect =
+          "echo hello > /dev/tcp/127.0.0.1/" + server.getLocalPort() + " && echo connected";
       Done none = run(SandboxOptions.defaults(), "/bin/bash", "-c", connect);
       assertTrue(none.exit() != 0 && none.out().isEmpty(), none.toString());
-      var accepted = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-        try (java.net.Socket s = server.accept()) {
-          return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-          return "accept failed: " + e;
-        }
-      });
+      var accepted =
+          java.util.concurrent.CompletableFuture.supplyAsync(
+              () -> {
+                try (java.net.Socket s = server.accept()) {
+                  return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                } catch (IOException e) {
+                  return "accept failed: " + e;
+                }
+              });
       Done host = run(SandboxOptions.builder().network(true).build(), "/bin/bash", "-c", connect);
       assertEquals(new Done(0, "connected\n", ""), host);
       assertEquals("hello\n", accepted.get(20, java.util.concurrent.TimeUnit.SECONDS));
@@ -459,8 +586,12 @@ class SandboxTest {
   @Test
   void aTimeoutKillsTheSandbox() throws Exception {
     long t0 = System.nanoTime();
-    try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().timeout(Duration.ofMillis(1500)).build(),
-        List.of("/bin/sleep", "60"), false)) {
+    try (Sandbox sb =
+        rt.run(
+            "tools:1",
+            SandboxOptions.builder().timeout(Duration.ofMillis(1500)).build(),
+            List.of("/bin/sleep", "60"),
+            false)) {
       int exit = sb.main().orElseThrow().waitFor();
       assertTrue(sb.timedOut());
       assertEquals(128 + 9, exit);
@@ -486,10 +617,15 @@ class SandboxTest {
       assertEquals(sb.rootfs(), next.rootfs());
       assertEquals(0, next.main().orElseThrow().waitFor());
     }
-    // With volumes there is more to undo: the overlay root and a read-only bind per read-only volume.
+    // With volumes there is more to undo: the overlay root and a read-only bind per read-only
+    // volume.
     Path ro = Files.createDirectories(tmp.resolve("vol-closing"));
-    Sandbox withVolume = rt.run("tools:1", SandboxOptions.builder()
-        .volume(new SandboxOptions.Volume(ro, "/in", true)).build(), List.of("/bin/sleep", "60"), false);
+    Sandbox withVolume =
+        rt.run(
+            "tools:1",
+            SandboxOptions.builder().volume(new SandboxOptions.Volume(ro, "/in", true)).build(),
+            List.of("/bin/sleep", "60"),
+            false);
     Path volumeDir = sandboxesDir().resolve(withVolume.id());
     withVolume.close();
     assertEquals(List.of(), mountsUnder(volumeDir), "no overlay, no read-only bind left");
@@ -501,17 +637,21 @@ class SandboxTest {
     Path root;
     // A home of its own, so that the class's runtime's mount is not the one found.
     try (ImageStore home = ImageStore.open(tmp.resolve("home-own"))) {
-      home.importImage(tmp.resolve("rootfs").toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
+      home.importImage(
+          tmp.resolve("rootfs").toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
     }
     try (ImageStore store = ImageStore.open(tmp.resolve("home-own"));
-        SandboxRuntime own = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc())
-            .withSharedMounts(true));
+        SandboxRuntime own =
+            SandboxRuntime.open(
+                store, SandboxRuntime.Config.defaults().withRunsc(runsc()).withSharedMounts(true));
         Sandbox sb = own.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
       root = sb.rootfs();
       assertEquals(0, sb.main().orElseThrow().waitFor());
       // A second runtime of the same home (another process, say) finds the mount and runs on it.
-      try (SandboxRuntime other = SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc()));
-          Sandbox sb2 = other.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
+      try (SandboxRuntime other =
+              SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc()));
+          Sandbox sb2 =
+              other.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
         assertEquals(root, sb2.rootfs());
       }
       assertTrue(MountTable.fuseMountAt(root) != null);
@@ -522,39 +662,60 @@ class SandboxTest {
 
   @Test
   void aWarmSandboxRunsOneExecAfterAnother() throws Exception {
-    try (Sandbox sb = rt.create("tools:1", SandboxOptions.builder().env("FROM_OPTIONS=1").build())) {
-      assertEquals(new Done(0, "first\n", ""), finish(sb.exec(List.of("/bin/sh", "-c", "echo first > /tmp/state; cat /tmp/state"),
-          Sandbox.Exec.defaults())));
+    try (Sandbox sb =
+        rt.create("tools:1", SandboxOptions.builder().env("FROM_OPTIONS=1").build())) {
+      assertEquals(
+          new Done(0, "first\n", ""),
+          finish(
+              sb.exec(
+                  List.of("/bin/sh", "-c", "echo first > /tmp/state; cat /tmp/state"),
+                  Sandbox.Exec.defaults())));
       // State in the sandbox's overlay survives between execs; options and per-exec env apply.
-      assertEquals(new Done(0, "first 1 2\n", ""), finish(sb.exec(List.of("/bin/sh", "-c",
-          "echo $(cat /tmp/state) $FROM_OPTIONS $PER_EXEC"), Sandbox.Exec.defaults().withEnv("PER_EXEC=2"))));
+      assertEquals(
+          new Done(0, "first 1 2\n", ""),
+          finish(
+              sb.exec(
+                  List.of("/bin/sh", "-c", "echo $(cat /tmp/state) $FROM_OPTIONS $PER_EXEC"),
+                  Sandbox.Exec.defaults().withEnv("PER_EXEC=2"))));
       // Two at once, each with its own output.
-      SandboxProcess a = sb.exec(List.of("/bin/sh", "-c", "sleep 0.5; echo a"), Sandbox.Exec.defaults());
-      SandboxProcess b = sb.exec(List.of("/bin/sh", "-c", "echo b; exit 7"), Sandbox.Exec.defaults());
+      SandboxProcess a =
+          sb.exec(List.of("/bin/sh", "-c", "sleep 0.5; echo a"), Sandbox.Exec.defaults());
+      SandboxProcess b =
+          sb.exec(List.of("/bin/sh", "-c", "echo b; exit 7"), Sandbox.Exec.defaults());
       assertEquals(new Done(7, "b\n", ""), finish(b));
       assertEquals(new Done(0, "a\n", ""), finish(a));
       Done missing = finish(sb.exec(List.of("/no/such/binary"), Sandbox.Exec.defaults()));
       assertTrue(missing.exit() != 0);
-      assertEquals(new Done(0, "still here\n", ""), finish(sb.exec(List.of("/bin/echo", "still here"),
-          Sandbox.Exec.defaults())));
+      assertEquals(
+          new Done(0, "still here\n", ""),
+          finish(sb.exec(List.of("/bin/echo", "still here"), Sandbox.Exec.defaults())));
     }
   }
 
   @Test
   void aSnapshotRestoresAsManyFreshSandboxes() throws Exception {
     Snapshot snap;
-    try (Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/sh", "-c",
-        "x=computed-$(seq 3 3); echo skiff:ready; read line; echo \"got $line after $x\""),
-        true)) {
+    try (Sandbox sb =
+        rt.run(
+            "tools:1",
+            SandboxOptions.defaults(),
+            List.of(
+                "/bin/sh",
+                "-c",
+                "x=computed-$(seq 3 3); echo skiff:ready; read line; echo \"got $line after $x\""),
+            true)) {
       SandboxProcess p = sb.main().orElseThrow();
-      var reader = new java.io.BufferedReader(new java.io.InputStreamReader(p.stdout(), StandardCharsets.UTF_8));
+      var reader =
+          new java.io.BufferedReader(
+              new java.io.InputStreamReader(p.stdout(), StandardCharsets.UTF_8));
       assertEquals("skiff:ready", reader.readLine());
       snap = sb.checkpoint("ready");
     }
     assertTrue(snap.bytes() > 0);
     assertEquals(List.of("ready"), rt.snapshots("tools:1").stream().map(Snapshot::name).toList());
     for (String input : List.of("one", "two", "three")) {
-      try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
+      try (Sandbox sb =
+          rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
         SandboxProcess p = sb.main().orElseThrow();
         try (var in = p.stdin()) {
           in.write((input + "\n").getBytes(StandardCharsets.UTF_8));
@@ -571,16 +732,27 @@ class SandboxTest {
   @Test
   void aSnapshotRestoresWithTheVolumesItWasTakenWith() throws Exception {
     Path vol = Files.createDirectories(tmp.resolve("vol-snap"));
-    SandboxOptions o = SandboxOptions.builder().volume(new SandboxOptions.Volume(vol, "/data", false)).build();
-    try (Sandbox sb = rt.run("tools:1", o, List.of("/bin/sh", "-c",
-        "echo skiff:ready; read line; echo \"$line\" > /data/out; cat /data/out"), true)) {
-      var reader = new java.io.BufferedReader(new java.io.InputStreamReader(sb.main().orElseThrow().stdout(),
-          StandardCharsets.UTF_8));
+    SandboxOptions o =
+        SandboxOptions.builder().volume(new SandboxOptions.Volume(vol, "/data", false)).build();
+    try (Sandbox sb =
+        rt.run(
+            "tools:1",
+            o,
+            List.of(
+                "/bin/sh",
+                "-c",
+                "echo skiff:ready; read line; echo \"$line\" > /data/out; cat /data/out"),
+            true)) {
+      var reader =
+          new java.io.BufferedReader(
+              new java.io.InputStreamReader(
+                  sb.main().orElseThrow().stdout(), StandardCharsets.UTF_8));
       assertEquals("skiff:ready", reader.readLine());
       sb.checkpoint("with-volume");
     }
     // Restored with default options: the snapshot's own binds come back.
-    try (Sandbox sb = rt.restore(rt.snapshot("tools:1", "with-volume"), SandboxOptions.defaults(), true)) {
+    try (Sandbox sb =
+        rt.restore(rt.snapshot("tools:1", "with-volume"), SandboxOptions.defaults(), true)) {
       SandboxProcess p = sb.main().orElseThrow();
       try (var in = p.stdin()) {
         in.write("restored\n".getBytes(StandardCharsets.UTF_8));
@@ -590,8 +762,12 @@ class SandboxTest {
     assertEquals("restored\n", Files.readString(vol.resolve("out")));
     rt.delete(rt.snapshot("tools:1", "with-volume"));
     // gVisor cannot checkpoint a sandbox on the host's network; the error says so.
-    try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().network(true).build(), List.of("/bin/sleep", "30"),
-        false)) {
+    try (Sandbox sb =
+        rt.run(
+            "tools:1",
+            SandboxOptions.builder().network(true).build(),
+            List.of("/bin/sleep", "30"),
+            false)) {
       IOException e = assertThrows(IOException.class, () -> sb.checkpoint("networked"));
       assertTrue(e.getMessage().contains("hostinet"), e.getMessage());
     }
@@ -601,8 +777,12 @@ class SandboxTest {
   @Test
   void limitsAreAppliedThroughCgroupsOrReportedAsNotEnforced() throws Exception {
     notices.clear();
-    try (Sandbox sb = rt.run("tools:1", SandboxOptions.builder().memory(256L << 20).cpus(0.5).build(),
-        List.of("/bin/sleep", "30"), false)) {
+    try (Sandbox sb =
+        rt.run(
+            "tools:1",
+            SandboxOptions.builder().memory(256L << 20).cpus(0.5).build(),
+            List.of("/bin/sleep", "30"),
+            false)) {
       Cgroups cg = rt.cgroups();
       if (cg.memory()) {
         Path v1 = Path.of("/sys/fs/cgroup/memory/skiff", sb.id(), "memory.limit_in_bytes");
@@ -613,7 +793,9 @@ class SandboxTest {
         String got = Files.exists(v1) ? Files.readString(v1) : Files.readString(v2);
         assertEquals(Long.toString(256L << 20), got.strip());
       } else {
-        assertTrue(notices.stream().anyMatch(n -> n.contains("--memory is not enforced")), notices.toString());
+        assertTrue(
+            notices.stream().anyMatch(n -> n.contains("--memory is not enforced")),
+            notices.toString());
       }
     }
   }
@@ -621,11 +803,15 @@ class SandboxTest {
   @Test
   void badInputFailsClearlyAndLeavesNothing() throws Exception {
     long before = Files.list(sandboxesDir()).count();
-    IOException e = assertThrows(IOException.class,
-        () -> rt.run("nope:1", SandboxOptions.defaults(), List.of("/bin/true"), false));
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> rt.run("nope:1", SandboxOptions.defaults(), List.of("/bin/true"), false));
     assertTrue(e.getMessage().contains("no image nope:1"), e.getMessage());
-    IllegalArgumentException noCmd = assertThrows(IllegalArgumentException.class,
-        () -> rt.run("tools:1", SandboxOptions.defaults(), List.of(), false));
+    IllegalArgumentException noCmd =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> rt.run("tools:1", SandboxOptions.defaults(), List.of(), false));
     assertTrue(noCmd.getMessage().contains("no command"), noCmd.getMessage());
     assertEquals(127, run(SandboxOptions.defaults(), "/bin/sh", "-c", "/no/such/thing").exit());
     assertEquals(before, Files.list(sandboxesDir()).count());

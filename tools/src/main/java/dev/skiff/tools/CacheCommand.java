@@ -11,12 +11,13 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-@Command(name = "cache", mixinStandardHelpOptions = true,
+@Command(
+    name = "cache",
+    mixinStandardHelpOptions = true,
     description = "The on-disk chunk cache that mounts of remote images read through.",
     subcommands = {CacheCommand.Stats.class, CacheCommand.Gc.class})
 final class CacheCommand implements Runnable {
-  @picocli.CommandLine.Spec
-  picocli.CommandLine.Model.CommandSpec spec;
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
@@ -28,7 +29,8 @@ final class CacheCommand implements Runnable {
     return s.chunkCacheDir().getParent().resolve("counters.properties");
   }
 
-  static synchronized void addCounters(ImageStore s, dev.skiff.casfs.cache.ChunkReader.Stats st, long diskEvictions)
+  static synchronized void addCounters(
+      ImageStore s, dev.skiff.casfs.cache.ChunkReader.Stats st, long diskEvictions)
       throws Exception {
     Path f = countersFile(s);
     Files.createDirectories(f.getParent());
@@ -50,23 +52,33 @@ final class CacheCommand implements Runnable {
     try (var out = Files.newOutputStream(tmp)) {
       p.store(out, "cumulative chunk reader counters of mounts that ended");
     }
-    Files.move(tmp, f, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Files.move(
+        tmp,
+        f,
+        java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
   }
 
   private static void add(Properties p, String k, long v) {
     p.setProperty(k, Long.toString(Long.parseLong(p.getProperty(k, "0")) + v));
   }
 
-  @Command(name = "stats", mixinStandardHelpOptions = true, description = "Size of the disk cache and hits per tier.")
+  @Command(
+      name = "stats",
+      mixinStandardHelpOptions = true,
+      description = "Size of the disk cache and hits per tier.")
   static final class Stats implements Callable<Integer> {
-    @Mixin
-    SkiffCli.StoreOptions store;
+    @Mixin SkiffCli.StoreOptions store;
 
     @Override
     public Integer call() throws Exception {
       try (ImageStore s = ImageStore.open(store.home())) {
         DiskChunkCache disk = new DiskChunkCache(s.chunkCacheDir(), Long.MAX_VALUE);
-        System.out.printf(Locale.ROOT, "disk cache   %s: %s chunks, %s%n", s.chunkCacheDir(), Human.count(disk.entries()),
+        System.out.printf(
+            Locale.ROOT,
+            "disk cache   %s: %s chunks, %s%n",
+            s.chunkCacheDir(),
+            Human.count(disk.entries()),
             Human.bytes(disk.bytes()));
         Properties p = new Properties();
         Path f = countersFile(s);
@@ -76,27 +88,41 @@ final class CacheCommand implements Runnable {
           }
         }
         long reads = Long.parseLong(p.getProperty("chunk-reads", "0"));
-        System.out.printf(Locale.ROOT, "chunk reads  %s (by mounts that have ended)%n", Human.count(reads));
-        for (String[] k : new String[][] {{"memory-hits", "memory"}, {"disk-hits", "disk"},
-            {"store-fetches", "store GETs"}, {"neighbour-chunks", "neighbours"}}) {
+        System.out.printf(
+            Locale.ROOT, "chunk reads  %s (by mounts that have ended)%n", Human.count(reads));
+        for (String[] k :
+            new String[][] {
+              {"memory-hits", "memory"},
+              {"disk-hits", "disk"},
+              {"store-fetches", "store GETs"},
+              {"neighbour-chunks", "neighbours"}
+            }) {
           long v = Long.parseLong(p.getProperty(k[0], "0"));
           System.out.printf(Locale.ROOT, "  %-11s %s%n", k[1], Human.count(v));
         }
-        System.out.printf(Locale.ROOT, "fetched      %s from stores; %s corrupt chunks refused; %s evicted from disk%n",
-            Human.bytes(Long.parseLong(p.getProperty("store-bytes", "0"))), p.getProperty("corrupt", "0"),
+        System.out.printf(
+            Locale.ROOT,
+            "fetched      %s from stores; %s corrupt chunks refused; %s evicted from disk%n",
+            Human.bytes(Long.parseLong(p.getProperty("store-bytes", "0"))),
+            p.getProperty("corrupt", "0"),
             p.getProperty("disk-evictions", "0"));
       }
       return 0;
     }
   }
 
-  @Command(name = "gc", mixinStandardHelpOptions = true,
+  @Command(
+      name = "gc",
+      mixinStandardHelpOptions = true,
       description = "Shrink the disk cache to a size, dropping the least recently used chunks.")
   static final class Gc implements Callable<Integer> {
-    @Mixin
-    SkiffCli.StoreOptions store;
+    @Mixin SkiffCli.StoreOptions store;
 
-    @Option(names = "--max", required = true, paramLabel = "SIZE", description = "keep at most this much (e.g. 20G)")
+    @Option(
+        names = "--max",
+        required = true,
+        paramLabel = "SIZE",
+        description = "keep at most this much (e.g. 20G)")
     String max;
 
     @Override
@@ -104,8 +130,12 @@ final class CacheCommand implements Runnable {
       try (ImageStore s = ImageStore.open(store.home())) {
         long before = new DiskChunkCache(s.chunkCacheDir(), Long.MAX_VALUE).bytes();
         DiskChunkCache disk = new DiskChunkCache(s.chunkCacheDir(), Human.parseBytes(max));
-        System.out.printf(Locale.ROOT, "disk cache: %s -> %s (%s chunks evicted)%n", Human.bytes(before),
-            Human.bytes(disk.bytes()), Human.count(disk.evictions()));
+        System.out.printf(
+            Locale.ROOT,
+            "disk cache: %s -> %s (%s chunks evicted)%n",
+            Human.bytes(before),
+            Human.bytes(disk.bytes()),
+            Human.count(disk.evictions()));
       }
       return 0;
     }

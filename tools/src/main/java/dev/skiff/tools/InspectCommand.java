@@ -15,13 +15,15 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "inspect", mixinStandardHelpOptions = true,
-    description = "Show an image's layers, config (env, cmd, entrypoint, workdir, user, labels) and chunk statistics.")
+@Command(
+    name = "inspect",
+    mixinStandardHelpOptions = true,
+    description =
+        "Show an image's layers, config (env, cmd, entrypoint, workdir, user, labels) and chunk statistics.")
 final class InspectCommand implements Callable<Integer> {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
   @Parameters(index = "0", paramLabel = "NAME[:TAG]")
   String ref;
@@ -33,7 +35,10 @@ final class InspectCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     ImageRef r = ImageRef.parse(ref);
     try (ImageStore s = ImageStore.open(store.home())) {
-      ImageInfo info = s.info(r).orElseThrow(() -> new IllegalArgumentException("no image " + r + " (see skiff images)"));
+      ImageInfo info =
+          s.info(r)
+              .orElseThrow(
+                  () -> new IllegalArgumentException("no image " + r + " (see skiff images)"));
       try (ImageIndex index = s.openIndex(info.index())) {
         String config = index.meta("config");
         if (rawConfig) {
@@ -41,7 +46,11 @@ final class InspectCommand implements Callable<Integer> {
           return 0;
         }
         System.out.printf(Locale.ROOT, "image     %s%n", r);
-        System.out.printf(Locale.ROOT, "index     %s (%s, %s inodes)%n", info.index(), Human.bytes(info.indexBytes()),
+        System.out.printf(
+            Locale.ROOT,
+            "index     %s (%s, %s inodes)%n",
+            info.index(),
+            Human.bytes(info.indexBytes()),
             Human.count(index.inodeCount()));
         System.out.printf(Locale.ROOT, "source    %s%n", info.source());
         System.out.printf(Locale.ROOT, "imported  %s%n", info.imported());
@@ -49,15 +58,23 @@ final class InspectCommand implements Callable<Integer> {
         JsonNode src = JSON.readTree(index.meta("source"));
         int n = 0;
         for (JsonNode l : src.path("layers")) {
-          System.out.printf(Locale.ROOT, "  %2d  %-20s %10s  %s%n", ++n,
+          System.out.printf(
+              Locale.ROOT,
+              "  %2d  %-20s %10s  %s%n",
+              ++n,
               l.path("digest").isNull() ? "(no digest)" : shortDigest(l.path("digest").asText()),
               l.path("size").asLong() < 0 ? "-" : Human.bytes(l.path("size").asLong()),
               l.path("mediaType").isNull() ? "" : l.path("mediaType").asText());
         }
-        JsonNode c = config == null ? JSON.createObjectNode() : JSON.readTree(config).path("config");
+        JsonNode c =
+            config == null ? JSON.createObjectNode() : JSON.readTree(config).path("config");
         System.out.println("config");
-        System.out.printf(Locale.ROOT, "  entrypoint  %s%n", c.path("Entrypoint").isMissingNode() ? "" : c.path("Entrypoint"));
-        System.out.printf(Locale.ROOT, "  cmd         %s%n", c.path("Cmd").isMissingNode() ? "" : c.path("Cmd"));
+        System.out.printf(
+            Locale.ROOT,
+            "  entrypoint  %s%n",
+            c.path("Entrypoint").isMissingNode() ? "" : c.path("Entrypoint"));
+        System.out.printf(
+            Locale.ROOT, "  cmd         %s%n", c.path("Cmd").isMissingNode() ? "" : c.path("Cmd"));
         System.out.printf(Locale.ROOT, "  workdir     %s%n", c.path("WorkingDir").asText(""));
         System.out.printf(Locale.ROOT, "  user        %s%n", c.path("User").asText(""));
         for (JsonNode e : c.path("Env")) {
@@ -66,7 +83,8 @@ final class InspectCommand implements Callable<Integer> {
         var labels = c.path("Labels").fields();
         while (labels.hasNext()) {
           var l = labels.next();
-          System.out.printf(Locale.ROOT, "  label       %s=%s%n", l.getKey(), l.getValue().asText());
+          System.out.printf(
+              Locale.ROOT, "  label       %s=%s%n", l.getKey(), l.getValue().asText());
         }
         long stored = 0;
         long plain = 0;
@@ -80,11 +98,25 @@ final class InspectCommand implements Callable<Integer> {
           }
         }
         System.out.println("chunks");
-        System.out.printf(Locale.ROOT, "  size        %s (%s)%n", Human.bytes(index.chunkSize()), index.algorithm().label());
-        System.out.printf(Locale.ROOT, "  unique      %s (%s zstd), %s plain -> %s stored, in %d packs%n",
-            Human.count(chunks.size()), Human.count(zstd), Human.bytes(plain), Human.bytes(stored), index.packs().size());
-        System.out.printf(Locale.ROOT, "  files       %s, %s logical; import added %s (dedup ratio %s)%n",
-            Human.count(info.files()), Human.bytes(info.logicalBytes()), Human.bytes(info.newBytes()),
+        System.out.printf(
+            Locale.ROOT,
+            "  size        %s (%s)%n",
+            Human.bytes(index.chunkSize()),
+            index.algorithm().label());
+        System.out.printf(
+            Locale.ROOT,
+            "  unique      %s (%s zstd), %s plain -> %s stored, in %d packs%n",
+            Human.count(chunks.size()),
+            Human.count(zstd),
+            Human.bytes(plain),
+            Human.bytes(stored),
+            index.packs().size());
+        System.out.printf(
+            Locale.ROOT,
+            "  files       %s, %s logical; import added %s (dedup ratio %s)%n",
+            Human.count(info.files()),
+            Human.bytes(info.logicalBytes()),
+            Human.bytes(info.newBytes()),
             Human.ratio(info.dedupRatio()));
       }
     }

@@ -9,13 +9,18 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "kill", mixinStandardHelpOptions = true,
-    description = "Kill sandboxes by id (see skiff ps): every process in them gets SIGKILL; their owner cleans up.")
+@Command(
+    name = "kill",
+    mixinStandardHelpOptions = true,
+    description =
+        "Kill sandboxes by id (see skiff ps): every process in them gets SIGKILL; their owner cleans up.")
 final class KillCommand implements Callable<Integer> {
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
-  @Option(names = "--runsc", paramLabel = "PATH", description = "runsc binary (default: $SKIFF_RUNSC, else the PATH)")
+  @Option(
+      names = "--runsc",
+      paramLabel = "PATH",
+      description = "runsc binary (default: $SKIFF_RUNSC, else the PATH)")
   java.nio.file.Path runsc;
 
   @Parameters(arity = "1..*", paramLabel = "ID")

@@ -14,16 +14,18 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "mount", mixinStandardHelpOptions = true,
-    description = {"Mount an image read-only through FUSE. Stays in the foreground until Ctrl-C or skiff umount.",
-        "IMAGE is NAME[:TAG] in the local store, or s3://BUCKET[/PREFIX]/NAME[:TAG] (pulled first, then read lazily",
-        "from the bucket through the disk cache). A stale mount left at MOUNTPOINT by a killed process is cleared first."})
+@Command(
+    name = "mount",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Mount an image read-only through FUSE. Stays in the foreground until Ctrl-C or skiff umount.",
+      "IMAGE is NAME[:TAG] in the local store, or s3://BUCKET[/PREFIX]/NAME[:TAG] (pulled first, then read lazily",
+      "from the bucket through the disk cache). A stale mount left at MOUNTPOINT by a killed process is cleared first."
+    })
 final class MountCommand implements Callable<Integer> {
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
-  @Mixin
-  RemoteOptions remote;
+  @Mixin RemoteOptions remote;
 
   @Parameters(index = "0", paramLabel = "IMAGE")
   String ref;
@@ -31,90 +33,167 @@ final class MountCommand implements Callable<Integer> {
   @Parameters(index = "1", paramLabel = "MOUNTPOINT")
   Path mountpoint;
 
-  @Option(names = "--threads", defaultValue = "8", description = "FUSE loop threads (default ${DEFAULT-VALUE})")
+  @Option(
+      names = "--threads",
+      defaultValue = "8",
+      description = "FUSE loop threads (default ${DEFAULT-VALUE})")
   int threads;
 
-  @Option(names = "--memory-cache", defaultValue = "512M", paramLabel = "SIZE",
+  @Option(
+      names = "--memory-cache",
+      defaultValue = "512M",
+      paramLabel = "SIZE",
       description = "chunk cache in memory (default ${DEFAULT-VALUE})")
   String memoryCache;
 
-  @Option(names = "--disk-cache", paramLabel = "DIR",
-      description = "chunk cache on disk (default for remote images: $SKIFF_HOME/cache/chunks; none for local ones)")
+  @Option(
+      names = "--disk-cache",
+      paramLabel = "DIR",
+      description =
+          "chunk cache on disk (default for remote images: $SKIFF_HOME/cache/chunks; none for local ones)")
   Path diskCache;
 
-  @Option(names = "--disk-cache-size", defaultValue = "20G", paramLabel = "SIZE",
+  @Option(
+      names = "--disk-cache-size",
+      defaultValue = "20G",
+      paramLabel = "SIZE",
       description = "bound of the disk cache (default ${DEFAULT-VALUE})")
   String diskCacheSize;
 
-  @Option(names = "--window", paramLabel = "SIZE",
-      description = "on a miss, read this much of the pack at once and keep the neighbouring chunks"
-          + " (default 1M for remote images, 0 for local ones)")
+  @Option(
+      names = "--window",
+      paramLabel = "SIZE",
+      description =
+          "on a miss, read this much of the pack at once and keep the neighbouring chunks"
+              + " (default 1M for remote images, 0 for local ones)")
   String window;
 
-  @Option(names = "--fetch-threads", defaultValue = "8",
-      description = "fetches ahead of readers (read-ahead) run in parallel up to this many; each FUSE thread"
-          + " also makes its own demand fetches (default ${DEFAULT-VALUE})")
+  @Option(
+      names = "--fetch-threads",
+      defaultValue = "8",
+      description =
+          "fetches ahead of readers (read-ahead) run in parallel up to this many; each FUSE thread"
+              + " also makes its own demand fetches (default ${DEFAULT-VALUE})")
   int fetchThreads;
 
-  @Option(names = "--record", description = "record which chunks this start reads, and when; on unmount merge the"
-      + " recording into the image's trace (stored next to the image, in the bucket for remote images)")
+  @Option(
+      names = "--record",
+      description =
+          "record which chunks this start reads, and when; on unmount merge the"
+              + " recording into the image's trace (stored next to the image, in the bucket for remote images)")
   boolean record;
 
-  @Option(names = "--no-prefetch", description = "do not replay the image's trace as prefetch (to compare)")
+  @Option(
+      names = "--no-prefetch",
+      description = "do not replay the image's trace as prefetch (to compare)")
   boolean noPrefetch;
 
-  @Option(names = "--trace-key", paramLabel = "KEY",
-      description = "which of the image's start profiles to record and replay (default: the image's main one)")
+  @Option(
+      names = "--trace-key",
+      paramLabel = "KEY",
+      description =
+          "which of the image's start profiles to record and replay (default: the image's main one)")
   String traceKey;
 
   @Option(names = "--debug-fuse", description = "print every FUSE request (libfuse -d)")
   boolean debug;
 
   /** The mount options of this command line (shared with {@code skiff run}). */
-  static ImageMount.Options options(int threads, String memoryCache, Path diskCache, String diskCacheSize,
-      String window, int fetchThreads, boolean prefetch, boolean record, String traceKey, boolean debug) {
-    return new ImageMount.Options(threads, Human.parseBytes(memoryCache), diskCache, Human.parseBytes(diskCacheSize),
-        window == null ? null : Human.parseBytes(window), fetchThreads, prefetch, record, traceKey, debug);
+  static ImageMount.Options options(
+      int threads,
+      String memoryCache,
+      Path diskCache,
+      String diskCacheSize,
+      String window,
+      int fetchThreads,
+      boolean prefetch,
+      boolean record,
+      String traceKey,
+      boolean debug) {
+    return new ImageMount.Options(
+        threads,
+        Human.parseBytes(memoryCache),
+        diskCache,
+        Human.parseBytes(diskCacheSize),
+        window == null ? null : Human.parseBytes(window),
+        fetchThreads,
+        prefetch,
+        record,
+        traceKey,
+        debug);
   }
 
   @Override
   public Integer call() throws Exception {
-    ImageMount.Options o = options(threads, memoryCache, diskCache, diskCacheSize, window, fetchThreads, !noPrefetch,
-        record, traceKey, debug);
+    ImageMount.Options o =
+        options(
+            threads,
+            memoryCache,
+            diskCache,
+            diskCacheSize,
+            window,
+            fetchThreads,
+            !noPrefetch,
+            record,
+            traceKey,
+            debug);
     try (ImageStore s = ImageStore.open(store.home());
         ImageMount m = ImageMount.mount(s, ref, remote, mountpoint, o)) {
       CountDownLatch summarised = new CountDownLatch(1);
-      Thread hook = new Thread(() -> {
-        try {
-          m.unmount();
-          // Ctrl-C: let the main thread save the recording and print its summary before exit.
-          // (Not a join: the main thread ends in System.exit, which blocks during shutdown.)
-          summarised.await(30, TimeUnit.SECONDS);
-        } catch (Exception e) {
-          System.err.println("skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
-        }
-      }, "skiff-unmount");
+      Thread hook =
+          new Thread(
+              () -> {
+                try {
+                  m.unmount();
+                  // Ctrl-C: let the main thread save the recording and print its summary before
+                  // exit.
+                  // (Not a join: the main thread ends in System.exit, which blocks during
+                  // shutdown.)
+                  summarised.await(30, TimeUnit.SECONDS);
+                } catch (Exception e) {
+                  System.err.println(
+                      "skiff mount: unmounting " + mountpoint + ": " + e.getMessage());
+                }
+              },
+              "skiff-unmount");
       Runtime.getRuntime().addShutdownHook(hook);
       if (!record) { // skiff run of this image on this home runs on this mount while it lasts
         ImageRoots.register(s.home(), m);
       }
-      System.out.printf(Locale.ROOT, "mounted %s at %s (%s inodes%s%s%s); Ctrl-C or 'skiff umount %s' to stop%n",
-          m.ref(), m.mountpoint(), Human.count(m.index().inodeCount()),
+      System.out.printf(
+          Locale.ROOT,
+          "mounted %s at %s (%s inodes%s%s%s); Ctrl-C or 'skiff umount %s' to stop%n",
+          m.ref(),
+          m.mountpoint(),
+          Human.count(m.index().inodeCount()),
           m.remote().map(w -> ", chunks from " + w.url()).orElse(""),
-          m.trace().map(t -> ", prefetching " + Human.count(t.entries().size()) + " traced chunks").orElse(""),
-          record ? ", recording" : "", m.mountpoint());
+          m.trace()
+              .map(t -> ", prefetching " + Human.count(t.entries().size()) + " traced chunks")
+              .orElse(""),
+          record ? ", recording" : "",
+          m.mountpoint());
       System.out.flush();
-      m.replay().ifPresent(replay -> Thread.ofPlatform().daemon().name("skiff-prefetch-report").start(() -> {
-        try {
-          replay.awaitDone(Long.MAX_VALUE);
-          System.out.printf(Locale.ROOT, "prefetched %s traced chunks in %.0f ms (%s not in this image)%n",
-              Human.count(replay.fetched()), (System.nanoTime() - m.replayStartNanos()) / 1e6,
-              Human.count(replay.skipped()));
-          System.out.flush();
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-      }));
+      m.replay()
+          .ifPresent(
+              replay ->
+                  Thread.ofPlatform()
+                      .daemon()
+                      .name("skiff-prefetch-report")
+                      .start(
+                          () -> {
+                            try {
+                              replay.awaitDone(Long.MAX_VALUE);
+                              System.out.printf(
+                                  Locale.ROOT,
+                                  "prefetched %s traced chunks in %.0f ms (%s not in this image)%n",
+                                  Human.count(replay.fetched()),
+                                  (System.nanoTime() - m.replayStartNanos()) / 1e6,
+                                  Human.count(replay.skipped()));
+                              System.out.flush();
+                            } catch (InterruptedException e) {
+                              Thread.currentThread().interrupt();
+                            }
+                          }));
       m.awaitUnmounted();
       ImageRoots.unregister(s.home(), m);
       try {
@@ -123,16 +202,29 @@ final class MountCommand implements Callable<Integer> {
         // the hook is running or ran: it unmounted
       }
       m.replay().ifPresent(r -> r.close());
-      m.saveRecording().ifPresent(rec -> System.out.printf(Locale.ROOT,
-          "recorded %s chunks (%s) into the trace of %s: %d recordings, %s chunks%n",
-          Human.count(rec.recording().entries().size()), Human.bytes(rec.recording().bytes()), m.ref(),
-          rec.merged().recordings(), Human.count(rec.merged().entries().size())));
+      m.saveRecording()
+          .ifPresent(
+              rec ->
+                  System.out.printf(
+                      Locale.ROOT,
+                      "recorded %s chunks (%s) into the trace of %s: %d recordings, %s chunks%n",
+                      Human.count(rec.recording().entries().size()),
+                      Human.bytes(rec.recording().bytes()),
+                      m.ref(),
+                      rec.merged().recordings(),
+                      Human.count(rec.merged().entries().size())));
       ChunkReader.Stats st = m.chunks().stats();
       CacheCommand.addCounters(s, st, m.diskEvictions());
-      System.out.printf(Locale.ROOT, "unmounted %s: %s chunk reads, %s from memory, %s from disk cache, "
-              + "%s from the store (%s in %s reads)%n", m.mountpoint(), Human.count(st.requests()),
-          Human.count(st.memoryHits()), Human.count(st.diskHits()),
-          Human.count(st.requests() - st.memoryHits() - st.diskHits()), Human.bytes(st.storeBytes()),
+      System.out.printf(
+          Locale.ROOT,
+          "unmounted %s: %s chunk reads, %s from memory, %s from disk cache, "
+              + "%s from the store (%s in %s reads)%n",
+          m.mountpoint(),
+          Human.count(st.requests()),
+          Human.count(st.memoryHits()),
+          Human.count(st.diskHits()),
+          Human.count(st.requests() - st.memoryHits() - st.diskHits()),
+          Human.bytes(st.storeBytes()),
           Human.count(st.storeFetches()));
       System.out.flush();
       summarised.countDown();

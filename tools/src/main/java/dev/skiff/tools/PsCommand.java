@@ -8,25 +8,38 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-@Command(name = "ps", mixinStandardHelpOptions = true,
-    description = "List the sandboxes of this Skiff home (cleaning up any whose owning process is gone).")
+@Command(
+    name = "ps",
+    mixinStandardHelpOptions = true,
+    description =
+        "List the sandboxes of this Skiff home (cleaning up any whose owning process is gone).")
 final class PsCommand implements Callable<Integer> {
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
-  @Option(names = "--runsc", paramLabel = "PATH", description = "runsc binary (default: $SKIFF_RUNSC, else the PATH)")
+  @Option(
+      names = "--runsc",
+      paramLabel = "PATH",
+      description = "runsc binary (default: $SKIFF_RUNSC, else the PATH)")
   java.nio.file.Path runsc;
 
   @Override
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, runsc)) {
-      System.out.printf("%-15s %-20s %-8s %-7s %-8s %-24s %s%n", "ID", "IMAGE", "KIND", "STATUS", "OWNER", "CREATED",
-          "COMMAND");
+      System.out.printf(
+          "%-15s %-20s %-8s %-7s %-8s %-24s %s%n",
+          "ID", "IMAGE", "KIND", "STATUS", "OWNER", "CREATED", "COMMAND");
       for (SandboxRuntime.Info i : rt.list()) {
         SandboxRecord r = i.record();
-        System.out.printf("%-15s %-20s %-8s %-7s %-8d %-24s %s%n", r.id(), r.image(), r.kind(), i.status(),
-            r.ownerPid(), r.created(), String.join(" ", r.command()));
+        System.out.printf(
+            "%-15s %-20s %-8s %-7s %-8d %-24s %s%n",
+            r.id(),
+            r.image(),
+            r.kind(),
+            i.status(),
+            r.ownerPid(),
+            r.created(),
+            String.join(" ", r.command()));
       }
     }
     return 0;

@@ -11,15 +11,17 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "pull", mixinStandardHelpOptions = true,
-    description = {"Fetch an image's index from S3 and tag it locally.",
-        "Its chunks stay in the bucket: a mount fetches them lazily, through the disk cache."})
+@Command(
+    name = "pull",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Fetch an image's index from S3 and tag it locally.",
+      "Its chunks stay in the bucket: a mount fetches them lazily, through the disk cache."
+    })
 final class PullCommand implements Callable<Integer> {
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
-  @Mixin
-  RemoteOptions remote;
+  @Mixin RemoteOptions remote;
 
   @Parameters(index = "0", paramLabel = "s3://BUCKET[/PREFIX]/NAME[:TAG]")
   String url;
@@ -32,7 +34,8 @@ final class PullCommand implements Callable<Integer> {
     try (ImageStore s = ImageStore.open(store.home());
         BlobStore src = remote.open(where, s.scratch())) {
       Digest d = s.pull(src, where, r);
-      System.out.println("pulled " + r + " (index " + d + ") from " + where.url() + "; chunks stay remote");
+      System.out.println(
+          "pulled " + r + " (index " + d + ") from " + where.url() + "; chunks stay remote");
     }
     return 0;
   }

@@ -14,19 +14,30 @@ import picocli.CommandLine.Option;
  * (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, AWS_PROFILE).
  */
 final class RemoteOptions implements ImageMount.Remotes {
-  @Option(names = "--endpoint", paramLabel = "URL",
-      description = "S3-compatible endpoint (MinIO, R2, Ceph...); default: AWS, or $AWS_ENDPOINT_URL")
+  @Option(
+      names = "--endpoint",
+      paramLabel = "URL",
+      description =
+          "S3-compatible endpoint (MinIO, R2, Ceph...); default: AWS, or $AWS_ENDPOINT_URL")
   String endpoint;
 
-  @Option(names = "--region", description = "region (default: $AWS_REGION, the profile, else us-east-1)")
+  @Option(
+      names = "--region",
+      description = "region (default: $AWS_REGION, the profile, else us-east-1)")
   String region;
 
-  @Option(names = "--path-style", description = "path-style addressing (default: on when an endpoint is given)")
+  @Option(
+      names = "--path-style",
+      description = "path-style addressing (default: on when an endpoint is given)")
   Boolean pathStyle;
 
-  @Option(names = "--store-timeout", defaultValue = "60s", paramLabel = "DURATION",
-      description = "give up on a store request (retries included) after this long: a read then fails with EIO"
-          + " (default ${DEFAULT-VALUE}; each attempt is bounded at 20s or less)")
+  @Option(
+      names = "--store-timeout",
+      defaultValue = "60s",
+      paramLabel = "DURATION",
+      description =
+          "give up on a store request (retries included) after this long: a read then fails with EIO"
+              + " (default ${DEFAULT-VALUE}; each attempt is bounded at 20s or less)")
   String timeout;
 
   /** A client for {@code where} with these options; credentials from the usual AWS places. */
@@ -42,7 +53,8 @@ final class RemoteOptions implements ImageMount.Remotes {
         return Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2)));
       }
       if (t.endsWith("s")) {
-        return Duration.ofMillis((long) (Double.parseDouble(t.substring(0, t.length() - 1)) * 1000));
+        return Duration.ofMillis(
+            (long) (Double.parseDouble(t.substring(0, t.length() - 1)) * 1000));
       }
       if (t.endsWith("m")) {
         return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)) * 60);

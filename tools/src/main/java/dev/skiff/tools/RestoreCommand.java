@@ -8,21 +8,24 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "restore", mixinStandardHelpOptions = true,
-    description = {"Start a fresh sandbox from a memory snapshot (see skiff snapshot create).",
-        "The snapshotted process goes on from its READY line, reading this stdin (with -i) and writing to this"
-            + " terminal."})
+@Command(
+    name = "restore",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Start a fresh sandbox from a memory snapshot (see skiff snapshot create).",
+      "The snapshotted process goes on from its READY line, reading this stdin (with -i) and writing to this"
+          + " terminal."
+    })
 final class RestoreCommand implements Callable<Integer> {
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
-  @Mixin
-  RemoteOptions remote;
+  @Mixin RemoteOptions remote;
 
-  @Mixin
-  SandboxCliOptions sandbox;
+  @Mixin SandboxCliOptions sandbox;
 
-  @Option(names = {"-i", "--interactive"}, description = "pass this process's stdin to the restored process")
+  @Option(
+      names = {"-i", "--interactive"},
+      description = "pass this process's stdin to the restored process")
   boolean stdin;
 
   @Parameters(index = "0", paramLabel = "IMAGE")
@@ -35,7 +38,8 @@ final class RestoreCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = sandbox.open(s, remote, false)) {
-      return RunCommand.runToExit(rt, rt.restore(rt.snapshot(image, name), sandbox.options(), stdin), stdin);
+      return RunCommand.runToExit(
+          rt, rt.restore(rt.snapshot(image, name), sandbox.options(), stdin), stdin);
     }
   }
 }

@@ -8,11 +8,13 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "rmi", mixinStandardHelpOptions = true,
-    description = "Remove image tags. Their blobs stay until skiff gc finds that no tag needs them.")
+@Command(
+    name = "rmi",
+    mixinStandardHelpOptions = true,
+    description =
+        "Remove image tags. Their blobs stay until skiff gc finds that no tag needs them.")
 final class RmiCommand implements Callable<Integer> {
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
   @Parameters(arity = "1..*", paramLabel = "NAME[:TAG]")
   List<String> refs;

@@ -15,26 +15,31 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "run", mixinStandardHelpOptions = true,
-    description = {"Run a command in a gVisor sandbox on a lazy mount of an image.",
-        "stdout and stderr are streamed; the exit code is the command's (128+N when killed by signal N, 124 on"
-            + " --timeout).",
-        "IMAGE is NAME[:TAG] or s3://BUCKET[/PREFIX]/NAME[:TAG]. Without a command, the image's own runs.",
-        "Writes go to an overlay that vanishes with the sandbox; no network unless --network."})
+@Command(
+    name = "run",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Run a command in a gVisor sandbox on a lazy mount of an image.",
+      "stdout and stderr are streamed; the exit code is the command's (128+N when killed by signal N, 124 on"
+          + " --timeout).",
+      "IMAGE is NAME[:TAG] or s3://BUCKET[/PREFIX]/NAME[:TAG]. Without a command, the image's own runs.",
+      "Writes go to an overlay that vanishes with the sandbox; no network unless --network."
+    })
 final class RunCommand implements Callable<Integer> {
-  @Mixin
-  SkiffCli.StoreOptions store;
+  @Mixin SkiffCli.StoreOptions store;
 
-  @Mixin
-  RemoteOptions remote;
+  @Mixin RemoteOptions remote;
 
-  @Mixin
-  SandboxCliOptions sandbox;
+  @Mixin SandboxCliOptions sandbox;
 
-  @Option(names = {"-i", "--interactive"}, description = "pass this process's stdin to the command")
+  @Option(
+      names = {"-i", "--interactive"},
+      description = "pass this process's stdin to the command")
   boolean stdin;
 
-  @Option(names = "--record", description = "record the start's reads into the image's trace (see skiff trace)")
+  @Option(
+      names = "--record",
+      description = "record the start's reads into the image's trace (see skiff trace)")
   boolean record;
 
   @Parameters(index = "0", paramLabel = "IMAGE")
@@ -52,22 +57,27 @@ final class RunCommand implements Callable<Integer> {
   }
 
   /**
-   * Streams a sandbox's first process to this terminal until it exits, then tears the sandbox
-   * down; Ctrl-C tears it down at once. Returns the exit code to leave with.
+   * Streams a sandbox's first process to this terminal until it exits, then tears the sandbox down;
+   * Ctrl-C tears it down at once. Returns the exit code to leave with.
    */
   static int runToExit(SandboxRuntime rt, Sandbox sb, boolean stdin) throws Exception {
-    Thread hook = new Thread(() -> {
-      closeQuietly(sb);
-      try {
-        rt.close();
-      } catch (IOException e) {
-        System.err.println("skiff: unmounting: " + e.getMessage());
-      }
-    }, "skiff-teardown");
+    Thread hook =
+        new Thread(
+            () -> {
+              closeQuietly(sb);
+              try {
+                rt.close();
+              } catch (IOException e) {
+                System.err.println("skiff: unmounting: " + e.getMessage());
+              }
+            },
+            "skiff-teardown");
     Runtime.getRuntime().addShutdownHook(hook);
     try (sb) {
       SandboxProcess p = sb.main().orElseThrow();
-      Thread[] pumps = p.pipeTo(new FileOutputStream(FileDescriptor.out), new FileOutputStream(FileDescriptor.err));
+      Thread[] pumps =
+          p.pipeTo(
+              new FileOutputStream(FileDescriptor.out), new FileOutputStream(FileDescriptor.err));
       if (stdin) {
         p.pipeStdinFrom(System.in);
       }
@@ -76,7 +86,8 @@ final class RunCommand implements Callable<Integer> {
         t.join(5_000);
       }
       if (sb.timedOut()) {
-        System.err.printf("skiff run: timed out after %s; sandbox %s killed%n", sb.options().timeout(), sb.id());
+        System.err.printf(
+            "skiff run: timed out after %s; sandbox %s killed%n", sb.options().timeout(), sb.id());
         return 124;
       }
       return code;

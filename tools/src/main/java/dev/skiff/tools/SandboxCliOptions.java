@@ -12,50 +12,86 @@ import picocli.CommandLine.Option;
 
 /** The options of every command that starts a sandbox: run, snapshot create, restore. */
 final class SandboxCliOptions {
-  @Option(names = {"-e", "--env"}, paramLabel = "NAME=VALUE", description = "set an environment variable (repeatable)")
+  @Option(
+      names = {"-e", "--env"},
+      paramLabel = "NAME=VALUE",
+      description = "set an environment variable (repeatable)")
   List<String> env = new ArrayList<>();
 
-  @Option(names = {"-w", "--workdir"}, paramLabel = "DIR", description = "working directory (default: the image's)")
+  @Option(
+      names = {"-w", "--workdir"},
+      paramLabel = "DIR",
+      description = "working directory (default: the image's)")
   String workdir;
 
-  @Option(names = {"-u", "--user"}, paramLabel = "USER[:GROUP]",
-      description = "user to run as: ids, or names from the image's /etc/passwd (default: the image's)")
+  @Option(
+      names = {"-u", "--user"},
+      paramLabel = "USER[:GROUP]",
+      description =
+          "user to run as: ids, or names from the image's /etc/passwd (default: the image's)")
   String user;
 
-  @Option(names = {"-v", "--volume"}, paramLabel = "HOST:SANDBOX[:ro]",
+  @Option(
+      names = {"-v", "--volume"},
+      paramLabel = "HOST:SANDBOX[:ro]",
       description = "bind a host directory or file into the sandbox (repeatable)")
   List<String> volumes = new ArrayList<>();
 
-  @Option(names = "--timeout", paramLabel = "DURATION",
+  @Option(
+      names = "--timeout",
+      paramLabel = "DURATION",
       description = "kill the sandbox after this long (500ms, 30s, 2m); exit code 124")
   String timeout;
 
-  @Option(names = "--memory", paramLabel = "SIZE", description = "memory limit (512M, 1G), where cgroups allow")
+  @Option(
+      names = "--memory",
+      paramLabel = "SIZE",
+      description = "memory limit (512M, 1G), where cgroups allow")
   String memory;
 
-  @Option(names = "--cpus", paramLabel = "N", description = "CPU limit in cores (0.5, 2), where cgroups allow")
+  @Option(
+      names = "--cpus",
+      paramLabel = "N",
+      description = "CPU limit in cores (0.5, 2), where cgroups allow")
   double cpus;
 
-  @Option(names = "--network", description = "give the sandbox the host's network (default: no network at all)")
+  @Option(
+      names = "--network",
+      description = "give the sandbox the host's network (default: no network at all)")
   boolean network;
 
-  @Option(names = "--scratch", paramLabel = "DIR",
-      description = "keep writes to the root filesystem in a file under DIR instead of memory (gone with the sandbox)")
+  @Option(
+      names = "--scratch",
+      paramLabel = "DIR",
+      description =
+          "keep writes to the root filesystem in a file under DIR instead of memory (gone with the sandbox)")
   Path scratch;
 
-  @Option(names = "--platform", defaultValue = "auto", paramLabel = "NAME",
-      description = "gVisor platform: auto (kvm where /dev/kvm works, else systrap, else ptrace), systrap, ptrace, kvm")
+  @Option(
+      names = "--platform",
+      defaultValue = "auto",
+      paramLabel = "NAME",
+      description =
+          "gVisor platform: auto (kvm where /dev/kvm works, else systrap, else ptrace), systrap, ptrace, kvm")
   String platform;
 
-  @Option(names = "--runsc", paramLabel = "PATH", description = "runsc binary (default: $SKIFF_RUNSC, else the PATH)")
+  @Option(
+      names = "--runsc",
+      paramLabel = "PATH",
+      description = "runsc binary (default: $SKIFF_RUNSC, else the PATH)")
   Path runsc;
 
   @Option(names = "--no-prefetch", description = "do not replay the image's trace as prefetch")
   boolean noPrefetch;
 
   SandboxOptions options() {
-    SandboxOptions.Builder b = SandboxOptions.builder().workdir(workdir).user(user).network(network).scratch(scratch)
-        .cpus(cpus);
+    SandboxOptions.Builder b =
+        SandboxOptions.builder()
+            .workdir(workdir)
+            .user(user)
+            .network(network)
+            .scratch(scratch)
+            .cpus(cpus);
     env.forEach(b::env);
     volumes.forEach(v -> b.volume(SandboxOptions.Volume.parse(v)));
     if (timeout != null) {
@@ -68,9 +104,15 @@ final class SandboxCliOptions {
   }
 
   SandboxRuntime open(ImageStore store, RemoteOptions remote, boolean record) throws IOException {
-    ImageMount.Options mount = ImageMount.Options.defaults().withPrefetch(!noPrefetch).withRecord(record);
-    return SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc).withPlatform(platform)
-        .withRemotes(remote).withMount(mount));
+    ImageMount.Options mount =
+        ImageMount.Options.defaults().withPrefetch(!noPrefetch).withRecord(record);
+    return SandboxRuntime.open(
+        store,
+        SandboxRuntime.Config.defaults()
+            .withRunsc(runsc)
+            .withPlatform(platform)
+            .withRemotes(remote)
+            .withMount(mount));
   }
 
   /**
@@ -79,6 +121,7 @@ final class SandboxCliOptions {
    * commands never use, and works without root (there is nothing of root's to show or clean then).
    */
   static SandboxRuntime bookkeeping(ImageStore store, Path runsc) throws IOException {
-    return SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc).forBookkeeping());
+    return SandboxRuntime.open(
+        store, SandboxRuntime.Config.defaults().withRunsc(runsc).forBookkeeping());
   }
 }

@@ -12,8 +12,9 @@ import picocli.CommandLine.Option;
     name = "skiff",
     mixinStandardHelpOptions = true,
     version = "skiff 0.1.0",
-    description = "Import container images into a deduplicated content-addressed store, mount them lazily"
-        + " from the local store or from S3, and run them in gVisor sandboxes.",
+    description =
+        "Import container images into a deduplicated content-addressed store, mount them lazily"
+            + " from the local store or from S3, and run them in gVisor sandboxes.",
     subcommands = {
       ImportCommand.class,
       ImagesCommand.class,
@@ -39,8 +40,11 @@ import picocli.CommandLine.Option;
 public final class SkiffCli implements Runnable {
   /** Options every command that touches the store takes. */
   static final class StoreOptions {
-    @Option(names = "--store", paramLabel = "DIR",
-        description = "Skiff home (default: $SKIFF_HOME, else /var/lib/skiff for root, else ~/.local/share/skiff)")
+    @Option(
+        names = "--store",
+        paramLabel = "DIR",
+        description =
+            "Skiff home (default: $SKIFF_HOME, else /var/lib/skiff for root, else ~/.local/share/skiff)")
     Path store;
 
     Path home() {
@@ -48,8 +52,7 @@ public final class SkiffCli implements Runnable {
     }
   }
 
-  @CommandLine.Spec
-  CommandLine.Model.CommandSpec spec;
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
@@ -67,10 +70,14 @@ public final class SkiffCli implements Runnable {
    */
   public static int execute(String... args) {
     CommandLine cl = new CommandLine(new SkiffCli());
-    cl.setExecutionExceptionHandler((e, cmd, parsed) -> fail(cmd.getCommandName(), e, cmd.getErr()));
+    cl.setExecutionExceptionHandler(
+        (e, cmd, parsed) -> fail(cmd.getCommandName(), e, cmd.getErr()));
     try {
       return cl.execute(args);
-    } catch (Throwable e) { // picocli hands Errors (OutOfMemoryError, StackOverflowError) on: the last line of defence
+    } catch (
+        Throwable
+            e) { // picocli hands Errors (OutOfMemoryError, StackOverflowError) on: the last line of
+      // defence
       return fail(args.length > 0 ? args[0] : "", e, cl.getErr());
     }
   }
@@ -88,9 +95,13 @@ public final class SkiffCli implements Runnable {
   /** The message of a failure; for a JVM error, what it was, in one line. */
   static String message(Throwable e) {
     if (e instanceof Error) {
-      String what = e instanceof OutOfMemoryError ? "out of memory"
-          : e instanceof StackOverflowError ? "stack overflow" : e.getClass().getSimpleName();
-      return "internal error (" + what + (e.getMessage() == null ? "" : ": " + e.getMessage())
+      String what =
+          e instanceof OutOfMemoryError
+              ? "out of memory"
+              : e instanceof StackOverflowError ? "stack overflow" : e.getClass().getSimpleName();
+      return "internal error ("
+          + what
+          + (e.getMessage() == null ? "" : ": " + e.getMessage())
           + "); run with SKIFF_DEBUG=1 for the stack trace";
     }
     String m = e.getMessage();

@@ -22,39 +22,52 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "snapshot", mixinStandardHelpOptions = true,
-    description = "Memory snapshots of sandboxes: take one after an expensive start-up, restore it many times.",
-    subcommands = {SnapshotCommand.Create.class, SnapshotCommand.Ls.class, SnapshotCommand.Rm.class})
+@Command(
+    name = "snapshot",
+    mixinStandardHelpOptions = true,
+    description =
+        "Memory snapshots of sandboxes: take one after an expensive start-up, restore it many times.",
+    subcommands = {
+      SnapshotCommand.Create.class,
+      SnapshotCommand.Ls.class,
+      SnapshotCommand.Rm.class
+    })
 final class SnapshotCommand implements Runnable {
-  @picocli.CommandLine.Spec
-  picocli.CommandLine.Model.CommandSpec spec;
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
     spec.commandLine().usage(System.out);
   }
 
-  @Command(name = "create", mixinStandardHelpOptions = true,
-      description = {"Run CMD in a sandbox until it prints a READY line, then checkpoint it as snapshot NAME of IMAGE.",
-          "READY goes to stdout after its expensive start-up and before it reads its stdin.",
-          "Restore it with skiff restore IMAGE NAME: the process goes on from there, with new stdin and stdout.",
-          "Example: skiff snapshot create py:1 numpy -- python3 -c \\",
-          "  'import numpy, sys; print(\"skiff:ready\", flush=True); exec(sys.stdin.read())'"})
+  @Command(
+      name = "create",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Run CMD in a sandbox until it prints a READY line, then checkpoint it as snapshot NAME of IMAGE.",
+        "READY goes to stdout after its expensive start-up and before it reads its stdin.",
+        "Restore it with skiff restore IMAGE NAME: the process goes on from there, with new stdin and stdout.",
+        "Example: skiff snapshot create py:1 numpy -- python3 -c \\",
+        "  'import numpy, sys; print(\"skiff:ready\", flush=True); exec(sys.stdin.read())'"
+      })
   static final class Create implements Callable<Integer> {
-    @Mixin
-    SkiffCli.StoreOptions store;
+    @Mixin SkiffCli.StoreOptions store;
 
-    @Mixin
-    RemoteOptions remote;
+    @Mixin RemoteOptions remote;
 
-    @Mixin
-    SandboxCliOptions sandbox;
+    @Mixin SandboxCliOptions sandbox;
 
-    @Option(names = "--ready", defaultValue = "skiff:ready", paramLabel = "LINE",
+    @Option(
+        names = "--ready",
+        defaultValue = "skiff:ready",
+        paramLabel = "LINE",
         description = "the line that says start-up is done (default ${DEFAULT-VALUE})")
     String ready;
 
-    @Option(names = "--ready-timeout", defaultValue = "5m", paramLabel = "DURATION",
+    @Option(
+        names = "--ready-timeout",
+        defaultValue = "5m",
+        paramLabel = "DURATION",
         description = "give up if READY has not come after this long (default ${DEFAULT-VALUE})")
     String readyTimeout;
 
@@ -76,20 +89,35 @@ final class SnapshotCommand implements Runnable {
         long t0 = System.nanoTime();
         SandboxProcess p = sb.main().orElseThrow();
         p.pipeStderrTo(new FileOutputStream(FileDescriptor.err));
-        CompletableFuture<Boolean> sawReady = CompletableFuture.supplyAsync(() -> awaitLine(p, ready));
-        Boolean ok = sawReady.completeOnTimeout(false, RemoteOptions.duration(readyTimeout).toMillis(),
-            TimeUnit.MILLISECONDS).get();
+        CompletableFuture<Boolean> sawReady =
+            CompletableFuture.supplyAsync(() -> awaitLine(p, ready));
+        Boolean ok =
+            sawReady
+                .completeOnTimeout(
+                    false, RemoteOptions.duration(readyTimeout).toMillis(), TimeUnit.MILLISECONDS)
+                .get();
         if (!ok) {
           // Either stdout ended (the process is exiting) or the wait ran out (it still runs).
           var exit = p.waitFor(Duration.ofSeconds(5));
-          System.err.printf("skiff snapshot create: %s did not print '%s' (%s)%n", String.join(" ", command), ready,
-              exit.isPresent() ? "it exited with " + exit.getAsInt() : "timed out after " + readyTimeout);
+          System.err.printf(
+              "skiff snapshot create: %s did not print '%s' (%s)%n",
+              String.join(" ", command),
+              ready,
+              exit.isPresent()
+                  ? "it exited with " + exit.getAsInt()
+                  : "timed out after " + readyTimeout);
           return 1;
         }
         long ready = System.nanoTime();
         Snapshot snap = sb.checkpoint(name);
-        System.out.printf(Locale.ROOT, "snapshot %s of %s: %s, start-up %.0f ms, checkpoint %.0f ms%n", name,
-            sb.imageRef(), Human.bytes(snap.bytes()), (ready - t0) / 1e6, (System.nanoTime() - ready) / 1e6);
+        System.out.printf(
+            Locale.ROOT,
+            "snapshot %s of %s: %s, start-up %.0f ms, checkpoint %.0f ms%n",
+            name,
+            sb.imageRef(),
+            Human.bytes(snap.bytes()),
+            (ready - t0) / 1e6,
+            (System.nanoTime() - ready) / 1e6);
         p.waitFor(Duration.ofSeconds(10));
       }
       return 0;
@@ -98,7 +126,8 @@ final class SnapshotCommand implements Runnable {
     /** Passes stdout through until the READY line; true if it came. */
     private static boolean awaitLine(SandboxProcess p, String ready) {
       try {
-        BufferedReader r = new BufferedReader(new InputStreamReader(p.stdout(), StandardCharsets.UTF_8));
+        BufferedReader r =
+            new BufferedReader(new InputStreamReader(p.stdout(), StandardCharsets.UTF_8));
         for (String line; (line = r.readLine()) != null; ) {
           if (line.equals(ready)) {
             return true;
@@ -112,10 +141,12 @@ final class SnapshotCommand implements Runnable {
     }
   }
 
-  @Command(name = "ls", mixinStandardHelpOptions = true, description = "List the snapshots of an image.")
+  @Command(
+      name = "ls",
+      mixinStandardHelpOptions = true,
+      description = "List the snapshots of an image.")
   static final class Ls implements Callable<Integer> {
-    @Mixin
-    SkiffCli.StoreOptions store;
+    @Mixin SkiffCli.StoreOptions store;
 
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
@@ -124,20 +155,28 @@ final class SnapshotCommand implements Runnable {
     public Integer call() throws Exception {
       try (ImageStore s = ImageStore.open(store.home());
           SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, null)) {
-        System.out.printf("%-20s %-10s %-10s %-24s %s%n", "NAME", "SIZE", "PLATFORM", "CREATED", "COMMAND");
+        System.out.printf(
+            "%-20s %-10s %-10s %-24s %s%n", "NAME", "SIZE", "PLATFORM", "CREATED", "COMMAND");
         for (Snapshot snap : rt.snapshots(image)) {
-          System.out.printf("%-20s %-10s %-10s %-24s %s%n", snap.name(), Human.bytes(snap.bytes()), snap.platform(),
-              snap.created(), String.join(" ", snap.command()));
+          System.out.printf(
+              "%-20s %-10s %-10s %-24s %s%n",
+              snap.name(),
+              Human.bytes(snap.bytes()),
+              snap.platform(),
+              snap.created(),
+              String.join(" ", snap.command()));
         }
       }
       return 0;
     }
   }
 
-  @Command(name = "rm", mixinStandardHelpOptions = true, description = "Remove a snapshot of an image.")
+  @Command(
+      name = "rm",
+      mixinStandardHelpOptions = true,
+      description = "Remove a snapshot of an image.")
   static final class Rm implements Callable<Integer> {
-    @Mixin
-    SkiffCli.StoreOptions store;
+    @Mixin SkiffCli.StoreOptions store;
 
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;

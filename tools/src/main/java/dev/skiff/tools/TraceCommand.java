@@ -15,41 +15,52 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "trace", mixinStandardHelpOptions = true, description = "Start-up traces of images.",
+@Command(
+    name = "trace",
+    mixinStandardHelpOptions = true,
+    description = "Start-up traces of images.",
     subcommands = {TraceCommand.Show.class})
 final class TraceCommand implements Runnable {
-  @picocli.CommandLine.Spec
-  picocli.CommandLine.Model.CommandSpec spec;
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
     spec.commandLine().usage(System.out);
   }
 
-  @Command(name = "show", mixinStandardHelpOptions = true,
+  @Command(
+      name = "show",
+      mixinStandardHelpOptions = true,
       description = "What a start reads: files in order of first access, bytes, and a timeline.")
   static final class Show implements Callable<Integer> {
-    @Mixin
-    SkiffCli.StoreOptions store;
+    @Mixin SkiffCli.StoreOptions store;
 
-    @Mixin
-    RemoteOptions remote;
+    @Mixin RemoteOptions remote;
 
     @Parameters(index = "0", paramLabel = "NAME[:TAG]")
     String ref;
 
-    @Option(names = "--trace-key", paramLabel = "KEY", description = "which start profile (default: the main one)")
+    @Option(
+        names = "--trace-key",
+        paramLabel = "KEY",
+        description = "which start profile (default: the main one)")
     String traceKey;
 
-    @Option(names = "--html", paramLabel = "FILE",
-        description = "also draw the start as an HTML page: files on a timeline, prefetch hits against demand misses")
+    @Option(
+        names = "--html",
+        paramLabel = "FILE",
+        description =
+            "also draw the start as an HTML page: files on a timeline, prefetch hits against demand misses")
     java.nio.file.Path html;
 
     @Override
     public Integer call() throws Exception {
       ImageRef r = ImageRef.parse(ref);
       try (ImageStore s = ImageStore.open(store.home())) {
-        Digest d = s.resolve(r).orElseThrow(() -> new IllegalArgumentException("no image " + r + " (see skiff images)"));
+        Digest d =
+            s.resolve(r)
+                .orElseThrow(
+                    () -> new IllegalArgumentException("no image " + r + " (see skiff images)"));
         Optional<S3Location> where = s.remoteOf(r);
         Optional<Trace> trace;
         if (where.isPresent()) {
@@ -59,15 +70,25 @@ final class TraceCommand implements Runnable {
         } else {
           trace = TraceStore.load(s.blobs(), d, traceKey);
         }
-        Trace t = trace.orElseThrow(() -> new IllegalArgumentException(
-            "no trace for " + r + " yet: mount it with --record and run its start"));
-        System.out.printf(Locale.ROOT, "trace of %s: %d recordings, %s chunks, %s%n", r, t.recordings(),
-            Human.count(t.entries().size()), Human.bytes(t.bytes()));
+        Trace t =
+            trace.orElseThrow(
+                () ->
+                    new IllegalArgumentException(
+                        "no trace for " + r + " yet: mount it with --record and run its start"));
+        System.out.printf(
+            Locale.ROOT,
+            "trace of %s: %d recordings, %s chunks, %s%n",
+            r,
+            t.recordings(),
+            Human.count(t.entries().size()),
+            Human.bytes(t.bytes()));
         if (html != null) {
-          java.nio.file.Files.writeString(html, dev.skiff.tracer.TraceTimeline.html(t, "Start-up trace of " + r));
+          java.nio.file.Files.writeString(
+              html, dev.skiff.tracer.TraceTimeline.html(t, "Start-up trace of " + r));
           System.out.println("wrote " + html);
         }
-        System.out.printf(Locale.ROOT, "%10s %6s %10s  %s%n", "FIRST(ms)", "CHUNKS", "BYTES", "FILE");
+        System.out.printf(
+            Locale.ROOT, "%10s %6s %10s  %s%n", "FIRST(ms)", "CHUNKS", "BYTES", "FILE");
         String path = null;
         long first = 0;
         long bytes = 0;
@@ -75,7 +96,13 @@ final class TraceCommand implements Runnable {
         for (Trace.Entry e : t.entries()) {
           if (!e.path().equals(path)) {
             if (path != null) {
-              System.out.printf(Locale.ROOT, "%10.1f %6d %10s  %s%n", first / 1000.0, chunks, Human.bytes(bytes), path);
+              System.out.printf(
+                  Locale.ROOT,
+                  "%10.1f %6d %10s  %s%n",
+                  first / 1000.0,
+                  chunks,
+                  Human.bytes(bytes),
+                  path);
             }
             path = e.path();
             first = e.micros();
@@ -86,7 +113,13 @@ final class TraceCommand implements Runnable {
           chunks++;
         }
         if (path != null) {
-          System.out.printf(Locale.ROOT, "%10.1f %6d %10s  %s%n", first / 1000.0, chunks, Human.bytes(bytes), path);
+          System.out.printf(
+              Locale.ROOT,
+              "%10.1f %6d %10s  %s%n",
+              first / 1000.0,
+              chunks,
+              Human.bytes(bytes),
+              path);
         }
       }
       return 0;

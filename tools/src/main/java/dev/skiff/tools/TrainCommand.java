@@ -27,9 +27,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
 /**
- * The training run behind the launcher's JDK AOT cache (JEP 483/514): exercises import, the
- * index, the read path, a FUSE mount and a sandbox start (as root) and the S3 client, so that their classes are
- * loaded and linked ahead of time in later runs. Not for people; hidden from help.
+ * The training run behind the launcher's JDK AOT cache (JEP 483/514): exercises import, the index,
+ * the read path, a FUSE mount and a sandbox start (as root) and the S3 client, so that their
+ * classes are loaded and linked ahead of time in later runs. Not for people; hidden from help.
  */
 @Command(name = "train-aot", hidden = true)
 final class TrainCommand implements Callable<Integer> {
@@ -42,7 +42,8 @@ final class TrainCommand implements Callable<Integer> {
     Files.write(rootfs.resolve("data.bin"), new byte[(1 << 20) + 5000]);
     Files.writeString(rootfs.resolve("hello.txt"), "hello\n");
     try (ImageStore s = ImageStore.open(work.resolve("home"))) {
-      s.importImage(work.resolve("rootfs").toString(), ImageRef.parse("train:1"), ImportProgress.NONE);
+      s.importImage(
+          work.resolve("rootfs").toString(), ImageRef.parse("train:1"), ImportProgress.NONE);
       s.images();
       try (ImageIndex index = s.openIndex(ImageRef.parse("train:1"))) {
         ChunkReader chunks = new ChunkReader(s.blobs(), 16 << 20, null, Runnable::run, 1 << 20);
@@ -65,9 +66,15 @@ final class TrainCommand implements Callable<Integer> {
       try (ServerSocket closed = new ServerSocket(0)) {
         port = closed.getLocalPort();
       }
-      S3Location nowhere = new S3Location("train", "p", URI.create("http://127.0.0.1:" + port), "us-east-1", true);
-      try (BlobStore remote = BlobStores.s3(nowhere, work.resolve("tmp"),
-          software.amazon.awssdk.auth.credentials.AnonymousCredentialsProvider.create(), Duration.ofSeconds(2), 1)) {
+      S3Location nowhere =
+          new S3Location("train", "p", URI.create("http://127.0.0.1:" + port), "us-east-1", true);
+      try (BlobStore remote =
+          BlobStores.s3(
+              nowhere,
+              work.resolve("tmp"),
+              software.amazon.awssdk.auth.credentials.AnonymousCredentialsProvider.create(),
+              Duration.ofSeconds(2),
+              1)) {
         remote.size("refs/train/1");
       } catch (java.io.IOException expected) {
         // nothing listens there: the client's classes are what the run is for
@@ -77,18 +84,20 @@ final class TrainCommand implements Callable<Integer> {
   }
 
   /**
-   * A sandbox start as skiff run makes one, where runsc is installed: the runtime's classes
-   * (runsc, the image mount, the OCI spec, process plumbing, teardown). The training image has no
-   * program to run, so the sandbox fails to exec, which is all the same for class loading.
+   * A sandbox start as skiff run makes one, where runsc is installed: the runtime's classes (runsc,
+   * the image mount, the OCI spec, process plumbing, teardown). The training image has no program
+   * to run, so the sandbox fails to exec, which is all the same for class loading.
    */
   private static void trainRuntime(ImageStore s) {
     if (!"root".equals(System.getProperty("user.name")) || !Files.exists(Path.of("/dev/fuse"))) {
       return;
     }
-    try (SandboxRuntime rt = SandboxRuntime.open(s, SandboxRuntime.Config.defaults().withNotices(m -> {}))) {
+    try (SandboxRuntime rt =
+        SandboxRuntime.open(s, SandboxRuntime.Config.defaults().withNotices(m -> {}))) {
       rt.list();
       rt.snapshots("train:1");
-      try (Sandbox sb = rt.run("train:1", SandboxOptions.defaults(), List.of("/app/hello.txt"), false)) {
+      try (Sandbox sb =
+          rt.run("train:1", SandboxOptions.defaults(), List.of("/app/hello.txt"), false)) {
         SandboxProcess p = sb.main().orElseThrow();
         p.pipeTo(OutputStream.nullOutputStream(), OutputStream.nullOutputStream());
         p.waitFor(Duration.ofSeconds(20));

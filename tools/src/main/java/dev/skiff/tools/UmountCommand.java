@@ -6,7 +6,9 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "umount", mixinStandardHelpOptions = true,
+@Command(
+    name = "umount",
+    mixinStandardHelpOptions = true,
     description = "Unmount a Skiff mount (live or left behind by a killed process).")
 final class UmountCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "MOUNTPOINT")

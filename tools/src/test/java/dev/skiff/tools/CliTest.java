@@ -11,8 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The CLI's non-mount commands, in process. */
 class CliTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @Test
   void importImagesAndInspect() throws Exception {
@@ -22,7 +21,8 @@ class CliTest {
     String out = Cli.run(0, "import", "--store", home, tmp.resolve("rootfs").toString(), "demo:1");
     assertTrue(out.contains("imported") && out.contains("demo:1"), out);
     out = Cli.run(0, "import", "--store", home, tmp.resolve("rootfs").toString(), "demo:2");
-    assertTrue(out.contains("all shared"), "a second import of the same tree stores nothing: " + out);
+    assertTrue(
+        out.contains("all shared"), "a second import of the same tree stores nothing: " + out);
     out = Cli.run(0, "images", "--store", home);
     assertTrue(out.contains("demo:1") && out.contains("demo:2") && out.contains("DEDUP"), out);
     out = Cli.run(0, "inspect", "--store", home, "demo:1");
@@ -40,7 +40,8 @@ class CliTest {
     assertTrue(out.contains("would remove 1 packs") && out.contains("1 indexes"), out);
     out = Cli.run(0, "gc", "--store", home, "--keep-recent", "0s");
     assertTrue(out.contains("removed 1 packs") && out.contains("kept what 0 tags need"), out);
-    assertTrue(Cli.run(0, "gc", "--store", home, "--keep-recent", "0s").contains("removed 0 packs"));
+    assertTrue(
+        Cli.run(0, "gc", "--store", home, "--keep-recent", "0s").contains("removed 0 packs"));
   }
 
   @Test
@@ -48,7 +49,11 @@ class CliTest {
     String home = tmp.resolve("home").toString();
     Path bad = new Tars().file("a", "x").hardlink("b", "missing").write(tmp.resolve("bad.tar"));
     String out = Cli.run(1, "import", "--store", home, bad.toString(), "bad:1");
-    assertTrue(out.startsWith("skiff import: ") && out.contains("bad.tar") && out.contains("missing target"), out);
+    assertTrue(
+        out.startsWith("skiff import: ")
+            && out.contains("bad.tar")
+            && out.contains("missing target"),
+        out);
     assertEquals(1, out.strip().lines().count(), out);
     out = Cli.run(1, "inspect", "--store", home, "nothing:1");
     assertTrue(out.contains("no image nothing:1"), out);
@@ -58,8 +63,21 @@ class CliTest {
 
   @Test
   void everyCommandHasHelp() {
-    for (String cmd : new String[] {"import", "images", "inspect", "mount", "umount", "rmi", "gc", "run", "ps", "kill",
-        "snapshot", "restore"}) {
+    for (String cmd :
+        new String[] {
+          "import",
+          "images",
+          "inspect",
+          "mount",
+          "umount",
+          "rmi",
+          "gc",
+          "run",
+          "ps",
+          "kill",
+          "snapshot",
+          "restore"
+        }) {
       String out = Cli.run(0, cmd, "--help");
       assertTrue(out.contains("Usage: skiff " + cmd), out);
     }

@@ -22,12 +22,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * What a user sees of a damaged store, and of imports killed half way: one line per failure,
- * damage listed and never served, one bad image not stopping the others, scratch reclaimed.
+ * What a user sees of a damaged store, and of imports killed half way: one line per failure, damage
+ * listed and never served, one bad image not stopping the others, scratch reclaimed.
  */
 class DamagedStoreCliTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   private String home() {
     return tmp.resolve("home").toString();
@@ -41,10 +40,24 @@ class DamagedStoreCliTest {
 
   @Test
   void aDamagedIndexIsListedCheckedAndNeverMounted() throws Exception {
-    Cli.run(0, "import", "-q", "--store", home(),
-        new Tars().file("etc/motd", "the bytes that must never come back flipped").write(tmp.resolve("a.tar"))
-            .toString(), "bad:1");
-    Cli.run(0, "import", "-q", "--store", home(), new Tars().file("ok", "fine").write(tmp.resolve("b.tar")).toString(),
+    Cli.run(
+        0,
+        "import",
+        "-q",
+        "--store",
+        home(),
+        new Tars()
+            .file("etc/motd", "the bytes that must never come back flipped")
+            .write(tmp.resolve("a.tar"))
+            .toString(),
+        "bad:1");
+    Cli.run(
+        0,
+        "import",
+        "-q",
+        "--store",
+        home(),
+        new Tars().file("ok", "fine").write(tmp.resolve("b.tar")).toString(),
         "good:1");
     Path index = indexOf("bad:1");
     byte[] bytes = Files.readAllBytes(index);
@@ -55,7 +68,9 @@ class DamagedStoreCliTest {
     }
 
     String out = Cli.run(0, "images", "--store", home());
-    assertTrue(out.contains("good:1") && out.lines().anyMatch(l -> l.startsWith("bad:1") && l.contains("DAMAGED")),
+    assertTrue(
+        out.contains("good:1")
+            && out.lines().anyMatch(l -> l.startsWith("bad:1") && l.contains("DAMAGED")),
         out);
     out = Cli.run(1, "inspect", "--store", home(), "bad:1");
     assertTrue(out.contains("is damaged") && out.strip().lines().count() == 1, out);
@@ -65,12 +80,14 @@ class DamagedStoreCliTest {
     assertTrue(out.contains("removed 0 packs") && out.contains("bad:1"), out);
 
     if (Environment.isRoot() && Files.exists(Path.of("/dev/fuse"))) {
-      SkiffProcess mount = new SkiffProcess("mount", "--store", home(), "bad:1", tmp.resolve("mnt").toString());
+      SkiffProcess mount =
+          new SkiffProcess("mount", "--store", home(), "bad:1", tmp.resolve("mnt").toString());
       assertEquals(1, mount.exit(), mount.err());
       assertTrue(mount.err().contains("is damaged"), mount.err());
     }
 
-    Files.setLastModifiedTime(index, Files.getLastModifiedTime(index)); // a touch does not make it whole
+    Files.setLastModifiedTime(
+        index, Files.getLastModifiedTime(index)); // a touch does not make it whole
     Cli.run(0, "rmi", "--store", home(), "bad:1");
     out = Cli.run(0, "fsck", "--store", home(), "--verify-chunks");
     assertTrue(out.contains("0 damaged images"), out);
@@ -81,7 +98,8 @@ class DamagedStoreCliTest {
     Path big = tmp.resolve("big.tar");
     Random random = new Random(1);
     byte[] block = new byte[1 << 20];
-    try (OutputStream o = Files.newOutputStream(big); TarArchiveOutputStream t = new TarArchiveOutputStream(o)) {
+    try (OutputStream o = Files.newOutputStream(big);
+        TarArchiveOutputStream t = new TarArchiveOutputStream(o)) {
       TarArchiveEntry e = new TarArchiveEntry("random.bin");
       e.setSize(384L << 20);
       t.putArchiveEntry(e);
@@ -94,11 +112,13 @@ class DamagedStoreCliTest {
     Path scratch = tmp.resolve("home/tmp");
     List<Path> leftBehind = new java.util.ArrayList<>();
     for (int kill = 0; kill < 2; kill++) {
-      SkiffProcess p = new SkiffProcess("import", "-q", "--store", home(), big.toString(), "big:" + kill);
+      SkiffProcess p =
+          new SkiffProcess("import", "-q", "--store", home(), big.toString(), "big:" + kill);
       long deadline = System.currentTimeMillis() + 60_000;
       // The next import clears what the killed one left, then writes its own.
       while ((leftBehind.stream().anyMatch(Files::exists) || scratchBytes(scratch) < (16 << 20))
-          && p.process.isAlive() && System.currentTimeMillis() < deadline) {
+          && p.process.isAlive()
+          && System.currentTimeMillis() < deadline) {
         Thread.sleep(20);
       }
       assertTrue(p.process.isAlive(), "the import finished before it could be killed: " + p.err());
@@ -113,7 +133,8 @@ class DamagedStoreCliTest {
     String out = Cli.run(0, "gc", "--store", home());
     assertTrue(out.contains("of scratch left by killed processes"), out);
     assertEquals(0, scratchBytes(scratch), "gc removed it");
-    assertTrue(Cli.run(0, "images", "--store", home()).lines().count() == 1, "and no image appeared");
+    assertTrue(
+        Cli.run(0, "images", "--store", home()).lines().count() == 1, "and no image appeared");
   }
 
   private static long scratchBytes(Path dir) throws Exception {

@@ -20,11 +20,12 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code skiff mount} as a user runs it: in its own process, stopped by Ctrl-C, umount or kill -9. */
+/**
+ * {@code skiff mount} as a user runs it: in its own process, stopped by Ctrl-C, umount or kill -9.
+ */
 @Tag("fuse")
 class MountLifecycleTest {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static Path home;
 
@@ -50,14 +51,16 @@ class MountLifecycleTest {
   @Test
   void aMountLeftByAKilledProcessIsClearedByTheNextMount() throws Exception {
     Path mp = tmp.resolve("killed");
-    MountProcess first = new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
+    MountProcess first =
+        new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
     assertEquals("hello from skiff\n", Files.readString(mp.resolve("hello.txt")));
     first.process.destroyForcibly(); // SIGKILL: no shutdown hook runs
     first.process.waitFor(30, TimeUnit.SECONDS);
     assertNotNull(MountTable.fuseMountAt(mp), "the dead mount is still in the mount table");
     assertTrue(MountTable.isStale(mp), "and its endpoint is not connected");
 
-    MountProcess second = new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
+    MountProcess second =
+        new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
     assertTrue(second.output().contains("stale FUSE mount"), second.output());
     assertEquals("hello from skiff\n", Files.readString(mp.resolve("hello.txt")));
 
@@ -76,7 +79,8 @@ class MountLifecycleTest {
     new ProcessBuilder("kill", "-INT", Long.toString(m.process.pid())).start().waitFor();
     assertTrue(m.process.waitFor(30, TimeUnit.SECONDS), "Ctrl-C ends the mount process");
     assertNull(MountTable.fuseMountAt(mp), "and leaves no mount behind:\n" + m.output());
-    assertTrue(m.output().contains("unmounted"), "and the summary is printed before exit:\n" + m.output());
+    assertTrue(
+        m.output().contains("unmounted"), "and the summary is printed before exit:\n" + m.output());
     assertTrue(Files.isDirectory(mp));
   }
 
@@ -85,7 +89,8 @@ class MountLifecycleTest {
     Path mp = tmp.resolve("twice");
     MountProcess m = new MountProcess(mp, java.util.Map.of(), "--store", home.toString(), "life:1");
     try {
-      assertEquals(1, SkiffCli.execute("mount", "--store", home.toString(), "life:1", mp.toString()));
+      assertEquals(
+          1, SkiffCli.execute("mount", "--store", home.toString(), "life:1", mp.toString()));
     } finally {
       assertEquals(0, SkiffCli.execute("umount", mp.toString()));
       m.process.waitFor(30, TimeUnit.SECONDS);

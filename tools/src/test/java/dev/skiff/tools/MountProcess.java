@@ -19,7 +19,8 @@ final class MountProcess {
   private final StringBuilder out = new StringBuilder();
 
   /** Starts {@code skiff mount ARGS... DIR} and waits until it says it is mounted. */
-  MountProcess(Path dir, Map<String, String> env, String... args) throws IOException, InterruptedException {
+  MountProcess(Path dir, Map<String, String> env, String... args)
+      throws IOException, InterruptedException {
     this.dir = Files.createDirectories(dir);
     List<String> cmd = new ArrayList<>(SkiffProcess.command("mount"));
     cmd.addAll(List.of(args));
@@ -27,25 +28,30 @@ final class MountProcess {
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
     pb.environment().putAll(env);
     process = pb.start();
-    BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
-    Thread pump = new Thread(() -> {
-      try {
-        String line;
-        while ((line = r.readLine()) != null) {
-          synchronized (out) {
-            out.append(line).append('\n');
-            out.notifyAll();
-          }
-        }
-      } catch (IOException ignored) {
-        // the process ended
-      }
-    });
+    BufferedReader r =
+        new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
+    Thread pump =
+        new Thread(
+            () -> {
+              try {
+                String line;
+                while ((line = r.readLine()) != null) {
+                  synchronized (out) {
+                    out.append(line).append('\n');
+                    out.notifyAll();
+                  }
+                }
+              } catch (IOException ignored) {
+                // the process ended
+              }
+            });
     pump.setDaemon(true);
     pump.start();
     long deadline = System.currentTimeMillis() + 60_000;
     synchronized (out) {
-      while (!out.toString().contains("mounted ") && System.currentTimeMillis() < deadline && process.isAlive()) {
+      while (!out.toString().contains("mounted ")
+          && System.currentTimeMillis() < deadline
+          && process.isAlive()) {
         out.wait(1000);
       }
     }
@@ -56,7 +62,9 @@ final class MountProcess {
   void awaitOutput(String text) throws InterruptedException {
     long deadline = System.currentTimeMillis() + 60_000;
     synchronized (out) {
-      while (!out.toString().contains(text) && System.currentTimeMillis() < deadline && process.isAlive()) {
+      while (!out.toString().contains(text)
+          && System.currentTimeMillis() < deadline
+          && process.isAlive()) {
         out.wait(1000);
       }
     }

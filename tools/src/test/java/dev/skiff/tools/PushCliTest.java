@@ -21,13 +21,18 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** skiff push when things go wrong: a failure is one line, and Ctrl-C leaves no upload open. */
 class PushCliTest {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static S3Server server;
   static String home;
   static final Map<String, String> AWS_ENV =
-      Map.of("AWS_ACCESS_KEY_ID", "test-key", "AWS_SECRET_ACCESS_KEY", "test-secret", "AWS_REGION", "us-east-1");
+      Map.of(
+          "AWS_ACCESS_KEY_ID",
+          "test-key",
+          "AWS_SECRET_ACCESS_KEY",
+          "test-secret",
+          "AWS_REGION",
+          "us-east-1");
 
   @BeforeAll
   static void setUp() throws IOException {
@@ -51,13 +56,23 @@ class PushCliTest {
 
   /** A push in its own JVM, logging as the shipped command does. */
   private static SkiffProcess push(String endpoint, String url) throws IOException {
-    return new SkiffProcess(AWS_ENV, SkiffProcess.CLI_LOGGING, "push", "-q", "--store", home, "--endpoint", endpoint,
-        "big:1", url);
+    return new SkiffProcess(
+        AWS_ENV,
+        SkiffProcess.CLI_LOGGING,
+        "push",
+        "-q",
+        "--store",
+        home,
+        "--endpoint",
+        endpoint,
+        "big:1",
+        url);
   }
 
   /** A proxy to the server at 8 MB/s: the 40 MiB pack takes about 5 s to go up through it. */
   private static LatencyProxy slowLink() throws InterruptedException {
-    return LatencyProxy.start(new InetSocketAddress("127.0.0.1", server.port()), Duration.ofMillis(1), 8_000_000);
+    return LatencyProxy.start(
+        new InetSocketAddress("127.0.0.1", server.port()), Duration.ofMillis(1), 8_000_000);
   }
 
   private static List<String> openUploads(String prefix) throws Exception {
@@ -67,14 +82,16 @@ class PushCliTest {
   private static void awaitUploadStarted(String prefix, SkiffProcess p) throws Exception {
     long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
     while (openUploads(prefix).isEmpty()) {
-      assertTrue(System.nanoTime() < deadline && p.process.isAlive(), "no upload started: " + p.err());
+      assertTrue(
+          System.nanoTime() < deadline && p.process.isAlive(), "no upload started: " + p.err());
       Thread.sleep(20); // polling the server, not waiting for time to pass
     }
   }
 
   private static void assertOneLine(String err) {
     // Leaving out the JDK's own warnings, and SLF4J's note on the provider the test picks.
-    List<String> lines = err.lines().filter(l -> !l.startsWith("WARNING: ") && !l.startsWith("SLF4J(")).toList();
+    List<String> lines =
+        err.lines().filter(l -> !l.startsWith("WARNING: ") && !l.startsWith("SLF4J(")).toList();
     assertEquals(1, lines.size(), "one line:\n" + err);
     assertTrue(lines.get(0).startsWith("skiff push: "), err);
   }
@@ -113,8 +130,16 @@ class PushCliTest {
       assertEquals(130, p.exit(), p.err());
     }
     assertEquals(List.of(), openUploads("ctrl-c"), "the upload was aborted on the way out");
-    String out = Cli.run(0, "push", "--store", home, "--endpoint", server.endpoint().toString(), "big:1",
-        "s3://skiff-test/ctrl-c");
+    String out =
+        Cli.run(
+            0,
+            "push",
+            "--store",
+            home,
+            "--endpoint",
+            server.endpoint().toString(),
+            "big:1",
+            "s3://skiff-test/ctrl-c");
     assertTrue(out.contains("pushed big:1"), out);
     assertEquals(List.of(), openUploads("ctrl-c"));
   }

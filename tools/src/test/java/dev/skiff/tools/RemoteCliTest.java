@@ -19,11 +19,12 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** skiff push, pull, mount s3://... and cache, as a user runs them, against a real S3 API server. */
+/**
+ * skiff push, pull, mount s3://... and cache, as a user runs them, against a real S3 API server.
+ */
 @Tag("fuse")
 class RemoteCliTest {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static S3Server server;
   static byte[] data;
@@ -38,7 +39,14 @@ class RemoteCliTest {
     System.setProperty("aws.accessKeyId", "test-key");
     System.setProperty("aws.secretAccessKey", "test-secret");
     System.setProperty("aws.region", "us-east-1");
-    awsEnv = Map.of("AWS_ACCESS_KEY_ID", "test-key", "AWS_SECRET_ACCESS_KEY", "test-secret", "AWS_REGION", "us-east-1");
+    awsEnv =
+        Map.of(
+            "AWS_ACCESS_KEY_ID",
+            "test-key",
+            "AWS_SECRET_ACCESS_KEY",
+            "test-secret",
+            "AWS_REGION",
+            "us-east-1");
     data = new byte[(2 << 20) + 17];
     new SplittableRandom(8).nextBytes(data);
   }
@@ -55,18 +63,35 @@ class RemoteCliTest {
     String endpoint = server.endpoint().toString();
     String origin = tmp.resolve("origin").toString();
     String host = tmp.resolve("host").toString();
-    Path tar = new Tars().file("app/data.bin", data, 0644).file("app/hello.txt", "hello from s3\n")
-        .write(tmp.resolve("app.tar"));
+    Path tar =
+        new Tars()
+            .file("app/data.bin", data, 0644)
+            .file("app/hello.txt", "hello from s3\n")
+            .write(tmp.resolve("app.tar"));
     Cli.run(0, "import", "-q", "--store", origin, tar.toString(), "app:1");
 
-    String out = Cli.run(0, "push", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
+    String out =
+        Cli.run(
+            0, "push", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
     assertTrue(out.contains("pushed app:1") && out.contains("uploaded"), out);
-    out = Cli.run(0, "push", "-q", "--store", origin, "--endpoint", endpoint, "app:1", "s3://skiff-test/fleet");
+    out =
+        Cli.run(
+            0,
+            "push",
+            "-q",
+            "--store",
+            origin,
+            "--endpoint",
+            endpoint,
+            "app:1",
+            "s3://skiff-test/fleet");
     assertTrue(out.contains("0 blobs uploaded"), out);
 
-    out = Cli.run(0, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/app:1");
+    out =
+        Cli.run(0, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/app:1");
     assertTrue(out.contains("pulled app:1"), out);
-    out = Cli.run(1, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/nope:1");
+    out =
+        Cli.run(1, "pull", "--store", host, "--endpoint", endpoint, "s3://skiff-test/fleet/nope:1");
     assertTrue(out.contains("no image nope:1"), out);
 
     // A pulled image mounts by name; its chunks come from the bucket through the disk cache.
@@ -85,8 +110,15 @@ class RemoteCliTest {
 
     // Straight from the bucket, no pull first.
     Path mp2 = tmp.resolve("mnt2");
-    MountProcess direct = new MountProcess(mp2, awsEnv, "--store", tmp.resolve("host2").toString(), "--endpoint",
-        endpoint, "s3://skiff-test/fleet/app:1");
+    MountProcess direct =
+        new MountProcess(
+            mp2,
+            awsEnv,
+            "--store",
+            tmp.resolve("host2").toString(),
+            "--endpoint",
+            endpoint,
+            "s3://skiff-test/fleet/app:1");
     assertArrayEquals(data, Files.readAllBytes(mp2.resolve("app/data.bin")));
     assertEquals(0, SkiffCli.execute("umount", mp2.toString()));
     assertTrue(direct.process.waitFor(30, TimeUnit.SECONDS));

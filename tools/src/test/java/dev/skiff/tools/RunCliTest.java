@@ -20,8 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 /** skiff run, ps, kill, snapshot and restore as a user runs them, in their own JVMs, as root. */
 @Timeout(300)
 class RunCliTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   String home;
 
@@ -55,7 +54,11 @@ class RunCliTest {
     for (int i = 0; i < 300; i++) {
       String ps = Cli.run(0, "ps", "--store", home);
       if (ps.contains(" running ")) {
-        return ps.lines().filter(l -> l.contains(" running ")).findFirst().orElseThrow().split(" ")[0];
+        return ps.lines()
+            .filter(l -> l.contains(" running "))
+            .findFirst()
+            .orElseThrow()
+            .split(" ")[0];
       }
       Thread.sleep(100);
     }
@@ -64,12 +67,18 @@ class RunCliTest {
 
   private void assertNothingLeft() throws Exception {
     assertEquals(List.of(), sandboxDirs());
-    assertTrue(MountTable.read().stream().noneMatch(m -> m.mountpoint().startsWith(Path.of(home))),
+    assertTrue(
+        MountTable.read().stream().noneMatch(m -> m.mountpoint().startsWith(Path.of(home))),
         MountTable.read().toString());
     String list = "";
     for (int i = 0; i < 50; i++) { // a restored sandbox's runsc record goes a moment after it stops
-      list = new String(new ProcessBuilder("runsc", "--root=" + home + "/run/runsc", "list", "-quiet")
-          .start().getInputStream().readAllBytes()).strip();
+      list =
+          new String(
+                  new ProcessBuilder("runsc", "--root=" + home + "/run/runsc", "list", "-quiet")
+                      .start()
+                      .getInputStream()
+                      .readAllBytes())
+              .strip();
       if (list.isEmpty()) {
         break;
       }
@@ -80,7 +89,8 @@ class RunCliTest {
 
   @Test
   void runStreamsOutputAndReturnsTheExitCode() throws Exception {
-    SkiffProcess p = skiff("run", "tools:1", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 5");
+    SkiffProcess p =
+        skiff("run", "tools:1", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 5");
     assertEquals(5, p.exit(), p.err());
     assertEquals("out\n", p.out());
     assertTrue(p.err().endsWith("err\n"), p.err());
@@ -128,7 +138,8 @@ class RunCliTest {
   void concurrentRunsOfOneImageBothComplete() throws Exception {
     SkiffProcess first = skiff("run", "tools:1", "--", "/bin/sleep", "2");
     awaitRunning();
-    SkiffProcess second = skiff("run", "tools:1", "--", "/bin/sh", "-c", "sleep 4; head -1 /etc/passwd");
+    SkiffProcess second =
+        skiff("run", "tools:1", "--", "/bin/sh", "-c", "sleep 4; head -1 /etc/passwd");
     assertEquals(0, first.exit(), first.err());
     assertEquals(0, second.exit(), second.err()); // reads the image after the first run ended
     assertEquals("root:x:0:0:root:/root:/bin/sh\n", second.out());
@@ -168,8 +179,18 @@ class RunCliTest {
 
   @Test
   void snapshotThenRestoreSkipsTheStartUp() throws Exception {
-    SkiffProcess p = skiff("snapshot", "create", "--ready-timeout", "60s", "tools:1", "warm", "--", "/bin/sh", "-c",
-        "state=prepared; echo starting; echo skiff:ready; read line; echo \"$line from $state\"");
+    SkiffProcess p =
+        skiff(
+            "snapshot",
+            "create",
+            "--ready-timeout",
+            "60s",
+            "tools:1",
+            "warm",
+            "--",
+            "/bin/sh",
+            "-c",
+            "state=prepared; echo starting; echo skiff:ready; read line; echo \"$line from $state\"");
     assertEquals(0, p.exit(), p.err());
     assertTrue(p.out().startsWith("starting\nsnapshot warm of tools:1"), p.out());
     assertTrue(Cli.run(0, "snapshot", "ls", "--store", home, "tools:1").contains("warm"));
@@ -178,11 +199,25 @@ class RunCliTest {
       assertEquals(0, r.exit(), r.err());
       assertEquals(input + " from prepared\n", r.out());
     }
-    p = skiff("snapshot", "create", "--ready-timeout", "60s", "tools:1", "never", "--", "/bin/sh", "-c", "exit 3");
+    p =
+        skiff(
+            "snapshot",
+            "create",
+            "--ready-timeout",
+            "60s",
+            "tools:1",
+            "never",
+            "--",
+            "/bin/sh",
+            "-c",
+            "exit 3");
     assertEquals(1, p.exit());
-    assertTrue(p.err().contains("did not print 'skiff:ready'") && p.err().contains("exited with 3"), p.err());
+    assertTrue(
+        p.err().contains("did not print 'skiff:ready'") && p.err().contains("exited with 3"),
+        p.err());
     Cli.run(0, "snapshot", "rm", "--store", home, "tools:1", "warm");
-    assertTrue(Cli.run(1, "restore", "--store", home, "tools:1", "warm").contains("no snapshot 'warm'"));
+    assertTrue(
+        Cli.run(1, "restore", "--store", home, "tools:1", "warm").contains("no snapshot 'warm'"));
     assertNothingLeft();
   }
 }

@@ -25,7 +25,8 @@ final class SkiffProcess {
   }
 
   /** With more environment variables and JVM options. */
-  SkiffProcess(Map<String, String> env, List<String> jvmOptions, String... args) throws IOException {
+  SkiffProcess(Map<String, String> env, List<String> jvmOptions, String... args)
+      throws IOException {
     ProcessBuilder pb = new ProcessBuilder(command(jvmOptions, args));
     pb.environment().putAll(env);
     process = pb.start();
@@ -33,10 +34,11 @@ final class SkiffProcess {
   }
 
   /**
-   * JVM options that make the logging of the test class path (which S3Mock's Logback is on) that
-   * of the skiff command a user runs, which ships slf4j-simple alone.
+   * JVM options that make the logging of the test class path (which S3Mock's Logback is on) that of
+   * the skiff command a user runs, which ships slf4j-simple alone.
    */
-  static final List<String> CLI_LOGGING = List.of("-Dslf4j.provider=org.slf4j.simple.SimpleServiceProvider");
+  static final List<String> CLI_LOGGING =
+      List.of("-Dslf4j.provider=org.slf4j.simple.SimpleServiceProvider");
 
   /** The java command line that runs the CLI with {@code args} on this test's class path. */
   static List<String> command(String... args) {
@@ -47,7 +49,9 @@ final class SkiffProcess {
     List<String> cmd = new ArrayList<>();
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (a.startsWith("--add-opens") || a.startsWith("--enable-native-access") || a.startsWith("--sun-misc")) {
+      if (a.startsWith("--add-opens")
+          || a.startsWith("--enable-native-access")
+          || a.startsWith("--sun-misc")) {
         cmd.add(a);
       }
     }
@@ -58,18 +62,21 @@ final class SkiffProcess {
   }
 
   private static Thread pump(InputStream in, ByteArrayOutputStream to) {
-    return Thread.ofPlatform().daemon().start(() -> {
-      byte[] buf = new byte[8192];
-      try {
-        for (int n; (n = in.read(buf)) >= 0; ) {
-          synchronized (to) {
-            to.write(buf, 0, n);
-          }
-        }
-      } catch (IOException ignored) {
-        // the process ended
-      }
-    });
+    return Thread.ofPlatform()
+        .daemon()
+        .start(
+            () -> {
+              byte[] buf = new byte[8192];
+              try {
+                for (int n; (n = in.read(buf)) >= 0; ) {
+                  synchronized (to) {
+                    to.write(buf, 0, n);
+                  }
+                }
+              } catch (IOException ignored) {
+                // the process ended
+              }
+            });
   }
 
   /** Writes {@code text} to stdin and closes it. */
@@ -106,6 +113,9 @@ final class SkiffProcess {
 
   /** Sends a signal by name (INT, TERM, KILL) with kill(1). */
   void signal(String name) throws IOException, InterruptedException {
-    new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start().waitFor();
+    new ProcessBuilder("kill", "-" + name, Long.toString(process.pid()))
+        .inheritIO()
+        .start()
+        .waitFor();
   }
 }

@@ -19,8 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 /** mount --record, trace show, and replay on the next mount, as a user runs them. */
 @Tag("fuse")
 class TraceCliTest {
-  @TempDir
-  Path tmp;
+  @TempDir Path tmp;
 
   @Test
   void recordShowAndReplay() throws Exception {
@@ -29,8 +28,12 @@ class TraceCliTest {
     new SplittableRandom(4).nextBytes(big);
     byte[] lib = new byte[20_000];
     new SplittableRandom(5).nextBytes(lib);
-    Path tar = new Tars().file("app/lib.bin", lib, 0644).file("app/big.bin", big, 0644).file("app/unused.bin", lib.clone(),
-        0644).write(tmp.resolve("app.tar"));
+    Path tar =
+        new Tars()
+            .file("app/lib.bin", lib, 0644)
+            .file("app/big.bin", big, 0644)
+            .file("app/unused.bin", lib.clone(), 0644)
+            .write(tmp.resolve("app.tar"));
     String home = tmp.resolve("home").toString();
     Cli.run(0, "import", "-q", "--store", home, tar.toString(), "app:1");
 
@@ -62,8 +65,12 @@ class TraceCliTest {
     Path page = tmp.resolve("start.html");
     shown = Cli.run(0, "trace", "show", "--store", home, "--html", page.toString(), "app:1");
     String html = Files.readString(page);
-    assertTrue(html.contains("<svg") && html.contains("/app/big.bin") && html.contains("/app/lib.bin"), html);
-    assertTrue(html.contains("prefetch hits): 4 of 8"), "the second start found every chunk prefetched:\n" + html);
+    assertTrue(
+        html.contains("<svg") && html.contains("/app/big.bin") && html.contains("/app/lib.bin"),
+        html);
+    assertTrue(
+        html.contains("prefetch hits): 4 of 8"),
+        "the second start found every chunk prefetched:\n" + html);
 
     MountProcess plain = new MountProcess(mp, Map.of(), "--store", home, "--no-prefetch", "app:1");
     assertFalse(plain.output().contains("prefetching"), plain.output());
@@ -75,7 +82,9 @@ class TraceCliTest {
     String optimized = Cli.run(0, "optimize", "--store", home, "app:1");
     assertTrue(optimized.contains("repacked 4 traced chunks"), optimized);
     MountProcess after = new MountProcess(mp, Map.of(), "--store", home, "app:1");
-    assertTrue(after.output().contains("prefetching 4 traced chunks"), "the trace follows the optimized image");
+    assertTrue(
+        after.output().contains("prefetching 4 traced chunks"),
+        "the trace follows the optimized image");
     assertArrayEquals(big, Files.readAllBytes(mp.resolve("app/big.bin")));
     assertArrayEquals(lib, Files.readAllBytes(mp.resolve("app/unused.bin")));
     assertEquals(0, SkiffCli.execute("umount", mp.toString()));

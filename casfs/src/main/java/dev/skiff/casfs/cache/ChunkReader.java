@@ -46,7 +46,8 @@ public final class ChunkReader {
   private final DiskChunkCache disk;
   private final Cache<Digest, byte[]> memory;
   private final Executor prefetchExecutor;
-  private final ConcurrentHashMap<Digest, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Digest, CompletableFuture<byte[]>> inflight =
+      new ConcurrentHashMap<>();
   private final LongAdder requests = new LongAdder();
   private final LongAdder memoryHits = new LongAdder();
   private final LongAdder diskHits = new LongAdder();
@@ -57,42 +58,57 @@ public final class ChunkReader {
   private final int windowBytes;
   private final ConcurrentHashMap<String, CompletableFuture<List<ChunkLocation>>> packIndexes =
       new ConcurrentHashMap<>();
+
   /** Packs whose chunk list failed to come, and when ({@link #clock}) to try again. */
   private final ConcurrentHashMap<String, Long> listRetryAt = new ConcurrentHashMap<>();
+
   private final LongSupplier clock;
 
   /**
    * @param disk the disk tier, or null for none (a local store is its own disk tier)
    * @param prefetchExecutor runs {@link #prefetch} work
    */
-  public ChunkReader(BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor) {
+  public ChunkReader(
+      BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor) {
     this(store, memoryBytes, disk, prefetchExecutor, 0);
   }
 
   /**
-   * @param windowBytes on a miss, fetch this many bytes of the pack from the chunk on in one
-   *     ranged read and keep every whole chunk in it (neighbours in a pack are usually read
-   *     together: files of one directory, in import order). 0 fetches single chunks, which suits
-   *     a local store.
+   * @param windowBytes on a miss, fetch this many bytes of the pack from the chunk on in one ranged
+   *     read and keep every whole chunk in it (neighbours in a pack are usually read together:
+   *     files of one directory, in import order). 0 fetches single chunks, which suits a local
+   *     store.
    */
-  public ChunkReader(BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor,
+  public ChunkReader(
+      BlobStore store,
+      long memoryBytes,
+      DiskChunkCache disk,
+      Executor prefetchExecutor,
       int windowBytes) {
     this(store, memoryBytes, disk, prefetchExecutor, windowBytes, System::nanoTime);
   }
 
-  /** As above, with the clock ({@link System#nanoTime} elsewhere) that times retries of chunk lists. */
-  public ChunkReader(BlobStore store, long memoryBytes, DiskChunkCache disk, Executor prefetchExecutor,
-      int windowBytes, LongSupplier nanoClock) {
+  /**
+   * As above, with the clock ({@link System#nanoTime} elsewhere) that times retries of chunk lists.
+   */
+  public ChunkReader(
+      BlobStore store,
+      long memoryBytes,
+      DiskChunkCache disk,
+      Executor prefetchExecutor,
+      int windowBytes,
+      LongSupplier nanoClock) {
     this.clock = nanoClock;
     this.windowBytes = windowBytes;
     this.store = store;
     this.disk = disk;
     this.prefetchExecutor = prefetchExecutor;
-    this.memory = Caffeine.newBuilder()
-        .maximumWeight(memoryBytes)
-        .weigher((Digest d, byte[] b) -> b.length + 64)
-        .executor(Runnable::run)
-        .build();
+    this.memory =
+        Caffeine.newBuilder()
+            .maximumWeight(memoryBytes)
+            .weigher((Digest d, byte[] b) -> b.length + 64)
+            .executor(Runnable::run)
+            .build();
   }
 
   /** The chunk's plain, verified bytes. Callers must not modify the array. */
@@ -164,21 +180,35 @@ public final class ChunkReader {
    * on disk if the disk takes them: a chunk that was fetched and verified is served either way.
    */
   private byte[] verified(ChunkLocation loc, byte[] buf, int at) throws IOException {
-    byte[] stored = at == 0 && buf.length == loc.storedLength() ? buf
-        : java.util.Arrays.copyOfRange(buf, at, at + loc.storedLength());
+    byte[] stored =
+        at == 0 && buf.length == loc.storedLength()
+            ? buf
+            : java.util.Arrays.copyOfRange(buf, at, at + loc.storedLength());
     byte[] plain;
     try {
       plain = loc.codec().decode(stored, loc.plainLength());
     } catch (IOException e) {
       corrupt.increment();
-      LOG.error("chunk {} in {} at {} does not decode: {}", loc.digest(), loc.pack(), loc.offset(), e.getMessage());
-      throw new CorruptChunkException("chunk " + loc.digest() + " does not decode: " + e.getMessage());
+      LOG.error(
+          "chunk {} in {} at {} does not decode: {}",
+          loc.digest(),
+          loc.pack(),
+          loc.offset(),
+          e.getMessage());
+      throw new CorruptChunkException(
+          "chunk " + loc.digest() + " does not decode: " + e.getMessage());
     }
     Digest got = loc.digest().algorithm().digest(plain);
     if (!got.equals(loc.digest())) {
       corrupt.increment();
-      LOG.error("chunk {} in {} at {} is corrupt: content digest is {}", loc.digest(), loc.pack(), loc.offset(), got);
-      throw new CorruptChunkException("chunk " + loc.digest() + " is corrupt (content digest " + got + ")");
+      LOG.error(
+          "chunk {} in {} at {} is corrupt: content digest is {}",
+          loc.digest(),
+          loc.pack(),
+          loc.offset(),
+          got);
+      throw new CorruptChunkException(
+          "chunk " + loc.digest() + " is corrupt (content digest " + got + ")");
     }
     if (disk != null) {
       disk.put(loc.digest(), plain);
@@ -205,7 +235,10 @@ public final class ChunkReader {
     } catch (InterruptedIOException e) {
       throw e;
     } catch (IOException e) {
-      LOG.warn("no chunk list for {} ({}); reading its chunks one at a time for {} s", loc.pack(), e.getMessage(),
+      LOG.warn(
+          "no chunk list for {} ({}); reading its chunks one at a time for {} s",
+          loc.pack(),
+          e.getMessage(),
           LIST_RETRY.toSeconds());
       neighbours = List.of();
     }
@@ -309,7 +342,10 @@ public final class ChunkReader {
       if (n < first.capacity()) {
         idx = java.util.Arrays.copyOf(first.array(), n);
       } else {
-        long size = store.size(name).orElseThrow(() -> new IOException("pack index " + name + " is missing"));
+        long size =
+            store
+                .size(name)
+                .orElseThrow(() -> new IOException("pack index " + name + " is missing"));
         idx = store.readFully(name, 0, Math.toIntExact(size)).array();
         storeFetches.increment();
       }
@@ -337,23 +373,38 @@ public final class ChunkReader {
     if (memory.getIfPresent(loc.digest()) != null || inflight.containsKey(loc.digest())) {
       return;
     }
-    prefetchExecutor.execute(() -> {
-      try {
-        get(loc);
-      } catch (IOException | UncheckedIOException e) {
-        LOG.debug("prefetch of {} failed: {}", loc.digest(), e.toString());
-      }
-    });
+    prefetchExecutor.execute(
+        () -> {
+          try {
+            get(loc);
+          } catch (IOException | UncheckedIOException e) {
+            LOG.debug("prefetch of {} failed: {}", loc.digest(), e.toString());
+          }
+        });
   }
 
   /** Counters for people and tests. */
-  public record Stats(long requests, long memoryHits, long diskHits, long storeFetches, long storeBytes, long corrupt,
-      long memoryEntries, long windowChunks) {}
+  public record Stats(
+      long requests,
+      long memoryHits,
+      long diskHits,
+      long storeFetches,
+      long storeBytes,
+      long corrupt,
+      long memoryEntries,
+      long windowChunks) {}
 
   /** Counters; {@code windowChunks} counts neighbours that came along with another chunk's read. */
   public Stats stats() {
-    return new Stats(requests.sum(), memoryHits.sum(), diskHits.sum(), storeFetches.sum(), storeBytes.sum(),
-        corrupt.sum(), memory.estimatedSize(), windowChunks.sum());
+    return new Stats(
+        requests.sum(),
+        memoryHits.sum(),
+        diskHits.sum(),
+        storeFetches.sum(),
+        storeBytes.sum(),
+        corrupt.sum(),
+        memory.estimatedSize(),
+        windowChunks.sum());
   }
 
   /** Drops every chunk held in memory (tests, and the "cold2" benchmark phase). */

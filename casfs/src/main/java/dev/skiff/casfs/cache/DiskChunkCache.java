@@ -36,6 +36,7 @@ public final class DiskChunkCache {
 
   /** How long writes pause after the first one that failed. */
   static final Duration FIRST_PAUSE = Duration.ofSeconds(10);
+
   /** The longest pause between write attempts while writes keep failing. */
   static final Duration MAX_PAUSE = Duration.ofMinutes(10);
 
@@ -56,7 +57,10 @@ public final class DiskChunkCache {
     this(dir, maxBytes, System::nanoTime);
   }
 
-  /** As above, with the clock ({@link System#nanoTime} elsewhere) that times pauses after failed writes. */
+  /**
+   * As above, with the clock ({@link System#nanoTime} elsewhere) that times pauses after failed
+   * writes.
+   */
   public DiskChunkCache(Path dir, long maxBytes, LongSupplier nanoClock) throws IOException {
     this.dir = dir;
     this.maxBytes = maxBytes;
@@ -108,7 +112,10 @@ public final class DiskChunkCache {
         failures = ++failedReads;
       }
       if (failures == 1) {
-        LOG.warn("cannot read disk cache file {} ({}); it and any others that fail count as misses", p, e.toString());
+        LOG.warn(
+            "cannot read disk cache file {} ({}); it and any others that fail count as misses",
+            p,
+            e.toString());
       } else {
         LOG.debug("cannot read disk cache file {}: {}", p, e.toString());
       }
@@ -139,8 +146,8 @@ public final class DiskChunkCache {
   }
 
   /**
-   * Stores a verified chunk if it can, and says whether the chunk is now on disk. A failed write
-   * is not an error for the caller: it is logged (once per outage) and writes pause for a while.
+   * Stores a verified chunk if it can, and says whether the chunk is now on disk. A failed write is
+   * not an error for the caller: it is logged (once per outage) and writes pause for a while.
    */
   public boolean put(Digest d, byte[] data) {
     String n = name(d);
@@ -156,7 +163,8 @@ public final class DiskChunkCache {
     Path tmp = dir.resolve(".tmp-" + UUID.randomUUID());
     try {
       Files.write(tmp, data);
-      Files.move(tmp, dir.resolve(n), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      Files.move(
+          tmp, dir.resolve(n), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     } catch (IOException e) {
       try {
         Files.deleteIfExists(tmp);
@@ -184,10 +192,16 @@ public final class DiskChunkCache {
     pauseNanos = first ? FIRST_PAUSE.toNanos() : Math.min(2 * pauseNanos, MAX_PAUSE.toNanos());
     writesResumeAt = clock.getAsLong() + pauseNanos;
     if (first) {
-      LOG.warn("disk cache {} cannot store chunks ({}); chunks are served without it, and writes are tried again"
-          + " after a pause that grows while they fail", dir, e.toString());
+      LOG.warn(
+          "disk cache {} cannot store chunks ({}); chunks are served without it, and writes are tried again"
+              + " after a pause that grows while they fail",
+          dir,
+          e.toString());
     } else {
-      LOG.debug("disk cache {} still cannot store chunks ({}); next try in {} s", dir, e.toString(),
+      LOG.debug(
+          "disk cache {} still cannot store chunks ({}); next try in {} s",
+          dir,
+          e.toString(),
           pauseNanos / 1_000_000_000L);
     }
   }

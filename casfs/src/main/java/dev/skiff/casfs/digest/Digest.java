@@ -14,7 +14,11 @@ public final class Digest implements Comparable<Digest> {
   public Digest(DigestAlgorithm algorithm, byte[] bytes) {
     if (bytes.length != algorithm.length()) {
       throw new IllegalArgumentException(
-          algorithm.label() + " digest needs " + algorithm.length() + " bytes, got " + bytes.length);
+          algorithm.label()
+              + " digest needs "
+              + algorithm.length()
+              + " bytes, got "
+              + bytes.length);
     }
     this.algorithm = algorithm;
     this.bytes = bytes.clone();

@@ -72,6 +72,7 @@ public enum DigestAlgorithm {
         return a;
       }
     }
-    throw new IllegalArgumentException("unknown digest algorithm '" + label + "' (known: xxh3-128, sha256)");
+    throw new IllegalArgumentException(
+        "unknown digest algorithm '" + label + "' (known: xxh3-128, sha256)");
   }
 }

@@ -12,8 +12,8 @@ import java.util.concurrent.atomic.LongAdder;
 /**
  * The read-only filesystem an image presents, by inode number: attributes, lookups, directory
  * listings, link targets, extended attributes and file bytes. Everything comes from the index
- * except file bytes, which come from the chunk reader, touching only the chunks a read covers.
- * No kernel involved, so it is tested without a mount; the FUSE adapter only translates.
+ * except file bytes, which come from the chunk reader, touching only the chunks a read covers. No
+ * kernel involved, so it is tested without a mount; the FUSE adapter only translates.
  *
  * <p>Thread safe. Missing inodes raise {@link NoSuchInodeException}; a missing name is a 0 return.
  */
@@ -29,7 +29,8 @@ public final class ImageFileSystem {
   private final LongAdder getattrs = new LongAdder();
   private final LongAdder reads = new LongAdder();
   private final LongAdder readdirs = new LongAdder();
-  private final java.util.Set<dev.skiff.casfs.digest.Digest> accessed = ConcurrentHashMap.newKeySet();
+  private final java.util.Set<dev.skiff.casfs.digest.Digest> accessed =
+      ConcurrentHashMap.newKeySet();
   private volatile ChunkAccessListener listener;
 
   public ImageFileSystem(ImageIndex index, ChunkReader chunks) {
@@ -73,7 +74,8 @@ public final class ImageFileSystem {
   }
 
   /** The child's inode, or null if {@code parent} has no entry {@code name}. */
-  public Inode lookup(long parent, byte[] name) throws NoSuchInodeException, NotADirectoryException {
+  public Inode lookup(long parent, byte[] name)
+      throws NoSuchInodeException, NotADirectoryException {
     lookups.increment();
     Inode dir = getattr(parent);
     if (!dir.isDirectory()) {

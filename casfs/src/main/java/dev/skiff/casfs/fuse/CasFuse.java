@@ -2,9 +2,9 @@ package dev.skiff.casfs.fuse;
 
 import static dev.skiff.casfs.fuse.FuseStructs.*;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.index.ImageIndex;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.casfs.index.Inode;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -79,28 +79,61 @@ final class CasFuse {
     this.logicalBytes = bytes;
   }
 
-  /** Builds {@code struct fuse_lowlevel_ops}; the callbacks stay referenced for the mount's life. */
+  /**
+   * Builds {@code struct fuse_lowlevel_ops}; the callbacks stay referenced for the mount's life.
+   */
   Pointer ops() {
     Pointer ops = Memory.allocateDirect(runtime, OPS_COUNT * 8L);
     ops.setMemory(0, OPS_COUNT * 8L, (byte) 0);
     set(ops, OP_INIT, LibFuse.Init.class, (LibFuse.Init) this::init);
     set(ops, OP_LOOKUP, LibFuse.Lookup.class, (LibFuse.Lookup) this::lookup);
-    set(ops, OP_FORGET, LibFuse.Forget.class, (LibFuse.Forget) (req, ino, n) -> fuse.fuse_reply_none(req));
+    set(
+        ops,
+        OP_FORGET,
+        LibFuse.Forget.class,
+        (LibFuse.Forget) (req, ino, n) -> fuse.fuse_reply_none(req));
     set(ops, OP_GETATTR, LibFuse.InoFileInfo.class, (LibFuse.InoFileInfo) this::getattr);
     set(ops, OP_READLINK, LibFuse.Ino.class, (LibFuse.Ino) this::readlink);
     set(ops, OP_OPEN, LibFuse.InoFileInfo.class, (LibFuse.InoFileInfo) this::open);
     set(ops, OP_READ, LibFuse.Read.class, (LibFuse.Read) this::read);
     set(ops, OP_RELEASE, LibFuse.InoFileInfo.class, (LibFuse.InoFileInfo) this::release);
     set(ops, OP_OPENDIR, LibFuse.InoFileInfo.class, (LibFuse.InoFileInfo) this::opendir);
-    set(ops, OP_READDIR, LibFuse.Read.class, (LibFuse.Read) (req, ino, size, off, fi) -> readdir(req, ino, size, off, false));
-    set(ops, OP_READDIRPLUS, LibFuse.Read.class, (LibFuse.Read) (req, ino, size, off, fi) -> readdir(req, ino, size, off, true));
-    set(ops, OP_RELEASEDIR, LibFuse.InoFileInfo.class, (LibFuse.InoFileInfo) (req, ino, fi) -> fuse.fuse_reply_err(req, 0));
+    set(
+        ops,
+        OP_READDIR,
+        LibFuse.Read.class,
+        (LibFuse.Read) (req, ino, size, off, fi) -> readdir(req, ino, size, off, false));
+    set(
+        ops,
+        OP_READDIRPLUS,
+        LibFuse.Read.class,
+        (LibFuse.Read) (req, ino, size, off, fi) -> readdir(req, ino, size, off, true));
+    set(
+        ops,
+        OP_RELEASEDIR,
+        LibFuse.InoFileInfo.class,
+        (LibFuse.InoFileInfo) (req, ino, fi) -> fuse.fuse_reply_err(req, 0));
     set(ops, OP_STATFS, LibFuse.Ino.class, (LibFuse.Ino) this::statfs);
     set(ops, OP_GETXATTR, LibFuse.GetXattr.class, (LibFuse.GetXattr) this::getxattr);
     set(ops, OP_LISTXATTR, LibFuse.ListXattr.class, (LibFuse.ListXattr) this::listxattr);
     LibFuse.Refuse refuse = req -> fuse.fuse_reply_err(req, Errno.EROFS);
-    for (int op : new int[] {OP_SETATTR, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK,
-        OP_WRITE, OP_SETXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE, OP_COPY_FILE_RANGE}) {
+    for (int op :
+        new int[] {
+          OP_SETATTR,
+          OP_MKNOD,
+          OP_MKDIR,
+          OP_UNLINK,
+          OP_RMDIR,
+          OP_SYMLINK,
+          OP_RENAME,
+          OP_LINK,
+          OP_WRITE,
+          OP_SETXATTR,
+          OP_REMOVEXATTR,
+          OP_CREATE,
+          OP_FALLOCATE,
+          OP_COPY_FILE_RANGE
+        }) {
       set(ops, op, LibFuse.Refuse.class, refuse);
     }
     keepAlive.add(ops);
@@ -123,7 +156,8 @@ final class CasFuse {
       // open of a cached file then costs no trip to Java at all.
       kernelOpens = (capable & CAP_NO_OPEN_SUPPORT) != 0;
       kernelOpendirs = (capable & CAP_NO_OPENDIR_SUPPORT) != 0;
-      want |= capable & (CAP_ASYNC_READ | CAP_READDIRPLUS | CAP_PARALLEL_DIROPS | CAP_CACHE_SYMLINKS);
+      want |=
+          capable & (CAP_ASYNC_READ | CAP_READDIRPLUS | CAP_PARALLEL_DIROPS | CAP_CACHE_SYMLINKS);
       want &= ~(CAP_READDIRPLUS_AUTO | CAP_AUTO_INVAL_DATA);
       conn.putInt(CONN_WANT, want);
       conn.putInt(CONN_MAX_BACKGROUND, 64);
@@ -174,7 +208,8 @@ final class CasFuse {
   private void open(Pointer req, long ino, Pointer fi) {
     try {
       if (kernelOpens) {
-        fuse.fuse_reply_err(req, Errno.ENOSYS); // the mount is read-only: the kernel refuses writes itself
+        fuse.fuse_reply_err(
+            req, Errno.ENOSYS); // the mount is read-only: the kernel refuses writes itself
         return;
       }
       if ((fi.getInt(FILE_INFO_FLAGS) & O_ACCMODE) != 0) {
@@ -250,10 +285,16 @@ final class CasFuse {
       }
       if (!full) {
         int from = (int) Math.max(0, off - 2);
-        fs.readdir(ino, from, (pos, name, child) -> {
-          Inode c = plus ? index.inode(child) : new Inode(child, modeOf(child), 0, 0, 0, 0, 0, 0, 0, 0, false);
-          return c != null && addEntry(s, req, buf, size, used, name, c, pos + 3, plus);
-        });
+        fs.readdir(
+            ino,
+            from,
+            (pos, name, child) -> {
+              Inode c =
+                  plus
+                      ? index.inode(child)
+                      : new Inode(child, modeOf(child), 0, 0, 0, 0, 0, 0, 0, 0, false);
+              return c != null && addEntry(s, req, buf, size, used, name, c, pos + 3, plus);
+            });
       }
       fuse.fuse_reply_buf(req, buf, used[0]);
     } catch (Throwable t) {
@@ -266,8 +307,16 @@ final class CasFuse {
     return n == null ? 0 : n.mode();
   }
 
-  private boolean addEntry(Scratch s, Pointer req, Pointer buf, long size, long[] used, byte[] name, Inode n,
-      long nextOff, boolean plus) {
+  private boolean addEntry(
+      Scratch s,
+      Pointer req,
+      Pointer buf,
+      long size,
+      long[] used,
+      byte[] name,
+      Inode n,
+      long nextOff,
+      boolean plus) {
     Pointer cname = s.cString(name);
     long rem = size - used[0];
     long need;

@@ -21,21 +21,28 @@ import org.slf4j.LoggerFactory;
  * <p>Uses libfuse3's low-level session API with the receive loop run on Java threads: each thread
  * calls {@code fuse_session_receive_buf} then {@code fuse_session_process_buf}, so callbacks come
  * back into the JVM on a thread that is already attached. (libfuse's own multithreaded loop calls
- * in from native threads, which the JVM attaches and detaches per call; that cost was measured
- * here at 2-3x on cold operations.) A slow chunk fetch holds only its own thread.
+ * in from native threads, which the JVM attaches and detaches per call; that cost was measured here
+ * at 2-3x on cold operations.) A slow chunk fetch holds only its own thread.
  *
- * <p>Closing unmounts (lazily), waits for the loop threads, and frees the session. An unmount
- * from outside ({@code skiff umount}, {@code fusermount3 -u}) ends the loops too; {@link
+ * <p>Closing unmounts (lazily), waits for the loop threads, and frees the session. An unmount from
+ * outside ({@code skiff umount}, {@code fusermount3 -u}) ends the loops too; {@link
  * #awaitUnmounted} returns then. A mount left by a killed process is found and cleared when the
  * same directory is mounted again.
  */
 public final class FuseMount implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(FuseMount.class);
 
-  private enum State { MOUNTED, CLOSED }
+  private enum State {
+    MOUNTED,
+    CLOSED
+  }
 
-  /** Mount settings. {@code cacheSeconds} bounds entry, attribute and negative caching in the kernel. */
-  public record Options(int threads, double cacheSeconds, String fsName, int readAheadKb, boolean debug) {
+  /**
+   * Mount settings. {@code cacheSeconds} bounds entry, attribute and negative caching in the
+   * kernel.
+   */
+  public record Options(
+      int threads, double cacheSeconds, String fsName, int readAheadKb, boolean debug) {
     public static Options defaults() {
       return new Options(8, 86400, "skiff", 4096, false);
     }
@@ -69,8 +76,12 @@ public final class FuseMount implements AutoCloseable {
   static synchronized LibFuse library() {
     if (lib == null) {
       try {
-        lib = LibraryLoader.create(LibFuse.class).search("/usr/lib/x86_64-linux-gnu").search("/lib/x86_64-linux-gnu")
-            .search("/usr/lib/aarch64-linux-gnu").load("fuse3");
+        lib =
+            LibraryLoader.create(LibFuse.class)
+                .search("/usr/lib/x86_64-linux-gnu")
+                .search("/lib/x86_64-linux-gnu")
+                .search("/usr/lib/aarch64-linux-gnu")
+                .load("fuse3");
       } catch (UnsatisfiedLinkError e) {
         throw new IllegalStateException(
             "libfuse3 not found: install it (Debian: apt-get install fuse3 libfuse3-3)", e);
@@ -83,16 +94,25 @@ public final class FuseMount implements AutoCloseable {
    * Mounts {@code fs} at {@code mountpoint}, first clearing a stale mount a killed process left
    * there. Fails if the directory is missing or already has a live mount.
    */
-  public static FuseMount mount(Path mountpoint, ImageFileSystem fs, Options options) throws IOException {
+  public static FuseMount mount(Path mountpoint, ImageFileSystem fs, Options options)
+      throws IOException {
     Path mp = mountpoint.toAbsolutePath().normalize();
     MountTable.MountEntry existing = MountTable.fuseMountAt(mp);
     if (existing != null) {
       if (MountTable.isStale(mp)) {
-        LOG.warn("{} held a stale FUSE mount ({}) left by a process that died; clearing it", mp, existing.source());
+        LOG.warn(
+            "{} held a stale FUSE mount ({}) left by a process that died; clearing it",
+            mp,
+            existing.source());
         MountTable.unmount(mp);
       } else {
-        throw new IOException(mp + " is already mounted (" + existing.source() + "); unmount it first (skiff umount "
-            + mp + ")");
+        throw new IOException(
+            mp
+                + " is already mounted ("
+                + existing.source()
+                + "); unmount it first (skiff umount "
+                + mp
+                + ")");
       }
     }
     if (!Files.isDirectory(mp)) {
@@ -105,8 +125,11 @@ public final class FuseMount implements AutoCloseable {
     Runtime rt = Runtime.getRuntime(fuse);
     CasFuse adapter = new CasFuse(fuse, rt, fs, options.cacheSeconds());
     boolean root = "root".equals(System.getProperty("user.name"));
-    String opts = "ro,default_permissions,fsname=" + options.fsName().replace(',', '_') + ",subtype=casfs"
-        + (root ? ",allow_other" : "");
+    String opts =
+        "ro,default_permissions,fsname="
+            + options.fsName().replace(',', '_')
+            + ",subtype=casfs"
+            + (root ? ",allow_other" : "");
     List<String> argv = new ArrayList<>(List.of("skiff", "-o", opts));
     if (options.debug()) {
       argv.add("-d");
@@ -119,7 +142,8 @@ public final class FuseMount implements AutoCloseable {
     }
     if (fuse.fuse_session_mount(se, mp.toString()) != 0) {
       fuse.fuse_session_destroy(se);
-      throw new IOException("cannot mount at " + mp + " (is /dev/fuse usable, and fusermount3 installed?)");
+      throw new IOException(
+          "cannot mount at " + mp + " (is /dev/fuse usable, and fusermount3 installed?)");
     }
     FuseMount m = new FuseMount(mp, fuse, se, adapter);
     m.start(Math.max(1, options.threads()));
@@ -153,7 +177,8 @@ public final class FuseMount implements AutoCloseable {
     return args;
   }
 
-  private static final List<Object> ARGV_KEEP = java.util.Collections.synchronizedList(new ArrayList<>());
+  private static final List<Object> ARGV_KEEP =
+      java.util.Collections.synchronizedList(new ArrayList<>());
 
   private void start(int threads) {
     Runtime rt = Runtime.getRuntime(fuse);

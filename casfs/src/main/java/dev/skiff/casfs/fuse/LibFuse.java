@@ -4,9 +4,9 @@ import jnr.ffi.Pointer;
 import jnr.ffi.annotations.Delegate;
 
 /**
- * The parts of libfuse3's low-level API (3.x ABI, {@code fuse_lowlevel.h}) that Skiff uses,
- * bound through jnr-ffi. Struct layouts are those of x86-64 and aarch64 Linux; offsets live next
- * to the code that fills each struct ({@link FuseStructs}).
+ * The parts of libfuse3's low-level API (3.x ABI, {@code fuse_lowlevel.h}) that Skiff uses, bound
+ * through jnr-ffi. Struct layouts are those of x86-64 and aarch64 Linux; offsets live next to the
+ * code that fills each struct ({@link FuseStructs}).
  */
 public interface LibFuse {
   Pointer fuse_session_new(Pointer args, Pointer ops, long opSize, Pointer userdata);
@@ -45,9 +45,11 @@ public interface LibFuse {
 
   int fuse_reply_statfs(Pointer req, Pointer statvfs);
 
-  long fuse_add_direntry(Pointer req, Pointer buf, long bufsize, Pointer name, Pointer stat, long off);
+  long fuse_add_direntry(
+      Pointer req, Pointer buf, long bufsize, Pointer name, Pointer stat, long off);
 
-  long fuse_add_direntry_plus(Pointer req, Pointer buf, long bufsize, Pointer name, Pointer entryParam, long off);
+  long fuse_add_direntry_plus(
+      Pointer req, Pointer buf, long bufsize, Pointer name, Pointer entryParam, long off);
 
   // Callbacks, by C signature. Arguments past the ones a callback reads are left off: on the
   // System V and AAPCS64 ABIs integer arguments travel in registers the callee may ignore.

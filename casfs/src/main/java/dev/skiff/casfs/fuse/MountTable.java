@@ -8,7 +8,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-/** What the kernel has mounted where ({@code /proc/self/mountinfo}), and clearing dead FUSE mounts. */
+/**
+ * What the kernel has mounted where ({@code /proc/self/mountinfo}), and clearing dead FUSE mounts.
+ */
 public final class MountTable {
   private MountTable() {}
 
@@ -17,7 +19,8 @@ public final class MountTable {
 
   public static List<MountEntry> read() throws IOException {
     List<MountEntry> out = new ArrayList<>();
-    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.ISO_8859_1)) {
+    for (String line :
+        Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.ISO_8859_1)) {
       String[] f = line.split(" ");
       int dash = java.util.Arrays.asList(f).indexOf("-");
       if (f.length < 5 || dash < 0 || dash + 2 >= f.length) {
@@ -72,7 +75,8 @@ public final class MountTable {
   public static void unmount(Path dir) throws IOException {
     String abs = dir.toAbsolutePath().normalize().toString();
     IOException last = null;
-    for (List<String> cmd : List.of(List.of("fusermount3", "-u", "-z", abs), List.of("umount", "-l", abs))) {
+    for (List<String> cmd :
+        List.of(List.of("fusermount3", "-u", "-z", abs), List.of("umount", "-l", abs))) {
       try {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();

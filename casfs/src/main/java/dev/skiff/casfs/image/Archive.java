@@ -31,9 +31,9 @@ abstract class Archive implements Closeable {
   }
 
   /**
-   * An image layout or docker-save directory. Every file is taken from inside it: a path whose
-   * real location (symlinks followed, a symlinked subdirectory included) lies outside the
-   * directory does not exist as far as the import is concerned.
+   * An image layout or docker-save directory. Every file is taken from inside it: a path whose real
+   * location (symlinks followed, a symlinked subdirectory included) lies outside the directory does
+   * not exist as far as the import is concerned.
    */
   static Archive directory(Path dir) throws IOException {
     Path real = dir.toRealPath();
@@ -55,7 +55,8 @@ abstract class Archive implements Closeable {
       boolean exists(String path) {
         try {
           Path p = resolve(path);
-          return Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && p.toRealPath().startsWith(real);
+          return Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)
+              && p.toRealPath().startsWith(real);
         } catch (IOException e) {
           return false;
         }
@@ -88,7 +89,8 @@ abstract class Archive implements Closeable {
     try {
       tf = new TarFile(file);
     } catch (IOException | RuntimeException e) {
-      throw new ImportException(file.toString(), null, "not a readable tar archive: " + e.getMessage(), e);
+      throw new ImportException(
+          file.toString(), null, "not a readable tar archive: " + e.getMessage(), e);
     }
     Map<String, TarArchiveEntry> entries = new HashMap<>();
     for (TarArchiveEntry e : tf.getEntries()) {

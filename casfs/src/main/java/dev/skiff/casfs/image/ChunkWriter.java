@@ -27,7 +27,8 @@ final class ChunkWriter implements AutoCloseable {
   }
 
   /** A chunk of an imported file: known digest and range, pack name possibly still pending. */
-  record PendingChunk(Digest digest, PackSlot pack, long offset, int storedLength, int plainLength, Codec codec) {
+  record PendingChunk(
+      Digest digest, PackSlot pack, long offset, int storedLength, int plainLength, Codec codec) {
     ChunkLocation location() {
       if (pack.name == null) {
         throw new IllegalStateException("pack not sealed yet");
@@ -57,8 +58,15 @@ final class ChunkWriter implements AutoCloseable {
   long chunkRefs;
   long newChunkCount;
 
-  ChunkWriter(BlobStore store, ChunkCatalog catalog, DigestAlgorithm algorithm, int chunkSize, int inlineLimit,
-      long packTarget, int zstdLevel, Path scratch) {
+  ChunkWriter(
+      BlobStore store,
+      ChunkCatalog catalog,
+      DigestAlgorithm algorithm,
+      int chunkSize,
+      int inlineLimit,
+      long packTarget,
+      int zstdLevel,
+      Path scratch) {
     this.store = store;
     this.catalog = catalog;
     this.algorithm = algorithm;
@@ -102,12 +110,17 @@ final class ChunkWriter implements AutoCloseable {
     }
     ChunkLocation loc = catalog.find(d);
     if (loc != null && packPresent(loc.pack())) {
-      PackSlot slot = storedPacks.computeIfAbsent(loc.pack(), p -> {
-        PackSlot s = new PackSlot();
-        s.name = p;
-        return s;
-      });
-      PendingChunk c = new PendingChunk(d, slot, loc.offset(), loc.storedLength(), loc.plainLength(), loc.codec());
+      PackSlot slot =
+          storedPacks.computeIfAbsent(
+              loc.pack(),
+              p -> {
+                PackSlot s = new PackSlot();
+                s.name = p;
+                return s;
+              });
+      PendingChunk c =
+          new PendingChunk(
+              d, slot, loc.offset(), loc.storedLength(), loc.plainLength(), loc.codec());
       seen.put(d, c);
       return c;
     }
@@ -158,7 +171,8 @@ final class ChunkWriter implements AutoCloseable {
     return out;
   }
 
-  private static void readFully(InputStream in, byte[] b, int n, String source, String path) throws IOException {
+  private static void readFully(InputStream in, byte[] b, int n, String source, String path)
+      throws IOException {
     int off = 0;
     while (off < n) {
       int r = in.read(b, off, n - off);

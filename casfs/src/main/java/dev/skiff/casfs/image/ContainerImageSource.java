@@ -1,6 +1,5 @@
 package dev.skiff.casfs.image;
 
-
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
@@ -14,25 +13,28 @@ import java.util.Set;
  */
 final class ContainerImageSource implements ImageSource {
   private static final ObjectMapper JSON = new ObjectMapper();
-  static final Set<String> LAYER_TYPES = Set.of(
-      "application/vnd.oci.image.layer.v1.tar",
-      "application/vnd.oci.image.layer.v1.tar+gzip",
-      "application/vnd.oci.image.layer.v1.tar+zstd",
-      "application/vnd.oci.image.layer.nondistributable.v1.tar",
-      "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-      "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-      "application/vnd.docker.image.rootfs.diff.tar.gzip",
-      "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
-  private static final Set<String> INDEX_TYPES = Set.of(
-      "application/vnd.oci.image.index.v1+json",
-      "application/vnd.docker.distribution.manifest.list.v2+json");
+  static final Set<String> LAYER_TYPES =
+      Set.of(
+          "application/vnd.oci.image.layer.v1.tar",
+          "application/vnd.oci.image.layer.v1.tar+gzip",
+          "application/vnd.oci.image.layer.v1.tar+zstd",
+          "application/vnd.oci.image.layer.nondistributable.v1.tar",
+          "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+          "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+          "application/vnd.docker.image.rootfs.diff.tar.gzip",
+          "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
+  private static final Set<String> INDEX_TYPES =
+      Set.of(
+          "application/vnd.oci.image.index.v1+json",
+          "application/vnd.docker.distribution.manifest.list.v2+json");
 
   private final Archive archive;
   private final String describe;
   private final byte[] config;
   private final List<Layer> layers;
 
-  private ContainerImageSource(Archive archive, String describe, byte[] config, List<Layer> layers) {
+  private ContainerImageSource(
+      Archive archive, String describe, byte[] config, List<Layer> layers) {
     this.archive = archive;
     this.describe = describe;
     this.config = config;
@@ -66,11 +68,13 @@ final class ContainerImageSource implements ImageSource {
   }
 
   /** A metadata blob (manifest, config) whose content must match the digest it is named by. */
-  private static byte[] checked(Archive a, String path, String digest, String what) throws IOException {
+  private static byte[] checked(Archive a, String path, String digest, String what)
+      throws IOException {
     byte[] bytes = a.readSmall(path);
     String got = LayerStreams.digestOf(bytes, digest, a.describe());
     if (!got.equals(digest)) {
-      throw new ImportException(a.describe(), path, what + " digest mismatch: named " + digest + ", content is " + got);
+      throw new ImportException(
+          a.describe(), path, what + " digest mismatch: named " + digest + ", content is " + got);
     }
     return bytes;
   }
@@ -98,11 +102,18 @@ final class ContainerImageSource implements ImageSource {
     }
     if (chosen == null) {
       if (tag != null) {
-        throw new ImportException(a.describe(), null, "no image tagged '" + tag + "' (tags: " + tags + ")");
+        throw new ImportException(
+            a.describe(), null, "no image tagged '" + tag + "' (tags: " + tags + ")");
       }
       if (index.path("manifests").size() != 1) {
-        throw new ImportException(a.describe(), null,
-            "holds " + index.path("manifests").size() + " images; name one with PATH:TAG (tags: " + tags + ")");
+        throw new ImportException(
+            a.describe(),
+            null,
+            "holds "
+                + index.path("manifests").size()
+                + " images; name one with PATH:TAG (tags: "
+                + tags
+                + ")");
       }
       chosen = index.path("manifests").get(0);
     }
@@ -118,11 +129,13 @@ final class ContainerImageSource implements ImageSource {
       }
       String path = blobPath(a, digest);
       if (!a.exists(path)) {
-        throw new ImportException(a.describe(), digest, "manifest points at a missing layer blob " + path);
+        throw new ImportException(
+            a.describe(), digest, "manifest points at a missing layer blob " + path);
       }
       layers.add(layer(a, path, digest, mt));
     }
-    return new ContainerImageSource(a, a.describe() + (tag == null ? "" : ":" + tag), config, layers);
+    return new ContainerImageSource(
+        a, a.describe() + (tag == null ? "" : ":" + tag), config, layers);
   }
 
   private static JsonNode resolveManifest(Archive a, JsonNode descriptor) throws IOException {
@@ -140,7 +153,8 @@ final class ContainerImageSource implements ImageSource {
       JsonNode pick = null;
       for (JsonNode m : doc.path("manifests")) {
         JsonNode p = m.path("platform");
-        if ("linux".equals(p.path("os").asText()) && "amd64".equals(p.path("architecture").asText())) {
+        if ("linux".equals(p.path("os").asText())
+            && "amd64".equals(p.path("architecture").asText())) {
           pick = m;
           break;
         }
@@ -170,34 +184,51 @@ final class ContainerImageSource implements ImageSource {
     }
     if (chosen == null) {
       if (tag != null) {
-        throw new ImportException(a.describe(), null, "no image tagged '" + tag + "' (tags: " + tags + ")");
+        throw new ImportException(
+            a.describe(), null, "no image tagged '" + tag + "' (tags: " + tags + ")");
       }
       if (manifests.size() != 1) {
-        throw new ImportException(a.describe(), null,
+        throw new ImportException(
+            a.describe(),
+            null,
             "holds " + manifests.size() + " images; name one with PATH:TAG (tags: " + tags + ")");
       }
       chosen = manifests.get(0);
     }
     String configPath = chosen.path("Config").asText();
-    // docker save names the config by its digest: HEX.json (legacy) or blobs/sha256/HEX (Docker 25+).
-    var named = java.util.regex.Pattern.compile("(?:blobs/sha256/)?([0-9a-f]{64})(?:\\.json)?").matcher(configPath);
-    byte[] config = named.matches() ? checked(a, configPath, "sha256:" + named.group(1), "image config")
-        : a.readSmall(configPath);
+    // docker save names the config by its digest: HEX.json (legacy) or blobs/sha256/HEX (Docker
+    // 25+).
+    var named =
+        java.util.regex.Pattern.compile("(?:blobs/sha256/)?([0-9a-f]{64})(?:\\.json)?")
+            .matcher(configPath);
+    byte[] config =
+        named.matches()
+            ? checked(a, configPath, "sha256:" + named.group(1), "image config")
+            : a.readSmall(configPath);
     List<Layer> layers = new ArrayList<>();
     for (JsonNode l : chosen.path("Layers")) {
       String path = l.asText();
       if (!a.exists(path)) {
         throw new ImportException(a.describe(), path, "manifest points at a missing layer");
       }
-      String digest = path.startsWith("blobs/sha256/") ? "sha256:" + path.substring("blobs/sha256/".length()) : null;
+      String digest =
+          path.startsWith("blobs/sha256/")
+              ? "sha256:" + path.substring("blobs/sha256/".length())
+              : null;
       layers.add(layer(a, path, digest, null));
     }
-    return new ContainerImageSource(a, a.describe() + (tag == null ? "" : ":" + tag), config, layers);
+    return new ContainerImageSource(
+        a, a.describe() + (tag == null ? "" : ":" + tag), config, layers);
   }
 
-  private static Layer layer(Archive a, String path, String digest, String mediaType) throws IOException {
+  private static Layer layer(Archive a, String path, String digest, String mediaType)
+      throws IOException {
     String describe = a.describe() + ": layer " + (digest != null ? digest : path);
-    return Layer.of(describe, digest, mediaType, a.size(path),
+    return Layer.of(
+        describe,
+        digest,
+        mediaType,
+        a.size(path),
         max -> LayerStreams.open(a.open(path), describe, digest, mediaType, max));
   }
 
@@ -220,5 +251,4 @@ final class ContainerImageSource implements ImageSource {
   public void close() throws IOException {
     archive.close();
   }
-
 }

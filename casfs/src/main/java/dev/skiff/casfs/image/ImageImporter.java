@@ -30,7 +30,12 @@ public final class ImageImporter {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Tunables; {@link #defaults()} is what a store starts with. */
-  public record Options(DigestAlgorithm algorithm, int chunkSize, int inlineLimit, long packTarget, int zstdLevel,
+  public record Options(
+      DigestAlgorithm algorithm,
+      int chunkSize,
+      int inlineLimit,
+      long packTarget,
+      int zstdLevel,
       long maxExpansion) {
     public static Options defaults() {
       // Files up to 512 bytes inline: larger ones in the index would make it the bulk of what a
@@ -40,7 +45,8 @@ public final class ImageImporter {
 
     public Options {
       if (chunkSize < 4096 || Integer.bitCount(chunkSize) != 1) {
-        throw new IllegalArgumentException("chunk size must be a power of two of at least 4096, got " + chunkSize);
+        throw new IllegalArgumentException(
+            "chunk size must be a power of two of at least 4096, got " + chunkSize);
       }
       if (inlineLimit < 0 || inlineLimit > 65536) {
         throw new IllegalArgumentException("inline limit must be 0..65536, got " + inlineLimit);
@@ -61,8 +67,8 @@ public final class ImageImporter {
   }
 
   /**
-   * Imports from a source spec: {@code PATH[:TAG]} naming an OCI layout directory, a docker save
-   * or OCI archive, a rootfs tarball (gzip, zstd or none), or a plain directory.
+   * Imports from a source spec: {@code PATH[:TAG]} naming an OCI layout directory, a docker save or
+   * OCI archive, a rootfs tarball (gzip, zstd or none), or a plain directory.
    */
   public ImportResult importFrom(String spec, ImportProgress progress) throws IOException {
     try (ImageSource source = openSource(spec)) {
@@ -107,7 +113,8 @@ public final class ImageImporter {
 
   private static void requireNoTag(String spec, String tag) throws ImportException {
     if (tag != null) {
-      throw new ImportException(spec, null, "a tag was given, but this is not an image layout or archive");
+      throw new ImportException(
+          spec, null, "a tag was given, but this is not an image layout or archive");
     }
   }
 
@@ -119,7 +126,8 @@ public final class ImageImporter {
         return false;
       }
     }
-    // A rootfs tarball has no top-level manifest.json/index.json; a cheap scan of the names decides.
+    // A rootfs tarball has no top-level manifest.json/index.json; a cheap scan of the names
+    // decides.
     try (var tf = new org.apache.commons.compress.archivers.tar.TarFile(path)) {
       for (var e : tf.getEntries()) {
         String n = e.getName().startsWith("./") ? e.getName().substring(2) : e.getName();
@@ -145,8 +153,16 @@ public final class ImageImporter {
         throw new ImportException(source.describe(), "config", "image config is not valid JSON");
       }
     }
-    try (ChunkWriter chunks = new ChunkWriter(store, catalog, options.algorithm(), options.chunkSize(),
-        options.inlineLimit(), options.packTarget(), options.zstdLevel(), scratch)) {
+    try (ChunkWriter chunks =
+        new ChunkWriter(
+            store,
+            catalog,
+            options.algorithm(),
+            options.chunkSize(),
+            options.inlineLimit(),
+            options.packTarget(),
+            options.zstdLevel(),
+            scratch)) {
       TreeBuilder tree = new TreeBuilder(chunks);
       long[] files = {0};
       for (int i = 0; i < layers.size(); i++) {
@@ -166,8 +182,11 @@ public final class ImageImporter {
         }
       }
       if (config == null && tree.looksLikeImageArchive()) {
-        throw new ImportException(source.describe(), null, "this is a compressed docker-save or OCI archive, not a "
-            + "rootfs: decompress it (gunzip, zstd -d) and import the .tar");
+        throw new ImportException(
+            source.describe(),
+            null,
+            "this is a compressed docker-save or OCI archive, not a "
+                + "rootfs: decompress it (gunzip, zstd -d) and import the .tar");
       }
       List<ChunkLocation> added = chunks.finish();
       catalog.addAll(added);
@@ -175,8 +194,14 @@ public final class ImageImporter {
     }
   }
 
-  private ImportResult writeIndex(ImageSource source, List<ImageSource.Layer> layers, byte[] config,
-      TreeBuilder tree, ChunkWriter chunks, long start) throws IOException {
+  private ImportResult writeIndex(
+      ImageSource source,
+      List<ImageSource.Layer> layers,
+      byte[] config,
+      TreeBuilder tree,
+      ChunkWriter chunks,
+      long start)
+      throws IOException {
     List<Node> nodes = tree.number();
     Path indexFile = Files.createTempFile(scratch, "index-", ".final");
     try {
@@ -186,8 +211,19 @@ public final class ImageImporter {
       try (IndexWriter w = new IndexWriter(scratch, options.algorithm(), options.chunkSize())) {
         for (Node n : nodes) {
           int chunkCount = n.chunks.size();
-          w.putInode(new Inode(n.ino, n.mode, (int) n.uid, (int) n.gid, n.nlink, n.size, n.mtimeSeconds,
-              n.mtimeNanos, n.rdev, chunkCount, n.inline != null && n.isRegular()));
+          w.putInode(
+              new Inode(
+                  n.ino,
+                  n.mode,
+                  (int) n.uid,
+                  (int) n.gid,
+                  n.nlink,
+                  n.size,
+                  n.mtimeSeconds,
+                  n.mtimeNanos,
+                  n.rdev,
+                  chunkCount,
+                  n.inline != null && n.isRegular()));
           if (n.isRegular()) {
             files++;
             if (n.inline != null && n.inline.length > 0) {
@@ -209,7 +245,8 @@ public final class ImageImporter {
           if (n.isDir()) {
             int pos = 0;
             for (var c : n.children.entrySet()) {
-              w.putDirent(n.ino, pos++, c.getKey().getBytes(StandardCharsets.ISO_8859_1), c.getValue().ino);
+              w.putDirent(
+                  n.ino, pos++, c.getKey().getBytes(StandardCharsets.ISO_8859_1), c.getValue().ino);
             }
           }
         }
@@ -242,10 +279,22 @@ public final class ImageImporter {
       if (!store.exists(name)) {
         newBytes += indexBytes;
       }
-      store.putFile(name, indexFile); // even if present: the bytes just hashed replace a copy that may be damaged
+      store.putFile(
+          name,
+          indexFile); // even if present: the bytes just hashed replace a copy that may be damaged
       double seconds = (System.nanoTime() - start) / 1e9;
-      return new ImportResult(digest, source.describe(), files, nodes.size(), chunks.logicalBytes, chunks.chunkRefs,
-          unique.size(), chunks.newChunkCount, newBytes, indexBytes, seconds);
+      return new ImportResult(
+          digest,
+          source.describe(),
+          files,
+          nodes.size(),
+          chunks.logicalBytes,
+          chunks.chunkRefs,
+          unique.size(),
+          chunks.newChunkCount,
+          newBytes,
+          indexBytes,
+          seconds);
     } finally {
       Files.deleteIfExists(indexFile);
     }

@@ -17,8 +17,8 @@ interface ImageSource extends Closeable {
   List<Layer> layers() throws IOException;
 
   /**
-   * One layer. {@code open} decompresses, checks the layer's digest (when known) as it is read,
-   * and refuses a layer that expands more than {@code maxExpansion} times (a decompression bomb).
+   * One layer. {@code open} decompresses, checks the layer's digest (when known) as it is read, and
+   * refuses a layer that expands more than {@code maxExpansion} times (a decompression bomb).
    */
   interface Layer {
     String describe();
@@ -32,7 +32,8 @@ interface ImageSource extends Closeable {
     LayerStreams.LayerInput open(long maxExpansion) throws IOException;
 
     /** A layer described by these values and opened by {@code opener}. */
-    static Layer of(String describe, String digest, String mediaType, long compressedSize, Opener opener) {
+    static Layer of(
+        String describe, String digest, String mediaType, long compressedSize, Opener opener) {
       return new Layer() {
         @Override
         public String describe() {

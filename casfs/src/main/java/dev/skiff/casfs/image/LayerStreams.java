@@ -19,10 +19,12 @@ final class LayerStreams {
   private LayerStreams() {}
 
   /** Wraps a raw (possibly compressed) layer stream: checks digest and size, decompresses. */
-  static LayerInput open(InputStream raw, String source, String digest, String mediaType, long maxExpansion)
+  static LayerInput open(
+      InputStream raw, String source, String digest, String mediaType, long maxExpansion)
       throws IOException {
     CountingInputStream counted = new CountingInputStream(raw);
-    InputStream checked = digest == null ? counted : new DigestCheckingInputStream(counted, digest, source);
+    InputStream checked =
+        digest == null ? counted : new DigestCheckingInputStream(counted, digest, source);
     BufferedInputStream in = new BufferedInputStream(checked, 1 << 16);
     in.mark(4);
     byte[] magic = in.readNBytes(4);
@@ -30,11 +32,15 @@ final class LayerStreams {
     InputStream plain;
     if (magic.length >= 2 && (magic[0] & 0xff) == 0x1f && (magic[1] & 0xff) == 0x8b) {
       plain = new GZIPInputStream(in, 1 << 16);
-    } else if (magic.length == 4 && (magic[0] & 0xff) == 0x28 && (magic[1] & 0xff) == 0xb5
-        && (magic[2] & 0xff) == 0x2f && (magic[3] & 0xff) == 0xfd) {
+    } else if (magic.length == 4
+        && (magic[0] & 0xff) == 0x28
+        && (magic[1] & 0xff) == 0xb5
+        && (magic[2] & 0xff) == 0x2f
+        && (magic[3] & 0xff) == 0xfd) {
       plain = new ZstdInputStreamNoFinalizer(in);
     } else if (mediaType != null && (mediaType.endsWith("gzip") || mediaType.endsWith("zstd"))) {
-      throw new ImportException(source, null, "layer declared " + mediaType + " but is not compressed that way");
+      throw new ImportException(
+          source, null, "layer declared " + mediaType + " but is not compressed that way");
     } else {
       return new LayerInput(in, in, counted, source, false, maxExpansion);
     }
@@ -42,8 +48,8 @@ final class LayerStreams {
   }
 
   /**
-   * A filter every byte of which passes through its (overridden) array read: single-byte reads
-   * and skips included, so a stream that counts or hashes sees every byte ({@link
+   * A filter every byte of which passes through its (overridden) array read: single-byte reads and
+   * skips included, so a stream that counts or hashes sees every byte ({@link
    * FilterInputStream#skip} would hand a skip to the stream below, past the hash). No mark/reset.
    */
   abstract static class ArrayReadFilter extends FilterInputStream {
@@ -114,8 +120,13 @@ final class LayerStreams {
     private final long maxExpansion;
     private long produced;
 
-    LayerInput(InputStream in, InputStream raw, CountingInputStream compressed, String source,
-        boolean decompressing, long maxExpansion) {
+    LayerInput(
+        InputStream in,
+        InputStream raw,
+        CountingInputStream compressed,
+        String source,
+        boolean decompressing,
+        long maxExpansion) {
       super(in);
       this.raw = raw;
       this.maxExpansion = maxExpansion;
@@ -130,19 +141,29 @@ final class LayerStreams {
       try {
         n = super.read(b, off, len);
       } catch (ZipException | java.io.EOFException e) {
-        throw new ImportException(source, null, "compressed layer is corrupt or truncated: " + e.getMessage(), e);
+        throw new ImportException(
+            source, null, "compressed layer is corrupt or truncated: " + e.getMessage(), e);
       } catch (IOException e) {
         if (e instanceof ImportException || !decompressing) {
           throw e;
         }
-        throw new ImportException(source, null, "compressed layer is corrupt or truncated: " + e.getMessage(), e);
+        throw new ImportException(
+            source, null, "compressed layer is corrupt or truncated: " + e.getMessage(), e);
       }
       if (n > 0 && decompressing) {
         produced += n;
         if (produced > EXPANSION_GRACE && produced > maxExpansion * Math.max(1, compressed.count)) {
-          throw new ImportException(source, null, "layer expands more than " + maxExpansion
-              + "x (" + produced + " bytes from " + compressed.count + "); refusing a likely decompression bomb"
-              + " (raise --max-expansion to import it anyway)");
+          throw new ImportException(
+              source,
+              null,
+              "layer expands more than "
+                  + maxExpansion
+                  + "x ("
+                  + produced
+                  + " bytes from "
+                  + compressed.count
+                  + "); refusing a likely decompression bomb"
+                  + " (raise --max-expansion to import it anyway)");
         }
       }
       return n;
@@ -180,11 +201,13 @@ final class LayerStreams {
       int colon = digest.indexOf(':');
       String alg = colon < 0 ? "" : digest.substring(0, colon);
       try {
-        return MessageDigest.getInstance(switch (alg) {
-          case "sha256" -> "SHA-256";
-          case "sha512" -> "SHA-512";
-          default -> throw new ImportException(source, null, "unsupported digest '" + digest + "'");
-        });
+        return MessageDigest.getInstance(
+            switch (alg) {
+              case "sha256" -> "SHA-256";
+              case "sha512" -> "SHA-512";
+              default ->
+                  throw new ImportException(source, null, "unsupported digest '" + digest + "'");
+            });
       } catch (NoSuchAlgorithmException e) {
         throw new IllegalStateException(e);
       }
@@ -202,10 +225,15 @@ final class LayerStreams {
         md.update(b, off, n);
       } else if (n < 0 && !checked) {
         checked = true;
-        String got = expected.substring(0, expected.indexOf(':') + 1) + HexFormat.of().formatHex(md.digest());
+        String got =
+            expected.substring(0, expected.indexOf(':') + 1)
+                + HexFormat.of().formatHex(md.digest());
         if (!got.equals(expected)) {
-          mismatch = new ImportException(source, null, "layer digest mismatch: manifest says " + expected
-              + ", content is " + got);
+          mismatch =
+              new ImportException(
+                  source,
+                  null,
+                  "layer digest mismatch: manifest says " + expected + ", content is " + got);
           throw mismatch;
         }
       }

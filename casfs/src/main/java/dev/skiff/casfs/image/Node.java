@@ -31,8 +31,10 @@ final class Node {
   List<ChunkWriter.PendingChunk> chunks = List.of();
   Map<String, byte[]> xattrs = new LinkedHashMap<>();
   TreeMap<String, Node> children;
+
   /** The layer that last wrote this node; whiteouts only hide what lower layers wrote. */
   int layer;
+
   long ino;
   int nlink;
 
@@ -54,7 +56,10 @@ final class Node {
 
   /** Linux's dev_t encoding, as the kernel's FUSE attr and stat(2) carry it. */
   static long makedev(long major, long minor) {
-    return ((major & 0xfffL) << 8) | (minor & 0xffL) | ((minor & 0xfff00L) << 12)
-        | ((major & ~0xfffL) << 32) | ((minor & ~0xfffffL) << 12);
+    return ((major & 0xfffL) << 8)
+        | (minor & 0xffL)
+        | ((minor & 0xfff00L) << 12)
+        | ((major & ~0xfffL) << 32)
+        | ((minor & ~0xfffffL) << 12);
   }
 }

@@ -9,12 +9,17 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
-/** Bare root filesystems: a tarball (gzip, zstd or plain) or a directory on disk. One layer, no config. */
+/**
+ * Bare root filesystems: a tarball (gzip, zstd or plain) or a directory on disk. One layer, no
+ * config.
+ */
 final class RootfsSources {
   private RootfsSources() {}
 
   static ImageSource tarball(Path file) {
-    return single(file.toString(), (max) -> LayerStreams.open(Files.newInputStream(file), file.toString(), null, null, max),
+    return single(
+        file.toString(),
+        (max) -> LayerStreams.open(Files.newInputStream(file), file.toString(), null, null, max),
         sizeOf(file));
   }
 
@@ -23,50 +28,69 @@ final class RootfsSources {
    * comes through exactly as tar archives it.
    */
   static ImageSource directory(Path dir) {
-    return single(dir.toString(), (max) -> {
-      ProcessBuilder pb = new ProcessBuilder("tar", "--create", "--file=-", "--format=posix", "--numeric-owner",
-          "--xattrs", "--xattrs-include=*", "--pax-option=delete=atime,delete=ctime", "--sparse",
-          "--directory=" + dir, ".");
-      pb.environment().put("LC_ALL", "C");
-      pb.redirectError(ProcessBuilder.Redirect.PIPE);
-      Process p = pb.start();
-      CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> {
-        try {
-          return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-          return e.toString();
-        }
-      });
-      InputStream out = new FilterInputStream(p.getInputStream()) {
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-          int n = super.read(b, off, len);
-          if (n < 0) {
-            checkExit();
-          }
-          return n;
-        }
+    return single(
+        dir.toString(),
+        (max) -> {
+          ProcessBuilder pb =
+              new ProcessBuilder(
+                  "tar",
+                  "--create",
+                  "--file=-",
+                  "--format=posix",
+                  "--numeric-owner",
+                  "--xattrs",
+                  "--xattrs-include=*",
+                  "--pax-option=delete=atime,delete=ctime",
+                  "--sparse",
+                  "--directory=" + dir,
+                  ".");
+          pb.environment().put("LC_ALL", "C");
+          pb.redirectError(ProcessBuilder.Redirect.PIPE);
+          Process p = pb.start();
+          CompletableFuture<String> err =
+              CompletableFuture.supplyAsync(
+                  () -> {
+                    try {
+                      return new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+                    } catch (IOException e) {
+                      return e.toString();
+                    }
+                  });
+          InputStream out =
+              new FilterInputStream(p.getInputStream()) {
+                @Override
+                public int read(byte[] b, int off, int len) throws IOException {
+                  int n = super.read(b, off, len);
+                  if (n < 0) {
+                    checkExit();
+                  }
+                  return n;
+                }
 
-        private void checkExit() throws IOException {
-          try {
-            int rc = p.waitFor();
-            if (rc > 1) {
-              throw new ImportException(dir.toString(), null, "tar failed reading the directory: " + err.join().strip());
-            }
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted", e);
-          }
-        }
+                private void checkExit() throws IOException {
+                  try {
+                    int rc = p.waitFor();
+                    if (rc > 1) {
+                      throw new ImportException(
+                          dir.toString(),
+                          null,
+                          "tar failed reading the directory: " + err.join().strip());
+                    }
+                  } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted", e);
+                  }
+                }
 
-        @Override
-        public void close() throws IOException {
-          super.close();
-          p.destroy();
-        }
-      };
-      return LayerStreams.open(out, dir.toString(), null, null, max);
-    }, -1);
+                @Override
+                public void close() throws IOException {
+                  super.close();
+                  p.destroy();
+                }
+              };
+          return LayerStreams.open(out, dir.toString(), null, null, max);
+        },
+        -1);
   }
 
   private static long sizeOf(Path f) {

@@ -25,6 +25,7 @@ import java.util.Map;
  */
 final class TarReader {
   private static final int BLOCK = 512;
+
   /**
    * The largest entry a header may claim (1 TiB). A claim is only a number until the bytes arrive,
    * so nothing is sized from it; this bound turns an absurd one into a clear refusal.
@@ -104,14 +105,25 @@ final class TarReader {
     };
   }
 
-  private TarEntry entry(char type, long size, Map<String, byte[]> pax, String longName, String longLink,
-      long headerAt) throws IOException {
+  private TarEntry entry(
+      char type,
+      long size,
+      Map<String, byte[]> pax,
+      String longName,
+      String longLink,
+      long headerAt)
+      throws IOException {
     if (type == 'S' || pax.containsKey("GNU.sparse.map") || pax.containsKey("GNU.sparse.major")) {
       throw new ImportException(source, field(0, 100), "sparse tar entries are not supported");
     }
     String name = field(0, 100);
-    boolean ustar = header[257] == 'u' && header[258] == 's' && header[259] == 't' && header[260] == 'a'
-        && header[261] == 'r' && header[262] == 0;
+    boolean ustar =
+        header[257] == 'u'
+            && header[258] == 's'
+            && header[259] == 't'
+            && header[260] == 'a'
+            && header[261] == 'r'
+            && header[262] == 0;
     if (ustar && header[345] != 0) {
       name = field(345, 155) + "/" + name;
     }
@@ -160,7 +172,9 @@ final class TarReader {
         }
         default -> {
           if (k.startsWith("SCHILY.xattr.")) {
-            xattrs.put(new String(k.substring("SCHILY.xattr.".length()).getBytes(ISO_8859_1), ISO_8859_1), v);
+            xattrs.put(
+                new String(k.substring("SCHILY.xattr.".length()).getBytes(ISO_8859_1), ISO_8859_1),
+                v);
           }
         }
       }
@@ -170,20 +184,40 @@ final class TarReader {
     }
     switch (type) {
       case '0', '1', '2', '3', '4', '5', '6' -> {}
-      default -> throw new ImportException(source, name, "unsupported tar entry type '" + printable(type) + "'");
+      default ->
+          throw new ImportException(
+              source, name, "unsupported tar entry type '" + printable(type) + "'");
     }
     if (size < 0) {
       throw new ImportException(source, name, "negative size");
     }
     if (size > MAX_ENTRY_SIZE) {
-      throw new ImportException(source, name, "header claims " + size + " bytes; files are accepted up to "
-          + (MAX_ENTRY_SIZE >> 40) + " TiB");
+      throw new ImportException(
+          source,
+          name,
+          "header claims "
+              + size
+              + " bytes; files are accepted up to "
+              + (MAX_ENTRY_SIZE >> 40)
+              + " TiB");
     }
     remaining = size;
     padding = (BLOCK - (size % BLOCK)) % BLOCK;
     int mode = (int) (number(100, 8, "mode") & 07777);
-    current = new TarEntry(name, type, mode, uid, gid, type == '0' ? size : 0, mtime, nanos, link, major,
-        minor, xattrs);
+    current =
+        new TarEntry(
+            name,
+            type,
+            mode,
+            uid,
+            gid,
+            type == '0' ? size : 0,
+            mtime,
+            nanos,
+            link,
+            major,
+            minor,
+            xattrs);
     return current;
   }
 
@@ -206,7 +240,8 @@ final class TarReader {
 
   private byte[] readData(long size, String what) throws IOException {
     if (size > (16 << 20)) {
-      throw new ImportException(source, "@" + position, what + " of " + size + " bytes is implausibly large");
+      throw new ImportException(
+          source, "@" + position, what + " of " + size + " bytes is implausibly large");
     }
     byte[] data = new byte[(int) size];
     readFully(data, what);
@@ -245,7 +280,8 @@ final class TarReader {
   }
 
   private IOException truncated(String where) {
-    return new ImportException(source, "@" + position, "archive is truncated (" + where + ")", new EOFException());
+    return new ImportException(
+        source, "@" + position, "archive is truncated (" + where + ")", new EOFException());
   }
 
   private String describeCurrent() {
@@ -262,7 +298,8 @@ final class TarReader {
       signed += (i >= 148 && i < 156) ? ' ' : header[i];
     }
     if (stored != unsigned && stored != signed) {
-      throw new ImportException(source, "@" + headerAt, "corrupt tar header (checksum mismatch); not a tar archive?");
+      throw new ImportException(
+          source, "@" + headerAt, "corrupt tar header (checksum mismatch); not a tar archive?");
     }
   }
 
@@ -288,7 +325,8 @@ final class TarReader {
         break;
       }
       if (b < '0' || b > '7') {
-        throw new ImportException(source, "@" + position, "corrupt tar header: bad " + what + " field");
+        throw new ImportException(
+            source, "@" + position, "corrupt tar header: bad " + what + " field");
       }
       v = (v << 3) | (b - '0');
     }

@@ -19,8 +19,13 @@ import java.util.Map;
 final class TreeBuilder {
   private static final String WHITEOUT = ".wh.";
   private static final String OPAQUE = ".wh..wh..opq";
-  /** Linux's limits (PATH_MAX less the NUL, XATTR_NAME_MAX, XATTR_SIZE_MAX): what a mount can hand back. */
+
+  /**
+   * Linux's limits (PATH_MAX less the NUL, XATTR_NAME_MAX, XATTR_SIZE_MAX): what a mount can hand
+   * back.
+   */
   static final int MAX_SYMLINK = 4095;
+
   static final int MAX_XATTR_NAME = 255;
   static final int MAX_XATTR_VALUE = 65536;
 
@@ -34,7 +39,6 @@ final class TreeBuilder {
   Node root() {
     return root;
   }
-
 
   void apply(int layer, TarEntry e, InputStream content, String source) throws IOException {
     List<String> parts = split(e.name(), source, e.name());
@@ -79,8 +83,14 @@ final class TreeBuilder {
         List<String> target = split(e.linkName(), source, e.name());
         Node t = find(target);
         if (t == null || t.isDir()) {
-          throw new ImportException(source, e.name(),
-              "hardlink to " + (t == null ? "missing target" : "a directory") + " '" + e.linkName() + "'");
+          throw new ImportException(
+              source,
+              e.name(),
+              "hardlink to "
+                  + (t == null ? "missing target" : "a directory")
+                  + " '"
+                  + e.linkName()
+                  + "'");
         }
         t.layer = Math.max(t.layer, layer);
         parent.children.put(base, t);
@@ -97,8 +107,13 @@ final class TreeBuilder {
         node.mode = Node.S_IFLNK;
         node.symlinkTarget = e.linkName().getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
         if (node.symlinkTarget.length > MAX_SYMLINK) {
-          throw new ImportException(source, e.name(), "symlink target of " + node.symlinkTarget.length
-              + " bytes; Linux allows " + MAX_SYMLINK);
+          throw new ImportException(
+              source,
+              e.name(),
+              "symlink target of "
+                  + node.symlinkTarget.length
+                  + " bytes; Linux allows "
+                  + MAX_SYMLINK);
         }
         node.size = node.symlinkTarget.length;
       }
@@ -118,17 +133,29 @@ final class TreeBuilder {
     parent.children.put(base, node);
   }
 
-  /** Refuses what Linux could not hand back through getxattr: names over 255 bytes, values over 64 KiB. */
+  /**
+   * Refuses what Linux could not hand back through getxattr: names over 255 bytes, values over 64
+   * KiB.
+   */
   private static void checkXattrs(TarEntry e, String source) throws ImportException {
     for (var x : e.xattrs().entrySet()) {
       int name = x.getKey().length(); // one char per byte
       if (name == 0 || name > MAX_XATTR_NAME) {
-        throw new ImportException(source, e.name(), "extended attribute name of " + name + " bytes; Linux allows 1 to "
-            + MAX_XATTR_NAME);
+        throw new ImportException(
+            source,
+            e.name(),
+            "extended attribute name of " + name + " bytes; Linux allows 1 to " + MAX_XATTR_NAME);
       }
       if (x.getValue().length > MAX_XATTR_VALUE) {
-        throw new ImportException(source, e.name(), "extended attribute " + x.getKey() + " of "
-            + x.getValue().length + " bytes; Linux allows " + MAX_XATTR_VALUE);
+        throw new ImportException(
+            source,
+            e.name(),
+            "extended attribute "
+                + x.getKey()
+                + " of "
+                + x.getValue().length
+                + " bytes; Linux allows "
+                + MAX_XATTR_VALUE);
       }
     }
   }
@@ -230,7 +257,8 @@ final class TreeBuilder {
   /** Splits a tar path into components; refuses absolute paths and any '..'. */
   static List<String> split(String path, String source, String entry) throws ImportException {
     if (path.startsWith("/")) {
-      throw new ImportException(source, entry, "absolute path '" + path + "' would escape the image root");
+      throw new ImportException(
+          source, entry, "absolute path '" + path + "' would escape the image root");
     }
     List<String> out = new ArrayList<>();
     for (String p : path.split("/")) {
@@ -238,7 +266,8 @@ final class TreeBuilder {
         continue;
       }
       if (p.equals("..")) {
-        throw new ImportException(source, entry, "path '" + path + "' contains '..' and would escape the image root");
+        throw new ImportException(
+            source, entry, "path '" + path + "' contains '..' and would escape the image root");
       }
       out.add(p);
     }

@@ -4,8 +4,8 @@ import java.io.IOException;
 import java.nio.file.Path;
 
 /**
- * An image index that must not be used: truncated, not an index at all, or not the bytes its
- * digest names. Its content is never served; {@link #reason()} says what is wrong with it.
+ * An image index that must not be used: truncated, not an index at all, or not the bytes its digest
+ * names. Its content is never served; {@link #reason()} says what is wrong with it.
  */
 public final class DamagedIndexException extends IOException {
   private static final long serialVersionUID = 1L;

@@ -16,12 +16,12 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import org.lmdbjava.Cursor;
 import org.lmdbjava.CursorIterable;
 import org.lmdbjava.CursorIterable.KeyVal;
 import org.lmdbjava.Dbi;
 import org.lmdbjava.Env;
 import org.lmdbjava.EnvFlags;
-import org.lmdbjava.Cursor;
 import org.lmdbjava.GetOp;
 import org.lmdbjava.Txn;
 
@@ -34,7 +34,10 @@ import org.lmdbjava.Txn;
  * method returns, so nothing returned points into the map. "Not found" is a null or zero return.
  */
 public final class ImageIndex implements AutoCloseable {
-  private enum State { OPEN, CLOSED }
+  private enum State {
+    OPEN,
+    CLOSED
+  }
 
   private final Path file;
   private final Env<ByteBuffer> env;
@@ -63,10 +66,17 @@ public final class ImageIndex implements AutoCloseable {
     this.file = file;
     IndexVerifier.checkStructure(file); // LMDB trusts the file: a truncated one would fault the JVM
     long size = Files.size(file);
-    this.env = Env.create().setMaxDbs(IndexFormat.DBS.length).setMapSize(Math.max(size, 1 << 20))
-        .setMaxReaders(4096)
-        .open(file.toFile(), EnvFlags.MDB_NOSUBDIR, EnvFlags.MDB_RDONLY_ENV, EnvFlags.MDB_NOLOCK,
-            EnvFlags.MDB_NOTLS);
+    this.env =
+        Env.create()
+            .setMaxDbs(IndexFormat.DBS.length)
+            .setMapSize(Math.max(size, 1 << 20))
+            .setMaxReaders(4096)
+            .open(
+                file.toFile(),
+                EnvFlags.MDB_NOSUBDIR,
+                EnvFlags.MDB_RDONLY_ENV,
+                EnvFlags.MDB_NOLOCK,
+                EnvFlags.MDB_NOTLS);
     try {
       inode = env.openDbi("inode");
       dirent = env.openDbi("dirent");
@@ -76,14 +86,17 @@ public final class ImageIndex implements AutoCloseable {
       data = env.openDbi("data");
       meta = env.openDbi("meta");
       Dbi<ByteBuffer> pack = env.openDbi("pack");
-      readers = ThreadLocal.withInitial(() -> {
-        Reader r = new Reader();
-        allReaders.add(r);
-        return r;
-      });
+      readers =
+          ThreadLocal.withInitial(
+              () -> {
+                Reader r = new Reader();
+                allReaders.add(r);
+                return r;
+              });
       Reader r = readers.get();
       if (!Integer.toString(IndexFormat.VERSION).equals(metaIn(r, "format"))) {
-        throw new IOException(file + " is an image index of an unknown format " + metaIn(r, "format"));
+        throw new IOException(
+            file + " is an image index of an unknown format " + metaIn(r, "format"));
       }
       algorithm = DigestAlgorithm.fromLabel(metaIn(r, "digest"));
       chunkSize = Integer.parseInt(metaIn(r, "chunk-size"));
@@ -159,7 +172,18 @@ public final class ImageIndex implements AutoCloseable {
     int flags = v.getInt();
     long rdev = v.getLong();
     int chunks = v.getInt();
-    return new Inode(ino, mode, uid, gid, nlink, size, mtime, nanos, rdev, chunks, (flags & Inode.FLAG_INLINE) != 0);
+    return new Inode(
+        ino,
+        mode,
+        uid,
+        gid,
+        nlink,
+        size,
+        mtime,
+        nanos,
+        rdev,
+        chunks,
+        (flags & Inode.FLAG_INLINE) != 0);
   }
 
   /** The inode number of {@code name} in directory {@code parent}, or 0 if there is none. */
@@ -306,8 +330,11 @@ public final class ImageIndex implements AutoCloseable {
         byte[] d = new byte[algorithm.length()];
         v.get(d);
         Digest digest = new Digest(algorithm, d);
-        out.computeIfAbsent(digest, x -> new ChunkLocation(x, packs[v.getInt()], v.getLong(), v.getInt(), v.getInt(),
-            Codec.of(v.get())));
+        out.computeIfAbsent(
+            digest,
+            x ->
+                new ChunkLocation(
+                    x, packs[v.getInt()], v.getLong(), v.getInt(), v.getInt(), Codec.of(v.get())));
       }
     }
     return out;

@@ -20,7 +20,9 @@ package dev.skiff.casfs.index;
 final class IndexFormat {
   static final int VERSION = 1;
   static final long ROOT = 1;
-  static final String[] DBS = {"inode", "dirent", "dirlist", "xattr", "chunk", "data", "pack", "meta"};
+  static final String[] DBS = {
+    "inode", "dirent", "dirlist", "xattr", "chunk", "data", "pack", "meta"
+  };
 
   private IndexFormat() {}
 }

@@ -24,17 +24,17 @@ import java.util.concurrent.TimeUnit;
  * guards them.
  *
  * <p>Two checks. The structure first ({@link #checkStructure}): LMDB's meta pages must be there and
- * name no page past the end of the file, otherwise mapping the file would fault the JVM (SIGBUS)
- * on the first lookup. Then the bytes against the digest that names the index.
+ * name no page past the end of the file, otherwise mapping the file would fault the JVM (SIGBUS) on
+ * the first lookup. Then the bytes against the digest that names the index.
  *
- * <p>Hashing reads the whole file: about 85 ms for a 10 MiB index in a fresh JVM (3 ms once the
- * JIT has warmed), which every cold start through the CLI would pay. So a verification is
- * remembered in a stamp (one small file per index under the stamp directory) recording the
- * file's device, inode, size, modification and change times. An open whose {@code stat} matches
- * the stamp skips the hash. Any write to the file, a truncation, a replacement or a rename onto it
- * changes its ctime, which no system call can set back, so a changed file is hashed again and
- * refused. Not covered: bytes changed beneath the filesystem (a failing disk), which the
- * filesystem must catch. {@link #verifyFully} ignores stamps (fsck).
+ * <p>Hashing reads the whole file: about 85 ms for a 10 MiB index in a fresh JVM (3 ms once the JIT
+ * has warmed), which every cold start through the CLI would pay. So a verification is remembered in
+ * a stamp (one small file per index under the stamp directory) recording the file's device, inode,
+ * size, modification and change times. An open whose {@code stat} matches the stamp skips the hash.
+ * Any write to the file, a truncation, a replacement or a rename onto it changes its ctime, which
+ * no system call can set back, so a changed file is hashed again and refused. Not covered: bytes
+ * changed beneath the filesystem (a failing disk), which the filesystem must catch. {@link
+ * #verifyFully} ignores stamps (fsck).
  *
  * <p>Thread safe; stamps are written to a temporary name and renamed.
  */
@@ -44,7 +44,9 @@ public final class IndexVerifier {
 
   private final Path stamps;
 
-  /** @param stamps where verifications are remembered (created on first use) */
+  /**
+   * @param stamps where verifications are remembered (created on first use)
+   */
   public IndexVerifier(Path stamps) {
     this.stamps = stamps;
   }
@@ -74,8 +76,13 @@ public final class IndexVerifier {
     }
     if (!got.equals(expected)) {
       Files.deleteIfExists(stampOf(expected));
-      throw new DamagedIndexException(file, "its content does not match its digest (content " + got.shortHex()
-          + ", named " + expected.shortHex() + ")");
+      throw new DamagedIndexException(
+          file,
+          "its content does not match its digest (content "
+              + got.shortHex()
+              + ", named "
+              + expected.shortHex()
+              + ")");
     }
   }
 
@@ -92,7 +99,11 @@ public final class IndexVerifier {
     Path tmp = Files.createTempFile(stamps, ".stamp-", ".tmp");
     try {
       Files.writeString(tmp, identity, US_ASCII);
-      Files.move(tmp, stampOf(digest), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      Files.move(
+          tmp,
+          stampOf(digest),
+          StandardCopyOption.ATOMIC_MOVE,
+          StandardCopyOption.REPLACE_EXISTING);
     } finally {
       Files.deleteIfExists(tmp);
     }
@@ -108,10 +119,17 @@ public final class IndexVerifier {
   }
 
   private static String identity(Path file) throws IOException {
-    Map<String, Object> a = Files.readAttributes(file, "unix:dev,ino,size,lastModifiedTime,ctime",
-        LinkOption.NOFOLLOW_LINKS);
-    return a.get("dev") + " " + a.get("ino") + " " + a.get("size") + " "
-        + ((FileTime) a.get("lastModifiedTime")).to(TimeUnit.NANOSECONDS) + " "
+    Map<String, Object> a =
+        Files.readAttributes(
+            file, "unix:dev,ino,size,lastModifiedTime,ctime", LinkOption.NOFOLLOW_LINKS);
+    return a.get("dev")
+        + " "
+        + a.get("ino")
+        + " "
+        + a.get("size")
+        + " "
+        + ((FileTime) a.get("lastModifiedTime")).to(TimeUnit.NANOSECONDS)
+        + " "
         + ((FileTime) a.get("ctime")).to(TimeUnit.NANOSECONDS);
   }
 
@@ -129,16 +147,24 @@ public final class IndexVerifier {
       }
       ByteBuffer first = metaPage(ch, 0);
       if (first == null || first.getInt(16) != MAGIC) {
-        throw new DamagedIndexException(file, "it is not an image index (no LMDB meta page at the start of its "
-            + size + " bytes)");
+        throw new DamagedIndexException(
+            file,
+            "it is not an image index (no LMDB meta page at the start of its " + size + " bytes)");
       }
       int pageSize = first.getInt(40);
       if (pageSize < 512 || pageSize > 65536 || Integer.bitCount(pageSize) != 1) {
         throw new DamagedIndexException(file, "its meta page names a page size of " + pageSize);
       }
       if (size % pageSize != 0 || size < (long) META_PAGES * pageSize) {
-        throw new DamagedIndexException(file, "it is truncated (" + size + " bytes is not a whole number of "
-            + pageSize + "-byte pages, at least " + META_PAGES + ")");
+        throw new DamagedIndexException(
+            file,
+            "it is truncated ("
+                + size
+                + " bytes is not a whole number of "
+                + pageSize
+                + "-byte pages, at least "
+                + META_PAGES
+                + ")");
       }
       long lastPage = -1;
       long newest = -1;
@@ -154,8 +180,13 @@ public final class IndexVerifier {
         }
       }
       if (lastPage < META_PAGES - 1 || lastPage >= size / pageSize) {
-        throw new DamagedIndexException(file, "it is truncated (its pages run to page " + lastPage
-            + ", the file holds " + size / pageSize + ")");
+        throw new DamagedIndexException(
+            file,
+            "it is truncated (its pages run to page "
+                + lastPage
+                + ", the file holds "
+                + size / pageSize
+                + ")");
       }
     }
   }

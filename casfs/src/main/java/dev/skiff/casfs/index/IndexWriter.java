@@ -19,8 +19,8 @@ import org.lmdbjava.Txn;
 
 /**
  * Writes an image index (see {@link IndexFormat}) into a scratch LMDB file, then compacts it into
- * its final file. Writing the same image twice gives the same bytes, so the index's digest
- * names its contents. Not thread safe.
+ * its final file. Writing the same image twice gives the same bytes, so the index's digest names
+ * its contents. Not thread safe.
  */
 public final class IndexWriter implements AutoCloseable {
   private static final int COMMIT_EVERY = 200_000;
@@ -40,8 +40,12 @@ public final class IndexWriter implements AutoCloseable {
     Files.createDirectories(scratchDir);
     this.scratch = Files.createTempFile(scratchDir, "index-", ".mdb");
     this.algorithm = algorithm;
-    Env<ByteBuffer> e = Env.create().setMapSize(64L << 30).setMaxDbs(IndexFormat.DBS.length)
-        .open(scratch.toFile(), EnvFlags.MDB_NOSUBDIR, EnvFlags.MDB_NOSYNC, EnvFlags.MDB_NOLOCK);
+    Env<ByteBuffer> e =
+        Env.create()
+            .setMapSize(64L << 30)
+            .setMaxDbs(IndexFormat.DBS.length)
+            .open(
+                scratch.toFile(), EnvFlags.MDB_NOSUBDIR, EnvFlags.MDB_NOSYNC, EnvFlags.MDB_NOLOCK);
     this.env = e;
     try {
       for (String name : IndexFormat.DBS) {
@@ -62,9 +66,18 @@ public final class IndexWriter implements AutoCloseable {
   }
 
   public void putInode(Inode n) {
-    val.clear().putInt(n.mode()).putInt(n.uid()).putInt(n.gid()).putInt(n.nlink()).putLong(n.size())
-        .putLong(n.mtimeSeconds()).putInt(n.mtimeNanos()).putInt(n.inline() ? Inode.FLAG_INLINE : 0)
-        .putLong(n.rdev()).putInt(n.chunkCount()).flip();
+    val.clear()
+        .putInt(n.mode())
+        .putInt(n.uid())
+        .putInt(n.gid())
+        .putInt(n.nlink())
+        .putLong(n.size())
+        .putLong(n.mtimeSeconds())
+        .putInt(n.mtimeNanos())
+        .putInt(n.inline() ? Inode.FLAG_INLINE : 0)
+        .putLong(n.rdev())
+        .putInt(n.chunkCount())
+        .flip();
     put("inode", key.clear().putLong(n.ino()).flip(), val);
   }
 
@@ -74,7 +87,10 @@ public final class IndexWriter implements AutoCloseable {
       throw new IllegalArgumentException("name of " + name.length + " bytes (want 1..255)");
     }
     put("dirent", key.clear().putLong(parent).put(name).flip(), val.clear().putLong(child).flip());
-    put("dirlist", key.clear().putLong(parent).putInt(position).flip(), val.clear().putLong(child).put(name).flip());
+    put(
+        "dirlist",
+        key.clear().putLong(parent).putInt(position).flip(),
+        val.clear().putLong(child).put(name).flip());
   }
 
   public void putXattr(long ino, byte[] name, byte[] value) {
@@ -87,7 +103,8 @@ public final class IndexWriter implements AutoCloseable {
 
   public void putChunk(long ino, int index, ChunkLocation loc) {
     if (loc.digest().algorithm() != algorithm) {
-      throw new IllegalArgumentException("chunk digest " + loc.digest() + " is not " + algorithm.label());
+      throw new IllegalArgumentException(
+          "chunk digest " + loc.digest() + " is not " + algorithm.label());
     }
     Integer pack = packs.get(loc.pack());
     if (pack == null) {
@@ -95,8 +112,14 @@ public final class IndexWriter implements AutoCloseable {
       packs.put(loc.pack(), pack);
       put("pack", key.clear().putInt(pack).flip(), bytes(loc.pack().getBytes(UTF_8)));
     }
-    val.clear().put(loc.digest().bytes()).putInt(pack).putLong(loc.offset()).putInt(loc.storedLength())
-        .putInt(loc.plainLength()).put((byte) loc.codec().id()).flip();
+    val.clear()
+        .put(loc.digest().bytes())
+        .putInt(pack)
+        .putLong(loc.offset())
+        .putInt(loc.storedLength())
+        .putInt(loc.plainLength())
+        .put((byte) loc.codec().id())
+        .flip();
     put("chunk", key.clear().putLong(ino).putInt(index).flip(), val);
   }
 

@@ -16,9 +16,9 @@ import org.lmdbjava.Env;
 import org.lmdbjava.Txn;
 
 /**
- * Which chunks a store already holds, and where: digest -> pack range. This is what makes an
- * import skip chunks the store has. It is a local, derived view: every entry comes from a pack's
- * {@code .idx} blob, and {@link #rebuild} recreates it from the store.
+ * Which chunks a store already holds, and where: digest -> pack range. This is what makes an import
+ * skip chunks the store has. It is a local, derived view: every entry comes from a pack's {@code
+ * .idx} blob, and {@link #rebuild} recreates it from the store.
  *
  * <p>One LMDB environment in a directory. Thread safe (LMDB serialises writers).
  */
@@ -37,7 +37,8 @@ public final class ChunkCatalog implements AutoCloseable {
   /** Opens (creating if needed) the catalog in {@code dir}. */
   public static ChunkCatalog open(Path dir, DigestAlgorithm algorithm) throws IOException {
     Files.createDirectories(dir);
-    Env<ByteBuffer> env = Env.create().setMapSize(16L << 30).setMaxDbs(2).setMaxReaders(256).open(dir.toFile());
+    Env<ByteBuffer> env =
+        Env.create().setMapSize(16L << 30).setMaxDbs(2).setMaxReaders(256).open(dir.toFile());
     try {
       Dbi<ByteBuffer> chunks = env.openDbi("chunks", DbiFlags.MDB_CREATE);
       return new ChunkCatalog(env, chunks, algorithm);
@@ -50,7 +51,8 @@ public final class ChunkCatalog implements AutoCloseable {
   /** Where the store holds the chunk with this digest, or null if it does not. */
   public ChunkLocation find(Digest digest) {
     ensureOpen();
-    ByteBuffer key = ByteBuffer.allocateDirect(digest.algorithm().length()).put(digest.bytes()).flip();
+    ByteBuffer key =
+        ByteBuffer.allocateDirect(digest.algorithm().length()).put(digest.bytes()).flip();
     try (Txn<ByteBuffer> txn = env.txnRead()) {
       ByteBuffer v = chunks.get(txn, key);
       return v == null ? null : decode(digest, v);
@@ -66,8 +68,14 @@ public final class ChunkCatalog implements AutoCloseable {
       for (ChunkLocation loc : locations) {
         key.clear().put(loc.digest().bytes()).flip();
         byte[] pack = loc.pack().getBytes(UTF_8);
-        val.clear().putShort((short) pack.length).put(pack).putLong(loc.offset())
-            .putInt(loc.storedLength()).putInt(loc.plainLength()).put((byte) loc.codec().id()).flip();
+        val.clear()
+            .putShort((short) pack.length)
+            .put(pack)
+            .putLong(loc.offset())
+            .putInt(loc.storedLength())
+            .putInt(loc.plainLength())
+            .put((byte) loc.codec().id())
+            .flip();
         chunks.put(txn, key, val);
       }
       txn.commit();
@@ -78,7 +86,8 @@ public final class ChunkCatalog implements AutoCloseable {
   public long removePacks(java.util.Set<String> packs) {
     ensureOpen();
     java.util.List<byte[]> doomed = new java.util.ArrayList<>();
-    try (Txn<ByteBuffer> txn = env.txnRead(); org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
+    try (Txn<ByteBuffer> txn = env.txnRead();
+        org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
       for (boolean more = c.first(); more; more = c.next()) {
         ByteBuffer v = c.val();
         byte[] pack = new byte[v.getShort(v.position()) & 0xffff];
@@ -104,7 +113,8 @@ public final class ChunkCatalog implements AutoCloseable {
   public java.util.Set<String> packs() {
     ensureOpen();
     java.util.Set<String> out = new java.util.HashSet<>();
-    try (Txn<ByteBuffer> txn = env.txnRead(); org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
+    try (Txn<ByteBuffer> txn = env.txnRead();
+        org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
       for (boolean more = c.first(); more; more = c.next()) {
         ByteBuffer v = c.val();
         byte[] pack = new byte[v.getShort(v.position()) & 0xffff];

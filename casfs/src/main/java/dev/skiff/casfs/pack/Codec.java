@@ -35,8 +35,11 @@ public enum Codec {
         byte[] out = new byte[plainLength];
         long n = Zstd.decompressByteArray(out, 0, plainLength, stored, 0, stored.length);
         if (Zstd.isError(n) || n != plainLength) {
-          throw new IOException("zstd chunk does not decompress to " + plainLength + " bytes: "
-              + (Zstd.isError(n) ? Zstd.getErrorName(n) : n + " bytes"));
+          throw new IOException(
+              "zstd chunk does not decompress to "
+                  + plainLength
+                  + " bytes: "
+                  + (Zstd.isError(n) ? Zstd.getErrorName(n) : n + " bytes"));
         }
         yield out;
       }

@@ -85,7 +85,8 @@ public final class PackWriter implements AutoCloseable {
   }
 
   /** Appends a chunk exactly as another pack stores it (repacking: no recompression). */
-  public Appended appendStored(Digest digest, byte[] stored, int plainLength, Codec codec) throws IOException {
+  public Appended appendStored(Digest digest, byte[] stored, int plainLength, Codec codec)
+      throws IOException {
     long offset = size;
     ByteBuffer b = ByteBuffer.wrap(stored);
     while (b.hasRemaining()) {
@@ -154,8 +155,14 @@ public final class PackWriter implements AutoCloseable {
     int n = in.readInt();
     int entry = algorithm.length() + 8 + 4 + 4 + 1;
     if (n < 0 || (long) n * entry > idx.length) {
-      throw new IOException("pack index " + packName + ".idx is damaged: it claims " + n + " chunks in "
-          + idx.length + " bytes");
+      throw new IOException(
+          "pack index "
+              + packName
+              + ".idx is damaged: it claims "
+              + n
+              + " chunks in "
+              + idx.length
+              + " bytes");
     }
     List<ChunkLocation> out = new ArrayList<>(n);
     byte[] db = new byte[algorithm.length()];

@@ -22,8 +22,8 @@ public final class BlobNames {
   }
 
   /**
-   * An index as it travels to and from a bucket: zstd-compressed (a tenth to a quarter of the
-   * LMDB file). Local stores keep the plain file, which is memory-mapped in place.
+   * An index as it travels to and from a bucket: zstd-compressed (a tenth to a quarter of the LMDB
+   * file). Local stores keep the plain file, which is memory-mapped in place.
    */
   public static String compressedIndex(Digest d) {
     return index(d) + ".zst";

@@ -10,9 +10,9 @@ import java.util.Optional;
 /**
  * Named, immutable-by-convention blobs: packs of chunks, image indexes, refs.
  *
- * <p>Implementations need one ranged read; everything else a reader wants is built on it.
- * Names are relative, slash separated, made of {@code [A-Za-z0-9._:-]} segments; see {@link
- * BlobNames}. Implementations are thread safe.
+ * <p>Implementations need one ranged read; everything else a reader wants is built on it. Names are
+ * relative, slash separated, made of {@code [A-Za-z0-9._:-]} segments; see {@link BlobNames}.
+ * Implementations are thread safe.
  */
 public interface BlobStore extends AutoCloseable {
 
@@ -31,7 +31,14 @@ public interface BlobStore extends AutoCloseable {
     int n = read(name, offset, length, buf);
     if (n != length) {
       throw new IOException(
-          "blob " + name + " is truncated: wanted " + length + " bytes at offset " + offset + ", got " + n);
+          "blob "
+              + name
+              + " is truncated: wanted "
+              + length
+              + " bytes at offset "
+              + offset
+              + ", got "
+              + n);
     }
     return buf.flip();
   }
@@ -75,8 +82,8 @@ public interface BlobStore extends AutoCloseable {
   boolean delete(String name) throws IOException;
 
   /**
-   * A local file holding the whole blob, if this store keeps blobs as plain files (so that an
-   * index can be memory-mapped in place instead of copied). Empty for remote stores.
+   * A local file holding the whole blob, if this store keeps blobs as plain files (so that an index
+   * can be memory-mapped in place instead of copied). Empty for remote stores.
    */
   default Optional<Path> localFile(String name) {
     return Optional.empty();

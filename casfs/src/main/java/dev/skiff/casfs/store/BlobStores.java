@@ -17,7 +17,8 @@ public final class BlobStores {
    * profile files) unless given; {@code scratch} holds uploads of unknown length.
    */
   public static BlobStore s3(S3Location location, Path scratch) {
-    return new S3BlobStore(location, S3BlobStore.Settings.defaults(), null, scratch, System::nanoTime);
+    return new S3BlobStore(
+        location, S3BlobStore.Settings.defaults(), null, scratch, System::nanoTime);
   }
 
   /**
@@ -26,8 +27,11 @@ public final class BlobStores {
    * within the bound makes the calls after it fail at once, but for one every few seconds, until
    * one gets an answer: a store that hangs costs each read one bound, not one per call.
    */
-  public static BlobStore s3(S3Location location, Path scratch,
-      software.amazon.awssdk.auth.credentials.AwsCredentialsProvider credentials, java.time.Duration callTimeout,
+  public static BlobStore s3(
+      S3Location location,
+      Path scratch,
+      software.amazon.awssdk.auth.credentials.AwsCredentialsProvider credentials,
+      java.time.Duration callTimeout,
       int maxAttempts) {
     return s3(location, scratch, credentials, callTimeout, maxAttempts, System::nanoTime);
   }
@@ -38,11 +42,19 @@ public final class BlobStores {
    * long calls fail at once after the store stopped answering, so that tests move time on instead
    * of sleeping.
    */
-  public static BlobStore s3(S3Location location, Path scratch,
-      software.amazon.awssdk.auth.credentials.AwsCredentialsProvider credentials, java.time.Duration callTimeout,
-      int maxAttempts, java.util.function.LongSupplier nanoClock) {
-    return new S3BlobStore(location, S3BlobStore.Settings.defaults().withCallTimeout(callTimeout, maxAttempts),
-        credentials, scratch, nanoClock);
+  public static BlobStore s3(
+      S3Location location,
+      Path scratch,
+      software.amazon.awssdk.auth.credentials.AwsCredentialsProvider credentials,
+      java.time.Duration callTimeout,
+      int maxAttempts,
+      java.util.function.LongSupplier nanoClock) {
+    return new S3BlobStore(
+        location,
+        S3BlobStore.Settings.defaults().withCallTimeout(callTimeout, maxAttempts),
+        credentials,
+        scratch,
+        nanoClock);
   }
 
   /** Wraps a store so that its reads are counted. */

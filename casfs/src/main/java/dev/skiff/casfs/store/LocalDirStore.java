@@ -19,8 +19,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Blobs as files under one directory. Writes go to {@code .tmp/} and are fsynced and renamed into
- * place, so a crash leaves either nothing or a whole blob. Open read channels are kept, since
- * packs are read many times and never change.
+ * place, so a crash leaves either nothing or a whole blob. Open read channels are kept, since packs
+ * are read many times and never change.
  */
 final class LocalDirStore implements BlobStore {
   private final Path root;
@@ -84,7 +84,8 @@ final class LocalDirStore implements BlobStore {
   public void put(String name, InputStream content) throws IOException {
     Path t = tmp.resolve(UUID.randomUUID().toString());
     try {
-      try (FileChannel out = FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      try (FileChannel out =
+          FileChannel.open(t, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         byte[] buf = new byte[1 << 16];
         int n;
         while ((n = content.read(buf)) > 0) {

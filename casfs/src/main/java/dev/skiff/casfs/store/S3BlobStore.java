@@ -1,5 +1,8 @@
 package dev.skiff.casfs.store;
 
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
@@ -8,18 +11,21 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.ArrayDeque;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
 import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
 import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
@@ -33,10 +39,6 @@ import software.amazon.awssdk.core.exception.ApiCallTimeoutException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.http.nio.netty.NettyNioAsyncHttpClient;
 import software.amazon.awssdk.http.nio.netty.SdkEventLoopGroup;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.nio.NioEventLoopGroup;
-import io.netty.util.concurrent.DefaultThreadFactory;
-import java.util.concurrent.TimeUnit;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
 import software.amazon.awssdk.services.s3.S3AsyncClient;
@@ -45,13 +47,11 @@ import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
 import software.amazon.awssdk.services.s3.model.S3Exception;
 import software.amazon.awssdk.services.s3.model.S3Object;
 import software.amazon.awssdk.services.s3.model.UploadPartResponse;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Blobs as objects in an S3-compatible service (AWS S3, R2, MinIO, Ceph, S3Mock), through AWS SDK
- * v2's async client on its Netty HTTP client: ranged GETs, uploads in parts above 16 MiB, a
- * bounded connection pool, per-attempt and per-call timeouts, and the SDK's standard retry strategy
+ * v2's async client on its Netty HTTP client: ranged GETs, uploads in parts above 16 MiB, a bounded
+ * connection pool, per-attempt and per-call timeouts, and the SDK's standard retry strategy
  * (exponential backoff with jitter, retryable errors only). A store that is down makes a call fail
  * once the call timeout has passed; the calls after it fail at once, but for one at a time after a
  * cool-down, until one gets an answer ({@link StoreHealth}).
@@ -65,8 +65,10 @@ import org.slf4j.LoggerFactory;
  */
 final class S3BlobStore implements BlobStore {
   private static final Logger LOG = LoggerFactory.getLogger(S3BlobStore.class);
+
   /** S3's limit on the parts of one upload. */
   private static final int MAX_PARTS = 10_000;
+
   /** How long aborting an upload may take, even when the call timeout is longer. */
   private static final Duration ABORT_WAIT = Duration.ofSeconds(10);
 
@@ -76,8 +78,13 @@ final class S3BlobStore implements BlobStore {
   private final Path scratch;
   private final Settings settings;
   private final StoreHealth health;
-  /** Uploads started and neither completed nor aborted, by id; whoever removes one completes or aborts it. */
+
+  /**
+   * Uploads started and neither completed nor aborted, by id; whoever removes one completes or
+   * aborts it.
+   */
   private final ConcurrentHashMap<String, OpenUpload> openUploads = new ConcurrentHashMap<>();
+
   private final Thread abortOnExit = new Thread(this::abortOpenUploads, "skiff-s3-abort-uploads");
   private final AtomicBoolean abortOnExitAdded = new AtomicBoolean();
   private final AtomicBoolean closed = new AtomicBoolean();
@@ -88,17 +95,41 @@ final class S3BlobStore implements BlobStore {
    * got no answer, before the next one tries; blobs above {@code partThreshold} bytes go up in
    * parts of {@code partSize} (or more, for very large blobs), {@code partsInFlight} at a time.
    */
-  record Settings(int maxConnections, Duration connectTimeout, Duration attemptTimeout, Duration callTimeout,
-      int maxAttempts, Duration coolDown, long partThreshold, long partSize, int partsInFlight) {
+  record Settings(
+      int maxConnections,
+      Duration connectTimeout,
+      Duration attemptTimeout,
+      Duration callTimeout,
+      int maxAttempts,
+      Duration coolDown,
+      long partThreshold,
+      long partSize,
+      int partsInFlight) {
     static Settings defaults() {
-      return new Settings(64, Duration.ofSeconds(5), Duration.ofSeconds(20), Duration.ofSeconds(60), 4,
-          Duration.ofSeconds(5), 16L << 20, 8L << 20, 4);
+      return new Settings(
+          64,
+          Duration.ofSeconds(5),
+          Duration.ofSeconds(20),
+          Duration.ofSeconds(60),
+          4,
+          Duration.ofSeconds(5),
+          16L << 20,
+          8L << 20,
+          4);
     }
 
     /** These settings with a bound on each call, retries included, and a number of attempts. */
     Settings withCallTimeout(Duration call, int attempts) {
       Duration attempt = call.compareTo(attemptTimeout) < 0 ? call : attemptTimeout;
-      return new Settings(maxConnections, connectTimeout, attempt, call, attempts, coolDown, partThreshold, partSize,
+      return new Settings(
+          maxConnections,
+          connectTimeout,
+          attempt,
+          call,
+          attempts,
+          coolDown,
+          partThreshold,
+          partSize,
           partsInFlight);
     }
   }
@@ -106,8 +137,14 @@ final class S3BlobStore implements BlobStore {
   /** A multipart upload of blob {@code name}. */
   private record OpenUpload(String name, String key, String uploadId) {}
 
-  /** @param nanoClock time for the health state, as {@link System#nanoTime} */
-  S3BlobStore(S3Location location, Settings settings, AwsCredentialsProvider credentials, Path scratch,
+  /**
+   * @param nanoClock time for the health state, as {@link System#nanoTime}
+   */
+  S3BlobStore(
+      S3Location location,
+      Settings settings,
+      AwsCredentialsProvider credentials,
+      Path scratch,
       LongSupplier nanoClock) {
     this.location = location;
     this.scratch = scratch;
@@ -115,30 +152,40 @@ final class S3BlobStore implements BlobStore {
     this.health = new StoreHealth(location.toString(), settings.coolDown(), nanoClock);
     // Our own event loops, so that close() can stop them at once: the SDK's own group waits a
     // two-second quiet period, which every push, pull and unmount would pay on exit.
-    this.eventLoops = new NioEventLoopGroup(Math.min(4, Runtime.getRuntime().availableProcessors() * 2),
-        new DefaultThreadFactory("skiff-s3", true));
-    var builder = S3AsyncClient.builder()
-        .httpClientBuilder(NettyNioAsyncHttpClient.builder()
-            .eventLoopGroup(SdkEventLoopGroup.create(eventLoops))
-            .maxConcurrency(settings.maxConnections())
-            .connectionTimeout(settings.connectTimeout())
-            .readTimeout(settings.attemptTimeout())
-            .writeTimeout(settings.attemptTimeout()))
-        .credentialsProvider(credentials != null ? credentials : DefaultCredentialsProvider.builder().build())
-        .region(region(location.region()))
-        .forcePathStyle(location.pathStyle())
-        // Skiff checks every chunk against its own digest; the SDK's newer default checksums are
-        // not understood by every S3-compatible service.
-        .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
-        .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
-        // Uploads in parts are ours (putInParts): the SDK's multipart client leaves an interrupted
-        // upload open in the bucket, and logs its own failures with stack traces.
-        .multipartEnabled(false)
-        .overrideConfiguration(c -> c
-            .apiCallAttemptTimeout(settings.attemptTimeout())
-            .apiCallTimeout(settings.callTimeout())
-            .retryStrategy(AwsRetryStrategy.standardRetryStrategy().toBuilder()
-                .maxAttempts(settings.maxAttempts()).build()));
+    this.eventLoops =
+        new NioEventLoopGroup(
+            Math.min(4, Runtime.getRuntime().availableProcessors() * 2),
+            new DefaultThreadFactory("skiff-s3", true));
+    var builder =
+        S3AsyncClient.builder()
+            .httpClientBuilder(
+                NettyNioAsyncHttpClient.builder()
+                    .eventLoopGroup(SdkEventLoopGroup.create(eventLoops))
+                    .maxConcurrency(settings.maxConnections())
+                    .connectionTimeout(settings.connectTimeout())
+                    .readTimeout(settings.attemptTimeout())
+                    .writeTimeout(settings.attemptTimeout()))
+            .credentialsProvider(
+                credentials != null ? credentials : DefaultCredentialsProvider.builder().build())
+            .region(region(location.region()))
+            .forcePathStyle(location.pathStyle())
+            // Skiff checks every chunk against its own digest; the SDK's newer default checksums
+            // are
+            // not understood by every S3-compatible service.
+            .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
+            .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
+            // Uploads in parts are ours (putInParts): the SDK's multipart client leaves an
+            // interrupted
+            // upload open in the bucket, and logs its own failures with stack traces.
+            .multipartEnabled(false)
+            .overrideConfiguration(
+                c ->
+                    c.apiCallAttemptTimeout(settings.attemptTimeout())
+                        .apiCallTimeout(settings.callTimeout())
+                        .retryStrategy(
+                            AwsRetryStrategy.standardRetryStrategy().toBuilder()
+                                .maxAttempts(settings.maxAttempts())
+                                .build()));
     if (location.endpoint() != null) {
       builder.endpointOverride(location.endpoint());
     }
@@ -165,9 +212,17 @@ final class S3BlobStore implements BlobStore {
     String key = location.key(BlobNames.check(name));
     ByteBuffer got;
     try {
-      got = call("GET " + name + " @" + offset, () -> client.getObject(
-          r -> r.bucket(location.bucket()).key(key).range("bytes=" + offset + "-" + (offset + want - 1)),
-          AsyncResponseTransformer.toBytes())).asByteBuffer();
+      got =
+          call(
+                  "GET " + name + " @" + offset,
+                  () ->
+                      client.getObject(
+                          r ->
+                              r.bucket(location.bucket())
+                                  .key(key)
+                                  .range("bytes=" + offset + "-" + (offset + want - 1)),
+                          AsyncResponseTransformer.toBytes()))
+              .asByteBuffer();
     } catch (BlobNotFoundException e) {
       throw e;
     } catch (RangeNotSatisfiable e) {
@@ -178,13 +233,21 @@ final class S3BlobStore implements BlobStore {
     return n;
   }
 
-  /** One GET for the whole object: no HEAD first (a round trip saved on every tag, index and trace). */
+  /**
+   * One GET for the whole object: no HEAD first (a round trip saved on every tag, index and trace).
+   */
   @Override
   public Optional<byte[]> readAll(String name) throws IOException {
     String key = location.key(BlobNames.check(name));
     try {
-      return Optional.of(call("GET " + name, () -> client.getObject(r -> r.bucket(location.bucket()).key(key),
-          AsyncResponseTransformer.toBytes())).asByteArrayUnsafe());
+      return Optional.of(
+          call(
+                  "GET " + name,
+                  () ->
+                      client.getObject(
+                          r -> r.bucket(location.bucket()).key(key),
+                          AsyncResponseTransformer.toBytes()))
+              .asByteArrayUnsafe());
     } catch (BlobNotFoundException e) {
       return Optional.empty();
     }
@@ -194,8 +257,9 @@ final class S3BlobStore implements BlobStore {
   public Optional<Long> size(String name) throws IOException {
     String key = location.key(BlobNames.check(name));
     try {
-      return Optional.of(call("HEAD " + name, () -> client.headObject(r -> r.bucket(location.bucket()).key(key)))
-          .contentLength());
+      return Optional.of(
+          call("HEAD " + name, () -> client.headObject(r -> r.bucket(location.bucket()).key(key)))
+              .contentLength());
     } catch (BlobNotFoundException e) {
       return Optional.empty();
     }
@@ -215,16 +279,20 @@ final class S3BlobStore implements BlobStore {
 
   /**
    * S3 makes a PUT visible whole or not at all, multipart included (completion is atomic). Blobs
-   * above the part threshold go up in parts; an upload that fails or is interrupted is aborted,
-   * and so is one still open when the JVM is asked to stop (Ctrl-C, SIGTERM) or the store closed.
+   * above the part threshold go up in parts; an upload that fails or is interrupted is aborted, and
+   * so is one still open when the JVM is asked to stop (Ctrl-C, SIGTERM) or the store closed.
    */
   @Override
   public void putFile(String name, Path file) throws IOException {
     String key = location.key(BlobNames.check(name));
     long size = Files.size(file);
     if (size <= settings.partThreshold()) {
-      call("PUT " + name, () -> client.putObject(r -> r.bucket(location.bucket()).key(key).contentLength(size),
-          AsyncRequestBody.fromFile(file)));
+      call(
+          "PUT " + name,
+          () ->
+              client.putObject(
+                  r -> r.bucket(location.bucket()).key(key).contentLength(size),
+                  AsyncRequestBody.fromFile(file)));
       return;
     }
     putInParts(name, key, file, size);
@@ -232,12 +300,18 @@ final class S3BlobStore implements BlobStore {
 
   private record PartInFlight(int number, Pending<UploadPartResponse> pending) {}
 
-  /** CreateMultipartUpload, the parts (a bounded number at a time), then Complete; Abort on any failure. */
+  /**
+   * CreateMultipartUpload, the parts (a bounded number at a time), then Complete; Abort on any
+   * failure.
+   */
   private void putInParts(String name, String key, Path file, long size) throws IOException {
     long partSize = Math.max(settings.partSize(), (size + MAX_PARTS - 1) / MAX_PARTS);
     int parts = Math.toIntExact((size + partSize - 1) / partSize);
-    String uploadId = call("START UPLOAD " + name, () -> client.createMultipartUpload(
-        r -> r.bucket(location.bucket()).key(key))).uploadId();
+    String uploadId =
+        call(
+                "START UPLOAD " + name,
+                () -> client.createMultipartUpload(r -> r.bucket(location.bucket()).key(key)))
+            .uploadId();
     OpenUpload upload = new OpenUpload(name, key, uploadId);
     openUploads.put(uploadId, upload);
     if (abortOnExitAdded.compareAndSet(false, true)) {
@@ -260,16 +334,38 @@ final class S3BlobStore implements BlobStore {
         int n = i;
         long offset = (n - 1) * partSize;
         long length = Math.min(partSize, size - offset);
-        inFlight.add(new PartInFlight(n, start("PUT " + name + " part " + n + "/" + parts, () -> client.uploadPart(
-            r -> r.bucket(location.bucket()).key(key).uploadId(uploadId).partNumber(n).contentLength(length),
-            AsyncRequestBody.fromFile(FileRequestBodyConfiguration.builder().path(file).position(offset)
-                .numBytesToRead(length).build())))));
+        inFlight.add(
+            new PartInFlight(
+                n,
+                start(
+                    "PUT " + name + " part " + n + "/" + parts,
+                    () ->
+                        client.uploadPart(
+                            r ->
+                                r.bucket(location.bucket())
+                                    .key(key)
+                                    .uploadId(uploadId)
+                                    .partNumber(n)
+                                    .contentLength(length),
+                            AsyncRequestBody.fromFile(
+                                FileRequestBodyConfiguration.builder()
+                                    .path(file)
+                                    .position(offset)
+                                    .numBytesToRead(length)
+                                    .build())))));
       }
       while (!inFlight.isEmpty()) {
         done.add(completed(inFlight.poll()));
       }
-      call("COMPLETE UPLOAD " + name, () -> client.completeMultipartUpload(r -> r.bucket(location.bucket()).key(key)
-          .uploadId(uploadId).multipartUpload(m -> m.parts(done))));
+      call(
+          "COMPLETE UPLOAD " + name,
+          () ->
+              client.completeMultipartUpload(
+                  r ->
+                      r.bucket(location.bucket())
+                          .key(key)
+                          .uploadId(uploadId)
+                          .multipartUpload(m -> m.parts(done))));
       openUploads.remove(uploadId);
     } catch (IOException | RuntimeException | Error e) {
       for (PartInFlight p : inFlight) {
@@ -278,9 +374,16 @@ final class S3BlobStore implements BlobStore {
       if (openUploads.remove(uploadId, upload)) {
         String notAborted = abort(upload);
         if (notAborted != null) {
-          String m = e.getMessage() + "; and its upload could not be aborted (" + notAborted + "): the parts sent"
-              + " stay in the bucket until a lifecycle rule removes them (upload id " + uploadId + ")";
-          throw e instanceof InterruptedIOException ? (IOException) new InterruptedIOException(m).initCause(e)
+          String m =
+              e.getMessage()
+                  + "; and its upload could not be aborted ("
+                  + notAborted
+                  + "): the parts sent"
+                  + " stay in the bucket until a lifecycle rule removes them (upload id "
+                  + uploadId
+                  + ")";
+          throw e instanceof InterruptedIOException
+              ? (IOException) new InterruptedIOException(m).initCause(e)
               : new IOException(m, e);
         }
       }
@@ -298,7 +401,8 @@ final class S3BlobStore implements BlobStore {
    * (whose interrupt is kept); null once the upload is gone, else why it may not be.
    */
   private String abort(OpenUpload u) {
-    boolean interrupted = Thread.interrupted(); // the SDK refuses to start a call on an interrupted thread
+    boolean interrupted =
+        Thread.interrupted(); // the SDK refuses to start a call on an interrupted thread
     try {
       return awaitAbort(startAbort(u), System.nanoTime() + ABORT_WAIT.toNanos());
     } finally {
@@ -310,13 +414,17 @@ final class S3BlobStore implements BlobStore {
 
   private CompletableFuture<?> startAbort(OpenUpload u) {
     try {
-      return client.abortMultipartUpload(r -> r.bucket(location.bucket()).key(u.key()).uploadId(u.uploadId()));
+      return client.abortMultipartUpload(
+          r -> r.bucket(location.bucket()).key(u.key()).uploadId(u.uploadId()));
     } catch (RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
   }
 
-  /** Waits for an abort until {@code deadline} ({@link System#nanoTime}); null once the upload is gone. */
+  /**
+   * Waits for an abort until {@code deadline} ({@link System#nanoTime}); null once the upload is
+   * gone.
+   */
   private static String awaitAbort(CompletableFuture<?> f, long deadline) {
     try {
       f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
@@ -354,8 +462,13 @@ final class S3BlobStore implements BlobStore {
       if (notAborted == null) {
         LOG.debug("aborted the unfinished upload of {} to {}", u.name(), location);
       } else {
-        LOG.warn("could not abort the unfinished upload of {} to {} ({}): the parts sent stay in the bucket until a"
-            + " lifecycle rule removes them (upload id {})", u.name(), location, notAborted, u.uploadId());
+        LOG.warn(
+            "could not abort the unfinished upload of {} to {} ({}): the parts sent stay in the bucket until a"
+                + " lifecycle rule removes them (upload id {})",
+            u.name(),
+            location,
+            notAborted,
+            u.uploadId());
       }
     }
   }
@@ -368,8 +481,12 @@ final class S3BlobStore implements BlobStore {
     String token = null;
     do {
       String t = token;
-      ListObjectsV2Response page = call("LIST " + prefix, () -> client.listObjectsV2(
-          r -> r.bucket(location.bucket()).prefix(base).continuationToken(t)));
+      ListObjectsV2Response page =
+          call(
+              "LIST " + prefix,
+              () ->
+                  client.listObjectsV2(
+                      r -> r.bucket(location.bucket()).prefix(base).continuationToken(t)));
       for (S3Object o : page.contents()) {
         out.add(o.key().substring(strip.length()));
       }
@@ -445,7 +562,8 @@ final class S3BlobStore implements BlobStore {
   }
 
   /** Sends a call, unless the store is down: then it fails at once (see {@link StoreHealth}). */
-  private <T> Pending<T> start(String what, Supplier<CompletableFuture<T>> request) throws IOException {
+  private <T> Pending<T> start(String what, Supplier<CompletableFuture<T>> request)
+      throws IOException {
     StoreHealth.Admission admitted = health.admit(what);
     try {
       return new Pending<>(what, admitted, request.get());
@@ -480,8 +598,12 @@ final class S3BlobStore implements BlobStore {
       if (c instanceof S3Exception s) {
         health.answered(admitted);
         if (s.statusCode() == 404 && "NoSuchBucket".equals(errorCode(s))) {
-          throw new IOException(what + ": bucket " + location.bucket() + " does not exist"
-              + (location.endpoint() == null ? "" : " at " + location.endpoint()));
+          throw new IOException(
+              what
+                  + ": bucket "
+                  + location.bucket()
+                  + " does not exist"
+                  + (location.endpoint() == null ? "" : " at " + location.endpoint()));
         }
         if (s.statusCode() == 404 && (errorCode(s) == null || "NoSuchKey".equals(errorCode(s)))) {
           throw new BlobNotFoundException(describe(), what.substring(what.indexOf(' ') + 1));
@@ -489,28 +611,44 @@ final class S3BlobStore implements BlobStore {
         if (s.statusCode() == 416) {
           throw new RangeNotSatisfiable();
         }
-        String detail = s.awsErrorDetails() != null && s.awsErrorDetails().errorMessage() != null
-            ? s.awsErrorDetails().errorMessage() : s.getMessage();
-        throw new IOException(what + " on " + describe() + " failed: " + s.statusCode() + " "
-            + (errorCode(s) != null ? errorCode(s) + ": " : "") + firstLine(detail), s);
+        String detail =
+            s.awsErrorDetails() != null && s.awsErrorDetails().errorMessage() != null
+                ? s.awsErrorDetails().errorMessage()
+                : s.getMessage();
+        throw new IOException(
+            what
+                + " on "
+                + describe()
+                + " failed: "
+                + s.statusCode()
+                + " "
+                + (errorCode(s) != null ? errorCode(s) + ": " : "")
+                + firstLine(detail),
+            s);
       }
       if (unanswered(c)) {
-        String why = c instanceof ApiCallTimeoutException ? "timed out after " + seconds(settings.callTimeout())
-            : c instanceof ApiCallAttemptTimeoutException ? "timed out (each attempt after "
-                + seconds(settings.attemptTimeout()) + ")" : "failed: " + rootMessage(c);
+        String why =
+            c instanceof ApiCallTimeoutException
+                ? "timed out after " + seconds(settings.callTimeout())
+                : c instanceof ApiCallAttemptTimeoutException
+                    ? "timed out (each attempt after " + seconds(settings.attemptTimeout()) + ")"
+                    : "failed: " + rootMessage(c);
         health.unanswered(admitted, what + " " + why);
         throw new IOException(what + " on " + describe() + " " + why, c);
       }
       health.abandoned(admitted);
-      throw new IOException(what + " on " + describe() + " failed: " + firstLine(String.valueOf(c.getMessage())), c);
+      throw new IOException(
+          what + " on " + describe() + " failed: " + firstLine(String.valueOf(c.getMessage())), c);
     }
   }
 
   /** Whether a failure means the store gave no answer: a timeout, or a connection that failed. */
   private static boolean unanswered(Throwable c) {
     for (Throwable t = c; t != null; t = t.getCause()) {
-      if (t instanceof ApiCallTimeoutException || t instanceof ApiCallAttemptTimeoutException
-          || t instanceof IOException || t instanceof io.netty.channel.ChannelException
+      if (t instanceof ApiCallTimeoutException
+          || t instanceof ApiCallAttemptTimeoutException
+          || t instanceof IOException
+          || t instanceof io.netty.channel.ChannelException
           || t instanceof java.util.concurrent.TimeoutException) {
         return true;
       }

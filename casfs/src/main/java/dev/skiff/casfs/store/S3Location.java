@@ -7,7 +7,8 @@ import java.net.URI;
  * endpoint means AWS (or {@code AWS_ENDPOINT_URL}); a null region means the usual AWS places
  * (environment, profile), else us-east-1.
  */
-public record S3Location(String bucket, String prefix, URI endpoint, String region, boolean pathStyle) {
+public record S3Location(
+    String bucket, String prefix, URI endpoint, String region, boolean pathStyle) {
   public S3Location {
     if (bucket == null || !bucket.matches("[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")) {
       throw new IllegalArgumentException("bad S3 bucket name '" + bucket + "'");
@@ -22,8 +23,12 @@ public record S3Location(String bucket, String prefix, URI endpoint, String regi
     }
     String rest = url.substring(5);
     int slash = rest.indexOf('/');
-    return new S3Location(slash < 0 ? rest : rest.substring(0, slash), slash < 0 ? "" : rest.substring(slash + 1),
-        endpoint, region, pathStyle);
+    return new S3Location(
+        slash < 0 ? rest : rest.substring(0, slash),
+        slash < 0 ? "" : rest.substring(slash + 1),
+        endpoint,
+        region,
+        pathStyle);
   }
 
   public String url() {

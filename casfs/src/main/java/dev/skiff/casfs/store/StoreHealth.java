@@ -11,18 +11,20 @@ import org.slf4j.LoggerFactory;
  * timed out, or its connection was refused or reset) marks the store down: from then on calls fail
  * at once with a {@link StoreUnavailableException} naming the store and that error, except that
  * once a cool-down has passed one call at a time goes out as a probe. The first call that gets an
- * answer, probe or not, marks the store up again, so a mount recovers by itself. A call that got
- * no answer although another one, started later, did, says only that one request was slow, and
- * does not mark the store down.
+ * answer, probe or not, marks the store up again, so a mount recovers by itself. A call that got no
+ * answer although another one, started later, did, says only that one request was slow, and does
+ * not mark the store down.
  *
- * <p>So a hung store costs one call timeout per read, not one per call a read makes, and a dead
- * one is not asked again by every reader. Time comes from an injected clock ({@link
- * System#nanoTime} in production). Thread safe.
+ * <p>So a hung store costs one call timeout per read, not one per call a read makes, and a dead one
+ * is not asked again by every reader. Time comes from an injected clock ({@link System#nanoTime} in
+ * production). Thread safe.
  */
 final class StoreHealth {
   private static final Logger LOG = LoggerFactory.getLogger(StoreHealth.class);
 
-  /** A call let through at {@code started}; {@code probe}: the one call trying a store marked down. */
+  /**
+   * A call let through at {@code started}; {@code probe}: the one call trying a store marked down.
+   */
   record Admission(boolean probe, long started) {}
 
   private final String store;
@@ -42,7 +44,9 @@ final class StoreHealth {
     this.clock = nanoClock;
   }
 
-  /** Lets a call go out, or fails it at once while the store is down and it is not the probe's turn. */
+  /**
+   * Lets a call go out, or fails it at once while the store is down and it is not the probe's turn.
+   */
   synchronized Admission admit(String what) throws StoreUnavailableException {
     long now = clock.getAsLong();
     if (!down) {
@@ -53,8 +57,16 @@ final class StoreHealth {
       return new Admission(true, now);
     }
     long wait = Math.max(1, (probeAt - now + 999_999_999L) / 1_000_000_000L);
-    throw new StoreUnavailableException(what + ": " + store + " is not answering (last error: " + lastError + "); "
-        + (probing ? "a call is checking whether it is back" : "the next call tries again in " + wait + " s"));
+    throw new StoreUnavailableException(
+        what
+            + ": "
+            + store
+            + " is not answering (last error: "
+            + lastError
+            + "); "
+            + (probing
+                ? "a call is checking whether it is back"
+                : "the next call tries again in " + wait + " s"));
   }
 
   /** The call got an answer from the store (whatever its status). */
@@ -87,7 +99,10 @@ final class StoreHealth {
       // DEBUG: the call that failed reports the error to its caller (a command prints it, a mount
       // logs the failed read); the ones failing at once after it say why in their message.
       down = true;
-      LOG.debug("{} is not answering ({}); calls fail at once, but for one every {} s", store, error,
+      LOG.debug(
+          "{} is not answering ({}); calls fail at once, but for one every {} s",
+          store,
+          error,
           Math.max(1, coolDownNanos / 1_000_000_000L));
     } else {
       LOG.debug("{} is still not answering: {}", store, error);

@@ -33,8 +33,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class ChunkReaderTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   MeteredBlobStore store;
   byte[] chunk;
@@ -62,7 +61,8 @@ class ChunkReaderTest {
     corruptPack(500);
     ChunkReader reader = new ChunkReader(store, 1 << 20, null, Runnable::run);
     assertThrows(CorruptChunkException.class, () -> reader.get(loc));
-    assertThrows(CorruptChunkException.class, () -> reader.get(loc), "a failed fetch is not cached");
+    assertThrows(
+        CorruptChunkException.class, () -> reader.get(loc), "a failed fetch is not cached");
     assertEquals(2, reader.stats().corrupt());
     store.put("packs/t/p", new ByteArrayInputStream(chunk));
     assertArrayEquals(chunk, reader.get(loc));
@@ -80,17 +80,18 @@ class ChunkReaderTest {
   @Test
   void concurrentReadersOfOneChunkShareOneFetch() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
-    BlobStore slow = new ForwardingBlobStore(store) {
-      @Override
-      public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
-        try {
-          release.await(10, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-          throw new IOException(e);
-        }
-        return super.read(name, offset, length, dst);
-      }
-    };
+    BlobStore slow =
+        new ForwardingBlobStore(store) {
+          @Override
+          public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
+            try {
+              release.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+              throw new IOException(e);
+            }
+            return super.read(name, offset, length, dst);
+          }
+        };
     ChunkReader reader = new ChunkReader(slow, 1 << 20, null, Runnable::run);
     ExecutorService pool = Executors.newFixedThreadPool(8);
     try {
@@ -115,28 +116,37 @@ class ChunkReaderTest {
     new SplittableRandom(4).nextBytes(pack);
     store.put("packs/t/q", new ByteArrayInputStream(pack)); // and no packs/t/q.idx
     AtomicInteger listReads = new AtomicInteger();
-    BlobStore counting = new ForwardingBlobStore(store) {
-      @Override
-      public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
-        if (name.endsWith(".idx")) {
-          listReads.incrementAndGet();
-        }
-        return super.read(name, offset, length, dst);
-      }
-    };
+    BlobStore counting =
+        new ForwardingBlobStore(store) {
+          @Override
+          public int read(String name, long offset, int length, ByteBuffer dst) throws IOException {
+            if (name.endsWith(".idx")) {
+              listReads.incrementAndGet();
+            }
+            return super.read(name, offset, length, dst);
+          }
+        };
     FakeClock clock = new FakeClock();
     ChunkReader reader = new ChunkReader(counting, 1 << 20, null, Runnable::run, 1 << 20, clock);
     for (int i = 0; i < 3; i++) {
       byte[] want = java.util.Arrays.copyOfRange(pack, i * 10_000, (i + 1) * 10_000);
-      ChunkLocation c = new ChunkLocation(DigestAlgorithm.XXH3_128.digest(want), "packs/t/q", i * 10_000L, 10_000,
-          10_000, Codec.NONE);
+      ChunkLocation c =
+          new ChunkLocation(
+              DigestAlgorithm.XXH3_128.digest(want),
+              "packs/t/q",
+              i * 10_000L,
+              10_000,
+              10_000,
+              Codec.NONE);
       assertArrayEquals(want, reader.get(c), "read a chunk at a time");
       assertEquals(1, listReads.get(), "the list's failure is remembered");
     }
     clock.advance(ChunkReader.LIST_RETRY);
     byte[] first = java.util.Arrays.copyOf(pack, 10_000);
     reader.invalidateMemory();
-    reader.get(new ChunkLocation(DigestAlgorithm.XXH3_128.digest(first), "packs/t/q", 0, 10_000, 10_000, Codec.NONE));
+    reader.get(
+        new ChunkLocation(
+            DigestAlgorithm.XXH3_128.digest(first), "packs/t/q", 0, 10_000, 10_000, Codec.NONE));
     assertEquals(2, listReads.get(), "and asked for again once its retry is due");
   }
 

@@ -16,8 +16,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class DiskChunkCacheTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private static byte[] chunk(int seed) {
     byte[] b = new byte[1000];
@@ -30,7 +29,8 @@ class DiskChunkCacheTest {
   }
 
   @Test
-  void failedWritesPauseWritesForAGrowingWhileAndTheFirstWriteThatWorksEndsThePause() throws IOException {
+  void failedWritesPauseWritesForAGrowingWhileAndTheFirstWriteThatWorksEndsThePause()
+      throws IOException {
     FakeClock clock = new FakeClock();
     Path cacheDir = dir.resolve("cache");
     DiskChunkCache cache = new DiskChunkCache(cacheDir, 1 << 20, clock);

@@ -10,14 +10,17 @@ import org.junit.jupiter.api.Test;
 class DigestTest {
   @Test
   void sha256MatchesTheStandardVector() {
-    assertEquals("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    assertEquals(
+        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
         DigestAlgorithm.SHA256.digest("abc".getBytes(US_ASCII)).toString());
   }
 
   @Test
   void xxh3MatchesTheReferenceVectorForEmptyInput() {
     // XXH3_128bits("") from the xxHash reference implementation: high then low 64 bits.
-    assertEquals("xxh3-128:99aa06d3014798d86001c324468d497f", DigestAlgorithm.XXH3_128.digest(new byte[0]).toString());
+    assertEquals(
+        "xxh3-128:99aa06d3014798d86001c324468d497f",
+        DigestAlgorithm.XXH3_128.digest(new byte[0]).toString());
   }
 
   @Test

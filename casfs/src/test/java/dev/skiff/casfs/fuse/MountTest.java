@@ -37,11 +37,12 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Behaviour of a real FUSE mount: read-only, kernel caching, lazy reads, concurrency, corruption. */
+/**
+ * Behaviour of a real FUSE mount: read-only, kernel caching, lazy reads, concurrency, corruption.
+ */
 @Tag("fuse")
 class MountTest {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static ImageStore store;
   static byte[] big;
@@ -56,9 +57,14 @@ class MountTest {
     for (int i = 0; i < 700; i++) {
       tars.file(String.format("many/a-rather-long-file-name-to-fill-readdir-buffers-%04d", i), "x");
     }
-    Path tar = tars.dir("d", 0755).file("d/small.txt", "small file\n").file("big.bin", big, 0644)
-        .file("slow.bin", "slow".repeat(3000)).file("fast.bin", "fast".repeat(3000)).symlink("d/link", "../big.bin")
-        .write(tmp.resolve("image.tar"));
+    Path tar =
+        tars.dir("d", 0755)
+            .file("d/small.txt", "small file\n")
+            .file("big.bin", big, 0644)
+            .file("slow.bin", "slow".repeat(3000))
+            .file("fast.bin", "fast".repeat(3000))
+            .symlink("d/link", "../big.bin")
+            .write(tmp.resolve("image.tar"));
     store.importImage(tar.toString(), ImageRef.parse("mt:1"), ImportProgress.NONE);
   }
 
@@ -73,21 +79,22 @@ class MountTest {
   void everyKindOfWriteIsRefusedAsReadOnly() throws IOException {
     try (Mounted m = new Mounted(store, "mt:1", tmp.resolve("ro"))) {
       Path f = m.path("d/small.txt");
-      List<IoAction> writes = List.of(
-          () -> Files.writeString(m.path("new.txt"), "x"),
-          () -> Files.writeString(f, "x", StandardOpenOption.APPEND),
-          () -> Files.createDirectory(m.path("newdir")),
-          () -> Files.delete(f),
-          () -> Files.move(f, m.path("moved")),
-          () -> Files.createSymbolicLink(m.path("sl"), f),
-          () -> Files.createLink(m.path("hl"), f),
-          () -> Files.setPosixFilePermissions(f, Set.of(PosixFilePermission.OWNER_READ)),
-          () -> Files.setAttribute(f, "user:foo", ByteBuffer.wrap(new byte[] {1})),
-          () -> {
-            try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
-              ch.truncate(0);
-            }
-          });
+      List<IoAction> writes =
+          List.of(
+              () -> Files.writeString(m.path("new.txt"), "x"),
+              () -> Files.writeString(f, "x", StandardOpenOption.APPEND),
+              () -> Files.createDirectory(m.path("newdir")),
+              () -> Files.delete(f),
+              () -> Files.move(f, m.path("moved")),
+              () -> Files.createSymbolicLink(m.path("sl"), f),
+              () -> Files.createLink(m.path("hl"), f),
+              () -> Files.setPosixFilePermissions(f, Set.of(PosixFilePermission.OWNER_READ)),
+              () -> Files.setAttribute(f, "user:foo", ByteBuffer.wrap(new byte[] {1})),
+              () -> {
+                try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+                  ch.truncate(0);
+                }
+              });
       for (IoAction w : writes) {
         FileSystemException e = assertThrows(FileSystemException.class, w::run);
         assertTrue(String.valueOf(e.getReason()).contains("Read-only file system"), e.toString());
@@ -135,15 +142,18 @@ class MountTest {
     CountDownLatch release = new CountDownLatch(1);
     CountDownLatch slowStarted = new CountDownLatch(1);
     BlobStore gated = new GatedStore(store.blobs(), release, slowStarted);
-    try (Mounted m = new Mounted(store, "mt:1", tmp.resolve("conc"), gated, FuseMount.Options.defaults())) {
+    try (Mounted m =
+        new Mounted(store, "mt:1", tmp.resolve("conc"), gated, FuseMount.Options.defaults())) {
       // Only reads of big.bin's 1 MiB chunks are held; fast.bin's chunk is small.
-      CompletableFuture<byte[]> slow = CompletableFuture.supplyAsync(() -> {
-        try {
-          return Files.readAllBytes(m.path("big.bin"));
-        } catch (IOException e) {
-          throw new RuntimeException(e);
-        }
-      });
+      CompletableFuture<byte[]> slow =
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return Files.readAllBytes(m.path("big.bin"));
+                } catch (IOException e) {
+                  throw new RuntimeException(e);
+                }
+              });
       assertTrue(slowStarted.await(10, TimeUnit.SECONDS), "the slow fetch began");
       assertEquals("fast".repeat(3000), Files.readString(m.path("fast.bin")));
       assertEquals("small file\n", Files.readString(m.path("d/small.txt")));
@@ -155,7 +165,11 @@ class MountTest {
 
   @Test
   void corruptStoredBytesGiveEioAndTheMountRecoversOnceTheStoreIsRepaired() throws IOException {
-    String pack = store.blobs().list("packs/").stream().filter(p -> !p.endsWith(".idx")).findFirst().orElseThrow();
+    String pack =
+        store.blobs().list("packs/").stream()
+            .filter(p -> !p.endsWith(".idx"))
+            .findFirst()
+            .orElseThrow();
     Path packFile = store.blobs().localFile(pack).orElseThrow();
     byte[] original = Files.readAllBytes(packFile);
     byte[] broken = original.clone();
@@ -164,8 +178,13 @@ class MountTest {
     }
     Path brokenFile = tmp.resolve("broken.pack");
     Files.write(brokenFile, broken);
-    try (Mounted m = new Mounted(store, "mt:1", tmp.resolve("corrupt"), new RedirectingStore(store.blobs(), pack,
-        brokenFile), FuseMount.Options.defaults())) {
+    try (Mounted m =
+        new Mounted(
+            store,
+            "mt:1",
+            tmp.resolve("corrupt"),
+            new RedirectingStore(store.blobs(), pack, brokenFile),
+            FuseMount.Options.defaults())) {
       IOException e = assertThrows(IOException.class, () -> Files.readAllBytes(m.path("big.bin")));
       assertTrue(e.getMessage().contains("Input/output error"), e.toString());
       assertTrue(m.chunks.stats().corrupt() > 0);
@@ -180,7 +199,8 @@ class MountTest {
     Path tar = tmp.resolve("large.tar");
     SplittableRandom rnd = new SplittableRandom(5);
     byte[] block = new byte[32 << 20];
-    try (OutputStream o = Files.newOutputStream(tar); TarArchiveOutputStream t = new TarArchiveOutputStream(o)) {
+    try (OutputStream o = Files.newOutputStream(tar);
+        TarArchiveOutputStream t = new TarArchiveOutputStream(o)) {
       for (int i = 0; i < 40; i++) {
         TarArchiveEntry e = new TarArchiveEntry("data/part-" + i);
         e.setSize(block.length);
@@ -204,7 +224,9 @@ class MountTest {
         large.blobs().resetCounters(); // mounting read the tag
         assertEquals(10_000, Files.readAllBytes(m.path("app/config.bin")).length);
         assertEquals(1, large.blobs().reads(), "one ranged read");
-        assertTrue(large.blobs().bytesRead() <= 10_100, "read " + large.blobs().bytesRead() + " bytes of 1.25 GB");
+        assertTrue(
+            large.blobs().bytesRead() <= 10_100,
+            "read " + large.blobs().bytesRead() + " bytes of 1.25 GB");
       }
     }
   }

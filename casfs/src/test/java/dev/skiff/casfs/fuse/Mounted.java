@@ -25,7 +25,8 @@ final class Mounted implements AutoCloseable {
     this(store, ref, dir, store.blobs(), FuseMount.Options.defaults());
   }
 
-  Mounted(ImageStore store, String ref, Path dir, BlobStore blobs, FuseMount.Options options) throws IOException {
+  Mounted(ImageStore store, String ref, Path dir, BlobStore blobs, FuseMount.Options options)
+      throws IOException {
     this.dir = Files.createDirectories(dir);
     this.index = store.openIndex(ImageRef.parse(ref));
     this.chunks = new ChunkReader(blobs, 256 << 20, null, prefetch);

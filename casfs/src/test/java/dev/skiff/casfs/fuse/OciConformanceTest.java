@@ -10,9 +10,9 @@ import dev.skiff.casfs.testing.TestImages;
 import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A real three-layer image built with umoci (see make-image.sh: every file type, modes, large ids,
@@ -24,8 +24,7 @@ class OciConformanceTest {
   static Path image;
   static String reference;
 
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   @BeforeAll
   static void build() throws Exception {
@@ -44,10 +43,19 @@ class OciConformanceTest {
   })
   void mountedTreeEqualsUmociUnpack(String kind, String source) throws Exception {
     try (ImageStore store = ImageStore.open(tmp.resolve("home"))) {
-      store.importImage(image.resolve(source).toString(), ImageRef.parse("conformance:" + kind.replace(' ', '-')),
+      store.importImage(
+          image.resolve(source).toString(),
+          ImageRef.parse("conformance:" + kind.replace(' ', '-')),
           ImportProgress.NONE);
-      try (Mounted m = new Mounted(store, "conformance:" + kind.replace(' ', '-'), tmp.resolve("mnt-" + kind.hashCode()))) {
-        assertEquals(reference, TestImages.manifest(m.dir), "mounted tree differs from umoci unpack (" + kind + ")");
+      try (Mounted m =
+          new Mounted(
+              store,
+              "conformance:" + kind.replace(' ', '-'),
+              tmp.resolve("mnt-" + kind.hashCode()))) {
+        assertEquals(
+            reference,
+            TestImages.manifest(m.dir),
+            "mounted tree differs from umoci unpack (" + kind + ")");
       }
     }
   }

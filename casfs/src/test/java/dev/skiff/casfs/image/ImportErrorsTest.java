@@ -27,8 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  * stays consistent: no tag, no index, no scratch files; a good import afterwards works.
  */
 class ImportErrorsTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   ImageStore store;
 
@@ -43,12 +42,19 @@ class ImportErrorsTest {
   }
 
   private ImportException refused(Path source, String... expected) throws IOException {
-    ImportException e = assertThrows(ImportException.class,
-        () -> store.importImage(source.toString(), ImageRef.parse("bad:1"), ImportProgress.NONE));
-    assertTrue(e.getMessage().contains(source.toString().replaceAll(":.*", "")) || e.getMessage().contains("layer"),
+    ImportException e =
+        assertThrows(
+            ImportException.class,
+            () ->
+                store.importImage(source.toString(), ImageRef.parse("bad:1"), ImportProgress.NONE));
+    assertTrue(
+        e.getMessage().contains(source.toString().replaceAll(":.*", ""))
+            || e.getMessage().contains("layer"),
         "message names the archive: " + e.getMessage());
     for (String s : expected) {
-      assertTrue(e.getMessage().contains(s), "message '" + e.getMessage() + "' should contain '" + s + "'");
+      assertTrue(
+          e.getMessage().contains(s),
+          "message '" + e.getMessage() + "' should contain '" + s + "'");
     }
     assertEquals(-1, e.getMessage().indexOf('\n'), "one line");
     assertConsistent();
@@ -62,7 +68,8 @@ class ImportErrorsTest {
       assertEquals(0, s.count(), "no scratch files left behind");
     }
     // A good import still works on the same store.
-    Path good = new Tars().file("ok", "fine").write(dir.resolve("good-" + System.nanoTime() + ".tar"));
+    Path good =
+        new Tars().file("ok", "fine").write(dir.resolve("good-" + System.nanoTime() + ".tar"));
     store.importImage(good.toString(), ImageRef.parse("good:1"), ImportProgress.NONE);
     assertTrue(store.untag(ImageRef.parse("good:1")));
     for (String idx : store.blobs().list("indexes/")) {
@@ -74,7 +81,8 @@ class ImportErrorsTest {
   void truncatedGzipLayer() throws IOException {
     byte[] big = new byte[1 << 20];
     new java.util.Random(1).nextBytes(big);
-    Path full = new Tars().file("a", big, 0644).file("b", "x").writeGzip(dir.resolve("full.tar.gz"));
+    Path full =
+        new Tars().file("a", big, 0644).file("b", "x").writeGzip(dir.resolve("full.tar.gz"));
     byte[] bytes = Files.readAllBytes(full);
     Path cut = Files.write(dir.resolve("cut.tar.gz"), Arrays.copyOf(bytes, bytes.length / 2));
     refused(cut, "truncated");
@@ -138,8 +146,11 @@ class ImportErrorsTest {
 
   @Test
   void hardlinkToAMissingTarget() throws IOException {
-    refused(new Tars().file("a", "x").hardlink("b", "nothing-here").write(dir.resolve("hl.tar")),
-        "'b'".replace("'", ""), "missing target", "nothing-here");
+    refused(
+        new Tars().file("a", "x").hardlink("b", "nothing-here").write(dir.resolve("hl.tar")),
+        "'b'".replace("'", ""),
+        "missing target",
+        "nothing-here");
   }
 
   @Test
@@ -149,13 +160,21 @@ class ImportErrorsTest {
       t.putArchiveEntry(new TarArchiveEntry("weird", TarConstants.LF_MULTIVOLUME));
       t.closeArchiveEntry();
     }
-    refused(Files.write(dir.resolve("weird.tar"), bytes.toByteArray()), "weird", "unsupported tar entry type");
+    refused(
+        Files.write(dir.resolve("weird.tar"), bytes.toByteArray()),
+        "weird",
+        "unsupported tar entry type");
   }
 
   @Test
   void manifestPointingAtAMissingLayer() throws IOException {
-    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
-        new Tars().file("a", "1").bytes(), new Tars().file("b", "2").bytes());
+    Path layout =
+        OciLayouts.write(
+            dir.resolve("oci"),
+            "t",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            new Tars().file("a", "1").bytes(),
+            new Tars().file("b", "2").bytes());
     String d = OciLayouts.layerDigest(layout, 1);
     Files.delete(OciLayouts.blob(layout, d));
     refused(Path.of(layout + ":t"), d, "missing layer");
@@ -163,14 +182,20 @@ class ImportErrorsTest {
 
   @Test
   void unknownLayerMediaType() throws IOException {
-    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/x-mystery", new Tars().file("a", "1").bytes());
+    Path layout =
+        OciLayouts.write(
+            dir.resolve("oci"), "t", "application/x-mystery", new Tars().file("a", "1").bytes());
     refused(Path.of(layout + ":t"), "unknown layer media type", "application/x-mystery");
   }
 
   @Test
   void layerWhoseBytesDoNotMatchItsDigest() throws IOException {
-    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
-        new Tars().file("a", "1").bytes());
+    Path layout =
+        OciLayouts.write(
+            dir.resolve("oci"),
+            "t",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            new Tars().file("a", "1").bytes());
     String d = OciLayouts.layerDigest(layout, 0);
     Files.write(OciLayouts.blob(layout, d), OciLayouts.gzip(new Tars().file("a", "2").bytes()));
     refused(Path.of(layout + ":t"), "digest mismatch", d);
@@ -178,24 +203,39 @@ class ImportErrorsTest {
 
   @Test
   void unknownTag() throws IOException {
-    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
-        new Tars().file("a", "1").bytes());
+    Path layout =
+        OciLayouts.write(
+            dir.resolve("oci"),
+            "t",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            new Tars().file("a", "1").bytes());
     refused(Path.of(layout + ":nope"), "no image tagged 'nope'");
   }
 
   @Test
   void compressedImageArchiveIsNotMistakenForARootfs() throws IOException {
-    Path gz = new Tars().file("manifest.json", "[{\"Config\":\"c.json\",\"Layers\":[\"l/layer.tar\"]}]")
-        .file("c.json", "{}").dir("l", 0755).file("l/layer.tar", new Tars().file("a", "1").bytes(), 0644)
-        .writeGzip(dir.resolve("saved.tar.gz"));
+    Path gz =
+        new Tars()
+            .file("manifest.json", "[{\"Config\":\"c.json\",\"Layers\":[\"l/layer.tar\"]}]")
+            .file("c.json", "{}")
+            .dir("l", 0755)
+            .file("l/layer.tar", new Tars().file("a", "1").bytes(), 0644)
+            .writeGzip(dir.resolve("saved.tar.gz"));
     refused(gz, "decompress it");
   }
 
   @Test
   void truncatedDockerArchive() throws IOException {
     byte[] layer = new Tars().file("a", new byte[20000], 0644).bytes();
-    byte[] archive = new Tars().file("manifest.json", "[{\"Config\":\"c.json\",\"RepoTags\":[\"x:1\"],"
-        + "\"Layers\":[\"l/layer.tar\"]}]").file("c.json", "{}").file("l/layer.tar", layer, 0644).bytes();
+    byte[] archive =
+        new Tars()
+            .file(
+                "manifest.json",
+                "[{\"Config\":\"c.json\",\"RepoTags\":[\"x:1\"],"
+                    + "\"Layers\":[\"l/layer.tar\"]}]")
+            .file("c.json", "{}")
+            .file("l/layer.tar", layer, 0644)
+            .bytes();
     refused(Files.write(dir.resolve("docker.tar"), Arrays.copyOf(archive, archive.length - 12000)));
   }
 
@@ -204,7 +244,8 @@ class ImportErrorsTest {
   // out of themselves.
 
   /** A tar whose one file has a PAX header with {@code key=value}, written as a raw 'x' entry. */
-  private static byte[] tarWithPax(String name, String key, String value, byte[] content) throws IOException {
+  private static byte[] tarWithPax(String name, String key, String value, byte[] content)
+      throws IOException {
     String body = " " + key + "=" + value + "\n";
     int len = body.length();
     while (Integer.toString(len).length() + body.length() != len) {
@@ -213,7 +254,8 @@ class ImportErrorsTest {
     byte[] record = (len + body).getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
     var bytes = new java.io.ByteArrayOutputStream();
     try (TarArchiveOutputStream t = new TarArchiveOutputStream(bytes)) {
-      TarArchiveEntry pax = new TarArchiveEntry("PaxHeaders/" + name, TarConstants.LF_PAX_EXTENDED_HEADER_LC);
+      TarArchiveEntry pax =
+          new TarArchiveEntry("PaxHeaders/" + name, TarConstants.LF_PAX_EXTENDED_HEADER_LC);
       pax.setSize(record.length);
       t.putArchiveEntry(pax);
       t.write(record);
@@ -231,34 +273,53 @@ class ImportErrorsTest {
   void aPaxSizeOfPetabytesIsRefusedBeforeAnythingIsSizedFromIt() throws IOException {
     for (long claim : new long[] {1L << 50, 1L << 51, Long.MAX_VALUE}) {
       byte[] tar = tarWithPax("huge", "size", Long.toString(claim), "x".repeat(3000).getBytes());
-      refused(Files.write(dir.resolve("pax-" + claim + ".tar"), tar), "huge", "claims " + claim + " bytes");
+      refused(
+          Files.write(dir.resolve("pax-" + claim + ".tar"), tar),
+          "huge",
+          "claims " + claim + " bytes");
     }
   }
 
   @Test
   void extendedAttributesAndSymlinksLinuxCouldNotHandBackAreRefused() throws IOException {
-    refused(Files.write(dir.resolve("xname.tar"), tarWithPax("f", "SCHILY.xattr.user." + "n".repeat(300), "v",
-        new byte[1])), "extended attribute name of 305 bytes");
-    refused(Files.write(dir.resolve("xvalue.tar"), tarWithPax("f", "SCHILY.xattr.user.big", "v".repeat(70000),
-        new byte[1])), "extended attribute user.big of 70000 bytes");
-    refused(new Tars().symlink("s", "t/".repeat(2100)).write(dir.resolve("long-link.tar")),
+    refused(
+        Files.write(
+            dir.resolve("xname.tar"),
+            tarWithPax("f", "SCHILY.xattr.user." + "n".repeat(300), "v", new byte[1])),
+        "extended attribute name of 305 bytes");
+    refused(
+        Files.write(
+            dir.resolve("xvalue.tar"),
+            tarWithPax("f", "SCHILY.xattr.user.big", "v".repeat(70000), new byte[1])),
+        "extended attribute user.big of 70000 bytes");
+    refused(
+        new Tars().symlink("s", "t/".repeat(2100)).write(dir.resolve("long-link.tar")),
         "symlink target of 4200 bytes");
   }
 
   @Test
   void aManifestOrConfigThatIsNotWhatItsDigestNamesIsRefused() throws IOException {
-    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
-        new Tars().file("a", "1").bytes());
+    Path layout =
+        OciLayouts.write(
+            dir.resolve("oci"),
+            "t",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            new Tars().file("a", "1").bytes());
     String index = Files.readString(layout.resolve("index.json"));
     String m = index.replaceAll("(?s).*\"digest\":\"(sha256:[0-9a-f]+)\".*", "$1");
     String manifest = Files.readString(OciLayouts.blob(layout, m));
-    String config = manifest.replaceAll("(?s).*\"config\":\\{[^}]*\"digest\":\"(sha256:[0-9a-f]+)\".*", "$1");
+    String config =
+        manifest.replaceAll("(?s).*\"config\":\\{[^}]*\"digest\":\"(sha256:[0-9a-f]+)\".*", "$1");
     Path configFile = OciLayouts.blob(layout, config);
     Files.writeString(configFile, Files.readString(configFile).replace("\"sh\"", "\"bash\""));
     refused(Path.of(layout + ":t"), "image config digest mismatch", config);
 
-    Path other = OciLayouts.write(dir.resolve("oci2"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
-        new Tars().file("a", "1").bytes());
+    Path other =
+        OciLayouts.write(
+            dir.resolve("oci2"),
+            "t",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            new Tars().file("a", "1").bytes());
     Path manifestFile = OciLayouts.blob(other, m);
     Files.writeString(manifestFile, Files.readString(manifestFile) + " ");
     refused(Path.of(other + ":t"), "manifest digest mismatch", m);
@@ -266,8 +327,12 @@ class ImportErrorsTest {
 
   @Test
   void aSymlinkedDirectoryInsideALayoutIsNotFollowedOutOfIt() throws IOException {
-    Path layout = OciLayouts.write(dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip",
-        new Tars().file("a", "1").bytes());
+    Path layout =
+        OciLayouts.write(
+            dir.resolve("oci"),
+            "t",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            new Tars().file("a", "1").bytes());
     Path outside = dir.resolve("outside");
     Files.move(layout.resolve("blobs"), outside);
     Files.createSymbolicLink(layout.resolve("blobs"), outside);

@@ -32,8 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Layer flattening, chunking, dedup and the index, without a mount. */
 class ImportTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   BlobStore store;
   ChunkCatalog catalog;
@@ -44,7 +43,8 @@ class ImportTest {
   void setUp() throws IOException {
     store = BlobStores.local(dir.resolve("blobs"));
     catalog = ChunkCatalog.open(dir.resolve("catalog"), DigestAlgorithm.XXH3_128);
-    importer = new ImageImporter(store, catalog, dir.resolve("tmp"), ImageImporter.Options.defaults());
+    importer =
+        new ImageImporter(store, catalog, dir.resolve("tmp"), ImageImporter.Options.defaults());
   }
 
   @AfterEach
@@ -75,13 +75,34 @@ class ImportTest {
 
   @Test
   void laterLayersWinAndWhiteoutsHideOnlyLowerLayers() throws IOException {
-    byte[] l1 = new Tars().dir("a", 0755).file("a/keep", "1").file("a/gone", "1").dir("opq", 0755)
-        .file("opq/lower", "1").dir("opq/sub", 0755).file("opq/sub/deep", "1").file("f2d", "file")
-        .dir("d2f", 0755).file("d2f/x", "1").file("readd", "lower").file("twice", "1").bytes();
-    byte[] l2 = new Tars().file("a/.wh.gone", "").file("opq/new", "upper").file("opq/.wh..wh..opq", "")
-        .dir("f2d", 0700).file("f2d/inside", "now a dir").file("d2f", "now a file")
-        .file("readd", "upper").file(".wh.readd", "")
-        .file("twice", "first").file("twice", "second").bytes();
+    byte[] l1 =
+        new Tars()
+            .dir("a", 0755)
+            .file("a/keep", "1")
+            .file("a/gone", "1")
+            .dir("opq", 0755)
+            .file("opq/lower", "1")
+            .dir("opq/sub", 0755)
+            .file("opq/sub/deep", "1")
+            .file("f2d", "file")
+            .dir("d2f", 0755)
+            .file("d2f/x", "1")
+            .file("readd", "lower")
+            .file("twice", "1")
+            .bytes();
+    byte[] l2 =
+        new Tars()
+            .file("a/.wh.gone", "")
+            .file("opq/new", "upper")
+            .file("opq/.wh..wh..opq", "")
+            .dir("f2d", 0700)
+            .file("f2d/inside", "now a dir")
+            .file("d2f", "now a file")
+            .file("readd", "upper")
+            .file(".wh.readd", "")
+            .file("twice", "first")
+            .file("twice", "second")
+            .bytes();
     ImageFileSystem fs = fs(importLayers(l1, l2));
     assertEquals("1", read(fs, "a/keep"));
     assertNull(at(fs, "a/gone"));
@@ -174,7 +195,8 @@ class ImportTest {
     ImportResult first = importLayers(new Tars().file("x", big, 0644).file("y", big, 0644).bytes());
     assertEquals(4, first.chunkRefs());
     assertEquals(2, first.newChunks(), "the second copy of the same bytes stores nothing");
-    ImportResult second = importLayers(new Tars().file("other-name", big, 0644).file("z", "new small").bytes());
+    ImportResult second =
+        importLayers(new Tars().file("other-name", big, 0644).file("z", "new small").bytes());
     assertEquals(0, second.newChunks(), "a chunk already in the store is never stored again");
     ImportResult again = importLayers(new Tars().file("x", big, 0644).file("y", big, 0644).bytes());
     assertEquals(first.index(), again.index(), "the same image gives the same index");
@@ -184,18 +206,28 @@ class ImportTest {
   @Test
   void aSha256StoreNamesEverythingBySha256() throws IOException {
     ImageImporter.Options d = ImageImporter.Options.defaults();
-    ImageImporter.Options sha = new ImageImporter.Options(DigestAlgorithm.SHA256, d.chunkSize(), d.inlineLimit(),
-        d.packTarget(), d.zstdLevel(), d.maxExpansion());
-    try (ChunkCatalog shaCatalog = ChunkCatalog.open(dir.resolve("catalog-sha"), DigestAlgorithm.SHA256)) {
+    ImageImporter.Options sha =
+        new ImageImporter.Options(
+            DigestAlgorithm.SHA256,
+            d.chunkSize(),
+            d.inlineLimit(),
+            d.packTarget(),
+            d.zstdLevel(),
+            d.maxExpansion());
+    try (ChunkCatalog shaCatalog =
+        ChunkCatalog.open(dir.resolve("catalog-sha"), DigestAlgorithm.SHA256)) {
       ImageImporter shaImporter = new ImageImporter(store, shaCatalog, dir.resolve("tmp"), sha);
       byte[] big = new byte[(1 << 20) + 10];
       new SplittableRandom(4).nextBytes(big);
-      ImportResult r = shaImporter.importFrom(new LayeredSource(null, new Tars().file("f", big, 0644).bytes()),
-          ImportProgress.NONE);
+      ImportResult r =
+          shaImporter.importFrom(
+              new LayeredSource(null, new Tars().file("f", big, 0644).bytes()),
+              ImportProgress.NONE);
       assertEquals(DigestAlgorithm.SHA256, r.index().algorithm());
       ImageFileSystem fs = fs(r);
       assertEquals(DigestAlgorithm.SHA256, fs.index().algorithm());
-      assertEquals(DigestAlgorithm.SHA256, fs.index().chunk(at(fs, "f").ino(), 0).digest().algorithm());
+      assertEquals(
+          DigestAlgorithm.SHA256, fs.index().chunk(at(fs, "f").ino(), 0).digest().algorithm());
       ByteBuffer b = ByteBuffer.allocate(big.length);
       fs.read(at(fs, "f").ino(), 0, big.length, b);
       assertArrayEquals(big, b.array());
@@ -213,8 +245,11 @@ class ImportTest {
   @Test
   void theIndexKeepsConfigSymlinksAndSmallFilesInline() throws IOException {
     byte[] config = "{\"config\":{\"Env\":[\"A=1\"],\"Cmd\":[\"sh\"]}}".getBytes(UTF_8);
-    ImportResult r = importer.importFrom(new LayeredSource(config, new Tars().file("small", "tiny")
-        .symlink("link", "../target").bytes()), ImportProgress.NONE);
+    ImportResult r =
+        importer.importFrom(
+            new LayeredSource(
+                config, new Tars().file("small", "tiny").symlink("link", "../target").bytes()),
+            ImportProgress.NONE);
     ImageFileSystem fs = fs(r);
     assertTrue(at(fs, "small").inline());
     assertArrayEquals("../target".getBytes(UTF_8), fs.readlink(at(fs, "link").ino()));
@@ -239,10 +274,16 @@ class ImportTest {
   void uncompressedLayersWithFilesOfAnySizeImport() throws IOException {
     // Tar pads each file to 512 bytes. Padding skipped after a large read (which bypasses the read
     // buffer) was never hashed, so layers like this one were refused as "layer digest mismatch".
-    byte[] tar = new Tars().file("a", "x").file("b", new byte[513], 0644).file("big", new byte[300_001], 0644)
-        .file("c", "odd sizes").bytes();
-    Path layout = dev.skiff.casfs.testing.OciLayouts.write(dir.resolve("oci"), "t",
-        "application/vnd.oci.image.layer.v1.tar", false, tar);
+    byte[] tar =
+        new Tars()
+            .file("a", "x")
+            .file("b", new byte[513], 0644)
+            .file("big", new byte[300_001], 0644)
+            .file("c", "odd sizes")
+            .bytes();
+    Path layout =
+        dev.skiff.casfs.testing.OciLayouts.write(
+            dir.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar", false, tar);
     ImportResult r = importer.importFrom(layout + ":t", ImportProgress.NONE);
     assertEquals(4, r.files());
   }

@@ -30,8 +30,13 @@ final class LayeredSource implements ImageSource {
     for (int i = 0; i < layers.size(); i++) {
       byte[] tar = layers.get(i);
       String name = "layer" + (i + 1);
-      out.add(Layer.of(name, null, null, tar.length,
-          max -> LayerStreams.open(new ByteArrayInputStream(tar), name, null, null, max)));
+      out.add(
+          Layer.of(
+              name,
+              null,
+              null,
+              tar.length,
+              max -> LayerStreams.open(new ByteArrayInputStream(tar), name, null, null, max)));
     }
     return out;
   }

@@ -39,11 +39,14 @@ public abstract class BlobStoreContract {
   @Test
   void rangedReadsReturnExactlyTheRange() throws IOException {
     put("packs/x/abc", "0123456789");
-    assertEquals("345", StandardCharsets.UTF_8.decode(store.readFully("packs/x/abc", 3, 3)).toString());
+    assertEquals(
+        "345", StandardCharsets.UTF_8.decode(store.readFully("packs/x/abc", 3, 3)).toString());
     ByteBuffer tail = ByteBuffer.allocate(100);
     assertEquals(2, store.read("packs/x/abc", 8, 100, tail));
     assertEquals(Optional.of(10L), store.size("packs/x/abc"));
-    assertEquals("0123456789", new String(store.readAll("packs/x/abc").orElseThrow(), StandardCharsets.UTF_8));
+    assertEquals(
+        "0123456789",
+        new String(store.readAll("packs/x/abc").orElseThrow(), StandardCharsets.UTF_8));
   }
 
   @Test
@@ -67,9 +70,11 @@ public abstract class BlobStoreContract {
     put("refs/a/b", "first version");
     store.readFully("refs/a/b", 0, 5);
     put("refs/a/b", "second");
-    assertArrayEquals("second".getBytes(StandardCharsets.UTF_8), store.readFully("refs/a/b", 0, 6).array());
+    assertArrayEquals(
+        "second".getBytes(StandardCharsets.UTF_8), store.readFully("refs/a/b", 0, 6).array());
     assertEquals(Optional.of(6L), store.size("refs/a/b"));
-    assertEquals("second", new String(store.readAll("refs/a/b").orElseThrow(), StandardCharsets.UTF_8));
+    assertEquals(
+        "second", new String(store.readAll("refs/a/b").orElseThrow(), StandardCharsets.UTF_8));
   }
 
   @Test

@@ -11,8 +11,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class LocalDirStoreTest extends BlobStoreContract {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   @Override
   protected BlobStore newStore() throws IOException {
@@ -21,17 +20,18 @@ class LocalDirStoreTest extends BlobStoreContract {
 
   @Test
   void aFailedPutLeavesNeitherTheBlobNorATemporaryFile() throws IOException {
-    InputStream failing = new InputStream() {
-      int n;
+    InputStream failing =
+        new InputStream() {
+          int n;
 
-      @Override
-      public int read() throws IOException {
-        if (n++ > 1000) {
-          throw new IOException("source died");
-        }
-        return 'x';
-      }
-    };
+          @Override
+          public int read() throws IOException {
+            if (n++ > 1000) {
+              throw new IOException("source died");
+            }
+            return 'x';
+          }
+        };
     try {
       store.put("packs/x/broken", failing);
     } catch (IOException expected) {

@@ -22,8 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The blob store contract against a real S3 API server, plus what only a remote store can do. */
 class S3BlobStoreTest extends BlobStoreContract {
-  @TempDir
-  static Path tmp;
+  @TempDir static Path tmp;
 
   static S3Server server;
 
@@ -41,7 +40,8 @@ class S3BlobStoreTest extends BlobStoreContract {
 
   @Override
   protected BlobStore newStore() {
-    return server.store("contract-" + UUID.randomUUID(), tmp.resolve("scratch"), Duration.ofSeconds(30));
+    return server.store(
+        "contract-" + UUID.randomUUID(), tmp.resolve("scratch"), Duration.ofSeconds(30));
   }
 
   @Test
@@ -60,8 +60,9 @@ class S3BlobStoreTest extends BlobStoreContract {
   @Test
   void aDeadStoreFailsWithinItsTimeoutThenAtOnceAndWorksAgainWhenItComesBack() throws IOException {
     FakeClock clock = new FakeClock();
-    try (BlobStore quick = server.store("dead-" + UUID.randomUUID(), tmp.resolve("scratch"), Duration.ofSeconds(3),
-        clock)) {
+    try (BlobStore quick =
+        server.store(
+            "dead-" + UUID.randomUUID(), tmp.resolve("scratch"), Duration.ofSeconds(3), clock)) {
       quick.put("refs/a/b", new java.io.ByteArrayInputStream(new byte[] {1, 2, 3}));
       server.stop();
       try {
@@ -70,16 +71,22 @@ class S3BlobStoreTest extends BlobStoreContract {
         double secs = (System.nanoTime() - t0) / 1e9;
         assertTrue(secs < 15, "failed after " + secs + " s, bounded by the call timeout");
         assertTrue(e.getMessage().contains("refs/a/b"), e.getMessage());
-        StoreUnavailableException fast = assertThrows(StoreUnavailableException.class, () -> quick.size("refs/a/c"));
-        assertTrue(fast.getMessage().contains(server.location("").url()) && fast.getMessage().contains("refs/a/b"),
+        StoreUnavailableException fast =
+            assertThrows(StoreUnavailableException.class, () -> quick.size("refs/a/c"));
+        assertTrue(
+            fast.getMessage().contains(server.location("").url())
+                && fast.getMessage().contains("refs/a/b"),
             "names the store and the last error: " + fast.getMessage());
       } finally {
         server.start();
       }
-      assertThrows(StoreUnavailableException.class, () -> quick.readFully("refs/a/b", 0, 3),
+      assertThrows(
+          StoreUnavailableException.class,
+          () -> quick.readFully("refs/a/b", 0, 3),
           "nothing tries before the cool-down");
       clock.advance(Duration.ofSeconds(6));
-      assertArrayEquals(new byte[] {1, 2, 3}, quick.readFully("refs/a/b", 0, 3).array(), "recovers by itself");
+      assertArrayEquals(
+          new byte[] {1, 2, 3}, quick.readFully("refs/a/b", 0, 3).array(), "recovers by itself");
       assertEquals(Optional.empty(), quick.size("refs/a/c"));
     }
   }

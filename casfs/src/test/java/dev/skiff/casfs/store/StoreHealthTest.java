@@ -16,9 +16,13 @@ class StoreHealthTest {
   void aCallWithoutAnAnswerMakesTheNextOnesFailAtOnceNamingTheStoreAndTheError() throws Exception {
     StoreHealth.Admission a = health.admit("GET x");
     health.unanswered(a, "GET x timed out after 3 s");
-    StoreUnavailableException e = assertThrows(StoreUnavailableException.class, () -> health.admit("GET y"));
-    assertTrue(e.getMessage().contains("GET y") && e.getMessage().contains("s3://b at http://h")
-        && e.getMessage().contains("GET x timed out after 3 s"), e.getMessage());
+    StoreUnavailableException e =
+        assertThrows(StoreUnavailableException.class, () -> health.admit("GET y"));
+    assertTrue(
+        e.getMessage().contains("GET y")
+            && e.getMessage().contains("s3://b at http://h")
+            && e.getMessage().contains("GET x timed out after 3 s"),
+        e.getMessage());
   }
 
   @Test
@@ -27,7 +31,8 @@ class StoreHealthTest {
     clock.advance(Duration.ofSeconds(5));
     StoreHealth.Admission probe = health.admit("GET y");
     assertTrue(probe.probe());
-    assertThrows(StoreUnavailableException.class, () -> health.admit("GET z"), "one probe at a time");
+    assertThrows(
+        StoreUnavailableException.class, () -> health.admit("GET z"), "one probe at a time");
     health.answered(probe);
     assertFalse(health.isDown());
     assertFalse(health.admit("GET z").probe());
@@ -38,7 +43,8 @@ class StoreHealthTest {
     health.unanswered(health.admit("GET x"), "refused");
     clock.advance(Duration.ofSeconds(5));
     health.unanswered(health.admit("GET y"), "refused again");
-    StoreUnavailableException e = assertThrows(StoreUnavailableException.class, () -> health.admit("GET z"));
+    StoreUnavailableException e =
+        assertThrows(StoreUnavailableException.class, () -> health.admit("GET z"));
     assertTrue(e.getMessage().contains("refused again"), e.getMessage());
     clock.advance(Duration.ofSeconds(5));
     assertTrue(health.admit("GET z").probe());

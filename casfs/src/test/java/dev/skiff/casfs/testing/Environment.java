@@ -40,16 +40,21 @@ public final class Environment {
 
   /** Root and a usable /dev/fuse with libfuse3. */
   public static void requireFuse() {
-    require(isRoot(), "needs root to mount FUSE with allow_other and device nodes (run as root, as CI does)");
+    require(
+        isRoot(),
+        "needs root to mount FUSE with allow_other and device nodes (run as root, as CI does)");
     require(Files.exists(Path.of("/dev/fuse")), "needs /dev/fuse");
-    require(Files.exists(Path.of("/usr/bin/fusermount3")), "needs fuse3 (apt-get install fuse3 libfuse3-3)");
+    require(
+        Files.exists(Path.of("/usr/bin/fusermount3")),
+        "needs fuse3 (apt-get install fuse3 libfuse3-3)");
   }
 
   /** FUSE and gVisor's runsc (on the PATH or in $SKIFF_RUNSC). */
   public static void requireRunsc() {
     requireFuse();
     String env = System.getenv("SKIFF_RUNSC");
-    require(onPath("runsc") || (env != null && Files.isExecutable(Path.of(env))),
+    require(
+        onPath("runsc") || (env != null && Files.isExecutable(Path.of(env))),
         "needs gVisor's runsc (apt-get install -t bookworm-backports runsc, or plain runsc)");
   }
 

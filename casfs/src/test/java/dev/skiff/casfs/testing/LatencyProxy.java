@@ -24,12 +24,12 @@ import java.util.concurrent.TimeUnit;
  * {@code delay} later in each direction (so a request-response costs one RTT of 2 x delay), a new
  * connection costs one extra RTT before its first byte gets through (the TCP handshake; no TLS),
  * and each direction of the link is capped at {@code bytesPerSecond} (0: no cap), shared by all
- * connections as on one network link. Reading stops while more than 4 MiB wait on a connection,
- * so a fast sender is slowed, not buffered.
+ * connections as on one network link. Reading stops while more than 4 MiB wait on a connection, so
+ * a fast sender is slowed, not buffered.
  *
  * <p>This machine has no {@code tc netem}; tests and benchmarks put this between Skiff and the S3
- * server. {@code java -cp ... dev.skiff.casfs.testing.LatencyProxy LISTEN_PORT TARGET_HOST:PORT DELAY_MS MBPS}
- * runs one by hand.
+ * server. {@code java -cp ... dev.skiff.casfs.testing.LatencyProxy LISTEN_PORT TARGET_HOST:PORT
+ * DELAY_MS MBPS} runs one by hand.
  */
 public final class LatencyProxy implements AutoCloseable {
   private static final long HIGH_WATER = 4L << 20;
@@ -44,26 +44,33 @@ public final class LatencyProxy implements AutoCloseable {
   private long upFreeAt;
   private long downFreeAt;
 
-  private LatencyProxy(InetSocketAddress listen, InetSocketAddress target, Duration delay, long bytesPerSecond)
+  private LatencyProxy(
+      InetSocketAddress listen, InetSocketAddress target, Duration delay, long bytesPerSecond)
       throws InterruptedException {
     this.delayNanos = delay.toNanos();
     this.bytesPerSecond = bytesPerSecond;
-    ServerBootstrap b = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
-        .childOption(ChannelOption.AUTO_READ, false)
-        .childOption(ChannelOption.TCP_NODELAY, true)
-        .childHandler(new ChannelInitializer<SocketChannel>() {
-          @Override
-          protected void initChannel(SocketChannel inbound) {
-            inbound.pipeline().addLast(new Accept(target));
-          }
-        });
+    ServerBootstrap b =
+        new ServerBootstrap()
+            .group(group)
+            .channel(NioServerSocketChannel.class)
+            .childOption(ChannelOption.AUTO_READ, false)
+            .childOption(ChannelOption.TCP_NODELAY, true)
+            .childHandler(
+                new ChannelInitializer<SocketChannel>() {
+                  @Override
+                  protected void initChannel(SocketChannel inbound) {
+                    inbound.pipeline().addLast(new Accept(target));
+                  }
+                });
     server = b.bind(listen).sync().channel();
   }
 
   /** Starts a proxy on a free loopback port in front of {@code target}. */
-  public static LatencyProxy start(InetSocketAddress target, Duration oneWayDelay, long bytesPerSecond)
+  public static LatencyProxy start(
+      InetSocketAddress target, Duration oneWayDelay, long bytesPerSecond)
       throws InterruptedException {
-    return new LatencyProxy(new InetSocketAddress("127.0.0.1", 0), target, oneWayDelay, bytesPerSecond);
+    return new LatencyProxy(
+        new InetSocketAddress("127.0.0.1", 0), target, oneWayDelay, bytesPerSecond);
   }
 
   public int port() {
@@ -81,31 +88,41 @@ public final class LatencyProxy implements AutoCloseable {
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
       Channel inbound = ctx.channel();
-      inbound.eventLoop().schedule(() -> {
-        Bootstrap b = new Bootstrap().group(inbound.eventLoop()).channel(NioSocketChannel.class)
-            .option(ChannelOption.AUTO_READ, false).option(ChannelOption.TCP_NODELAY, true)
-            .handler(new ChannelInboundHandlerAdapter());
-        ChannelFuture f = b.connect(target);
-        f.addListener(done -> {
-          if (!done.isSuccess()) {
-            inbound.close();
-            return;
-          }
-          Channel outbound = f.channel();
-          inbound.pipeline().remove(Accept.this);
-          inbound.pipeline().addLast(new Relay(outbound, true));
-          outbound.pipeline().addLast(new Relay(inbound, false));
-          inbound.read();
-          outbound.read();
-        });
-      }, 2 * delayNanos, TimeUnit.NANOSECONDS);
+      inbound
+          .eventLoop()
+          .schedule(
+              () -> {
+                Bootstrap b =
+                    new Bootstrap()
+                        .group(inbound.eventLoop())
+                        .channel(NioSocketChannel.class)
+                        .option(ChannelOption.AUTO_READ, false)
+                        .option(ChannelOption.TCP_NODELAY, true)
+                        .handler(new ChannelInboundHandlerAdapter());
+                ChannelFuture f = b.connect(target);
+                f.addListener(
+                    done -> {
+                      if (!done.isSuccess()) {
+                        inbound.close();
+                        return;
+                      }
+                      Channel outbound = f.channel();
+                      inbound.pipeline().remove(Accept.this);
+                      inbound.pipeline().addLast(new Relay(outbound, true));
+                      outbound.pipeline().addLast(new Relay(inbound, false));
+                      inbound.read();
+                      outbound.read();
+                    });
+              },
+              2 * delayNanos,
+              TimeUnit.NANOSECONDS);
     }
   }
 
   /**
-   * Forwards what one side reads to the other, late and paced. Delivery order is kept by a queue
-   * of its own, drained by one scheduled task at a time (scheduled tasks with close deadlines may
-   * run in either order).
+   * Forwards what one side reads to the other, late and paced. Delivery order is kept by a queue of
+   * its own, drained by one scheduled task at a time (scheduled tasks with close deadlines may run
+   * in either order).
    */
   private final class Relay extends ChannelInboundHandlerAdapter {
     private final Channel peer;
@@ -180,11 +197,16 @@ public final class LatencyProxy implements AutoCloseable {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
       long wait = Math.max(0, lastDelivery - System.nanoTime());
-      ctx.channel().eventLoop().schedule(() -> {
-        if (peer.isActive()) {
-          peer.close();
-        }
-      }, wait + 1_000_000, TimeUnit.NANOSECONDS);
+      ctx.channel()
+          .eventLoop()
+          .schedule(
+              () -> {
+                if (peer.isActive()) {
+                  peer.close();
+                }
+              },
+              wait + 1_000_000,
+              TimeUnit.NANOSECONDS);
     }
 
     @Override
@@ -201,9 +223,12 @@ public final class LatencyProxy implements AutoCloseable {
 
   public static void main(String[] args) throws Exception {
     String[] t = args[1].split(":");
-    try (LatencyProxy p = new LatencyProxy(new InetSocketAddress("127.0.0.1", Integer.parseInt(args[0])),
-        new InetSocketAddress(t[0], Integer.parseInt(t[1])), Duration.ofMillis(Long.parseLong(args[2])),
-        (long) (Double.parseDouble(args[3]) * 1e6 / 8))) {
+    try (LatencyProxy p =
+        new LatencyProxy(
+            new InetSocketAddress("127.0.0.1", Integer.parseInt(args[0])),
+            new InetSocketAddress(t[0], Integer.parseInt(t[1])),
+            Duration.ofMillis(Long.parseLong(args[2])),
+            (long) (Double.parseDouble(args[3]) * 1e6 / 8))) {
       System.out.println("proxy on 127.0.0.1:" + p.port() + " -> " + args[1]);
       Thread.currentThread().join();
     }

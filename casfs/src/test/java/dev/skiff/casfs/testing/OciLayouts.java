@@ -43,34 +43,58 @@ public final class OciLayouts {
   }
 
   /** Writes a layout tagged {@code tag} whose layers are the given uncompressed tars, gzipped. */
-  public static Path write(Path layout, String tag, String mediaType, byte[]... tars) throws IOException {
+  public static Path write(Path layout, String tag, String mediaType, byte[]... tars)
+      throws IOException {
     return write(layout, tag, mediaType, true, tars);
   }
 
   /**
    * Writes a layout tagged {@code tag} whose layers are the given tars, gzipped or as they are
-   * ({@code application/vnd.oci.image.layer.v1.tar}, what {@code docker save} of Docker 25+ writes).
+   * ({@code application/vnd.oci.image.layer.v1.tar}, what {@code docker save} of Docker 25+
+   * writes).
    */
   public static Path write(Path layout, String tag, String mediaType, boolean gzip, byte[]... tars)
       throws IOException {
     Files.createDirectories(layout);
     Files.writeString(layout.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
-    String config = put(layout, "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]}}"
-        .getBytes(UTF_8));
+    String config =
+        put(
+            layout,
+            "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]}}"
+                .getBytes(UTF_8));
     StringBuilder layers = new StringBuilder();
     for (byte[] tar : tars) {
       byte[] gz = gzip ? gzip(tar) : tar;
       String d = put(layout, gz);
-      layers.append(layers.length() == 0 ? "" : ",").append("{\"mediaType\":\"").append(mediaType)
-          .append("\",\"digest\":\"").append(d).append("\",\"size\":").append(gz.length).append('}');
+      layers
+          .append(layers.length() == 0 ? "" : ",")
+          .append("{\"mediaType\":\"")
+          .append(mediaType)
+          .append("\",\"digest\":\"")
+          .append(d)
+          .append("\",\"size\":")
+          .append(gz.length)
+          .append('}');
     }
-    byte[] manifest = ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-        + "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" + config
-        + "\",\"size\":1},\"layers\":[" + layers + "]}").getBytes(UTF_8);
+    byte[] manifest =
+        ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+                + "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\""
+                + config
+                + "\",\"size\":1},\"layers\":["
+                + layers
+                + "]}")
+            .getBytes(UTF_8);
     String m = put(layout, manifest);
-    Files.writeString(layout.resolve("index.json"), "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":"
-        + "\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" + m + "\",\"size\":" + manifest.length
-        + ",\"annotations\":{\"org.opencontainers.image.ref.name\":\"" + tag + "\"}}]}");
+    Files.writeString(
+        layout.resolve("index.json"),
+        "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":"
+            + "\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\""
+            + m
+            + "\",\"size\":"
+            + manifest.length
+            + ",\"annotations\":{\"org.opencontainers.image.ref.name\":\""
+            + tag
+            + "\"}}]}");
     return layout;
   }
 

@@ -95,10 +95,20 @@ public final class S3Server implements AutoCloseable {
 
   /** Keys of the multipart uploads started in the bucket and neither completed nor aborted. */
   public List<String> openUploads() throws Exception {
-    try (S3AsyncClient c = S3AsyncClient.builder().endpointOverride(endpoint()).forcePathStyle(true)
-        .region(Region.US_EAST_1).credentialsProvider(credentials()).build()) {
-      return c.listMultipartUploads(r -> r.bucket(BUCKET)).get(30, TimeUnit.SECONDS).uploads().stream()
-          .map(MultipartUpload::key).toList();
+    try (S3AsyncClient c =
+        S3AsyncClient.builder()
+            .endpointOverride(endpoint())
+            .forcePathStyle(true)
+            .region(Region.US_EAST_1)
+            .credentialsProvider(credentials())
+            .build()) {
+      return c
+          .listMultipartUploads(r -> r.bucket(BUCKET))
+          .get(30, TimeUnit.SECONDS)
+          .uploads()
+          .stream()
+          .map(MultipartUpload::key)
+          .toList();
     }
   }
 

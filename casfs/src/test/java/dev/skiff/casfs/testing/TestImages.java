@@ -8,7 +8,10 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-/** The real multi-layer test image (built by make-image.sh with umoci and skopeo), built once per JVM. */
+/**
+ * The real multi-layer test image (built by make-image.sh with umoci and skopeo), built once per
+ * JVM.
+ */
 public final class TestImages {
   private static Path built;
 
@@ -22,7 +25,10 @@ public final class TestImages {
     }
   }
 
-  /** Builds the image into a directory under target/ and returns it (see make-image.sh for the layout). */
+  /**
+   * Builds the image into a directory under target/ and returns it (see make-image.sh for the
+   * layout).
+   */
   public static synchronized Path build() throws IOException, InterruptedException {
     if (built == null) {
       Path out = Path.of("target", "testimage").toAbsolutePath();
@@ -37,18 +43,21 @@ public final class TestImages {
     return run(List.of("python3", resource("tree-manifest.py").toString(), root.toString()), 300);
   }
 
-  public static String run(List<String> cmd, int timeoutSeconds) throws IOException, InterruptedException {
+  public static String run(List<String> cmd, int timeoutSeconds)
+      throws IOException, InterruptedException {
     Path log = Files.createTempFile("skiff-test-", ".out");
     Path err = Files.createTempFile("skiff-test-", ".err");
     try {
-      Process p = new ProcessBuilder(cmd).redirectOutput(log.toFile()).redirectError(err.toFile()).start();
+      Process p =
+          new ProcessBuilder(cmd).redirectOutput(log.toFile()).redirectError(err.toFile()).start();
       if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         throw new IOException("timed out: " + cmd);
       }
       String out = Files.readString(log, StandardCharsets.ISO_8859_1);
       if (p.exitValue() != 0) {
-        throw new IOException(cmd + " exited " + p.exitValue() + ":\n" + out + Files.readString(err));
+        throw new IOException(
+            cmd + " exited " + p.exitValue() + ":\n" + out + Files.readString(err));
       }
       return out;
     } finally {

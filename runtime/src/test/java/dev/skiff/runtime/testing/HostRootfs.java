@@ -23,9 +23,26 @@ public final class HostRootfs {
 
   /** The shell tools the runtime tests use. */
   public static HostRootfs tools() {
-    return new HostRootfs().binaries("/bin/sh", "/bin/dash", "/bin/cat", "/bin/echo", "/bin/sleep", "/bin/true",
-        "/bin/false", "/bin/ls", "/usr/bin/id", "/usr/bin/env", "/usr/bin/head", "/bin/pwd", "/usr/bin/seq",
-        "/bin/rm", "/usr/bin/touch", "/bin/bash", "/bin/mv", "/bin/chmod");
+    return new HostRootfs()
+        .binaries(
+            "/bin/sh",
+            "/bin/dash",
+            "/bin/cat",
+            "/bin/echo",
+            "/bin/sleep",
+            "/bin/true",
+            "/bin/false",
+            "/bin/ls",
+            "/usr/bin/id",
+            "/usr/bin/env",
+            "/usr/bin/head",
+            "/bin/pwd",
+            "/usr/bin/seq",
+            "/bin/rm",
+            "/usr/bin/touch",
+            "/bin/bash",
+            "/bin/mv",
+            "/bin/chmod");
   }
 
   public HostRootfs binaries(String... paths) {
@@ -45,7 +62,10 @@ public final class HostRootfs {
     }
     for (String b : binaries) {
       copy(Path.of(b), root);
-      Process ldd = new ProcessBuilder("ldd", Path.of(b).toRealPath().toString()).redirectErrorStream(true).start();
+      Process ldd =
+          new ProcessBuilder("ldd", Path.of(b).toRealPath().toString())
+              .redirectErrorStream(true)
+              .start();
       String out = new String(ldd.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       ldd.waitFor();
       Matcher m = LIB.matcher(out);
@@ -61,7 +81,9 @@ public final class HostRootfs {
       Files.createDirectories(dst.getParent());
       run("cp", "-a", t, dst.getParent().toString());
     }
-    Files.writeString(root.resolve("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
+    Files.writeString(
+        root.resolve("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
     Files.writeString(root.resolve("etc/group"), "root:x:0:\napp:x:1000:\n");
     return root;
   }
