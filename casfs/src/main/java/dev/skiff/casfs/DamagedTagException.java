@@ -1,5 +1,6 @@
 package dev.skiff.casfs;
 
+import dev.skiff.api.ImageRef;
 import java.io.IOException;
 
 /**

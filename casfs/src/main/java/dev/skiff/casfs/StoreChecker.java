@@ -1,5 +1,6 @@
 package dev.skiff.casfs;
 
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.index.DamagedIndexException;
 import dev.skiff.casfs.index.ImageIndex;

@@ -3,6 +3,7 @@ package dev.skiff.casfs;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.store.S3Location;
 import java.io.IOException;

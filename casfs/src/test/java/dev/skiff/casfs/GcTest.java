@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.fs.ImageFileSystem;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.fs.ImageFileSystem;

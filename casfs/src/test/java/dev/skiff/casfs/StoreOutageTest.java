@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.fuse.FuseMount;

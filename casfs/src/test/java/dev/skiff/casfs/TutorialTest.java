@@ -3,6 +3,7 @@ package dev.skiff.casfs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.image.ImportProgress;

@@ -3,7 +3,7 @@ package dev.skiff.tracer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.digest.Digest;

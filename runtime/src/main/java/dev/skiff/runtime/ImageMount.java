@@ -1,6 +1,6 @@
 package dev.skiff.runtime;
 
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.cache.DiskChunkCache;

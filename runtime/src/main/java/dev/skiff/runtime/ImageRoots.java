@@ -1,7 +1,7 @@
 package dev.skiff.runtime;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.Owner;
 import dev.skiff.casfs.digest.Digest;

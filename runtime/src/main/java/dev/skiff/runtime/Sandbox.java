@@ -1,6 +1,6 @@
 package dev.skiff.runtime;
 
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.digest.Digest;
 import java.io.IOException;
 import java.nio.file.Files;

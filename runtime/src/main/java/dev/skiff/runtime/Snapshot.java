@@ -2,7 +2,7 @@ package dev.skiff.runtime;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.store.BlobStore;
 import java.io.IOException;

@@ -2,8 +2,8 @@ package dev.skiff.tools;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageInfo;
-import dev.skiff.casfs.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.index.ImageIndex;
 import dev.skiff.casfs.pack.ChunkLocation;

@@ -1,6 +1,6 @@
 package dev.skiff.tools;
 
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.store.BlobStore;

@@ -2,7 +2,7 @@ package dev.skiff.casfs.fuse;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.testing.Environment;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.skiff.casfs.ImageRef;
+import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.testing.OciLayouts;
 import dev.skiff.casfs.testing.Tars;
