@@ -17,8 +17,10 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
@@ -50,7 +52,7 @@ final class GarbageCollector {
 
   ImageStore.GcResult run(boolean dryRun) throws IOException {
     Set<String> liveIndexes = new HashSet<>();
-    for (String name : blobs.list("indexes/")) {
+    for (String name : blobs.list(BlobNames.INDEXES)) {
       if (recent(name)) {
         liveIndexes.add(name);
       }
@@ -59,10 +61,7 @@ final class GarbageCollector {
     boolean keepAllPacks = false;
     int tags = 0;
     Set<String> livePacks = new HashSet<>();
-    Set<String> presentPacks = new HashSet<>();
-    for (String name : blobs.list("packs/")) {
-      presentPacks.add(name);
-    }
+    Set<String> presentPacks = new HashSet<>(blobs.list(BlobNames.PACKS));
     for (ImageRef ref : store.tags()) {
       Optional<TagDocument> tag;
       try {
@@ -107,14 +106,14 @@ final class GarbageCollector {
     }
     Set<String> mapped = indexesMappedByProcesses();
     int inUse = 0;
-    for (String name : blobs.list("indexes/")) {
+    for (String name : blobs.list(BlobNames.INDEXES)) {
       if (!liveIndexes.contains(name) && mapped.contains(name)) {
         liveIndexes.add(name);
         inUse++;
         Optional<Path> file = blobs.localFile(name);
         if (file.isPresent()) {
           try (ImageIndex index =
-              ImageIndex.open(file.get())) { // mapped by a mount: it was verified there
+              ImageIndex.open(file.get())) { // mapped by a mount: verified there
             livePacks.addAll(index.packs());
           } catch (DamagedIndexException e) {
             keepAllPacks = true;
@@ -125,31 +124,23 @@ final class GarbageCollector {
     Set<String> deadPacks = new TreeSet<>();
     if (!keepAllPacks) {
       for (String name : presentPacks) {
-        String pack = name.endsWith(".idx") ? name.substring(0, name.length() - 4) : name;
+        String pack = BlobNames.packOf(name);
         if (!livePacks.contains(pack) && !recent(name)) {
           deadPacks.add(pack);
         }
       }
     }
     List<String> deadIndexes = new ArrayList<>();
-    List<String> deadTraces = new ArrayList<>();
     if (!keepAllIndexes) {
-      for (String name : blobs.list("indexes/")) {
+      for (String name : blobs.list(BlobNames.INDEXES)) {
         if (!liveIndexes.contains(name)) {
           deadIndexes.add(name);
-        }
-      }
-      for (String name : blobs.list("traces/")) {
-        String[] p = name.split("/");
-        String hex = p.length == 3 ? p[2].split("\\.")[0] : "";
-        if (p.length != 3 || !liveIndexes.contains("indexes/" + p[1] + "/" + hex)) {
-          deadTraces.add(name);
         }
       }
     }
     long packBytes = 0;
     for (String pack : deadPacks) {
-      packBytes += blobs.size(pack).orElse(0L) + blobs.size(pack + ".idx").orElse(0L);
+      packBytes += blobs.size(pack).orElse(0L) + blobs.size(BlobNames.chunkListOf(pack)).orElse(0L);
     }
     long indexBytes = 0;
     for (String index : deadIndexes) {
@@ -170,32 +161,49 @@ final class GarbageCollector {
       store.catalog().removePacks(deadPacks); // first, so that nothing deduplicates against them
       for (String pack : deadPacks) {
         blobs.delete(pack);
-        blobs.delete(pack + ".idx");
+        blobs.delete(BlobNames.chunkListOf(pack));
       }
       for (String name : deadIndexes) {
         blobs.delete(name);
-        String[] p = name.split("/");
-        store.verifier().forget(Digest.parse(p[1] + ":" + p[2]));
-      }
-      for (String name : deadTraces) {
-        blobs.delete(name);
+        BlobNames.indexDigest(name).ifPresent(d -> forgetStamp(d));
       }
       scratchBytes = reapScratch(store, keepRecent);
     } else if (!gone.isEmpty()) {
       problems.add(
           gone.size()
-              + " packs the catalog named are gone (a run without --dry-run forgets their chunks)");
+              + " packs the catalog named are gone (a run without --dry-run forgets"
+              + " their chunks)");
+    }
+    Map<String, Integer> derived = new TreeMap<>();
+    if (!keepAllIndexes) {
+      for (DerivedData owner : store.derivedData()) {
+        int n = 0;
+        for (Digest d : owner.indexes(store)) {
+          if (!liveIndexes.contains(BlobNames.index(d))) {
+            n += owner.remove(store, d, dryRun);
+          }
+        }
+        derived.put(owner.kind(), n);
+      }
     }
     return new ImageStore.GcResult(
         deadPacks.size(),
         packBytes,
         deadIndexes.size(),
         indexBytes,
-        deadTraces.size(),
+        derived,
         tags,
         inUse,
         scratchBytes,
         problems);
+  }
+
+  private void forgetStamp(Digest d) {
+    try {
+      store.verifier().forget(d);
+    } catch (IOException e) {
+      LOG.debug("forgetting the stamp of {}: {}", d, e.toString());
+    }
   }
 
   private boolean recent(String blob) throws IOException {
@@ -216,7 +224,7 @@ final class GarbageCollector {
           continue; // exited, or not ours to read
         }
         for (String line : maps) {
-          int at = line.indexOf(prefix + "indexes/");
+          int at = line.indexOf(prefix + BlobNames.INDEXES);
           if (at >= 0) {
             out.add(line.substring(at + prefix.length()).strip());
           }

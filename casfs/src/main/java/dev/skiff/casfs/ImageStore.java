@@ -30,8 +30,10 @@ import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.ServiceLoader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,6 +65,7 @@ public final class ImageStore implements AutoCloseable {
   private final IndexVerifier verifier;
   private ChunkCatalog catalog;
   private Path scratch;
+  private List<DerivedData> derived;
   private boolean closed;
 
   private ImageStore(Path home, MeteredBlobStore blobs, ImageImporter.Options options) {
@@ -214,24 +217,47 @@ public final class ImageStore implements AutoCloseable {
       long packBytes,
       int indexes,
       long indexBytes,
-      int traces,
+      Map<String, Integer> derived,
       int tags,
       int inUse,
       long scratchBytes,
       List<String> problems) {
     public GcResult {
+      derived = Map.copyOf(derived);
       problems = List.copyOf(problems);
     }
   }
 
   /**
+   * Data kept for images by the modules above (traces, snapshots): those found as {@link
+   * java.util.ServiceLoader} services on the class path and those {@link #register registered}.
+   */
+  public synchronized List<DerivedData> derivedData() {
+    if (derived == null) {
+      derived = new ArrayList<>();
+      ServiceLoader.load(DerivedData.class, ImageStore.class.getClassLoader())
+          .forEach(derived::add);
+    }
+    return List.copyOf(derived);
+  }
+
+  /** Adds an owner of derived data that is not a service on the class path (tests, embedders). */
+  public synchronized void register(DerivedData owner) {
+    derivedData();
+    if (derived.stream().noneMatch(d -> d.kind().equals(owner.kind()))) {
+      derived.add(owner);
+    }
+  }
+
+  /**
    * Removes what no tag needs: packs (with their chunk lists) that no tagged index points into,
-   * indexes no tag names, traces of removed indexes, and scratch files of processes that are gone
-   * (a killed import). An index some process has mapped (a running mount of an image whose tag is
-   * gone) counts as needed, with its packs, and so does every blob written less than {@code
-   * keepRecent} ago (a pull writes its index before its tag without the writer lock). Damage does
-   * not stop it: what a damaged tag or index might need is kept, and {@link GcResult#problems} says
-   * so. Holds the writer lock throughout.
+   * indexes no tag names, what {@link #derivedData} keeps for removed images (traces, snapshots;
+   * {@link GcResult#derived} counts them), and scratch files of processes that are gone (a killed
+   * import). An index some process has mapped (a running mount of an image whose tag is gone)
+   * counts as needed, with its packs, and so does every blob written less than {@code keepRecent}
+   * ago (a pull writes its index before its tag without the writer lock). Damage does not stop it:
+   * what a damaged tag or index might need is kept, and {@link GcResult#problems} says so. Holds
+   * the writer lock throughout.
    */
   public GcResult gc(boolean dryRun, java.time.Duration keepRecent) throws IOException {
     return locked(() -> new GarbageCollector(this, keepRecent).run(dryRun));
@@ -308,13 +334,12 @@ public final class ImageStore implements AutoCloseable {
    */
   List<ImageRef> tags() throws IOException {
     List<ImageRef> out = new ArrayList<>();
-    for (String name : blobs.list("refs/")) {
-      String rest = name.substring("refs/".length());
-      int slash = rest.lastIndexOf('/');
-      try {
-        out.add(new ImageRef(rest.substring(0, slash), rest.substring(slash + 1)));
-      } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
-        LOG.warn("ignoring {}: not a tag name ({})", name, e.getMessage());
+    for (String name : blobs.list(BlobNames.REFS)) {
+      Optional<ImageRef> ref = BlobNames.refOf(name);
+      if (ref.isPresent()) {
+        out.add(ref.get());
+      } else {
+        LOG.warn("ignoring {}: not a tag name", name);
       }
     }
     return out;
@@ -408,7 +433,7 @@ public final class ImageStore implements AutoCloseable {
     try (ImageIndex index = openIndex(d)) {
       for (String pack : index.packs()) {
         blobsToSend.add(pack);
-        blobsToSend.add(pack + ".idx");
+        blobsToSend.add(BlobNames.chunkListOf(pack));
       }
     }
     blobsToSend.add(BlobNames.compressedIndex(d));

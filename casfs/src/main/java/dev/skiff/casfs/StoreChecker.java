@@ -36,10 +36,10 @@ final class StoreChecker {
   }
 
   ImageStore.FsckResult run(boolean verifyChunks) throws IOException {
-    Set<String> present = new HashSet<>(blobs.list("packs/"));
+    Set<String> present = new HashSet<>(blobs.list(BlobNames.PACKS));
     Set<String> packs = new TreeSet<>();
     for (String name : present) {
-      if (!name.endsWith(".idx")) {
+      if (!BlobNames.isChunkList(name)) {
         packs.add(name);
       }
     }
@@ -49,17 +49,18 @@ final class StoreChecker {
     Set<Digest> corrupt = new HashSet<>();
     long verified = 0;
     for (String pack : packs) {
-      if (!present.contains(pack + ".idx")) {
+      if (!present.contains(BlobNames.chunkListOf(pack))) {
         corruptChunks.add(
             pack
                 + ": its chunk list (.idx) is missing; its chunks cannot be checked or found by imports");
         continue;
       }
-      byte[] idx = blobs.readAll(pack + ".idx").orElseThrow();
+      byte[] idx = blobs.readAll(BlobNames.chunkListOf(pack)).orElseThrow();
       List<ChunkLocation> chunks;
       try {
         chunks = PackWriter.decodeIndex(pack, idx);
-        Digest named = Digest.parse(pack.substring("packs/".length()).replace('/', ':'));
+        Digest named =
+            BlobNames.packDigest(pack).orElseThrow(() -> new IOException("not a pack name"));
         if (!named.algorithm().digest(idx).equals(named)) {
           throw new IOException("its chunk list does not match the digest the pack is named by");
         }

@@ -61,7 +61,7 @@ class GcTest {
       s.importImage(image("b", base, appB).toString(), ImageRef.parse("b:1"), ImportProgress.NONE);
       List<String> packsBefore = s.blobs().list("packs/");
       assertEquals(
-          new ImageStore.GcResult(0, 0, 0, 0, 0, 2, 0, 0, List.of()),
+          new ImageStore.GcResult(0, 0, 0, 0, java.util.Map.of(), 2, 0, 0, List.of()),
           s.gc(false, Duration.ZERO)); // all tagged
 
       assertTrue(s.untag(ImageRef.parse("b:1")));

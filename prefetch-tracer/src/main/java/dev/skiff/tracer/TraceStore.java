@@ -1,11 +1,11 @@
 package dev.skiff.tracer;
 
 import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.util.Optional;
-import java.util.regex.Pattern;
 
 /**
  * Where traces live: next to the image, in the same blob store ({@code traces/ALG/INDEXHEX} or,
@@ -13,20 +13,10 @@ import java.util.regex.Pattern;
  * remote store is written back to that store, so every host's next cold start uses it.
  */
 public final class TraceStore {
-  private static final Pattern KEY = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
-
   private TraceStore() {}
 
   public static String name(Digest index, String key) {
-    if (key != null && !KEY.matcher(key).matches()) {
-      throw new IllegalArgumentException(
-          "bad trace key '" + key + "': letters, digits, '_', '.', '-' (up to 64)");
-    }
-    return "traces/"
-        + index.algorithm().label()
-        + "/"
-        + index.hex()
-        + (key == null ? "" : "." + key);
+    return BlobNames.trace(index, key);
   }
 
   public static Optional<Trace> load(BlobStore store, Digest index, String key) throws IOException {
@@ -39,10 +29,9 @@ public final class TraceStore {
    * a push of the image does. Returns how many were copied.
    */
   public static int copyAll(BlobStore from, BlobStore to, Digest index) throws IOException {
-    String base = name(index, null);
     int n = 0;
-    for (String blob : from.list("traces/" + index.algorithm().label() + "/")) {
-      if (blob.equals(base) || blob.startsWith(base + ".")) {
+    for (String blob : from.list(BlobNames.TRACES + index.algorithm().label() + "/")) {
+      if (BlobNames.isTraceOf(blob, index)) {
         Optional<byte[]> content = from.readAll(blob);
         if (content.isPresent()) { // else deleted since the listing
           to.put(blob, new ByteArrayInputStream(content.get()));

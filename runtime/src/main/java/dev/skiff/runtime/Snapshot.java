@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -152,12 +153,7 @@ public record Snapshot(
 
   /** Blob names of an image's snapshots in its bucket: {@code snapshots/ALG/HEX/NAME/...}. */
   private static String prefix(Digest d, String name) {
-    return "snapshots/"
-        + d.algorithm().label()
-        + "/"
-        + d.hex()
-        + "/"
-        + (name == null ? "" : name + "/");
+    return BlobNames.snapshots(d, name);
   }
 
   /**

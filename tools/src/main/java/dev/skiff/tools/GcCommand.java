@@ -36,14 +36,18 @@ final class GcCommand implements Callable<Integer> {
       for (String problem : r.problems()) {
         System.err.println("skiff gc: " + problem);
       }
+      StringBuilder derived = new StringBuilder();
+      r.derived()
+          .forEach(
+              (kind, n) -> derived.append(", ").append(Human.count(n)).append(' ').append(kind));
       System.out.printf(
-          "%s %s packs (%s) and %s indexes (%s), %s traces%s; kept what %d tags need%s%n",
+          "%s %s packs (%s) and %s indexes (%s)%s%s; kept what %d tags need%s%n",
           dryRun ? "would remove" : "removed",
           Human.count(r.packs()),
           Human.bytes(r.packBytes()),
           Human.count(r.indexes()),
           Human.bytes(r.indexBytes()),
-          Human.count(r.traces()),
+          derived,
           r.scratchBytes() == 0
               ? ""
               : ", " + Human.bytes(r.scratchBytes()) + " of scratch left by killed processes",

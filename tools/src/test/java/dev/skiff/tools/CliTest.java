@@ -45,6 +45,33 @@ class CliTest {
   }
 
   @Test
+  void gcRemovesTheTracesAndSnapshotsOfARemovedImage() throws Exception {
+    Path rootfs = Files.createDirectories(tmp.resolve("rootfs"));
+    Files.writeString(rootfs.resolve("f"), "x");
+    String home = tmp.resolve("home").toString();
+    Cli.run(0, "import", "-q", "--store", home, rootfs.toString(), "gone:1");
+    String hex;
+    try (dev.skiff.casfs.ImageStore s = dev.skiff.casfs.ImageStore.open(Path.of(home))) {
+      var d = s.resolve(dev.skiff.api.ImageRef.parse("gone:1")).orElseThrow();
+      hex = d.hex();
+      dev.skiff.tracer.TraceStore.save(
+          s.blobs(), d, null, new dev.skiff.tracer.Trace(d.algorithm(), 1, java.util.List.of()));
+      dev.skiff.tracer.TraceStore.save(
+          s.blobs(), d, "alt", new dev.skiff.tracer.Trace(d.algorithm(), 1, java.util.List.of()));
+    }
+    Path snapshot =
+        Files.createDirectories(tmp.resolve("home/snapshots/xxh3-128/" + hex + "/warm"));
+    Files.writeString(snapshot.resolve("snapshot.json"), "{}");
+    String out = Cli.run(0, "gc", "--store", home, "--keep-recent", "0s");
+    assertTrue(
+        out.contains("0 traces") && out.contains("0 snapshots"), "kept while tagged: " + out);
+    Cli.run(0, "rmi", "--store", home, "gone:1");
+    out = Cli.run(0, "gc", "--store", home, "--keep-recent", "0s");
+    assertTrue(out.contains("2 traces") && out.contains("1 snapshots"), out);
+    assertTrue(!Files.exists(snapshot));
+  }
+
+  @Test
   void errorsAreOneLineAndExitNonZero() throws Exception {
     String home = tmp.resolve("home").toString();
     Path bad = new Tars().file("a", "x").hardlink("b", "missing").write(tmp.resolve("bad.tar"));

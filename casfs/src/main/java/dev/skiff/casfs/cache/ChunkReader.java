@@ -5,6 +5,7 @@ import com.github.benmanes.caffeine.cache.Caffeine;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.pack.ChunkLocation;
 import dev.skiff.casfs.pack.PackWriter;
+import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.StoreUnavailableException;
 import java.io.IOException;
@@ -333,7 +334,7 @@ public final class ChunkReader {
       }
     }
     try {
-      String name = pack + ".idx";
+      String name = BlobNames.chunkListOf(pack);
       // One ranged read usually holds the whole list; only a larger one needs its size first.
       ByteBuffer first = ByteBuffer.allocate(1 << 20);
       int n = store.read(name, 0, first.capacity(), first);

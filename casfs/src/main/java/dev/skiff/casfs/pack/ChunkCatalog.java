@@ -4,6 +4,7 @@ import static java.nio.charset.StandardCharsets.UTF_8;
 
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.digest.DigestAlgorithm;
+import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -152,11 +153,11 @@ public final class ChunkCatalog implements AutoCloseable {
   /** Re-reads every pack index in {@code store}; returns the number of chunks catalogued. */
   public long rebuild(BlobStore store) throws IOException {
     long n = 0;
-    for (String name : store.list("packs/")) {
-      if (name.endsWith(".idx")) {
+    for (String name : store.list(BlobNames.PACKS)) {
+      if (BlobNames.isChunkList(name)) {
         long size = store.size(name).orElseThrow();
         ByteBuffer b = store.readFully(name, 0, Math.toIntExact(size));
-        var locs = PackWriter.decodeIndex(name.substring(0, name.length() - 4), b.array());
+        var locs = PackWriter.decodeIndex(BlobNames.packOf(name), b.array());
         addAll(locs);
         n += locs.size();
       }
