@@ -1,6 +1,7 @@
 package dev.skiff.bench;
 
 import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.store.BlobStore;
@@ -225,7 +226,7 @@ public final class SandboxBench {
    */
   private void inProcess(SandboxRuntime rt, String py) throws Exception {
     for (boolean nativeRoot : new boolean[] {true, false}) {
-      String image = nativeRoot ? rootfs().toString() : "py:1";
+      ImageSpec image = ImageSpec.parse(nativeRoot ? rootfs().toString() : "py:1");
       String v = nativeRoot ? "API: a native directory" : "API: b casfs, warm";
       measure(
           v + "|true",
@@ -239,7 +240,11 @@ public final class SandboxBench {
     measure(
         "API: d restore of a snapshot|python",
         api(
-            () -> rt.restore(rt.snapshot("py:1", "imported"), SandboxOptions.defaults(), true),
+            () ->
+                rt.restore(
+                    rt.snapshots().find(ImageSpec.parse("py:1"), "imported"),
+                    SandboxOptions.defaults(),
+                    true),
             "print('ok')\n"),
         "ok\n");
   }
@@ -260,7 +265,7 @@ public final class SandboxBench {
       Thread err = p.pipeStderrTo(java.io.OutputStream.nullOutputStream());
       StringBuilder text = new StringBuilder();
       double first = readTimed(p.stdout(), t0, text);
-      int exit = p.waitFor();
+      int exit = p.waitFor().code();
       double done = (System.nanoTime() - t0) / 1e9;
       err.join();
       return new Run(exit, first, done, text.toString(), "");

@@ -428,7 +428,7 @@ public final class ImageStore implements AutoCloseable {
    * interrupt and re-run: blobs already there whole are skipped.
    */
   public PushResult push(ImageRef ref, BlobStore remote, PushProgress progress) throws IOException {
-    Digest d = resolve(ref).orElseThrow(() -> new IOException("no image " + ref + " in " + home));
+    Digest d = resolve(ref).orElseThrow(() -> new NoSuchImageException(ref, null));
     List<String> blobsToSend = new ArrayList<>();
     try (ImageIndex index = openIndex(d)) {
       for (String pack : index.packs()) {
@@ -520,7 +520,7 @@ public final class ImageStore implements AutoCloseable {
     byte[] doc =
         remote
             .readAll(BlobNames.ref(ref.name(), ref.tag()))
-            .orElseThrow(() -> new IOException("no image " + ref + " in " + where));
+            .orElseThrow(() -> new NoSuchImageException(ref, where.url()));
     return TagDocument.parse(ref, doc).index();
   }
 
@@ -613,10 +613,7 @@ public final class ImageStore implements AutoCloseable {
 
   /** Opens the index a tag points at. */
   public ImageIndex openIndex(ImageRef ref) throws IOException {
-    Digest d =
-        resolve(ref)
-            .orElseThrow(
-                () -> new IOException("no image " + ref + " in " + home + " (see skiff images)"));
+    Digest d = resolve(ref).orElseThrow(() -> new NoSuchImageException(ref, null));
     return openIndex(d);
   }
 

@@ -70,6 +70,28 @@ final class Cgroups {
     return "/skiff/" + id;
   }
 
+  /**
+   * How many processes of sandbox {@code id} the kernel killed for its memory limit (cgroup v2's
+   * {@code memory.events oom_kill}, v1's {@code memory.oom_control}); 0 where it cannot say.
+   */
+  static long oomKills(String id) {
+    for (Path f :
+        List.of(
+            FS.resolve("skiff").resolve(id).resolve("memory.events"),
+            FS.resolve("memory").resolve("skiff").resolve(id).resolve("memory.oom_control"))) {
+      try {
+        for (String line : Files.readAllLines(f)) {
+          if (line.startsWith("oom_kill ")) {
+            return Long.parseLong(line.substring("oom_kill ".length()).trim());
+          }
+        }
+      } catch (IOException | NumberFormatException e) {
+        // not this hierarchy, or gone
+      }
+    }
+    return 0;
+  }
+
   /** Removes a sandbox's cgroups if runsc left them (only empty ones can go). */
   static void remove(String id) {
     for (String h : List.of("memory", "cpu", "cpuacct", "pids", "")) {

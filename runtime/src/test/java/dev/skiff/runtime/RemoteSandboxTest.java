@@ -4,14 +4,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.Remotes;
 import dev.skiff.casfs.store.S3Location;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.casfs.testing.S3Server;
 import dev.skiff.runtime.testing.HostRootfs;
+import dev.skiff.tracer.TraceHook;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -38,8 +41,8 @@ class RemoteSandboxTest {
         origin.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
         origin.push(ImageRef.parse("tools:1"), bucket, ImageStore.PushProgress.NONE);
       }
-      ImageMount.Remotes remotes =
-          new ImageMount.Remotes() {
+      Remotes remotes =
+          new Remotes() {
             @Override
             public S3Location location(String url) {
               return S3Location.parse(url, server.endpoint(), "us-east-1", true);
@@ -60,16 +63,16 @@ class RemoteSandboxTest {
                     store,
                     SandboxRuntime.Config.defaults()
                         .withRemotes(remotes)
-                        .withMount(ImageMount.Options.defaults().withRecord(record)));
+                        .withTrace(TraceHook.Options.defaults().withRecord(record)));
             Sandbox sb =
                 rt.run(
-                    image,
+                    ImageSpec.parse(image),
                     SandboxOptions.defaults(),
                     List.of("/bin/sh", "-c", "echo from the bucket"),
                     false)) {
           ByteArrayOutputStream out = new ByteArrayOutputStream();
           Thread[] t = sb.main().orElseThrow().pipeTo(out, new ByteArrayOutputStream());
-          assertEquals(0, sb.main().orElseThrow().waitFor());
+          assertEquals(0, sb.main().orElseThrow().waitFor().code());
           for (Thread th : t) {
             th.join();
           }
@@ -93,7 +96,7 @@ class RemoteSandboxTest {
               SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes));
           Sandbox sb =
               rt.run(
-                  image,
+                  ImageSpec.parse(image),
                   SandboxOptions.defaults(),
                   List.of(
                       "/bin/sh",
@@ -120,16 +123,20 @@ class RemoteSandboxTest {
           SandboxRuntime rt =
               SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
         assertEquals(
-            List.of("ready"), rt.snapshots("tools:1").stream().map(Snapshot::name).toList());
+            List.of("ready"),
+            rt.snapshots().list(ImageSpec.parse("tools:1")).stream().map(Snapshot::name).toList());
         try (Sandbox sb =
-            rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
+            rt.restore(
+                rt.snapshots().find(ImageSpec.parse("tools:1"), "ready"),
+                SandboxOptions.defaults(),
+                true)) {
           SandboxProcess p = sb.main().orElseThrow();
           try (var in = p.stdin()) {
             in.write("restored on host-b\n".getBytes(StandardCharsets.UTF_8));
           }
           ByteArrayOutputStream out = new ByteArrayOutputStream();
           Thread[] t = p.pipeTo(out, new ByteArrayOutputStream());
-          assertEquals(0, p.waitFor());
+          assertEquals(0, p.waitFor().code());
           for (Thread th : t) {
             th.join();
           }
@@ -137,7 +144,7 @@ class RemoteSandboxTest {
               "restored on host-b on a sandbox from host-a\n",
               out.toString(StandardCharsets.UTF_8));
         }
-        rt.delete(rt.snapshot("tools:1", "ready"));
+        rt.snapshots().remove(ImageSpec.parse("tools:1"), "ready");
       }
       try (BlobStore bucket =
           server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {

@@ -5,7 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.image.ImportProgress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -30,11 +33,7 @@ class SandboxRuntimeWithoutRootTest {
         Files.writeString(
             tmp.resolve("runsc"), "#!/bin/sh\necho 'runsc version release-20240807.0'\n");
     Files.setPosixFilePermissions(runsc, PosixFilePermissions.fromString("rwxr-xr-x"));
-    config =
-        SandboxRuntime.Config.defaults()
-            .withRunsc(runsc)
-            .withPlatform("ptrace")
-            .withNotices(n -> {});
+    config = SandboxRuntime.Config.defaults().withRunsc(runsc).withPlatform("ptrace");
   }
 
   @Test
@@ -44,7 +43,7 @@ class SandboxRuntimeWithoutRootTest {
       SandboxRuntime.RootRequiredException e =
           assertThrows(
               SandboxRuntime.RootRequiredException.class,
-              () -> SandboxRuntime.open(store, config, () -> 1000));
+              () -> GvisorRuntime.open(store, config, () -> 1000));
       String m = e.getMessage();
       assertTrue(m.contains("need root") && m.contains("uid 1000") && m.contains("sudo"), m);
       assertFalse(
@@ -57,24 +56,31 @@ class SandboxRuntimeWithoutRootTest {
   @Test
   void withRootItOpens() throws Exception {
     try (ImageStore store = ImageStore.open(tmp.resolve("home"));
-        SandboxRuntime rt = SandboxRuntime.open(store, config, () -> 0)) {
-      assertEquals(List.of(), rt.list());
+        SandboxRuntime rt = GvisorRuntime.open(store, config, () -> 0)) {
+      assertEquals(List.of(), rt.sandboxes().list());
+      assertEquals(new SandboxRuntime.Stats(0, 0), rt.stats());
     }
   }
 
   @Test
-  void aBookkeepingRuntimeOpensWithoutRootButStartsNothing() throws Exception {
-    try (ImageStore store = ImageStore.open(tmp.resolve("home"));
-        SandboxRuntime rt = SandboxRuntime.open(store, config.forBookkeeping(), () -> 1000)) {
-      assertEquals(List.of(), rt.list());
-      assertEquals(List.of(), rt.reap());
-      assertFalse(rt.kill("sb-000000000000"));
+  void theSandboxRegistryAndTheSnapshotStoreNeedNeitherRootNorRunsc() throws Exception {
+    Path home = tmp.resolve("home");
+    try (ImageStore store = ImageStore.open(home)) {
+      Path rootfs = Files.createDirectories(tmp.resolve("rootfs"));
+      Files.writeString(rootfs.resolve("f"), "x");
+      store.importImage(rootfs.toString(), ImageRef.parse("any:1"), ImportProgress.NONE);
+      SandboxRegistry sandboxes = SandboxRegistry.open(home, tmp.resolve("no-runsc-here"));
+      assertEquals(List.of(), sandboxes.list());
+      assertEquals(List.of(), sandboxes.reap());
+      assertFalse(sandboxes.kill("sb-000000000000"));
+      SnapshotStore snapshots = new SnapshotStore(store, null);
+      assertEquals(List.of(), snapshots.list(ImageSpec.parse("any:1")));
+      assertFalse(snapshots.remove(ImageSpec.parse("any:1"), "none"));
       assertThrows(
-          SandboxRuntime.RootRequiredException.class,
-          () -> rt.run("any:1", SandboxOptions.defaults(), List.of("/bin/true"), false));
+          NoSuchSnapshotException.class, () -> snapshots.find(ImageSpec.parse("any:1"), "none"));
       assertThrows(
-          SandboxRuntime.RootRequiredException.class,
-          () -> rt.create("any:1", SandboxOptions.defaults()));
+          dev.skiff.casfs.NoSuchImageException.class,
+          () -> snapshots.list(ImageSpec.parse("missing:1")));
     }
   }
 }

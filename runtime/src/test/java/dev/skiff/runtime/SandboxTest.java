@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.fuse.MountTable;
 import dev.skiff.casfs.image.ImportProgress;
@@ -39,8 +40,8 @@ class SandboxTest {
   @TempDir static Path tmp;
 
   ImageStore store;
-  SandboxRuntime rt;
-  final List<String> notices = Collections.synchronizedList(new ArrayList<>());
+  GvisorRuntime rt;
+  final List<RuntimeEvent> events = Collections.synchronizedList(new ArrayList<>());
 
   @BeforeAll
   void setUp() throws Exception {
@@ -49,8 +50,10 @@ class SandboxTest {
     Path rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
     store.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
     rt =
-        SandboxRuntime.open(
-            store, SandboxRuntime.Config.defaults().withRunsc(runsc()).withNotices(notices::add));
+        GvisorRuntime.open(
+            store,
+            SandboxRuntime.Config.defaults().withRunsc(runsc()).withListener(events::add),
+            () -> 0);
   }
 
   /** The runsc under test; null for the one on the PATH. */
@@ -77,7 +80,7 @@ class SandboxTest {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     Thread[] pumps = p.pipeTo(out, err);
-    int exit = p.waitFor();
+    int exit = p.waitFor().code();
     for (Thread t : pumps) {
       t.join();
     }
@@ -86,7 +89,7 @@ class SandboxTest {
   }
 
   private Done run(SandboxOptions o, String... cmd) throws Exception {
-    try (Sandbox sb = rt.run("tools:1", o, List.of(cmd), false)) {
+    try (Sandbox sb = rt.run(ImageSpec.parse("tools:1"), o, List.of(cmd), false)) {
       return finish(sb.main().orElseThrow());
     }
   }
@@ -233,7 +236,7 @@ class SandboxTest {
             IllegalArgumentException.class,
             () ->
                 rt.run(
-                    "tools:1",
+                    ImageSpec.parse("tools:1"),
                     SandboxOptions.builder().user("nobody").build(),
                     List.of("/bin/true"),
                     false));
@@ -311,7 +314,7 @@ class SandboxTest {
     Done d;
     try (Sandbox sb =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             o,
             List.of(
                 "/bin/sh", "-c", attempts(writes) + "; echo written > /out/w; cat /data/f /one"),
@@ -362,7 +365,7 @@ class SandboxTest {
     Path init = rt.initBinary();
     HostFile before = HostFile.of(init);
     List<String> writes = writesTo(InitBinary.PATH_IN_SANDBOX, null);
-    try (Sandbox sb = rt.create("tools:1", SandboxOptions.defaults())) {
+    try (Sandbox sb = rt.create(ImageSpec.parse("tools:1"), SandboxOptions.defaults())) {
       assertReadOnlyOnTheHost(sb);
       Done d = finish(sb.exec(List.of("/bin/sh", "-c", attempts(writes)), Sandbox.Exec.defaults()));
       assertAllFailed(writes, d.out());
@@ -381,7 +384,7 @@ class SandboxTest {
         SandboxOptions.builder().volume(new SandboxOptions.Volume(dir, "/data", true)).build();
     try (Sandbox sb =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             o,
             List.of(
                 "/bin/sh",
@@ -399,7 +402,10 @@ class SandboxTest {
     try {
       for (int i = 0; i < 2; i++) {
         try (Sandbox sb =
-            rt.restore(rt.snapshot("tools:1", "ro-volume"), SandboxOptions.defaults(), true)) {
+            rt.restore(
+                rt.snapshots().find(ImageSpec.parse("tools:1"), "ro-volume"),
+                SandboxOptions.defaults(),
+                true)) {
           SandboxProcess p = sb.main().orElseThrow();
           try (var in = p.stdin()) {
             in.write("go\n".getBytes(StandardCharsets.UTF_8));
@@ -413,7 +419,7 @@ class SandboxTest {
         assertEquals(List.of("f"), listing(dir));
       }
     } finally {
-      rt.delete(rt.snapshot("tools:1", "ro-volume"));
+      rt.snapshots().remove(ImageSpec.parse("tools:1"), "ro-volume");
     }
     assertEquals(List.of(), mountsUnder(sandboxesDir()));
   }
@@ -439,8 +445,11 @@ class SandboxTest {
     try {
       sh("mount", "--bind", vol.toString(), target.toString());
       sh("mount", "-o", "remount,bind,ro", target.toString());
-      List<String> notes = rt.reap();
-      assertTrue(notes.stream().anyMatch(n -> n.contains(id)), notes.toString());
+      List<RuntimeEvent> cleaned = rt.sandboxes().reap();
+      assertTrue(
+          cleaned.stream()
+              .anyMatch(e -> e instanceof RuntimeEvent.OrphanCleaned o && o.id().equals(id)),
+          cleaned.toString());
       assertEquals(List.of(), mountsUnder(dir));
       assertFalse(Files.exists(dir));
       before.assertUnchanged(f);
@@ -489,7 +498,7 @@ class SandboxTest {
                 IllegalArgumentException.class,
                 () ->
                     rt.run(
-                        where,
+                        ImageSpec.parse(where),
                         SandboxOptions.builder().user("intruder").build(),
                         List.of("/bin/true"),
                         false));
@@ -499,7 +508,7 @@ class SandboxTest {
                 IllegalArgumentException.class,
                 () ->
                     rt.run(
-                        where,
+                        ImageSpec.parse(where),
                         SandboxOptions.builder().user("0:intruders").build(),
                         List.of("/bin/true"),
                         false));
@@ -514,7 +523,7 @@ class SandboxTest {
     store.importImage(root.toString(), ImageRef.parse("escape:inside"), ImportProgress.NONE);
     try (Sandbox sb =
         rt.run(
-            "escape:inside",
+            ImageSpec.parse("escape:inside"),
             SandboxOptions.builder().user("app").build(),
             List.of("/bin/sh", "-c", "id -u"),
             false)) {
@@ -532,7 +541,7 @@ class SandboxTest {
     Path vol = Files.createDirectories(tmp.resolve("vol-dir"));
     try (Sandbox sb =
         rt.run(
-            rootfs.toString(),
+            ImageSpec.parse(rootfs.toString()),
             SandboxOptions.builder().volume(new SandboxOptions.Volume(vol, "/data", false)).build(),
             List.of("/bin/sh", "-c", "echo hi > /data/x; echo written > /etc/new; cat /etc/new"),
             false)) {
@@ -572,7 +581,8 @@ class SandboxTest {
 
   @Test
   void stdinReachesTheProcessWhenAskedFor() throws Exception {
-    try (Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/cat"), true)) {
+    try (Sandbox sb =
+        rt.run(ImageSpec.parse("tools:1"), SandboxOptions.defaults(), List.of("/bin/cat"), true)) {
       SandboxProcess p = sb.main().orElseThrow();
       try (var in = p.stdin()) {
         in.write("line one\nline two\n".getBytes(StandardCharsets.UTF_8));
@@ -588,11 +598,11 @@ class SandboxTest {
     long t0 = System.nanoTime();
     try (Sandbox sb =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             SandboxOptions.builder().timeout(Duration.ofMillis(1500)).build(),
             List.of("/bin/sleep", "60"),
             false)) {
-      int exit = sb.main().orElseThrow().waitFor();
+      int exit = sb.main().orElseThrow().waitFor().code();
       assertTrue(sb.timedOut());
       assertEquals(128 + 9, exit);
     }
@@ -601,28 +611,36 @@ class SandboxTest {
 
   @Test
   void closingLeavesNoSandboxOrStateBehindAndTheMountStaysWarm() throws Exception {
-    Sandbox sb = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/sleep", "60"), false);
+    Sandbox sb =
+        rt.run(
+            ImageSpec.parse("tools:1"),
+            SandboxOptions.defaults(),
+            List.of("/bin/sleep", "60"),
+            false);
     Path dir = sandboxesDir().resolve(sb.id());
     assertTrue(Files.isDirectory(dir));
     assertTrue(MountTable.fuseMountAt(sb.rootfs()) != null);
-    assertEquals(1, rt.list().stream().filter(i -> i.record().id().equals(sb.id())).count());
+    assertEquals(
+        1, rt.sandboxes().list().stream().filter(i -> i.record().id().equals(sb.id())).count());
     sb.close();
     assertFalse(Files.exists(dir));
-    assertTrue(rt.list().stream().noneMatch(i -> i.record().id().equals(sb.id())));
+    assertTrue(rt.sandboxes().list().stream().noneMatch(i -> i.record().id().equals(sb.id())));
     Runsc.Result state = Runsc.run(rt.runsc().plain("state", sb.id()), Duration.ofSeconds(10));
     assertTrue(state.exit() != 0, state.output());
     // The image stays mounted for the runtime's next sandbox, which runs on the same mount.
     assertTrue(MountTable.fuseMountAt(sb.rootfs()) != null);
-    try (Sandbox next = rt.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
+    try (Sandbox next =
+        rt.run(
+            ImageSpec.parse("tools:1"), SandboxOptions.defaults(), List.of("/bin/true"), false)) {
       assertEquals(sb.rootfs(), next.rootfs());
-      assertEquals(0, next.main().orElseThrow().waitFor());
+      assertEquals(0, next.main().orElseThrow().waitFor().code());
     }
     // With volumes there is more to undo: the overlay root and a read-only bind per read-only
     // volume.
     Path ro = Files.createDirectories(tmp.resolve("vol-closing"));
     Sandbox withVolume =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             SandboxOptions.builder().volume(new SandboxOptions.Volume(ro, "/in", true)).build(),
             List.of("/bin/sleep", "60"),
             false);
@@ -644,14 +662,23 @@ class SandboxTest {
         SandboxRuntime own =
             SandboxRuntime.open(
                 store, SandboxRuntime.Config.defaults().withRunsc(runsc()).withSharedMounts(true));
-        Sandbox sb = own.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
+        Sandbox sb =
+            own.run(
+                ImageSpec.parse("tools:1"),
+                SandboxOptions.defaults(),
+                List.of("/bin/true"),
+                false)) {
       root = sb.rootfs();
-      assertEquals(0, sb.main().orElseThrow().waitFor());
+      assertEquals(0, sb.main().orElseThrow().waitFor().code());
       // A second runtime of the same home (another process, say) finds the mount and runs on it.
       try (SandboxRuntime other =
               SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRunsc(runsc()));
           Sandbox sb2 =
-              other.run("tools:1", SandboxOptions.defaults(), List.of("/bin/true"), false)) {
+              other.run(
+                  ImageSpec.parse("tools:1"),
+                  SandboxOptions.defaults(),
+                  List.of("/bin/true"),
+                  false)) {
         assertEquals(root, sb2.rootfs());
       }
       assertTrue(MountTable.fuseMountAt(root) != null);
@@ -663,7 +690,8 @@ class SandboxTest {
   @Test
   void aWarmSandboxRunsOneExecAfterAnother() throws Exception {
     try (Sandbox sb =
-        rt.create("tools:1", SandboxOptions.builder().env("FROM_OPTIONS=1").build())) {
+        rt.create(
+            ImageSpec.parse("tools:1"), SandboxOptions.builder().env("FROM_OPTIONS=1").build())) {
       assertEquals(
           new Done(0, "first\n", ""),
           finish(
@@ -697,7 +725,7 @@ class SandboxTest {
     Snapshot snap;
     try (Sandbox sb =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             SandboxOptions.defaults(),
             List.of(
                 "/bin/sh",
@@ -712,10 +740,15 @@ class SandboxTest {
       snap = sb.checkpoint("ready");
     }
     assertTrue(snap.bytes() > 0);
-    assertEquals(List.of("ready"), rt.snapshots("tools:1").stream().map(Snapshot::name).toList());
+    assertEquals(
+        List.of("ready"),
+        rt.snapshots().list(ImageSpec.parse("tools:1")).stream().map(Snapshot::name).toList());
     for (String input : List.of("one", "two", "three")) {
       try (Sandbox sb =
-          rt.restore(rt.snapshot("tools:1", "ready"), SandboxOptions.defaults(), true)) {
+          rt.restore(
+              rt.snapshots().find(ImageSpec.parse("tools:1"), "ready"),
+              SandboxOptions.defaults(),
+              true)) {
         SandboxProcess p = sb.main().orElseThrow();
         try (var in = p.stdin()) {
           in.write((input + "\n").getBytes(StandardCharsets.UTF_8));
@@ -723,10 +756,12 @@ class SandboxTest {
         assertEquals(new Done(0, "got " + input + " after computed-3\n", ""), finish(p));
       }
     }
-    IOException e = assertThrows(IOException.class, () -> rt.snapshot("tools:1", "nope"));
+    IOException e =
+        assertThrows(
+            IOException.class, () -> rt.snapshots().find(ImageSpec.parse("tools:1"), "nope"));
     assertTrue(e.getMessage().contains("no snapshot 'nope'"), e.getMessage());
-    rt.delete(rt.snapshot("tools:1", "ready"));
-    assertTrue(rt.snapshots("tools:1").isEmpty());
+    rt.snapshots().remove(ImageSpec.parse("tools:1"), "ready");
+    assertTrue(rt.snapshots().list(ImageSpec.parse("tools:1")).isEmpty());
   }
 
   @Test
@@ -736,7 +771,7 @@ class SandboxTest {
         SandboxOptions.builder().volume(new SandboxOptions.Volume(vol, "/data", false)).build();
     try (Sandbox sb =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             o,
             List.of(
                 "/bin/sh",
@@ -752,7 +787,10 @@ class SandboxTest {
     }
     // Restored with default options: the snapshot's own binds come back.
     try (Sandbox sb =
-        rt.restore(rt.snapshot("tools:1", "with-volume"), SandboxOptions.defaults(), true)) {
+        rt.restore(
+            rt.snapshots().find(ImageSpec.parse("tools:1"), "with-volume"),
+            SandboxOptions.defaults(),
+            true)) {
       SandboxProcess p = sb.main().orElseThrow();
       try (var in = p.stdin()) {
         in.write("restored\n".getBytes(StandardCharsets.UTF_8));
@@ -760,26 +798,26 @@ class SandboxTest {
       assertEquals(new Done(0, "restored\n", ""), finish(p));
     }
     assertEquals("restored\n", Files.readString(vol.resolve("out")));
-    rt.delete(rt.snapshot("tools:1", "with-volume"));
+    rt.snapshots().remove(ImageSpec.parse("tools:1"), "with-volume");
     // gVisor cannot checkpoint a sandbox on the host's network; the error says so.
     try (Sandbox sb =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             SandboxOptions.builder().network(true).build(),
             List.of("/bin/sleep", "30"),
             false)) {
       IOException e = assertThrows(IOException.class, () -> sb.checkpoint("networked"));
       assertTrue(e.getMessage().contains("hostinet"), e.getMessage());
     }
-    assertTrue(rt.snapshots("tools:1").isEmpty());
+    assertTrue(rt.snapshots().list(ImageSpec.parse("tools:1")).isEmpty());
   }
 
   @Test
   void limitsAreAppliedThroughCgroupsOrReportedAsNotEnforced() throws Exception {
-    notices.clear();
+    events.clear();
     try (Sandbox sb =
         rt.run(
-            "tools:1",
+            ImageSpec.parse("tools:1"),
             SandboxOptions.builder().memory(256L << 20).cpus(0.5).build(),
             List.of("/bin/sleep", "30"),
             false)) {
@@ -794,8 +832,11 @@ class SandboxTest {
         assertEquals(Long.toString(256L << 20), got.strip());
       } else {
         assertTrue(
-            notices.stream().anyMatch(n -> n.contains("--memory is not enforced")),
-            notices.toString());
+            events.stream()
+                .anyMatch(
+                    e ->
+                        e instanceof RuntimeEvent.LimitNotEnforced l && l.limit().equals("memory")),
+            events.toString());
       }
     }
   }
@@ -806,12 +847,17 @@ class SandboxTest {
     IOException e =
         assertThrows(
             IOException.class,
-            () -> rt.run("nope:1", SandboxOptions.defaults(), List.of("/bin/true"), false));
+            () ->
+                rt.run(
+                    ImageSpec.parse("nope:1"),
+                    SandboxOptions.defaults(),
+                    List.of("/bin/true"),
+                    false));
     assertTrue(e.getMessage().contains("no image nope:1"), e.getMessage());
     IllegalArgumentException noCmd =
         assertThrows(
             IllegalArgumentException.class,
-            () -> rt.run("tools:1", SandboxOptions.defaults(), List.of(), false));
+            () -> rt.run(ImageSpec.parse("tools:1"), SandboxOptions.defaults(), List.of(), false));
     assertTrue(noCmd.getMessage().contains("no command"), noCmd.getMessage());
     assertEquals(127, run(SandboxOptions.defaults(), "/bin/sh", "-c", "/no/such/thing").exit());
     assertEquals(before, Files.list(sandboxesDir()).count());

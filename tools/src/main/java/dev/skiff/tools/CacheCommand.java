@@ -129,7 +129,8 @@ final class CacheCommand implements Runnable {
     public Integer call() throws Exception {
       try (ImageStore s = ImageStore.open(store.home())) {
         long before = new DiskChunkCache(s.chunkCacheDir(), Long.MAX_VALUE).bytes();
-        DiskChunkCache disk = new DiskChunkCache(s.chunkCacheDir(), Human.parseBytes(max));
+        DiskChunkCache disk =
+            new DiskChunkCache(s.chunkCacheDir(), dev.skiff.api.Resources.parseBytes(max));
         System.out.printf(
             Locale.ROOT,
             "disk cache: %s -> %s (%s chunks evicted)%n",

@@ -27,26 +27,4 @@ final class Human {
   static String count(long n) {
     return String.format(Locale.ROOT, "%,d", n);
   }
-
-  /** Parses sizes such as 512M, 20G, 1048576. */
-  static long parseBytes(String s) {
-    String t = s.trim().toUpperCase(Locale.ROOT).replace("IB", "").replace("B", "");
-    long mult = 1;
-    char last = t.isEmpty() ? '0' : t.charAt(t.length() - 1);
-    switch (last) {
-      case 'K' -> mult = 1L << 10;
-      case 'M' -> mult = 1L << 20;
-      case 'G' -> mult = 1L << 30;
-      case 'T' -> mult = 1L << 40;
-      default -> {}
-    }
-    if (mult != 1) {
-      t = t.substring(0, t.length() - 1);
-    }
-    try {
-      return (long) (Double.parseDouble(t) * mult);
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("not a size: '" + s + "' (examples: 512M, 20G)");
-    }
-  }
 }

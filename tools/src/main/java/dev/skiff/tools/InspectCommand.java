@@ -3,8 +3,10 @@ package dev.skiff.tools;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageInfo;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.NoSuchImageException;
 import dev.skiff.casfs.index.ImageIndex;
 import dev.skiff.casfs.pack.ChunkLocation;
 import dev.skiff.casfs.pack.Codec;
@@ -25,7 +27,12 @@ final class InspectCommand implements Callable<Integer> {
 
   @Mixin SkiffCli.StoreOptions store;
 
-  @Parameters(index = "0", paramLabel = "NAME[:TAG]")
+  @Mixin RemoteOptions remote;
+
+  @Parameters(
+      index = "0",
+      paramLabel = "IMAGE",
+      description = "NAME[:TAG], or s3://BUCKET[/PREFIX]/NAME[:TAG] (its index is pulled first)")
   String ref;
 
   @Option(names = "--config", description = "print the raw image config JSON and nothing else")
@@ -33,12 +40,9 @@ final class InspectCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    ImageRef r = ImageRef.parse(ref);
     try (ImageStore s = ImageStore.open(store.home())) {
-      ImageInfo info =
-          s.info(r)
-              .orElseThrow(
-                  () -> new IllegalArgumentException("no image " + r + " (see skiff images)"));
+      ImageRef r = Images.local(s, ImageSpec.parse(ref), remote);
+      ImageInfo info = s.info(r).orElseThrow(() -> new NoSuchImageException(r, null));
       try (ImageIndex index = s.openIndex(info.index())) {
         String config = index.meta("config");
         if (rawConfig) {

@@ -1,7 +1,7 @@
 package dev.skiff.tools;
 
 import dev.skiff.casfs.ImageStore;
-import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.runtime.SandboxRegistry;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -29,10 +29,11 @@ final class KillCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     int missing = 0;
-    try (ImageStore s = ImageStore.open(store.home());
-        SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, runsc)) {
+    try (ImageStore s = ImageStore.open(store.home())) {
+      SandboxRegistry sandboxes = SandboxRegistry.open(s.home(), runsc);
+      sandboxes.reap().forEach(Events.toStderr()::event);
       for (String id : ids) {
-        if (rt.kill(id)) {
+        if (sandboxes.kill(id)) {
           System.out.println("killed " + id);
         } else {
           System.err.println("skiff kill: no sandbox " + id + " (see skiff ps)");

@@ -1,9 +1,12 @@
 package dev.skiff.tools;
 
+import dev.skiff.api.ImageSpec;
+import dev.skiff.api.Resources;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.cache.ChunkReader;
-import dev.skiff.runtime.ImageMount;
-import dev.skiff.runtime.ImageRoots;
+import dev.skiff.casfs.mount.ImageMount;
+import dev.skiff.casfs.mount.MountRegistry;
+import dev.skiff.tracer.TraceHook;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -98,47 +101,22 @@ final class MountCommand implements Callable<Integer> {
   @Option(names = "--debug-fuse", description = "print every FUSE request (libfuse -d)")
   boolean debug;
 
-  /** The mount options of this command line (shared with {@code skiff run}). */
-  static ImageMount.Options options(
-      int threads,
-      String memoryCache,
-      Path diskCache,
-      String diskCacheSize,
-      String window,
-      int fetchThreads,
-      boolean prefetch,
-      boolean record,
-      String traceKey,
-      boolean debug) {
-    return new ImageMount.Options(
-        threads,
-        Human.parseBytes(memoryCache),
-        diskCache,
-        Human.parseBytes(diskCacheSize),
-        window == null ? null : Human.parseBytes(window),
-        fetchThreads,
-        prefetch,
-        record,
-        traceKey,
-        debug);
-  }
-
   @Override
   public Integer call() throws Exception {
     ImageMount.Options o =
-        options(
+        new ImageMount.Options(
             threads,
-            memoryCache,
+            Resources.parseBytes(memoryCache),
             diskCache,
-            diskCacheSize,
-            window,
+            Resources.parseBytes(diskCacheSize),
+            window == null ? null : Resources.parseBytes(window),
             fetchThreads,
-            !noPrefetch,
-            record,
-            traceKey,
             debug);
+    TraceHook trace =
+        new TraceHook(new TraceHook.Options(!noPrefetch, record, traceKey, fetchThreads));
+    ImageSpec spec = ImageSpec.parse(ref);
     try (ImageStore s = ImageStore.open(store.home());
-        ImageMount m = ImageMount.mount(s, ref, remote, mountpoint, o)) {
+        ImageMount m = ImageMount.mount(s, spec, remote, mountpoint, o, trace)) {
       CountDownLatch summarised = new CountDownLatch(1);
       Thread hook =
           new Thread(
@@ -146,8 +124,7 @@ final class MountCommand implements Callable<Integer> {
                 try {
                   m.unmount();
                   // Ctrl-C: let the main thread save the recording and print its summary before
-                  // exit.
-                  // (Not a join: the main thread ends in System.exit, which blocks during
+                  // exit. (Not a join: the main thread ends in System.exit, which blocks during
                   // shutdown.)
                   summarised.await(30, TimeUnit.SECONDS);
                 } catch (Exception e) {
@@ -158,7 +135,7 @@ final class MountCommand implements Callable<Integer> {
               "skiff-unmount");
       Runtime.getRuntime().addShutdownHook(hook);
       if (!record) { // skiff run of this image on this home runs on this mount while it lasts
-        ImageRoots.register(s.home(), m);
+        MountRegistry.register(s.home(), m);
       }
       System.out.printf(
           Locale.ROOT,
@@ -167,13 +144,15 @@ final class MountCommand implements Callable<Integer> {
           m.mountpoint(),
           Human.count(m.index().inodeCount()),
           m.remote().map(w -> ", chunks from " + w.url()).orElse(""),
-          m.trace()
+          trace
+              .trace()
               .map(t -> ", prefetching " + Human.count(t.entries().size()) + " traced chunks")
               .orElse(""),
           record ? ", recording" : "",
           m.mountpoint());
       System.out.flush();
-      m.replay()
+      trace
+          .replay()
           .ifPresent(
               replay ->
                   Thread.ofPlatform()
@@ -187,7 +166,7 @@ final class MountCommand implements Callable<Integer> {
                                   Locale.ROOT,
                                   "prefetched %s traced chunks in %.0f ms (%s not in this image)%n",
                                   Human.count(replay.fetched()),
-                                  (System.nanoTime() - m.replayStartNanos()) / 1e6,
+                                  (System.nanoTime() - trace.replayStartNanos()) / 1e6,
                                   Human.count(replay.skipped()));
                               System.out.flush();
                             } catch (InterruptedException e) {
@@ -195,14 +174,15 @@ final class MountCommand implements Callable<Integer> {
                             }
                           }));
       m.awaitUnmounted();
-      ImageRoots.unregister(s.home(), m);
+      MountRegistry.unregister(s.home(), m);
       try {
         Runtime.getRuntime().removeShutdownHook(hook);
       } catch (IllegalStateException shuttingDown) {
         // the hook is running or ran: it unmounted
       }
-      m.replay().ifPresent(r -> r.close());
-      m.saveRecording()
+      m.close(); // stops the replay, saves the recording
+      trace
+          .recorded()
           .ifPresent(
               rec ->
                   System.out.printf(

@@ -2,7 +2,7 @@ package dev.skiff.tools;
 
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.runtime.SandboxRecord;
-import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.runtime.SandboxRegistry;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -24,12 +24,13 @@ final class PsCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    try (ImageStore s = ImageStore.open(store.home());
-        SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, runsc)) {
+    try (ImageStore s = ImageStore.open(store.home())) {
+      SandboxRegistry sandboxes = SandboxRegistry.open(s.home(), runsc);
+      sandboxes.reap().forEach(Events.toStderr()::event);
       System.out.printf(
           "%-15s %-20s %-8s %-7s %-8s %-24s %s%n",
           "ID", "IMAGE", "KIND", "STATUS", "OWNER", "CREATED", "COMMAND");
-      for (SandboxRuntime.Info i : rt.list()) {
+      for (SandboxRegistry.Info i : sandboxes.list()) {
         SandboxRecord r = i.record();
         System.out.printf(
             "%-15s %-20s %-8s %-7s %-8d %-24s %s%n",

@@ -1,11 +1,11 @@
 package dev.skiff.tools;
 
 import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.S3Location;
-import dev.skiff.runtime.ImageMount;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -28,9 +28,11 @@ final class PullCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    String[] parts = ImageMount.splitImageUrl(url);
-    S3Location where = remote.location(parts[0]);
-    ImageRef r = ImageRef.parse(parts[1]);
+    if (!(ImageSpec.parse(url) instanceof ImageSpec.InBucket spec)) {
+      throw new IllegalArgumentException("want s3://BUCKET[/PREFIX]/NAME[:TAG], got '" + url + "'");
+    }
+    S3Location where = remote.location(spec.bucketUrl());
+    ImageRef r = spec.ref();
     try (ImageStore s = ImageStore.open(store.home());
         BlobStore src = remote.open(where, s.scratch())) {
       Digest d = s.pull(src, where, r);

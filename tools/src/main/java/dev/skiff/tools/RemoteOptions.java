@@ -2,8 +2,8 @@ package dev.skiff.tools;
 
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.Remotes;
 import dev.skiff.casfs.store.S3Location;
-import dev.skiff.runtime.ImageMount;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
  * How to reach an S3-compatible service. Credentials always come from the usual AWS places
  * (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, AWS_PROFILE).
  */
-final class RemoteOptions implements ImageMount.Remotes {
+final class RemoteOptions implements Remotes {
   @Option(
       names = "--endpoint",
       paramLabel = "URL",

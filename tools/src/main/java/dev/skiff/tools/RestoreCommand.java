@@ -1,7 +1,9 @@
 package dev.skiff.tools;
 
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.runtime.Snapshot;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -38,8 +40,8 @@ final class RestoreCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = sandbox.open(s, remote, false)) {
-      return RunCommand.runToExit(
-          rt, rt.restore(rt.snapshot(image, name), sandbox.options(), stdin), stdin);
+      Snapshot snap = rt.snapshots().find(ImageSpec.parse(image), name);
+      return RunCommand.runToExit(rt, rt.restore(snap, sandbox.options(), stdin), stdin);
     }
   }
 }

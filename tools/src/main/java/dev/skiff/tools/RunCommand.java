@@ -1,6 +1,8 @@
 package dev.skiff.tools;
 
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.runtime.ExitStatus;
 import dev.skiff.runtime.Sandbox;
 import dev.skiff.runtime.SandboxProcess;
 import dev.skiff.runtime.SandboxRuntime;
@@ -22,7 +24,8 @@ import picocli.CommandLine.Parameters;
       "Run a command in a gVisor sandbox on a lazy mount of an image.",
       "stdout and stderr are streamed; the exit code is the command's (128+N when killed by signal N, 124 on"
           + " --timeout).",
-      "IMAGE is NAME[:TAG] or s3://BUCKET[/PREFIX]/NAME[:TAG]. Without a command, the image's own runs.",
+      "IMAGE is NAME[:TAG], s3://BUCKET[/PREFIX]/NAME[:TAG] or /abs/dir. Without a command, the image's own"
+          + " runs.",
       "Writes go to an overlay that vanishes with the sandbox; no network unless --network."
     })
 final class RunCommand implements Callable<Integer> {
@@ -52,7 +55,8 @@ final class RunCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = sandbox.open(s, remote, record)) {
-      return runToExit(rt, rt.run(image, sandbox.options(), command, stdin), stdin);
+      return runToExit(
+          rt, rt.run(ImageSpec.parse(image), sandbox.options(), command, stdin), stdin);
     }
   }
 
@@ -81,16 +85,19 @@ final class RunCommand implements Callable<Integer> {
       if (stdin) {
         p.pipeStdinFrom(System.in);
       }
-      int code = p.waitFor();
+      ExitStatus status = p.waitFor();
       for (Thread t : pumps) {
         t.join(5_000);
       }
-      if (sb.timedOut()) {
+      if (status.timedOut()) {
         System.err.printf(
             "skiff run: timed out after %s; sandbox %s killed%n", sb.options().timeout(), sb.id());
-        return 124;
+      } else if (status.oomKilled()) {
+        System.err.printf(
+            "skiff run: sandbox %s ran out of its memory limit (%s)%n",
+            sb.id(), Human.bytes(sb.options().memoryBytes()));
       }
-      return code;
+      return status.shellCode();
     } finally {
       try {
         Runtime.getRuntime().removeShutdownHook(hook);

@@ -1,9 +1,9 @@
 package dev.skiff.tools;
 
 import dev.skiff.casfs.ImageStore;
-import dev.skiff.runtime.ImageMount;
 import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.tracer.TraceHook;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -98,30 +98,19 @@ final class SandboxCliOptions {
       b.timeout(RemoteOptions.duration(timeout));
     }
     if (memory != null) {
-      b.memory(Human.parseBytes(memory));
+      b.memory(dev.skiff.api.Resources.parseBytes(memory));
     }
     return b.build();
   }
 
   SandboxRuntime open(ImageStore store, RemoteOptions remote, boolean record) throws IOException {
-    ImageMount.Options mount =
-        ImageMount.Options.defaults().withPrefetch(!noPrefetch).withRecord(record);
     return SandboxRuntime.open(
         store,
         SandboxRuntime.Config.defaults()
             .withRunsc(runsc)
             .withPlatform(platform)
             .withRemotes(remote)
-            .withMount(mount));
-  }
-
-  /**
-   * A runtime for commands that start no sandbox (ps, kill, snapshot ls and rm): it finds runsc and
-   * cleans what dead owners left, but names a platform rather than probing for one, which these
-   * commands never use, and works without root (there is nothing of root's to show or clean then).
-   */
-  static SandboxRuntime bookkeeping(ImageStore store, Path runsc) throws IOException {
-    return SandboxRuntime.open(
-        store, SandboxRuntime.Config.defaults().withRunsc(runsc).forBookkeeping());
+            .withTrace(TraceHook.Options.defaults().withPrefetch(!noPrefetch).withRecord(record))
+            .withListener(Events.toStderr()));
   }
 }

@@ -1,6 +1,10 @@
 package dev.skiff.tools;
 
+import dev.skiff.casfs.DamagedTagException;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.NoSuchImageException;
+import dev.skiff.casfs.index.DamagedIndexException;
+import dev.skiff.runtime.NoSuchSnapshotException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import picocli.CommandLine;
@@ -107,6 +111,16 @@ public final class SkiffCli implements Runnable {
     String m = e.getMessage();
     if (m == null || m.isBlank()) {
       return e.getClass().getSimpleName();
+    }
+    // Library errors say what is wrong; the command line adds where to look.
+    if (e instanceof NoSuchImageException n && n.where() == null) {
+      return m + " (see skiff images)";
+    }
+    if (e instanceof NoSuchSnapshotException n) {
+      return m + " (see skiff snapshot ls " + n.image() + ")";
+    }
+    if (e instanceof DamagedIndexException || e instanceof DamagedTagException) {
+      return m + " (skiff fsck checks the store)";
     }
     return m;
   }

@@ -1,10 +1,12 @@
 package dev.skiff.tools;
 
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.runtime.Sandbox;
 import dev.skiff.runtime.SandboxProcess;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.Snapshot;
+import dev.skiff.runtime.SnapshotStore;
 import java.io.BufferedReader;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
@@ -85,7 +87,7 @@ final class SnapshotCommand implements Runnable {
       try (ImageStore s = ImageStore.open(store.home());
           SandboxRuntime rt = sandbox.open(s, remote, false);
           // stdin stays open and empty: the process waits on it while it is checkpointed.
-          Sandbox sb = rt.run(image, sandbox.options(), command, true)) {
+          Sandbox sb = rt.run(ImageSpec.parse(image), sandbox.options(), command, true)) {
         long t0 = System.nanoTime();
         SandboxProcess p = sb.main().orElseThrow();
         p.pipeStderrTo(new FileOutputStream(FileDescriptor.err));
@@ -103,9 +105,11 @@ final class SnapshotCommand implements Runnable {
               "skiff snapshot create: %s did not print '%s' (%s)%n",
               String.join(" ", command),
               ready,
-              exit.isPresent()
-                  ? "it exited with " + exit.getAsInt()
-                  : "timed out after " + readyTimeout);
+              exit.isEmpty()
+                  ? "timed out after " + readyTimeout
+                  : exit.get().signal() != 0
+                      ? "it was killed by signal " + exit.get().signal()
+                      : "it exited with " + exit.get().code());
           return 1;
         }
         long ready = System.nanoTime();
@@ -148,16 +152,18 @@ final class SnapshotCommand implements Runnable {
   static final class Ls implements Callable<Integer> {
     @Mixin SkiffCli.StoreOptions store;
 
+    @Mixin RemoteOptions remote;
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
     @Override
     public Integer call() throws Exception {
-      try (ImageStore s = ImageStore.open(store.home());
-          SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, null)) {
+      try (ImageStore s = ImageStore.open(store.home())) {
+        SnapshotStore snapshots = new SnapshotStore(s, remote);
         System.out.printf(
             "%-20s %-10s %-10s %-24s %s%n", "NAME", "SIZE", "PLATFORM", "CREATED", "COMMAND");
-        for (Snapshot snap : rt.snapshots(image)) {
+        for (Snapshot snap : snapshots.list(ImageSpec.parse(image))) {
           System.out.printf(
               "%-20s %-10s %-10s %-24s %s%n",
               snap.name(),
@@ -178,6 +184,8 @@ final class SnapshotCommand implements Runnable {
   static final class Rm implements Callable<Integer> {
     @Mixin SkiffCli.StoreOptions store;
 
+    @Mixin RemoteOptions remote;
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
@@ -186,9 +194,11 @@ final class SnapshotCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      try (ImageStore s = ImageStore.open(store.home());
-          SandboxRuntime rt = SandboxCliOptions.bookkeeping(s, null)) {
-        rt.delete(rt.snapshot(image, name));
+      try (ImageStore s = ImageStore.open(store.home())) {
+        if (!new SnapshotStore(s, remote).remove(ImageSpec.parse(image), name)) {
+          System.err.println("skiff snapshot rm: no snapshot '" + name + "' of " + image);
+          return 1;
+        }
         System.out.println("removed snapshot " + name + " of " + image);
       }
       return 0;

@@ -1,7 +1,9 @@
 package dev.skiff.tools;
 
 import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.NoSuchImageException;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.S3Location;
@@ -37,7 +39,10 @@ final class TraceCommand implements Runnable {
 
     @Mixin RemoteOptions remote;
 
-    @Parameters(index = "0", paramLabel = "NAME[:TAG]")
+    @Parameters(
+        index = "0",
+        paramLabel = "IMAGE",
+        description = "NAME[:TAG], or s3://BUCKET[/PREFIX]/NAME[:TAG] (its index is pulled first)")
     String ref;
 
     @Option(
@@ -55,12 +60,9 @@ final class TraceCommand implements Runnable {
 
     @Override
     public Integer call() throws Exception {
-      ImageRef r = ImageRef.parse(ref);
       try (ImageStore s = ImageStore.open(store.home())) {
-        Digest d =
-            s.resolve(r)
-                .orElseThrow(
-                    () -> new IllegalArgumentException("no image " + r + " (see skiff images)"));
+        ImageRef r = Images.local(s, ImageSpec.parse(ref), remote);
+        Digest d = s.resolve(r).orElseThrow(() -> new NoSuchImageException(r, null));
         Optional<S3Location> where = s.remoteOf(r);
         Optional<Trace> trace;
         if (where.isPresent()) {

@@ -1,6 +1,7 @@
 package dev.skiff.tools;
 
 import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.cache.ChunkReader;
 import dev.skiff.casfs.fs.ImageFileSystem;
@@ -92,12 +93,15 @@ final class TrainCommand implements Callable<Integer> {
     if (!"root".equals(System.getProperty("user.name")) || !Files.exists(Path.of("/dev/fuse"))) {
       return;
     }
-    try (SandboxRuntime rt =
-        SandboxRuntime.open(s, SandboxRuntime.Config.defaults().withNotices(m -> {}))) {
-      rt.list();
-      rt.snapshots("train:1");
+    try (SandboxRuntime rt = SandboxRuntime.open(s, SandboxRuntime.Config.defaults())) {
+      rt.sandboxes().list();
+      rt.snapshots().list(ImageSpec.parse("train:1"));
       try (Sandbox sb =
-          rt.run("train:1", SandboxOptions.defaults(), List.of("/app/hello.txt"), false)) {
+          rt.run(
+              ImageSpec.parse("train:1"),
+              SandboxOptions.defaults(),
+              List.of("/app/hello.txt"),
+              false)) {
         SandboxProcess p = sb.main().orElseThrow();
         p.pipeTo(OutputStream.nullOutputStream(), OutputStream.nullOutputStream());
         p.waitFor(Duration.ofSeconds(20));

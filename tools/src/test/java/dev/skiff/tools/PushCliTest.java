@@ -57,16 +57,7 @@ class PushCliTest {
   /** A push in its own JVM, logging as the shipped command does. */
   private static SkiffProcess push(String endpoint, String url) throws IOException {
     return new SkiffProcess(
-        AWS_ENV,
-        SkiffProcess.CLI_LOGGING,
-        "push",
-        "-q",
-        "--store",
-        home,
-        "--endpoint",
-        endpoint,
-        "big:1",
-        url);
+        AWS_ENV, List.of(), "push", "-q", "--store", home, "--endpoint", endpoint, "big:1", url);
   }
 
   /** A proxy to the server at 8 MB/s: the 40 MiB pack takes about 5 s to go up through it. */

@@ -38,7 +38,9 @@ final class SkiffProcess {
    * the skiff command a user runs, which ships slf4j-simple alone.
    */
   static final List<String> CLI_LOGGING =
-      List.of("-Dslf4j.provider=org.slf4j.simple.SimpleServiceProvider");
+      List.of(
+          "-Dslf4j.provider=org.slf4j.simple.SimpleServiceProvider",
+          "-Dslf4j.internal.verbosity=WARN");
 
   /** The java command line that runs the CLI with {@code args} on this test's class path. */
   static List<String> command(String... args) {
@@ -55,6 +57,7 @@ final class SkiffProcess {
         cmd.add(a);
       }
     }
+    cmd.addAll(CLI_LOGGING);
     cmd.addAll(jvmOptions);
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), SkiffCli.class.getName()));
     cmd.addAll(List.of(args));

@@ -109,11 +109,17 @@ public final class BlobNames {
    * several start profiles.
    */
   public static String trace(Digest index, String key) {
+    checkTraceKey(key);
+    return TRACES + index.algorithm().label() + "/" + index.hex() + (key == null ? "" : "." + key);
+  }
+
+  /** Returns {@code key} (null for the main trace) if it can name a trace; throws otherwise. */
+  public static String checkTraceKey(String key) {
     if (key != null && !KEY.matcher(key).matches()) {
       throw new IllegalArgumentException(
           "bad trace key '" + key + "': letters, digits, '_', '.', '-' (up to 64)");
     }
-    return TRACES + index.algorithm().label() + "/" + index.hex() + (key == null ? "" : "." + key);
+    return key;
   }
 
   /** Whether {@code name} is a trace (main or keyed) of the image whose index is {@code index}. */
