@@ -33,6 +33,7 @@ final class GvisorRuntime implements SandboxRuntime {
   private final ScheduledExecutorService scheduler;
   private final boolean ownScheduler;
   private final Set<GvisorSandbox> open = ConcurrentHashMap.newKeySet();
+  private final Set<Process> deletes = ConcurrentHashMap.newKeySet();
   private Cgroups cgroups; // probed on the first sandbox that asks for limits
 
   private GvisorRuntime(
@@ -138,6 +139,17 @@ final class GvisorRuntime implements SandboxRuntime {
 
   void closed(GvisorSandbox sb) {
     open.remove(sb);
+  }
+
+  /**
+   * Counts a runsc delete running in the background. It is a process of its own and finishes
+   * whether or not this one is still there; the runtime only keeps count (see {@link #stats}).
+   */
+  void deleting(Process delete) {
+    deletes.removeIf(p -> !p.isAlive());
+    if (delete != null) {
+      deletes.add(delete);
+    }
   }
 
   @Override

@@ -440,7 +440,12 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
       }
     }
     try {
-      rt.sandboxes().clean(dir, kind == Kind.RESTORED && main != null && !main.isAlive());
+      // Everything in it is dead by now (killed, or its first process ended): runsc's delete,
+      // which waits seconds for the gofer to go, runs in the background; the runtime reaps it.
+      if (main == null) { // a warm sandbox: its init and execs die now
+        Runsc.run(rt.runsc().plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
+      }
+      rt.deleting(rt.sandboxes().clean(dir, main == null || !main.isAlive()));
     } catch (IOException e) {
       first = first == null ? e : first;
     }

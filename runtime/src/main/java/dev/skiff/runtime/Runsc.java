@@ -66,6 +66,11 @@ public final class Runsc {
     this.platformReason = platformReason;
   }
 
+  /** A runsc of a known release, without asking the binary (tests of the flags per release). */
+  static Runsc of(Path binary, String version, int date, Path root, Platform platform) {
+    return new Runsc(binary, version, date, root, platform, "given");
+  }
+
   /**
    * Finds runsc ({@code explicit}, else $SKIFF_RUNSC, else the PATH) and chooses the platform:
    * {@code requested} when given ("auto" or null: kvm where /dev/kvm works, else systrap where this

@@ -157,18 +157,21 @@ public final class SandboxRegistry {
    * Deletes a sandbox in runsc, unmounts its root overlay and its read-only binds, drops its
    * cgroups and removes its directory, going on past a failing step (the first failure is thrown at
    * the end); a directory where something stays mounted is left in place. With {@code
-   * deleteInBackground} the runsc delete is started and not waited for: for a sandbox that has
-   * stopped, where runsc delete waits 1-2 s for a gofer to be gone and nothing needs that wait.
+   * deleteInBackground} the runsc delete is started and not waited for (it is returned, to be
+   * waited for later): for a sandbox whose processes are dead, where runsc delete waits 1-2 s for
+   * its gofer to be gone and nothing needs that wait.
    */
-  void clean(Path sandboxDir, boolean deleteInBackground) throws IOException {
+  Process clean(Path sandboxDir, boolean deleteInBackground) throws IOException {
     String id = sandboxDir.getFileName().toString();
     IOException first = null;
+    Process delete = null;
     try {
       if (deleteInBackground) {
-        new ProcessBuilder(runsc().plain("delete", "--force", id))
-            .redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-            .start();
+        delete =
+            new ProcessBuilder(runsc().plain("delete", "--force", id))
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .start();
       } else {
         Runsc.run(runsc().plain("delete", "--force", id), Duration.ofSeconds(30));
       }
@@ -196,5 +199,6 @@ public final class SandboxRegistry {
     if (first != null) {
       throw first;
     }
+    return delete;
   }
 }

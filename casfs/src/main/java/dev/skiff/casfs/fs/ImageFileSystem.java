@@ -21,6 +21,12 @@ public final class ImageFileSystem {
   /** Chunks fetched ahead of a reader that reads a file sequentially. */
   private static final int READ_AHEAD_CHUNKS = 2;
 
+  /**
+   * Files whose last read chunk is remembered for sequential detection. The kernel opens files
+   * itself on this mount and sends no release, so the map is bounded here instead.
+   */
+  private static final int MAX_TRACKED_FILES = 4096;
+
   private final ImageIndex index;
   private final ChunkReader chunks;
   private final int chunkSize;
@@ -150,6 +156,9 @@ public final class ImageFileSystem {
   private void readAhead(long ino, Inode n, int chunk) {
     if (n.chunkCount() <= 1) {
       return;
+    }
+    if (lastChunk.size() >= MAX_TRACKED_FILES) {
+      lastChunk.clear(); // a hint only: bounded, for a mount that lives for days
     }
     Integer prev = lastChunk.put(ino, chunk);
     if (prev == null || (prev != chunk - 1 && prev != chunk)) {

@@ -62,15 +62,18 @@ public final class FuseMount implements AutoCloseable {
   private final LibFuse fuse;
   private final Pointer session;
   private final CasFuse adapter; // holds the callbacks libfuse calls: must stay reachable
+  private final List<Object> argv; // the session's arguments: reachable while it lives
   private final List<Thread> loops = new ArrayList<>();
   private volatile long connection;
   private volatile State state = State.MOUNTED;
 
-  private FuseMount(Path mountpoint, LibFuse fuse, Pointer session, CasFuse adapter) {
+  private FuseMount(
+      Path mountpoint, LibFuse fuse, Pointer session, CasFuse adapter, List<Object> argv) {
     this.mountpoint = mountpoint;
     this.fuse = fuse;
     this.session = session;
     this.adapter = adapter;
+    this.argv = argv;
   }
 
   static synchronized LibFuse library() {
@@ -134,7 +137,8 @@ public final class FuseMount implements AutoCloseable {
     if (options.debug()) {
       argv.add("-d");
     }
-    Pointer args = fuseArgs(rt, argv);
+    List<Object> keep = new ArrayList<>();
+    Pointer args = fuseArgs(rt, argv, keep);
     Pointer ops = adapter.ops();
     Pointer se = fuse.fuse_session_new(args, ops, FuseStructs.OPS_COUNT * 8L, null);
     if (se == null) {
@@ -145,7 +149,7 @@ public final class FuseMount implements AutoCloseable {
       throw new IOException(
           "cannot mount at " + mp + " (is /dev/fuse usable, and fusermount3 installed?)");
     }
-    FuseMount m = new FuseMount(mp, fuse, se, adapter);
+    FuseMount m = new FuseMount(mp, fuse, se, adapter, keep);
     m.start(Math.max(1, options.threads()));
     try {
       // Only now: a stat of the mountpoint is answered by the loop threads.
@@ -157,7 +161,7 @@ public final class FuseMount implements AutoCloseable {
     return m;
   }
 
-  private static Pointer fuseArgs(Runtime rt, List<String> argv) {
+  private static Pointer fuseArgs(Runtime rt, List<String> argv, List<Object> keep) {
     Pointer arr = Memory.allocateDirect(rt, 8L * (argv.size() + 1));
     for (int i = 0; i < argv.size(); i++) {
       byte[] s = argv.get(i).getBytes(StandardCharsets.UTF_8);
@@ -165,20 +169,18 @@ public final class FuseMount implements AutoCloseable {
       p.put(0, s, 0, s.length);
       p.putByte(s.length, (byte) 0);
       arr.putPointer(8L * i, p);
+      keep.add(p);
     }
     arr.putPointer(8L * argv.size(), null);
     Pointer args = Memory.allocateDirect(rt, FuseStructs.ARGS_SIZE);
     args.setMemory(0, FuseStructs.ARGS_SIZE, (byte) 0);
     args.putInt(0, argv.size());
     args.putPointer(8, arr);
-    // Keep argv reachable: libfuse may keep pointers into it.
-    ARGV_KEEP.add(arr);
-    ARGV_KEEP.add(args);
+    // Keep argv reachable while the session lives: libfuse may keep pointers into it.
+    keep.add(arr);
+    keep.add(args);
     return args;
   }
-
-  private static final List<Object> ARGV_KEEP =
-      java.util.Collections.synchronizedList(new ArrayList<>());
 
   private void start(int threads) {
     Runtime rt = Runtime.getRuntime(fuse);
