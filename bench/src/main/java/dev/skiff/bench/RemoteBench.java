@@ -60,6 +60,9 @@ public final class RemoteBench {
   private final Map<String, List<long[]>> fetches = new LinkedHashMap<>();
   private S3Server server;
   private boolean sequential = true;
+  private Path rootfs;
+  private List<String> windows = List.of();
+  private final Map<String, Long> wire = new LinkedHashMap<>();
 
   private RemoteBench(Path work, Path repo, int reps, List<Integer> rtts, int mbps) {
     this.work = work;
@@ -76,6 +79,8 @@ public final class RemoteBench {
     List<Integer> rtts = List.of(0, 5, 20);
     int mbps = 1000;
     boolean seq = true;
+    Path rootfsArg = null;
+    List<String> windowsArg = List.of();
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--work" -> work = Path.of(args[++i]);
@@ -84,6 +89,8 @@ public final class RemoteBench {
             rtts = java.util.Arrays.stream(args[++i].split(",")).map(Integer::parseInt).toList();
         case "--mbps" -> mbps = Integer.parseInt(args[++i]);
         case "--no-seq" -> seq = false;
+        case "--rootfs" -> rootfsArg = Path.of(args[++i]);
+        case "--windows" -> windowsArg = List.of(args[++i].split(","));
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
@@ -96,7 +103,9 @@ public final class RemoteBench {
             reps,
             rtts,
             mbps);
-    b.sequential = seq;
+    b.sequential = seq && rootfsArg == null;
+    b.rootfs = rootfsArg;
+    b.windows = windowsArg;
     try {
       b.setUp();
       b.run();
@@ -108,8 +117,24 @@ public final class RemoteBench {
     }
   }
 
+  /** The tree the image is made of: FsBench's dataset, or the root filesystem given. */
+  private Path dataset() {
+    return rootfs != null ? rootfs : work.resolve("dataset");
+  }
+
   private void setUp() throws Exception {
-    if (!Files.exists(work.resolve("dataset.done"))
+    if (rootfs != null && !Files.exists(work.resolve("store/blobs/refs/bench/1"))) {
+      log("importing " + rootfs + " as bench:1 and packing it as one gzip layer");
+      Files.createDirectories(work);
+      FsBench.sh("tar -C " + rootfs + " -cf - . | gzip -1 > " + work.resolve("layer.tar.gz"));
+      try (ImageStore origin = ImageStore.open(work.resolve("store"))) {
+        origin.importImage(
+            rootfs.toString(),
+            ImageRef.parse("bench:1"),
+            dev.skiff.casfs.image.ImportProgress.NONE);
+      }
+    }
+    if (rootfs == null && !Files.exists(work.resolve("dataset.done"))
         || !Files.exists(work.resolve("store/blobs/refs/bench/1"))) {
       throw new IllegalStateException(
           "run FsBench first: it builds the dataset and imports bench:1 into " + work);
@@ -134,6 +159,13 @@ public final class RemoteBench {
       TraceOptimizer.Result r = TraceOptimizer.optimize(origin, ImageRef.parse("bench:opt"), null);
       origin.push(ImageRef.parse("bench:opt"), bucket, ImageStore.PushProgress.NONE);
       TraceStore.copyAll(origin.blobs(), bucket, r.after()); // as skiff push does
+      for (String tag : List.of("bench:1", "bench:opt")) {
+        dev.skiff.casfs.digest.Digest t = origin.resolve(ImageRef.parse(tag)).orElseThrow();
+        wire.put(
+            "index|" + tag,
+            bucket.size(dev.skiff.casfs.store.BlobNames.compressedIndex(t)).orElse(0L));
+        wire.put("trace|" + tag, bucket.size(TraceStore.name(t, null)).orElse(0L));
+      }
     }
   }
 
@@ -165,6 +197,11 @@ public final class RemoteBench {
           add("warm|" + rtt, lazyStart(endpoint, rtt, Mode.WARM));
           if (sequential) {
             add("seq|" + rtt, lazyStart(endpoint, rtt, Mode.SEQUENTIAL));
+          }
+          for (String w : windows) {
+            add("lazy|" + rtt + "|" + w, lazyStart(endpoint, rtt, Mode.PLAIN, w));
+            add("trace|" + rtt + "|" + w, lazyStart(endpoint, rtt, Mode.TRACE, w));
+            add("opt|" + rtt + "|" + w, lazyStart(endpoint, rtt, Mode.OPTIMIZED, w));
           }
         }
         log(String.format(Locale.ROOT, "rep %d/%d rtt %d ms done", rep, reps, rtt));
@@ -216,6 +253,13 @@ public final class RemoteBench {
    * s3://...` (pulls the index), then the Python import, or a read of the 1 GiB file.
    */
   private double lazyStart(String endpoint, int rtt, Mode mode) throws Exception {
+    return lazyStart(endpoint, rtt, mode, null);
+  }
+
+  /**
+   * {@link #lazyStart(String, int, Mode)} with the mount's neighbour window set ({@code --window}).
+   */
+  private double lazyStart(String endpoint, int rtt, Mode mode, String window) throws Exception {
     boolean sequential = mode == Mode.SEQUENTIAL;
     Path home = work.resolve("lazy-home");
     Path mnt = Files.createDirectories(work.resolve("mnt-lazy"));
@@ -225,6 +269,9 @@ public final class RemoteBench {
     }
     List<String> cmd = FsBench.skiffCli(repo);
     cmd.addAll(List.of("mount", "--store", home.toString(), "--endpoint", endpoint));
+    if (window != null) {
+      cmd.addAll(List.of("--window", window));
+    }
     if (mode == Mode.PLAIN || mode == Mode.SEQUENTIAL) {
       cmd.add("--no-prefetch");
     } else if (mode == Mode.RECORD) {
@@ -270,7 +317,9 @@ public final class RemoteBench {
         long bytes =
             (long) (v * Math.pow(1024, List.of("B", "KiB", "MiB", "GiB").indexOf(m.group(2))));
         fetches
-            .computeIfAbsent(mode.name() + "|" + rtt, k -> new ArrayList<>())
+            .computeIfAbsent(
+                mode.name() + "|" + rtt + (window == null ? "" : "|" + window),
+                k -> new ArrayList<>())
             .add(new long[] {bytes, Long.parseLong(m.group(3).replace(",", ""))});
       }
     }
@@ -280,8 +329,7 @@ public final class RemoteBench {
 
   private void print() throws Exception {
     long image =
-        Long.parseLong(
-            FsBench.sh("du -sb --apparent-size " + work.resolve("dataset") + " | cut -f1").strip());
+        Long.parseLong(FsBench.sh("du -sb --apparent-size " + dataset() + " | cut -f1").strip());
     StringBuilder out = new StringBuilder();
     out.append("Date ")
         .append(Instant.now())
@@ -345,6 +393,45 @@ public final class RemoteBench {
               medianFetch("TRACE|" + rtt)[1],
               medianFetch("OPTIMIZED|" + rtt)[1]));
     }
+    if (!windows.isEmpty()) {
+      out.append(
+              "\nWhat a lazy start moves, by neighbour window (--window): the index on the wire"
+                  + " (zstd), the trace, and the chunks the start fetched; medians (MB = 10^6 bytes)."
+                  + " Index of bench:1 ")
+          .append(mb(wire.get("index|bench:1")))
+          .append(", of bench:opt ")
+          .append(mb(wire.get("index|bench:opt")))
+          .append("; trace ")
+          .append(mb(wire.get("trace|bench:1")))
+          .append(".\n\n")
+          .append("| RTT | window | mode | time (s) | chunks fetched | GETs | total moved |\n")
+          .append("| ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+      for (int rtt : rtts) {
+        for (String w : windows) {
+          for (String[] m :
+              new String[][] {
+                {"lazy", "PLAIN", "no prefetch", "bench:1", ""},
+                {"trace", "TRACE", "trace", "bench:1", "t"},
+                {"opt", "OPTIMIZED", "trace + optimize", "bench:opt", "t"}
+              }) {
+            long[] f = medianFetch(m[1] + "|" + rtt + "|" + w);
+            long total =
+                f[0] + wire.get("index|" + m[3]) + (m[4].isEmpty() ? 0 : wire.get("trace|" + m[3]));
+            out.append(
+                String.format(
+                    Locale.ROOT,
+                    "| %d ms | %s | %s | %s | %s | %d | %s |%n",
+                    rtt,
+                    w,
+                    m[2],
+                    Samples.spread(samples.get(m[0] + "|" + rtt + "|" + w), "%.3f"),
+                    mb(f[0]),
+                    f[1],
+                    mb(total)));
+          }
+        }
+      }
+    }
     if (!sequential) {
       Files.writeString(work.resolve("remote-report.md"), out);
       System.out.println(out);
@@ -366,6 +453,10 @@ public final class RemoteBench {
     }
     Files.writeString(work.resolve("remote-report.md"), out);
     System.out.println(out);
+  }
+
+  private static String mb(long bytes) {
+    return String.format(Locale.ROOT, "%.2f MB", bytes / 1e6);
   }
 
   /** Median (by GETs) of {bytes, GETs} over the mounts of one kind. */

@@ -65,14 +65,16 @@ public final class SoakBench {
                 (System.nanoTime() - t0) / 1e9,
                 every))
         .append(
-            "| cycles | RSS (MiB) | threads | open files | FUSE mounts | state dirs | ms per cycle |\n")
-        .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            "| cycles | heap after GC (MiB) | RSS (MiB) | threads | open files | FUSE mounts | state"
+                + " dirs | runsc states | ms per cycle |\n")
+        .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (Soak.Sample s : samples) {
       out.append(
           String.format(
               Locale.ROOT,
-              "| %d | %.0f | %d | %d | %d | %d | %d | %s |%n",
+              "| %d | %.0f | %.0f | %d | %d | %d | %d | %d | %s |%n",
               s.cycle(),
+              s.heapKb() / 1024.0,
               s.rssKb() / 1024.0,
               s.threads(),
               s.fds(),

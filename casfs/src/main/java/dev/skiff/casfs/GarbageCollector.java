@@ -171,7 +171,7 @@ final class GarbageCollector {
     } else if (!gone.isEmpty()) {
       problems.add(
           gone.size()
-              + " packs the catalog named are gone (a run without --dry-run forgets"
+              + " packs the catalog named are gone (a collection that is not a dry run forgets"
               + " their chunks)");
     }
     Map<String, Integer> derived = new TreeMap<>();

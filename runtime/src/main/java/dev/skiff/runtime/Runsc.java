@@ -94,7 +94,7 @@ public final class Runsc {
             "runsc "
                 + version
                 + " has no systrap platform (it arrived in 2023; Debian's"
-                + " bookworm-backports has runsc 2024-07): use --platform ptrace");
+                + " bookworm-backports has runsc 2024-07): choose the ptrace platform");
       }
       return new Runsc(bin, version, date, root, p, "requested");
     }

@@ -3,6 +3,7 @@ package dev.skiff.tools;
 import dev.skiff.casfs.DamagedTagException;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.NoSuchImageException;
+import dev.skiff.casfs.image.ExpansionLimitException;
 import dev.skiff.casfs.index.DamagedIndexException;
 import dev.skiff.runtime.NoSuchSnapshotException;
 import java.io.PrintWriter;
@@ -118,6 +119,9 @@ public final class SkiffCli implements Runnable {
     }
     if (e instanceof NoSuchSnapshotException n) {
       return m + " (see skiff snapshot ls " + n.image() + ")";
+    }
+    if (e instanceof ExpansionLimitException) {
+      return m + " (raise --max-expansion to import it anyway)";
     }
     if (e instanceof DamagedIndexException || e instanceof DamagedTagException) {
       return m + " (skiff fsck checks the store)";

@@ -110,12 +110,7 @@ public final class FuseMount implements AutoCloseable {
         MountTable.unmount(mp);
       } else {
         throw new IOException(
-            mp
-                + " is already mounted ("
-                + existing.source()
-                + "); unmount it first (skiff umount "
-                + mp
-                + ")");
+            mp + " is already mounted (" + existing.source() + "); unmount it first");
       }
     }
     if (!Files.isDirectory(mp)) {

@@ -153,17 +153,7 @@ final class LayerStreams {
       if (n > 0 && decompressing) {
         produced += n;
         if (produced > EXPANSION_GRACE && produced > maxExpansion * Math.max(1, compressed.count)) {
-          throw new ImportException(
-              source,
-              null,
-              "layer expands more than "
-                  + maxExpansion
-                  + "x ("
-                  + produced
-                  + " bytes from "
-                  + compressed.count
-                  + "); refusing a likely decompression bomb"
-                  + " (raise --max-expansion to import it anyway)");
+          throw new ExpansionLimitException(source, maxExpansion, produced, compressed.count);
         }
       }
       return n;

@@ -31,6 +31,7 @@ public final class Soak {
   public record Sample(
       int cycle,
       long rssKb,
+      long heapKb,
       int threads,
       int fds,
       int fuseMounts,
@@ -84,8 +85,12 @@ public final class Soak {
     return samples;
   }
 
-  /** What this process holds now. */
+  /** What this process holds now (the heap measured after a full collection). */
   public static Sample sample(int cycle, Path home, double msPerCycle) throws IOException {
+    System.gc();
+    long heap =
+        java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed()
+            / 1024;
     long rss = 0;
     for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
       if (line.startsWith("VmRSS:")) {
@@ -95,6 +100,7 @@ public final class Soak {
     return new Sample(
         cycle,
         rss,
+        heap,
         count(Path.of("/proc/self/task")),
         count(Path.of("/proc/self/fd")),
         (int)
