@@ -2,10 +2,8 @@ package dev.skiff.casfs;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.github.luben.zstd.Zstd;
 import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.digest.Digest;
-import dev.skiff.casfs.digest.DigestAlgorithm;
 import dev.skiff.casfs.image.ImageImporter;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.image.ImportResult;
@@ -20,19 +18,15 @@ import dev.skiff.casfs.store.MeteredBlobStore;
 import dev.skiff.casfs.store.S3Location;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Properties;
 import java.util.ServiceLoader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -93,36 +87,7 @@ public final class ImageStore implements AutoCloseable {
   /** Opens a home, creating it with {@code creation} settings if it does not exist. */
   public static ImageStore open(Path home, ImageImporter.Options creation) throws IOException {
     Files.createDirectories(home);
-    Path props = home.resolve("store.properties");
-    ImageImporter.Options options;
-    if (Files.exists(props)) {
-      Properties p = new Properties();
-      try (InputStream in = Files.newInputStream(props)) {
-        p.load(in);
-      }
-      ImageImporter.Options d = ImageImporter.Options.defaults();
-      options =
-          new ImageImporter.Options(
-              DigestAlgorithm.fromLabel(p.getProperty("digest", "xxh3-128")),
-              Integer.parseInt(p.getProperty("chunk-size", "" + d.chunkSize())),
-              Integer.parseInt(p.getProperty("inline-limit", "" + d.inlineLimit())),
-              Long.parseLong(p.getProperty("pack-target", "" + d.packTarget())),
-              Integer.parseInt(p.getProperty("zstd-level", "" + d.zstdLevel())),
-              creation.maxExpansion());
-    } else {
-      options = creation;
-      Properties p = new Properties();
-      p.setProperty("digest", options.algorithm().label());
-      p.setProperty("chunk-size", Integer.toString(options.chunkSize()));
-      p.setProperty("inline-limit", Integer.toString(options.inlineLimit()));
-      p.setProperty("pack-target", Long.toString(options.packTarget()));
-      p.setProperty("zstd-level", Integer.toString(options.zstdLevel()));
-      Path tmp = home.resolve("store.properties.tmp");
-      try (OutputStream out = Files.newOutputStream(tmp)) {
-        p.store(out, "Skiff store settings, fixed when the store was created");
-      }
-      Files.move(tmp, props, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-    }
+    ImageImporter.Options options = StoreSettings.readOrCreate(home, creation);
     MeteredBlobStore blobs = BlobStores.metered(BlobStores.local(home.resolve("blobs")));
     return new ImageStore(home, blobs, options);
   }
@@ -176,11 +141,11 @@ public final class ImageStore implements AutoCloseable {
         });
   }
 
-  private void writeTag(ImageRef ref, TagDocument tag) throws IOException {
+  void writeTag(ImageRef ref, TagDocument tag) throws IOException {
     blobs.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(tag.toJson(false)));
   }
 
-  private Path indexFile(Digest d) throws IOException {
+  Path indexFile(Digest d) throws IOException {
     return blobs
         .localFile(BlobNames.index(d))
         .orElseThrow(
@@ -423,105 +388,18 @@ public final class ImageStore implements AutoCloseable {
   }
 
   /**
-   * Uploads an image to a remote store: every pack (and its chunk list) the remote lacks, the
-   * index, and the tag last, so that a remote tag never points at an incomplete image. Safe to
+   * Uploads an image to a remote store: every pack (and its chunk list) the remote lacks, the index
+   * (zstd), and the tag last, so that a remote tag never points at an incomplete image. Safe to
    * interrupt and re-run: blobs already there whole are skipped.
    */
   public PushResult push(ImageRef ref, BlobStore remote, PushProgress progress) throws IOException {
-    Digest d = resolve(ref).orElseThrow(() -> new NoSuchImageException(ref, null));
-    List<String> blobsToSend = new ArrayList<>();
-    try (ImageIndex index = openIndex(d)) {
-      for (String pack : index.packs()) {
-        blobsToSend.add(pack);
-        blobsToSend.add(BlobNames.chunkListOf(pack));
-      }
-    }
-    blobsToSend.add(BlobNames.compressedIndex(d));
-    int uploaded = 0;
-    int skipped = 0;
-    long bytes = 0;
-    Path compressed = Files.createTempFile(scratch(), "push-", ".index.zst");
-    try {
-      for (String name : blobsToSend) {
-        Path local;
-        if (name.equals(BlobNames.compressedIndex(d))) {
-          local = compressed;
-          Files.write(
-              compressed, Zstd.compress(Files.readAllBytes(indexFile(d)), INDEX_ZSTD_LEVEL));
-        } else {
-          local =
-              blobs
-                  .localFile(name)
-                  .orElseThrow(
-                      () ->
-                          new IOException(
-                              "blob "
-                                  + name
-                                  + " of "
-                                  + ref
-                                  + " is not in the local store (was the image pulled, not imported?)"));
-        }
-        long size = Files.size(local);
-        if (remote.size(name).map(r -> r == size).orElse(false)) {
-          skipped++;
-          progress.blob(name, size, false);
-          continue;
-        }
-        remote.putFile(name, local);
-        uploaded++;
-        bytes += size;
-        progress.blob(name, size, true);
-      }
-    } finally {
-      Files.deleteIfExists(compressed);
-    }
-    TagDocument tag = new TagDocument(d, Instant.now(), "", 0, 0, null);
-    remote.put(BlobNames.ref(ref.name(), ref.tag()), new ByteArrayInputStream(tag.toJson(true)));
-    return new PushResult(d, uploaded, skipped, bytes);
-  }
-
-  /**
-   * zstd level of the index as pushed: it crosses the network before any file of a lazy start, and
-   * is compressed once per push (a Debian image's 2.2 MB index: 548 KB at level 3, 474 KB at 19).
-   */
-  private static final int INDEX_ZSTD_LEVEL = 19;
-
-  /**
-   * Uncompressed indexes beyond this are refused: a bound on what a bucket can make a pull
-   * allocate.
-   */
-  private static final long MAX_INDEX_BYTES = 1L << 30;
-
-  /**
-   * An index from a bucket: the compressed blob, or the plain one that older versions pushed (one
-   * more round trip, only for those). Empty if the bucket has neither.
-   */
-  private static Optional<byte[]> fetchIndex(BlobStore remote, Digest d) throws IOException {
-    Optional<byte[]> z = remote.readAll(BlobNames.compressedIndex(d));
-    if (z.isEmpty()) {
-      return remote.readAll(BlobNames.index(d));
-    }
-    long size = Zstd.getFrameContentSize(z.get());
-    if (size < 0 || size > MAX_INDEX_BYTES) {
-      throw new IOException(
-          "compressed index " + d.shortHex() + " does not say a plausible size (" + size + ")");
-    }
-    try {
-      return Optional.of(Zstd.decompress(z.get(), (int) size));
-    } catch (RuntimeException e) {
-      throw new IOException(
-          "compressed index " + d.shortHex() + " does not decompress: " + e.getMessage(), e);
-    }
+    return Transfers.push(this, ref, remote, progress);
   }
 
   /** The index digest a tag in a remote store points at (one GET). */
   public static Digest remoteTag(BlobStore remote, S3Location where, ImageRef ref)
       throws IOException {
-    byte[] doc =
-        remote
-            .readAll(BlobNames.ref(ref.name(), ref.tag()))
-            .orElseThrow(() -> new NoSuchImageException(ref, where.url()));
-    return TagDocument.parse(ref, doc).index();
+    return Transfers.remoteTag(remote, where, ref);
   }
 
   /**
@@ -539,46 +417,7 @@ public final class ImageStore implements AutoCloseable {
    * #remoteTag}, so that a caller can fetch other things the digest names (a trace) meanwhile.
    */
   public void pull(BlobStore remote, S3Location where, ImageRef ref, Digest d) throws IOException {
-    String indexName = BlobNames.index(d);
-    Optional<Path> have = blobs.localFile(indexName);
-    if (have.isPresent()) {
-      try {
-        verifier.verify(have.get(), d);
-      } catch (DamagedIndexException e) {
-        LOG.warn("{}; fetching it again from {}", e.getMessage(), where);
-        have = Optional.empty();
-      }
-    }
-    if (have.isEmpty()) {
-      // One GET for the whole index: it is needed whole before the mount, and a size lookup or
-      // a series of ranges would each cost a round trip.
-      byte[] index =
-          fetchIndex(remote, d)
-              .orElseThrow(
-                  () ->
-                      new IOException(
-                          "remote tag "
-                              + ref
-                              + " points at index "
-                              + d
-                              + ", which "
-                              + where
-                              + " does not have"));
-      Digest got = d.algorithm().digest(index);
-      if (!got.equals(d)) {
-        throw new IOException(
-            "index fetched from " + where + " is corrupt: digest " + got + ", expected " + d);
-      }
-      Path tmp = Files.createTempFile(scratch(), "pull-", ".index");
-      try {
-        Files.write(tmp, index);
-        blobs.putFile(indexName, tmp);
-      } finally {
-        Files.deleteIfExists(tmp);
-      }
-      verifier.remember(indexFile(d), d);
-    }
-    writeTag(ref, new TagDocument(d, Instant.now(), where.url() + "/" + ref, 0, 0, where));
+    Transfers.pull(this, remote, where, ref, d);
   }
 
   /** Where a pulled image's chunks live, or empty for an image whose chunks are in this store. */

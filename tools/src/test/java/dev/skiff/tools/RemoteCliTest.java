@@ -123,4 +123,30 @@ class RemoteCliTest {
     assertEquals(0, SkiffCli.execute("umount", mp2.toString()));
     assertTrue(direct.process.waitFor(30, TimeUnit.SECONDS));
   }
+
+  @Test
+  void everyCommandThatNamesAnImageTakesABucketImage() throws Exception {
+    String endpoint = server.endpoint().toString();
+    String origin = tmp.resolve("forms-origin").toString();
+    String host = tmp.resolve("forms-host").toString();
+    Path tar = new Tars().file("etc/hello", "hello\n").write(tmp.resolve("forms.tar"));
+    Cli.run(0, "import", "-q", "--store", origin, tar.toString(), "forms:1");
+    Cli.run(
+        0, "push", "-q", "--store", origin, "--endpoint", endpoint, "forms:1", "s3://skiff-test/f");
+    String url = "s3://skiff-test/f/forms:1";
+
+    String out = Cli.run(0, "inspect", "--store", host, "--endpoint", endpoint, url);
+    assertTrue(out.contains("image     forms:1") && out.contains("layers"), out);
+    out = Cli.run(1, "trace", "show", "--store", host, "--endpoint", endpoint, url);
+    assertTrue(out.contains("no trace for forms:1 yet"), "not 'bad image name': " + out);
+    out = Cli.run(0, "snapshot", "ls", "--store", host, "--endpoint", endpoint, url);
+    assertTrue(out.startsWith("NAME"), out);
+    out = Cli.run(1, "snapshot", "rm", "--store", host, "--endpoint", endpoint, url, "none");
+    assertTrue(out.contains("no snapshot 'none'"), out);
+    out =
+        Cli.run(1, "inspect", "--store", host, "--endpoint", endpoint, "s3://skiff-test/f/nope:1");
+    assertTrue(out.contains("no image nope:1 in s3://skiff-test/f"), out);
+    out = Cli.run(1, "inspect", "--store", host, "docker://x/y:1");
+    assertTrue(out.contains("want NAME[:TAG], s3://"), out);
+  }
 }
