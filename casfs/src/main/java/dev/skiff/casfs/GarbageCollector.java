@@ -6,6 +6,7 @@ import dev.skiff.casfs.index.DamagedIndexException;
 import dev.skiff.casfs.index.ImageIndex;
 import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.MeteredBlobStore;
+import dev.skiff.casfs.util.Trees;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -14,7 +15,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -22,7 +22,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -259,8 +258,8 @@ final class GarbageCollector {
                   ? !Owner.aliveByTag(name.substring(0, dot))
                   : Files.getLastModifiedTime(p).toMillis() < cutoff;
           if (dead) {
-            long size = sizeOf(p);
-            deleteTree(p);
+            long size = Trees.size(p);
+            Trees.delete(p);
             LOG.info("removed scratch {} ({} bytes) that no running process owns", p, size);
             bytes += size;
           }
@@ -268,23 +267,5 @@ final class GarbageCollector {
       }
     }
     return bytes;
-  }
-
-  private static long sizeOf(Path p) throws IOException {
-    try (Stream<Path> s = Files.walk(p)) {
-      return s.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
-    }
-  }
-
-  /** Deletes a file or a directory tree; what is already gone is fine. */
-  static void deleteTree(Path p) throws IOException {
-    if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-      return;
-    }
-    try (Stream<Path> s = Files.walk(p)) {
-      for (Path f : s.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(f);
-      }
-    }
   }
 }

@@ -467,7 +467,7 @@ public final class ImageStore implements AutoCloseable {
     }
     blobs.close();
     if (scratch != null) {
-      GarbageCollector.deleteTree(scratch);
+      dev.skiff.casfs.util.Trees.delete(scratch);
     }
   }
 }

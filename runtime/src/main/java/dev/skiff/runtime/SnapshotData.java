@@ -3,10 +3,10 @@ package dev.skiff.runtime;
 import dev.skiff.casfs.DerivedData;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.util.Trees;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -46,12 +46,8 @@ public final class SnapshotData implements DerivedData {
     Path dir = root(store).resolve(index.algorithm().label()).resolve(index.hex());
     int n =
         (int) list(dir).stream().filter(p -> !p.getFileName().toString().startsWith(".")).count();
-    if (!dryRun && Files.isDirectory(dir)) {
-      try (Stream<Path> s = Files.walk(dir)) {
-        for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-          Files.deleteIfExists(p);
-        }
-      }
+    if (!dryRun) {
+      Trees.delete(dir);
     }
     return n;
   }

@@ -11,6 +11,7 @@ import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.Remotes;
 import dev.skiff.casfs.store.S3Location;
+import dev.skiff.casfs.util.Trees;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -20,7 +21,6 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -155,7 +155,7 @@ public final class SnapshotStore {
     Digest d = digestOf(image);
     Path p = dirOf(d).resolve(Snapshot.checkName(name));
     boolean found = Files.exists(p);
-    deleteTree(p);
+    Trees.delete(p);
     Optional<S3Location> where = bucketOf(image);
     if (where.isPresent()) {
       try (BlobStore remote = open(where.get())) {
@@ -218,10 +218,10 @@ public final class SnapshotStore {
       }
       Files.move(tmp, s.dir(), StandardCopyOption.ATOMIC_MOVE);
       if (old != null) {
-        deleteTree(old);
+        Trees.delete(old);
       }
     } finally {
-      deleteTree(tmp);
+      Trees.delete(tmp);
     }
     Optional<S3Location> where = bucketOf(image);
     if (where.isPresent()) {
@@ -272,7 +272,7 @@ public final class SnapshotStore {
       Files.write(tmp.resolve(META), meta.get());
       Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
     } finally {
-      deleteTree(tmp);
+      Trees.delete(tmp);
     }
     return true;
   }
@@ -304,16 +304,6 @@ public final class SnapshotStore {
     }
     try (Stream<Path> s = Files.list(dir)) {
       return s.filter(p -> !p.getFileName().toString().startsWith(".")).sorted().toList();
-    }
-  }
-
-  private static void deleteTree(Path p) throws IOException {
-    if (Files.exists(p)) {
-      try (Stream<Path> s = Files.walk(p)) {
-        for (Path f : s.sorted(Comparator.reverseOrder()).toList()) {
-          Files.deleteIfExists(f);
-        }
-      }
     }
   }
 }

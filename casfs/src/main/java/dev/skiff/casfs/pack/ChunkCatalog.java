@@ -83,6 +83,13 @@ public final class ChunkCatalog implements AutoCloseable {
     }
   }
 
+  /** The pack an entry's value names (the value stays unread for the caller). */
+  private static String packOf(ByteBuffer v) {
+    byte[] pack = new byte[v.getShort(v.position()) & 0xffff];
+    v.get(v.position() + 2, pack);
+    return new String(pack, UTF_8);
+  }
+
   /** Forgets every chunk held in one of {@code packs} (packs being deleted); returns how many. */
   public long removePacks(java.util.Set<String> packs) {
     ensureOpen();
@@ -90,10 +97,7 @@ public final class ChunkCatalog implements AutoCloseable {
     try (Txn<ByteBuffer> txn = env.txnRead();
         org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
       for (boolean more = c.first(); more; more = c.next()) {
-        ByteBuffer v = c.val();
-        byte[] pack = new byte[v.getShort(v.position()) & 0xffff];
-        v.get(v.position() + 2, pack);
-        if (packs.contains(new String(pack, UTF_8))) {
+        if (packs.contains(packOf(c.val()))) {
           byte[] key = new byte[c.key().remaining()];
           c.key().duplicate().get(key);
           doomed.add(key);
@@ -117,10 +121,7 @@ public final class ChunkCatalog implements AutoCloseable {
     try (Txn<ByteBuffer> txn = env.txnRead();
         org.lmdbjava.Cursor<ByteBuffer> c = chunks.openCursor(txn)) {
       for (boolean more = c.first(); more; more = c.next()) {
-        ByteBuffer v = c.val();
-        byte[] pack = new byte[v.getShort(v.position()) & 0xffff];
-        v.get(v.position() + 2, pack);
-        out.add(new String(pack, UTF_8));
+        out.add(packOf(c.val()));
       }
     }
     return out;
