@@ -67,7 +67,7 @@ skiff_need_runsc() {
 skiff_build() {
   # Builds the reactor (no tests) when the CLI jar is missing or older than any source.
   local jar="$SKIFF_ROOT/tools/target/skiff.jar"
-  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" -path "$SKIFF_ROOT/.git" -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
     return 0
   fi
   if [ ! -w "$SKIFF_ROOT/tools" ] || { [ -d "$SKIFF_ROOT/tools/target" ] && [ ! -w "$SKIFF_ROOT/tools/target" ]; }; then
@@ -78,10 +78,22 @@ skiff_build() {
     echo "skiff: the CLI is not built and this user cannot build it in $SKIFF_ROOT: run tools/setup as its owner" >&2
     return 1
   fi
+  # One build at a time: two commands started together would overwrite each other's jars. The
+  # second waits for the first, then finds the jar up to date.
+  mkdir -p "$SKIFF_ROOT/tools/target"
+  exec 9>"$SKIFF_ROOT/tools/target/.build-lock"
+  flock 9
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
+    exec 9>&-
+    return 0
+  fi
   echo "skiff: building (mvn install -DskipTests) with JDK $SKIFF_JAVA_VERSION at $JAVA_HOME" >&2
   # The formatting check is tools/test's: a user's own edit still builds and runs here.
   (cd "$SKIFF_ROOT" && MAVEN_OPTS="$(skiff_maven_opts)" mvn -B -q -Dstyle.color=never install -DskipTests \
     -Dspotless.check.skip=true) >&2
+  local rc=$?
+  exec 9>&-
+  return $rc
 }
 
 skiff_maven_opts() {
