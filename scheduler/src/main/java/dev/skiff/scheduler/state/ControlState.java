@@ -1,0 +1,71 @@
+package dev.skiff.scheduler.state;
+
+import dev.skiff.scheduler.proto.CallRecord;
+import dev.skiff.scheduler.proto.Function;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.Result;
+import java.io.IOException;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * What the scheduler must not lose: deployed functions (every version) and calls (input, status,
+ * result, attempts). An input is accepted only once {@link #accept} has returned: recorded durably.
+ * One contract, run by one test suite against every implementation: an embedded store (no server)
+ * and PostgreSQL.
+ *
+ * <p>Implementations are thread safe.
+ */
+public interface ControlState extends AutoCloseable {
+
+  /** Records a new version of a function (version 1 for a new one) and returns it. */
+  Function deploy(FunctionSpec spec, long nowMillis) throws IOException;
+
+  /** The latest version of function {@code id} (app/name), or empty. */
+  Optional<Function> latest(String id) throws IOException;
+
+  /** A given version, or empty. */
+  Optional<Function> function(String id, long version) throws IOException;
+
+  /** The latest version of every function, by id. */
+  List<Function> functions() throws IOException;
+
+  /**
+   * Records inputs of a function version as pending calls, all or none, durably; returns their call
+   * ids in order.
+   */
+  List<String> accept(Function function, List<Input> inputs, long nowMillis) throws IOException;
+
+  /** A call, or empty. */
+  Optional<CallRecord> call(String callId) throws IOException;
+
+  /** Replaces a call's record (status, attempts, result); it must exist. */
+  void update(CallRecord record) throws IOException;
+
+  /** Calls that are pending or running: what a scheduler restarting must finish. */
+  List<CallRecord> unfinished() throws IOException;
+
+  /** The most recent calls, newest first. */
+  List<CallRecord> recent(int limit) throws IOException;
+
+  /** Whether a status is final (the call's result will not change). */
+  static boolean finished(dev.skiff.scheduler.proto.Status s) {
+    return switch (s) {
+      case SUCCESS, HANDLER_ERROR, TIMEOUT, OUT_OF_MEMORY, CANCELLED, INTERNAL -> true;
+      default -> false;
+    };
+  }
+
+  /** A finished call's result record. */
+  static CallRecord finish(CallRecord r, Result result, long nowMillis) {
+    return r.toBuilder()
+        .setStatus(result.getStatus())
+        .setResult(result)
+        .setUpdatedMs(nowMillis)
+        .build();
+  }
+
+  @Override
+  void close() throws IOException;
+}

@@ -1,0 +1,147 @@
+package dev.skiff.scheduler.state;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.skiff.scheduler.proto.CallRecord;
+import dev.skiff.scheduler.proto.Function;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.Result;
+import dev.skiff.scheduler.proto.Status;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+
+/** The contract every {@link ControlState} keeps; each implementation's test extends this. */
+public abstract class ControlStateContract {
+  /** A fresh, empty state. */
+  protected abstract ControlState fresh() throws IOException;
+
+  /** The same state as {@code s} after closing it (what a restarted scheduler sees). */
+  protected abstract ControlState reopen(ControlState s) throws IOException;
+
+  private static FunctionSpec spec(String app, String name, String handler) {
+    return FunctionSpec.newBuilder()
+        .setApp(app)
+        .setName(name)
+        .setImage("py:1")
+        .setLanguage("python")
+        .setHandler(handler)
+        .build();
+  }
+
+  private static Input input(int x) {
+    return Input.newBuilder().setArgsJson("[" + x + "]").build();
+  }
+
+  @Test
+  void deployingMakesVersionsAndTheLatestIsFound() throws Exception {
+    try (ControlState s = fresh()) {
+      Function v1 = s.deploy(spec("app", "sq", "h:sq"), 1000);
+      Function v2 = s.deploy(spec("app", "sq", "h:sq2"), 2000);
+      s.deploy(spec("app", "other", "h:o"), 3000);
+      assertEquals(1, v1.getVersion());
+      assertEquals(2, v2.getVersion());
+      assertEquals("app/sq", v2.getId());
+      assertEquals("h:sq2", s.latest("app/sq").orElseThrow().getSpec().getHandler());
+      assertEquals("h:sq", s.function("app/sq", 1).orElseThrow().getSpec().getHandler());
+      assertTrue(s.latest("app/none").isEmpty());
+      assertTrue(s.function("app/sq", 3).isEmpty());
+      List<Function> all = s.functions();
+      assertEquals(
+          List.of("app/other", "app/sq"), all.stream().map(Function::getId).sorted().toList());
+      assertEquals(
+          2,
+          all.stream()
+              .filter(f -> f.getId().equals("app/sq"))
+              .findFirst()
+              .orElseThrow()
+              .getVersion());
+    }
+  }
+
+  @Test
+  void acceptedInputsAreKeptInOrderAndSurviveARestart() throws Exception {
+    ControlState s = fresh();
+    Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
+    List<String> ids = s.accept(f, List.of(input(1), input(2), input(3)), 5000);
+    assertEquals(3, new HashSet<>(ids).size());
+    s = reopen(s);
+    try (ControlState again = s) {
+      List<CallRecord> pending = again.unfinished();
+      assertEquals(ids, pending.stream().map(CallRecord::getCallId).toList());
+      CallRecord first = again.call(ids.get(0)).orElseThrow();
+      assertEquals(Status.PENDING, first.getStatus());
+      assertEquals("[1]", first.getInput().getArgsJson());
+      assertEquals("app/sq", first.getFunctionId());
+      assertEquals(1, first.getVersion());
+      assertEquals(ids.reversed(), again.recent(10).stream().map(CallRecord::getCallId).toList());
+      assertTrue(again.call("call-none").isEmpty());
+    }
+  }
+
+  @Test
+  void finishedCallsLeaveTheUnfinishedAndKeepTheirResults() throws Exception {
+    ControlState s = fresh();
+    Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
+    List<String> ids = s.accept(f, List.of(input(1), input(2)), 5000);
+    CallRecord running =
+        s.call(ids.get(0)).orElseThrow().toBuilder()
+            .setStatus(Status.RUNNING)
+            .setAttempts(1)
+            .build();
+    s.update(running);
+    assertEquals(2, s.unfinished().size());
+    Result ok =
+        Result.newBuilder()
+            .setCallId(ids.get(0))
+            .setStatus(Status.SUCCESS)
+            .setOutputJson("1")
+            .build();
+    s.update(ControlState.finish(running, ok, 6000));
+    s = reopen(s);
+    try (ControlState again = s) {
+      assertEquals(
+          List.of(ids.get(1)), again.unfinished().stream().map(CallRecord::getCallId).toList());
+      CallRecord done = again.call(ids.get(0)).orElseThrow();
+      assertEquals(Status.SUCCESS, done.getStatus());
+      assertEquals("1", done.getResult().getOutputJson());
+      assertEquals(1, done.getAttempts());
+      assertThrows(
+          IOException.class,
+          () -> again.update(CallRecord.newBuilder().setCallId("call-none").build()));
+    }
+  }
+
+  @Test
+  void concurrentAcceptsLoseNothing() throws Exception {
+    try (ControlState s = fresh()) {
+      Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
+      ExecutorService pool = Executors.newFixedThreadPool(4);
+      List<Future<List<String>>> batches = new ArrayList<>();
+      for (int t = 0; t < 8; t++) {
+        List<Input> inputs = new ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+          inputs.add(input(i));
+        }
+        batches.add(pool.submit(() -> s.accept(f, inputs, 7000)));
+      }
+      Set<String> all = Collections.synchronizedSet(new HashSet<>());
+      for (Future<List<String>> b : batches) {
+        all.addAll(b.get());
+      }
+      pool.shutdown();
+      assertEquals(400, all.size());
+      assertEquals(400, s.unfinished().size());
+    }
+  }
+}
