@@ -92,6 +92,40 @@ final class Cgroups {
     return 0;
   }
 
+  /**
+   * Makes sandbox {@code id}'s memory cgroup, with its limit, before runsc starts it. runsc removes
+   * the cgroups it makes when the sandbox ends, and with them the count of what the kernel killed
+   * for memory; a cgroup made here outlives the sandbox, so {@link #oomKills} can still read it
+   * ({@link #remove} cleans it with the sandbox). runsc joins a cgroup that exists and configures
+   * nothing in it: on cgroup v2, where one directory holds every controller, the CPU limit is
+   * written here too.
+   */
+  static void prepareMemory(String id, long memoryBytes, double cpus) throws IOException {
+    if (Files.exists(FS.resolve("cgroup.controllers"))) {
+      Path parent = FS.resolve("skiff");
+      Files.createDirectories(parent);
+      enable(FS, "+memory +cpu");
+      enable(parent, "+memory +cpu");
+      Path dir = Files.createDirectories(parent.resolve(id));
+      Files.writeString(dir.resolve("memory.max"), Long.toString(memoryBytes));
+      if (cpus > 0) {
+        Files.writeString(
+            dir.resolve("cpu.max"), Math.max(1000, Math.round(cpus * 100_000)) + " 100000");
+      }
+    } else {
+      Path dir = Files.createDirectories(FS.resolve("memory").resolve("skiff").resolve(id));
+      Files.writeString(dir.resolve("memory.limit_in_bytes"), Long.toString(memoryBytes));
+    }
+  }
+
+  private static void enable(Path cgroup, String controllers) {
+    try {
+      Files.writeString(cgroup.resolve("cgroup.subtree_control"), controllers);
+    } catch (IOException e) {
+      // enabled already, or not ours to change: the limit write says if it matters
+    }
+  }
+
   /** Removes a sandbox's cgroups if runsc left them (only empty ones can go). */
   static void remove(String id) {
     for (String h : List.of("memory", "cpu", "cpuacct", "pids", "")) {

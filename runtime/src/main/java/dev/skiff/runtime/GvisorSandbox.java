@@ -195,6 +195,14 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
       rt.listener().event(new RuntimeEvent.LimitNotEnforced("cpus", cg.why()));
     }
     limitsMemory = o.memoryBytes() > 0 && cg.memory();
+    if (limitsMemory) {
+      try {
+        Cgroups.prepareMemory(id, o.memoryBytes(), cg.cpu() ? o.cpus() : 0);
+      } catch (IOException e) {
+        // runsc makes the cgroup itself then; only the out-of-memory report is lost
+        LOG.warn("sandbox {}: cannot prepare its memory cgroup ({})", id, e.toString());
+      }
+    }
     return limitsMemory || (o.cpus() > 0 && cg.cpu()) ? Cgroups.path(id) : null;
   }
 
@@ -362,7 +370,7 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
       b.user(e.user());
     }
     e.env().forEach(b::env);
-    OciSpec.Process p = OciSpec.process(imageConfig, b.build(), args, root);
+    OciSpec.Process p = OciSpec.execProcess(imageConfig, b.build(), args, root);
     Path spec = dir.resolve("exec-" + execs.incrementAndGet() + ".json");
     Files.write(spec, OciSpec.json(OciSpec.processJson(p)));
     return start(

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -53,10 +54,31 @@ final class OciSpec {
 
   private OciSpec() {}
 
-  /** The process an image and options describe, with the user resolved in {@code rootfs}. */
+  /**
+   * A sandbox's first process as an image and options describe it: the entrypoint (the options' or
+   * the image's) and {@code args}, with the user resolved in {@code rootfs}.
+   */
   static Process process(ImageConfig image, SandboxOptions o, List<String> args, Path rootfs)
       throws IOException {
     List<String> argv = image.argv(args);
+    if (o.entrypoint() != null) {
+      argv = new ArrayList<>(o.entrypoint());
+      argv.addAll(args);
+    }
+    return process(argv, image, o, rootfs);
+  }
+
+  /**
+   * A process started in a running sandbox: {@code argv} as given (no entrypoint, as {@code docker
+   * exec}), with the image's environment, working directory and user unless the options say.
+   */
+  static Process execProcess(ImageConfig image, SandboxOptions o, List<String> argv, Path rootfs)
+      throws IOException {
+    return process(argv, image, o, rootfs);
+  }
+
+  private static Process process(
+      List<String> argv, ImageConfig image, SandboxOptions o, Path rootfs) throws IOException {
     if (argv.isEmpty()) {
       throw new IllegalArgumentException(
           "no command given and the image has no entrypoint or command");

@@ -19,6 +19,8 @@ import java.util.List;
  * @param network give the sandbox the host's network (default: none at all)
  * @param scratch where writes to the root filesystem go: null keeps them in the sandbox's memory; a
  *     directory holds them in a file there. Either way they vanish with the sandbox.
+ * @param entrypoint replaces the image's entrypoint for a sandbox's first process (and, as with
+ *     {@code docker run --entrypoint}, drops the image's command); null keeps the image's
  */
 public record SandboxOptions(
     List<String> env,
@@ -29,7 +31,8 @@ public record SandboxOptions(
     long memoryBytes,
     double cpus,
     boolean network,
-    Path scratch) {
+    Path scratch,
+    List<String> entrypoint) {
 
   /**
    * A host directory (or file) bound at {@code target} inside the sandbox. A read-only one is
@@ -65,6 +68,7 @@ public record SandboxOptions(
   public SandboxOptions {
     env = List.copyOf(env);
     volumes = List.copyOf(volumes);
+    entrypoint = entrypoint == null ? null : List.copyOf(entrypoint);
     if (memoryBytes < 0 || cpus < 0) {
       throw new IllegalArgumentException("memory and CPU limits must not be negative");
     }
@@ -89,6 +93,7 @@ public record SandboxOptions(
     b.cpus = cpus;
     b.network = network;
     b.scratch = scratch;
+    b.entrypoint = entrypoint;
     return b;
   }
 
@@ -102,6 +107,7 @@ public record SandboxOptions(
     private double cpus;
     private boolean network;
     private Path scratch;
+    private List<String> entrypoint;
 
     public Builder env(String nameEqualsValue) {
       env.add(nameEqualsValue);
@@ -148,9 +154,14 @@ public record SandboxOptions(
       return this;
     }
 
+    public Builder entrypoint(List<String> argv) {
+      this.entrypoint = argv;
+      return this;
+    }
+
     public SandboxOptions build() {
       return new SandboxOptions(
-          env, workdir, user, volumes, timeout, memoryBytes, cpus, network, scratch);
+          env, workdir, user, volumes, timeout, memoryBytes, cpus, network, scratch, entrypoint);
     }
   }
 }

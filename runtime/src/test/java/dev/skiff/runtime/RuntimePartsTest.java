@@ -184,4 +184,27 @@ class RuntimePartsTest {
     assertFalse(e.stdin());
     assertTrue(e.withStdin(true).stdin());
   }
+
+  @Test
+  void theEntrypointPrefixesAFirstProcessOnlyAndOptionsReplaceIt() throws IOException {
+    ImageConfig image =
+        ImageConfig.parse(
+            "{\"config\":{\"Entrypoint\":[\"python3\"],\"Cmd\":[\"app.py\"],"
+                + "\"WorkingDir\":\"/app\"}}");
+    Path root = Files.createDirectories(tmp.resolve("ep"));
+    SandboxOptions plain = SandboxOptions.defaults();
+    assertEquals(
+        List.of("python3", "app.py"), OciSpec.process(image, plain, List.of(), root).args());
+    assertEquals(
+        List.of("python3", "-c", "1"),
+        OciSpec.process(image, plain, List.of("-c", "1"), root).args());
+    SandboxOptions own = SandboxOptions.builder().entrypoint(List.of("/bin/sh", "-c")).build();
+    assertEquals(
+        List.of("/bin/sh", "-c", "true"),
+        OciSpec.process(image, own, List.of("true"), root).args());
+    assertEquals(List.of("/bin/sh", "-c"), OciSpec.process(image, own, List.of(), root).args());
+    OciSpec.Process exec = OciSpec.execProcess(image, plain, List.of("/bin/cat", "f"), root);
+    assertEquals(List.of("/bin/cat", "f"), exec.args());
+    assertEquals("/app", exec.cwd());
+  }
 }
