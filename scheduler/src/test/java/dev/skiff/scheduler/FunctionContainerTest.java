@@ -50,6 +50,7 @@ class FunctionContainerTest {
   Path runner;
   Path code;
   final List<String> logs = new CopyOnWriteArrayList<>();
+  final List<String> tagged = new CopyOnWriteArrayList<>();
 
   @BeforeAll
   void setUp() throws Exception {
@@ -84,6 +85,12 @@ class FunctionContainerTest {
             return seconds
         def crash(code):
             os._exit(code)
+        def nap(i):
+            print("napping", i)
+            time.sleep(1)
+            return i
+        def big(mib):
+            return "x" * (mib << 20)
         def hog(mib):
             blocks = [bytearray(1 << 20) for _ in range(mib)]
             return len(blocks)
@@ -104,20 +111,35 @@ class FunctionContainerTest {
     }
   }
 
+  private FunctionContainer.Spec spec(String handler, int concurrency, SandboxOptions o) {
+    return new FunctionContainer.Spec(
+        ImageSpec.parse("py:1"), "/usr/bin/python3", handler, code, concurrency, o);
+  }
+
+  private void log(String container, String call, String line) {
+    logs.add(line);
+    tagged.add(call + ": " + line);
+  }
+
   private FunctionContainer start(String handler, SandboxOptions o) throws IOException {
-    return FunctionContainer.start(
-        rt,
-        new FunctionContainer.Spec(ImageSpec.parse("py:1"), "/usr/bin/python3", handler, code, o),
-        runner,
-        timers,
-        (id, line) -> logs.add(line));
+    return FunctionContainer.start(rt, spec(handler, 1, o), runner, timers, this::log);
+  }
+
+  private static Outcome call(FunctionContainer c, String args, String kwargs, Duration timeout)
+      throws Exception {
+    return c.call(
+            "call-" + System.nanoTime(),
+            args == null ? null : JSON.readTree(args),
+            kwargs == null ? null : JSON.readTree(kwargs),
+            timeout)
+        .get();
   }
 
   @Test
   void callsReturnResultsAndPrintsGoToTheLogsNeverIntoResults() throws Exception {
     try (FunctionContainer c = start("handlers:square", SandboxOptions.defaults())) {
       for (int x : new int[] {3, 12}) {
-        Outcome o = c.call(JSON.readTree("[" + x + "]"), null, Duration.ofSeconds(30));
+        Outcome o = call(c, "[" + x + "]", null, Duration.ofSeconds(30));
         assertEquals(x * x, assertInstanceOf(Outcome.Success.class, o).output().asInt());
       }
       for (int i = 0; i < 50 && !logs.contains("squaring 12"); i++) {
@@ -126,7 +148,7 @@ class FunctionContainerTest {
       assertTrue(logs.contains("squaring 3") && logs.contains("squaring 12"), logs.toString());
     }
     try (FunctionContainer c = start("handlers:greet", SandboxOptions.defaults())) {
-      Outcome o = c.call(null, JSON.readTree("{\"name\": \"skiff\"}"), Duration.ofSeconds(30));
+      Outcome o = call(c, null, "{\"name\": \"skiff\"}", Duration.ofSeconds(30));
       assertEquals(
           "hello skiff!",
           assertInstanceOf(Outcome.Success.class, o).output().path("greeting").asText());
@@ -138,20 +160,17 @@ class FunctionContainerTest {
     try (FunctionContainer c = start("handlers:fail", SandboxOptions.defaults())) {
       Outcome.HandlerError e =
           assertInstanceOf(
-              Outcome.HandlerError.class,
-              c.call(JSON.readTree("[7]"), null, Duration.ofSeconds(30)));
+              Outcome.HandlerError.class, call(c, "[7]", null, Duration.ofSeconds(30)));
       assertEquals("ValueError", e.type());
       assertEquals("cannot take 7", e.message());
       assertTrue(e.traceback().contains("in fail"), e.traceback());
       assertTrue(c.alive());
-      assertInstanceOf(
-          Outcome.HandlerError.class, c.call(JSON.readTree("[8]"), null, Duration.ofSeconds(30)));
+      assertInstanceOf(Outcome.HandlerError.class, call(c, "[8]", null, Duration.ofSeconds(30)));
     }
     try (FunctionContainer c = start("handlers:not_json", SandboxOptions.defaults())) {
       Outcome.HandlerError e =
           assertInstanceOf(
-              Outcome.HandlerError.class,
-              c.call(JSON.readTree("[1]"), null, Duration.ofSeconds(30)));
+              Outcome.HandlerError.class, call(c, "[1]", null, Duration.ofSeconds(30)));
       assertTrue(e.message().contains("not JSON"), e.message());
     }
   }
@@ -173,20 +192,89 @@ class FunctionContainerTest {
   void aCallPastItsTimeoutKillsTheContainer() throws Exception {
     try (FunctionContainer c = start("handlers:sleep", SandboxOptions.defaults())) {
       long t0 = System.nanoTime();
-      Outcome o = c.call(JSON.readTree("[30]"), null, Duration.ofSeconds(1));
+      Outcome o = call(c, "[30]", null, Duration.ofSeconds(1));
       assertEquals(new Outcome.TimedOut(1000), o);
       assertTrue(System.nanoTime() - t0 < 15e9, "took " + (System.nanoTime() - t0) / 1e9 + " s");
       assertFalse(c.alive());
-      assertInstanceOf(Outcome.Crashed.class, c.call(JSON.readTree("[1]"), null, null));
+      assertInstanceOf(Outcome.Crashed.class, call(c, "[1]", null, null));
     }
   }
 
   @Test
   void aHandlerThatKillsItsProcessCrashesTheCall() throws Exception {
     try (FunctionContainer c = start("handlers:crash", SandboxOptions.defaults())) {
-      Outcome o = c.call(JSON.readTree("[3]"), null, Duration.ofSeconds(30));
+      Outcome o = call(c, "[3]", null, Duration.ofSeconds(30));
       assertTrue(assertInstanceOf(Outcome.Crashed.class, o).why().contains("exit 3"), o.toString());
       assertFalse(c.alive());
+    }
+  }
+
+  @Test
+  void overlappingCallsRunAtOnceAndTheirLinesKeepTheirCall() throws Exception {
+    try (FunctionContainer c =
+        FunctionContainer.start(
+            rt, spec("handlers:nap", 4, SandboxOptions.defaults()), runner, timers, this::log)) {
+      long t0 = System.nanoTime();
+      List<java.util.concurrent.CompletableFuture<Outcome>> calls = new java.util.ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        calls.add(
+            c.call("call-nap-" + i, JSON.readTree("[" + i + "]"), null, Duration.ofSeconds(30)));
+      }
+      for (int i = 0; i < 4; i++) {
+        assertEquals(
+            i, assertInstanceOf(Outcome.Success.class, calls.get(i).get()).output().asInt());
+      }
+      double seconds = (System.nanoTime() - t0) / 1e9;
+      assertTrue(seconds < 3.5, "4 calls of 1 s each took " + seconds + " s: they did not overlap");
+      for (int i = 0; i < 4; i++) {
+        String want = "call-nap-" + i + ": napping " + i;
+        for (int w = 0; w < 50 && !tagged.contains(want); w++) {
+          Thread.sleep(50);
+        }
+        assertTrue(tagged.contains(want), want + " not in " + tagged);
+      }
+    }
+  }
+
+  @Test
+  void aHandlerOverItsMemoryLimitIsKilledForMemory() throws Exception {
+    SandboxOptions small = SandboxOptions.builder().memory(128L << 20).build();
+    try (FunctionContainer c = start("handlers:hog", small)) {
+      Outcome o = call(c, "[1024]", null, Duration.ofSeconds(60));
+      assertInstanceOf(Outcome.OutOfMemory.class, o, o + " " + logs);
+      assertFalse(c.alive());
+      assertTrue(c.ended().get(10, java.util.concurrent.TimeUnit.SECONDS).contains("memory"));
+    }
+  }
+
+  @Test
+  void aSnapshotTakenAfterTheImportRestoresContainersThatServeCalls() throws Exception {
+    FunctionContainer.Spec spec = spec("handlers:square", 1, SandboxOptions.defaults());
+    dev.skiff.runtime.Snapshot snap =
+        FunctionContainer.startAndSnapshot(rt, spec, runner, timers, this::log, "fc-square");
+    for (int round = 0; round < 2; round++) {
+      try (FunctionContainer c =
+          FunctionContainer.restore(rt, snap, spec, runner, timers, this::log)) {
+        Outcome o = call(c, "[" + (5 + round) + "]", null, Duration.ofSeconds(30));
+        assertEquals(
+            (5 + round) * (5 + round), assertInstanceOf(Outcome.Success.class, o).output().asInt());
+      }
+    }
+  }
+
+  @Test
+  void aResultOverTheLimitIsAnErrorAndTheContainerServesOn() throws Exception {
+    try (FunctionContainer c = start("handlers:big", SandboxOptions.defaults())) {
+      Outcome.HandlerError e =
+          assertInstanceOf(
+              Outcome.HandlerError.class, call(c, "[3]", null, Duration.ofSeconds(30)));
+      assertEquals("ResultTooLarge", e.type());
+      assertEquals(
+          1L << 20,
+          assertInstanceOf(Outcome.Success.class, call(c, "[1]", null, Duration.ofSeconds(30)))
+              .output()
+              .asText()
+              .length());
     }
   }
 }

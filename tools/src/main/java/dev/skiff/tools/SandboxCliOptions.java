@@ -3,11 +3,11 @@ package dev.skiff.tools;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
-import dev.skiff.tracer.TraceHook;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** The options of every command that starts a sandbox: run, snapshot create, restore. */
@@ -67,22 +67,7 @@ final class SandboxCliOptions {
           "keep writes to the root filesystem in a file under DIR instead of memory (gone with the sandbox)")
   Path scratch;
 
-  @Option(
-      names = "--platform",
-      defaultValue = "auto",
-      paramLabel = "NAME",
-      description =
-          "gVisor platform: auto (kvm where /dev/kvm works, else systrap, else ptrace), systrap, ptrace, kvm")
-  String platform;
-
-  @Option(
-      names = "--runsc",
-      paramLabel = "PATH",
-      description = "runsc binary (default: $SKIFF_RUNSC, else the PATH)")
-  Path runsc;
-
-  @Option(names = "--no-prefetch", description = "do not replay the image's trace as prefetch")
-  boolean noPrefetch;
+  @Mixin RuntimeCliOptions runtime;
 
   SandboxOptions options() {
     SandboxOptions.Builder b =
@@ -104,13 +89,6 @@ final class SandboxCliOptions {
   }
 
   SandboxRuntime open(ImageStore store, RemoteOptions remote, boolean record) throws IOException {
-    return SandboxRuntime.open(
-        store,
-        SandboxRuntime.Config.defaults()
-            .withRunsc(runsc)
-            .withPlatform(platform)
-            .withRemotes(remote)
-            .withTrace(TraceHook.Options.defaults().withPrefetch(!noPrefetch).withRecord(record))
-            .withListener(Events.toStderr()));
+    return SandboxRuntime.open(store, runtime.config(remote, record));
   }
 }

@@ -49,10 +49,18 @@ public final class PythonRunner {
             new SandboxOptions.Volume(codeDir, CODE, true));
   }
 
-  /** The runner's command line for {@code handler} ({@code module:function}). */
-  public static List<String> command(String python, String handler, boolean withCode) {
-    return withCode
-        ? List.of(python, "-u", DIR + "/" + SCRIPT, handler, CODE)
-        : List.of(python, "-u", DIR + "/" + SCRIPT, handler);
+  /**
+   * The runner's command line for {@code handler} ({@code module:function}), serving up to {@code
+   * concurrency} calls at once.
+   */
+  public static List<String> command(
+      String python, String handler, boolean withCode, int concurrency) {
+    return List.of(
+        python,
+        "-u",
+        DIR + "/" + SCRIPT,
+        handler,
+        withCode ? CODE : "-",
+        Integer.toString(concurrency));
   }
 }

@@ -9,6 +9,10 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The worker's end of the channel to an in-container runner: the runner process's stdin and stdout
@@ -16,17 +20,23 @@ import java.io.OutputStream;
  * UTF-8 JSON. See {@code skiff_runner.py} for the messages. The runner's stderr, where the
  * handler's prints go, is not part of the channel.
  *
- * <p>Not thread safe: one caller at a time (a container runs one call at a time).
+ * <p>Calls may overlap (a runner started with a concurrency above 1 answers them as they finish):
+ * {@link #call} sends a request and returns a future; once {@link #awaitReady} has returned, one
+ * reader thread completes the futures by call id. When the channel breaks (the container died)
+ * every call still waiting fails with an {@link IOException}.
  */
 public final class RunnerChannel {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** The largest frame either side may send; larger payloads travel through the blob store. */
+  /** The largest frame either side may send; larger payloads are refused. */
   public static final int MAX_FRAME = 2 << 20;
 
   private final DataOutputStream toRunner;
   private final DataInputStream fromRunner;
-  private long nextId;
+  private final AtomicLong nextId = new AtomicLong();
+  private final Map<String, CompletableFuture<Outcome>> waiting = new ConcurrentHashMap<>();
+  private volatile IOException broken;
+  private final CompletableFuture<Void> ended = new CompletableFuture<>();
 
   public RunnerChannel(OutputStream runnerStdin, InputStream runnerStdout) {
     this.toRunner = new DataOutputStream(runnerStdin);
@@ -36,38 +46,100 @@ public final class RunnerChannel {
   /** What the runner said once it imported the handler (or failed to). */
   public record Ready(boolean ok, long pid, Outcome.HandlerError error) {}
 
-  /** Waits for the runner's first frame. */
+  /** Waits for the runner's first frame, then starts reading answers. */
   public Ready awaitReady() throws IOException {
     JsonNode m = receive();
-    if (m.path("ready").asBoolean()) {
-      return new Ready(true, m.path("pid").asLong(), null);
+    if (!m.path("ready").asBoolean()) {
+      return new Ready(false, 0, error(m.path("error")));
     }
-    return new Ready(false, 0, error(m.path("error")));
+    startReading();
+    return new Ready(true, m.path("pid").asLong(), null);
   }
 
   /**
-   * Sends one call and returns the runner's answer: {@link Outcome.Success} or {@link
-   * Outcome.HandlerError}. An {@link IOException} means the channel broke (the container died).
+   * Starts reading answers without a ready frame: for a runner restored from a snapshot, which said
+   * it was ready before the snapshot was taken.
    */
-  public Outcome call(JsonNode args, JsonNode kwargs) throws IOException {
-    String id = Long.toString(++nextId);
+  public void startReading() {
+    Thread.ofPlatform().daemon().name("skiff-runner-channel").start(this::readAnswers);
+  }
+
+  private void readAnswers() {
+    try {
+      while (true) {
+        JsonNode reply = receive();
+        CompletableFuture<Outcome> f = waiting.remove(reply.path("id").asText());
+        if (f == null) {
+          throw new IOException("the runner answered call " + reply.path("id") + ", never asked");
+        }
+        f.complete(
+            reply.path("ok").asBoolean()
+                ? new Outcome.Success(reply.path("output"))
+                : reply.path("out_of_memory").asBoolean()
+                    ? new Outcome.OutOfMemory()
+                    : error(reply.path("error")));
+      }
+    } catch (IOException e) {
+      broken = e;
+      waiting.values().forEach(f -> f.completeExceptionally(e));
+      waiting.clear();
+      ended.complete(null);
+    }
+  }
+
+  /** Completes when the reader has stopped: the runner ended or the channel broke. */
+  public CompletableFuture<Void> ended() {
+    return ended;
+  }
+
+  /**
+   * Sends one call, named {@code callId} (unique among the calls running; null for a number); the
+   * future gives the runner's answer, {@link Outcome.Success}, {@link Outcome.HandlerError} or
+   * {@link Outcome.OutOfMemory} (the runner then exits), or fails with an {@link IOException} if
+   * the channel breaks first.
+   *
+   * @throws IllegalArgumentException if the request is over {@link #MAX_FRAME}
+   */
+  public CompletableFuture<Outcome> call(String callId, JsonNode args, JsonNode kwargs) {
+    String id = callId != null ? callId : Long.toString(nextId.incrementAndGet());
     ObjectNode request = JSON.createObjectNode();
     request.put("id", id);
     request.set("args", args == null ? JSON.createArrayNode() : args);
     request.set("kwargs", kwargs == null ? JSON.createObjectNode() : kwargs);
-    send(request);
-    JsonNode reply = receive();
-    if (!id.equals(reply.path("id").asText())) {
-      throw new IOException("the runner answered call " + reply.path("id") + ", not " + id);
+    byte[] body;
+    try {
+      body = JSON.writeValueAsBytes(request);
+    } catch (IOException e) {
+      throw new IllegalArgumentException("the input cannot be written as JSON", e);
     }
-    return reply.path("ok").asBoolean()
-        ? new Outcome.Success(reply.path("output"))
-        : error(reply.path("error"));
+    if (body.length > MAX_FRAME) {
+      throw new IllegalArgumentException(
+          "input of " + body.length + " bytes is over the " + MAX_FRAME + " a call may carry");
+    }
+    CompletableFuture<Outcome> f = new CompletableFuture<>();
+    waiting.put(id, f);
+    try {
+      synchronized (toRunner) {
+        toRunner.writeInt(body.length);
+        toRunner.write(body);
+        toRunner.flush();
+      }
+    } catch (IOException e) {
+      waiting.remove(id);
+      f.completeExceptionally(e);
+    }
+    IOException b = broken;
+    if (b != null && waiting.remove(id) != null) {
+      f.completeExceptionally(b);
+    }
+    return f;
   }
 
-  /** Tells the runner that no more calls come (it exits). */
+  /** Tells the runner that no more calls come (it exits once the running ones answer). */
   public void close() throws IOException {
-    toRunner.close();
+    synchronized (toRunner) {
+      toRunner.close();
+    }
   }
 
   private static Outcome.HandlerError error(JsonNode e) {
@@ -75,17 +147,6 @@ public final class RunnerChannel {
         e.path("type").asText("Error"),
         e.path("message").asText(""),
         e.path("traceback").asText(""));
-  }
-
-  private void send(JsonNode message) throws IOException {
-    byte[] body = JSON.writeValueAsBytes(message);
-    if (body.length > MAX_FRAME) {
-      throw new IllegalArgumentException(
-          "input of " + body.length + " bytes is over the " + MAX_FRAME + " a call may carry");
-    }
-    toRunner.writeInt(body.length);
-    toRunner.write(body);
-    toRunner.flush();
   }
 
   private JsonNode receive() throws IOException {

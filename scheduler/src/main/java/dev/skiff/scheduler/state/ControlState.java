@@ -7,6 +7,7 @@ import dev.skiff.scheduler.proto.Input;
 import dev.skiff.scheduler.proto.Result;
 import java.io.IOException;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -32,22 +33,46 @@ public interface ControlState extends AutoCloseable {
   List<Function> functions() throws IOException;
 
   /**
-   * Records inputs of a function version as pending calls, all or none, durably; returns their call
-   * ids in order.
+   * Records inputs of a function version as pending calls, all or none, durably; returns their
+   * records in order.
    */
-  List<String> accept(Function function, List<Input> inputs, long nowMillis) throws IOException;
+  List<CallRecord> accept(Function function, List<Input> inputs, long nowMillis) throws IOException;
 
   /** A call, or empty. */
   Optional<CallRecord> call(String callId) throws IOException;
 
-  /** Replaces a call's record (status, attempts, result); it must exist. */
-  void update(CallRecord record) throws IOException;
+  /**
+   * Replaces calls' records (status, attempts, result), all in one durable write; each must exist.
+   */
+  void update(List<CallRecord> records) throws IOException;
+
+  /** Replaces one call's record. */
+  default void update(CallRecord record) throws IOException {
+    update(List.of(record));
+  }
 
   /** Calls that are pending or running: what a scheduler restarting must finish. */
   List<CallRecord> unfinished() throws IOException;
 
   /** The most recent calls, newest first. */
   List<CallRecord> recent(int limit) throws IOException;
+
+  /** Stores a blob (a function's code bundle) under its digest; storing it again is a no-op. */
+  void putBlob(String digest, byte[] bytes) throws IOException;
+
+  /** A blob by digest, or empty. */
+  Optional<byte[]> blob(String digest) throws IOException;
+
+  /**
+   * Creates or replaces a secret: named values that reach the containers of functions naming it.
+   */
+  void putSecret(String name, Map<String, String> values) throws IOException;
+
+  /** A secret's values, or empty. */
+  Optional<Map<String, String>> secret(String name) throws IOException;
+
+  /** The names of every secret, sorted. */
+  List<String> secrets() throws IOException;
 
   /** Whether a status is final (the call's result will not change). */
   static boolean finished(dev.skiff.scheduler.proto.Status s) {

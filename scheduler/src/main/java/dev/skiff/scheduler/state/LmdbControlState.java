@@ -2,6 +2,8 @@ package dev.skiff.scheduler.state;
 
 import static java.nio.charset.StandardCharsets.UTF_8;
 
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.skiff.scheduler.proto.CallRecord;
 import dev.skiff.scheduler.proto.Function;
@@ -12,11 +14,14 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 import org.lmdbjava.Cursor;
 import org.lmdbjava.CursorIterable;
 import org.lmdbjava.Dbi;
@@ -35,16 +40,23 @@ import org.lmdbjava.Txn;
  * calls       call id                 -> CallRecord
  * unfinished  call id                 -> ""        (pending or running)
  * order       seq(8) call id          -> ""        (acceptance order; the most recent calls)
+ * blobs       digest                  -> bytes     (code bundles)
+ * secrets     name                    -> JSON object of the values
  * </pre>
+ *
+ * <p>The directory is the owner's alone (0700), since it holds secrets.
  */
 public final class LmdbControlState implements ControlState {
   private static final SecureRandom RANDOM = new SecureRandom();
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Env<ByteBuffer> env;
   private final Dbi<ByteBuffer> functions;
   private final Dbi<ByteBuffer> calls;
   private final Dbi<ByteBuffer> unfinished;
   private final Dbi<ByteBuffer> order;
+  private final Dbi<ByteBuffer> blobs;
+  private final Dbi<ByteBuffer> secrets;
 
   private LmdbControlState(Env<ByteBuffer> env) {
     this.env = env;
@@ -52,13 +64,16 @@ public final class LmdbControlState implements ControlState {
     this.calls = env.openDbi("calls", DbiFlags.MDB_CREATE);
     this.unfinished = env.openDbi("unfinished", DbiFlags.MDB_CREATE);
     this.order = env.openDbi("order", DbiFlags.MDB_CREATE);
+    this.blobs = env.openDbi("blobs", DbiFlags.MDB_CREATE);
+    this.secrets = env.openDbi("secrets", DbiFlags.MDB_CREATE);
   }
 
   /** Opens (creating if needed) the state in {@code dir}. */
   public static LmdbControlState open(Path dir) throws IOException {
     Files.createDirectories(dir);
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
     Env<ByteBuffer> env =
-        Env.create().setMapSize(64L << 30).setMaxDbs(4).setMaxReaders(512).open(dir.toFile());
+        Env.create().setMapSize(64L << 30).setMaxDbs(6).setMaxReaders(512).open(dir.toFile());
     try {
       return new LmdbControlState(env);
     } catch (RuntimeException e) {
@@ -172,9 +187,9 @@ public final class LmdbControlState implements ControlState {
   }
 
   @Override
-  public synchronized List<String> accept(Function function, List<Input> inputs, long nowMillis)
+  public synchronized List<CallRecord> accept(Function function, List<Input> inputs, long nowMillis)
       throws IOException {
-    List<String> ids = new ArrayList<>(inputs.size());
+    List<CallRecord> ids = new ArrayList<>(inputs.size());
     ByteBuffer empty = ByteBuffer.allocateDirect(1).put((byte) 0).flip();
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
       long seq = lastSeq(txn) + 1;
@@ -199,7 +214,7 @@ public final class LmdbControlState implements ControlState {
             txn,
             ByteBuffer.allocateDirect(8 + idBytes.length).putLong(seq++).put(idBytes).flip(),
             empty);
-        ids.add(id);
+        ids.add(r);
       }
       txn.commit();
     }
@@ -222,20 +237,72 @@ public final class LmdbControlState implements ControlState {
   }
 
   @Override
-  public synchronized void update(CallRecord record) throws IOException {
-    ByteBuffer key = direct(record.getCallId().getBytes(UTF_8));
+  public synchronized void update(List<CallRecord> records) throws IOException {
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
-      if (calls.get(txn, key) == null) {
-        throw new IOException("no call " + record.getCallId());
-      }
-      calls.put(txn, key, direct(record.toByteArray()));
-      if (ControlState.finished(record.getStatus())) {
-        unfinished.delete(txn, key);
-      } else {
-        unfinished.put(txn, key, ByteBuffer.allocateDirect(1).put((byte) 0).flip());
+      for (CallRecord record : records) {
+        ByteBuffer key = direct(record.getCallId().getBytes(UTF_8));
+        if (calls.get(txn, key) == null) {
+          throw new IOException("no call " + record.getCallId());
+        }
+        calls.put(txn, key, direct(record.toByteArray()));
+        if (ControlState.finished(record.getStatus())) {
+          unfinished.delete(txn, key);
+        } else {
+          unfinished.put(txn, key, ByteBuffer.allocateDirect(1).put((byte) 0).flip());
+        }
       }
       txn.commit();
     }
+  }
+
+  @Override
+  public synchronized void putBlob(String digest, byte[] bytes) throws IOException {
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      ByteBuffer key = direct(digest.getBytes(UTF_8));
+      if (blobs.get(txn, key) == null) {
+        blobs.put(txn, key, direct(bytes));
+        txn.commit();
+      }
+    }
+  }
+
+  @Override
+  public Optional<byte[]> blob(String digest) throws IOException {
+    try (Txn<ByteBuffer> txn = env.txnRead()) {
+      ByteBuffer v = blobs.get(txn, direct(digest.getBytes(UTF_8)));
+      return v == null ? Optional.empty() : Optional.of(bytes(v));
+    }
+  }
+
+  @Override
+  public synchronized void putSecret(String name, Map<String, String> values) throws IOException {
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      secrets.put(
+          txn, direct(name.getBytes(UTF_8)), direct(JSON.writeValueAsBytes(new TreeMap<>(values))));
+      txn.commit();
+    }
+  }
+
+  @Override
+  public Optional<Map<String, String>> secret(String name) throws IOException {
+    try (Txn<ByteBuffer> txn = env.txnRead()) {
+      ByteBuffer v = secrets.get(txn, direct(name.getBytes(UTF_8)));
+      return v == null
+          ? Optional.empty()
+          : Optional.of(JSON.readValue(bytes(v), new TypeReference<TreeMap<String, String>>() {}));
+    }
+  }
+
+  @Override
+  public List<String> secrets() throws IOException {
+    List<String> out = new ArrayList<>();
+    try (Txn<ByteBuffer> txn = env.txnRead();
+        CursorIterable<ByteBuffer> it = secrets.iterate(txn)) {
+      for (CursorIterable.KeyVal<ByteBuffer> kv : it) {
+        out.add(new String(bytes(kv.key()), UTF_8));
+      }
+    }
+    return out;
   }
 
   @Override

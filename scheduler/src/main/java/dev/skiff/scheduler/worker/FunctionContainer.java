@@ -7,6 +7,7 @@ import dev.skiff.runtime.Sandbox;
 import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxProcess;
 import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.runtime.Snapshot;
 import dev.skiff.scheduler.runner.Outcome;
 import dev.skiff.scheduler.runner.PythonRunner;
 import dev.skiff.scheduler.runner.RunnerChannel;
@@ -16,7 +17,11 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -24,25 +29,30 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One container of a function: a warm sandbox on the function's image with the runner and the
- * function's code bound in read-only, and the runner started in it, which imports the handler once
- * and then serves calls one after another over its {@link RunnerChannel}. What the handler prints
- * goes, line by line, to the {@link LogSink}.
+ * One container of a function: a sandbox on the function's image whose first process is Skiff's
+ * runner, with the runner and the function's code bound in read-only. The runner imports the
+ * handler once and then serves calls over its {@link RunnerChannel}, up to {@code concurrency} at
+ * once. What the handler prints goes, line by line and tagged with its call, to the {@link
+ * LogSink}.
  *
- * <p>A call that runs past its timeout kills the container ({@link Outcome.TimedOut}); a container
- * that dies mid-call gives {@link Outcome.OutOfMemory} when its memory limit killed it, else {@link
- * Outcome.Crashed}. A dead container serves no more calls ({@link #alive()}). One call at a time;
- * {@link #close} from any thread.
+ * <p>With a snapshot name, the container is checkpointed right after the import ({@link
+ * #startAndSnapshot}) and later containers are restored from that snapshot ({@link #restore}),
+ * skipping the interpreter's start and the import.
+ *
+ * <p>A call that runs past its timeout kills the container ({@link Outcome.TimedOut}); when the
+ * container dies, every call still running ends: {@link Outcome.OutOfMemory} when its memory limit
+ * killed it, else {@link Outcome.Crashed}. A dead container serves no more calls ({@link #alive()},
+ * {@link #ended()}). Thread safe.
  */
 public final class FunctionContainer implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(FunctionContainer.class);
 
-  /** Receives what a container's handler prints, line by line. */
+  /** Receives what a container's handler prints: the call it printed in ("" outside one). */
   @FunctionalInterface
   public interface LogSink {
-    LogSink NONE = (container, line) -> {};
+    LogSink NONE = (container, call, line) -> {};
 
-    void line(String container, String line);
+    void line(String container, String call, String line);
   }
 
   /** The handler could not be imported; nothing runs. */
@@ -63,17 +73,43 @@ public final class FunctionContainer implements AutoCloseable {
 
   /**
    * What to start: a Python handler ({@code module:function}) on an image, with its code directory
-   * (null when the handler is in the image) and the sandbox's options (resources, env, user).
+   * (null when the handler is in the image), how many calls may run at once, and the sandbox's
+   * options (resources, env, user).
    */
   public record Spec(
-      ImageSpec image, String python, String handler, Path codeDir, SandboxOptions options) {}
+      ImageSpec image,
+      String python,
+      String handler,
+      Path codeDir,
+      int concurrency,
+      SandboxOptions options) {
+    public Spec {
+      if (concurrency < 1) {
+        throw new IllegalArgumentException("concurrency must be at least 1");
+      }
+    }
+
+    /** The sandbox's options with the runner's volumes, and no entrypoint of the image's. */
+    SandboxOptions sandboxOptions(Path runnerDir) {
+      SandboxOptions.Builder o = options.toBuilder().entrypoint(List.of());
+      PythonRunner.volumes(runnerDir, codeDir).forEach(o::volume);
+      return o.build();
+    }
+
+    List<String> command() {
+      return PythonRunner.command(python, handler, codeDir != null, concurrency);
+    }
+  }
 
   private final Sandbox sandbox;
   private final SandboxProcess runner;
   private final RunnerChannel channel;
   private final ScheduledExecutorService timers;
-  private volatile boolean timedOut;
-  private volatile boolean dead;
+  private final Set<String> running = ConcurrentHashMap.newKeySet();
+  private final Set<String> timedOut = ConcurrentHashMap.newKeySet();
+  private final CompletableFuture<String> ended = new CompletableFuture<>();
+  private volatile boolean closed;
+  private volatile boolean outOfMemory;
 
   private FunctionContainer(
       Sandbox sandbox,
@@ -87,63 +123,158 @@ public final class FunctionContainer implements AutoCloseable {
   }
 
   /**
-   * Starts a container: the sandbox, the runner in it, and the handler's import.
+   * Starts a container: the sandbox, the runner as its first process, and the handler's import.
    *
    * @throws ImportFailedException if the handler cannot be imported
    */
   public static FunctionContainer start(
       SandboxRuntime rt, Spec spec, Path runnerDir, ScheduledExecutorService timers, LogSink logs)
       throws IOException {
-    SandboxOptions.Builder o = spec.options().toBuilder();
-    PythonRunner.volumes(runnerDir, spec.codeDir()).forEach(o::volume);
-    Sandbox sb = rt.create(spec.image(), o.build());
+    Sandbox sb = rt.run(spec.image(), spec.sandboxOptions(runnerDir), spec.command(), true);
     try {
-      SandboxProcess p =
-          sb.exec(
-              PythonRunner.command(spec.python(), spec.handler(), spec.codeDir() != null),
-              Sandbox.Exec.defaults().withStdin(true));
-      pumpLogs(sb.id(), p, logs);
-      RunnerChannel channel = new RunnerChannel(p.stdin(), p.stdout());
-      RunnerChannel.Ready ready;
-      try {
-        ready = channel.awaitReady();
-      } catch (IOException e) {
-        throw new IOException(
-            "the runner did not start in "
-                + spec.image()
-                + " ("
-                + p.waitFor(Duration.ofSeconds(5)).map(ExitStatus::toString).orElse("still running")
-                + "): is "
-                + spec.python()
-                + " in the image?",
-            e);
-      }
-      if (!ready.ok()) {
-        throw new ImportFailedException(spec.handler(), ready.error());
-      }
-      return new FunctionContainer(sb, p, channel, timers);
+      FunctionContainer c = attach(sb, spec, timers, logs);
+      awaitImport(c, spec);
+      c.watch();
+      return c;
     } catch (IOException | RuntimeException e) {
       sb.close();
       throw e;
-    } catch (InterruptedException e) {
-      sb.close();
-      Thread.currentThread().interrupt();
-      throw new IOException("interrupted while the runner started", e);
     }
   }
 
-  private static void pumpLogs(String id, SandboxProcess p, LogSink logs) {
+  /**
+   * Starts a container as {@link #start} does, then checkpoints it right after the import as
+   * snapshot {@code name} of the image (the sandbox stops) and returns the snapshot, for {@link
+   * #restore}.
+   */
+  public static Snapshot startAndSnapshot(
+      SandboxRuntime rt,
+      Spec spec,
+      Path runnerDir,
+      ScheduledExecutorService timers,
+      LogSink logs,
+      String name)
+      throws IOException {
+    try (Sandbox sb = rt.run(spec.image(), spec.sandboxOptions(runnerDir), spec.command(), true)) {
+      FunctionContainer c = attach(sb, spec, timers, logs);
+      awaitImport(c, spec);
+      return sb.checkpoint(name);
+    }
+  }
+
+  /**
+   * A container restored from a snapshot {@link #startAndSnapshot} took: its runner waits for
+   * calls.
+   */
+  public static FunctionContainer restore(
+      SandboxRuntime rt,
+      Snapshot snapshot,
+      Spec spec,
+      Path runnerDir,
+      ScheduledExecutorService timers,
+      LogSink logs)
+      throws IOException {
+    Sandbox sb = rt.restore(snapshot, spec.sandboxOptions(runnerDir), true);
+    try {
+      FunctionContainer c = attach(sb, spec, timers, logs);
+      c.channel.startReading();
+      c.watch();
+      return c;
+    } catch (RuntimeException e) {
+      sb.close();
+      throw e;
+    }
+  }
+
+  private static FunctionContainer attach(
+      Sandbox sb, Spec spec, ScheduledExecutorService timers, LogSink logs) {
+    SandboxProcess p =
+        sb.main().orElseThrow(() -> new IllegalStateException("the sandbox has no first process"));
+    FunctionContainer c =
+        new FunctionContainer(sb, p, new RunnerChannel(p.stdin(), p.stdout()), timers);
+    c.pumpLogs(logs);
+    return c;
+  }
+
+  private static void awaitImport(FunctionContainer c, Spec spec) throws IOException {
+    RunnerChannel.Ready ready;
+    try {
+      ready = c.channel.awaitReady();
+    } catch (IOException e) {
+      Optional<ExitStatus> status;
+      try {
+        status = c.runner.waitFor(Duration.ofSeconds(5));
+      } catch (InterruptedException ie) {
+        Thread.currentThread().interrupt();
+        status = Optional.empty();
+      }
+      throw new IOException(
+          "the runner did not start in "
+              + spec.image()
+              + " ("
+              + status.map(ExitStatus::toString).orElse("still running")
+              + "): is "
+              + spec.python()
+              + " in the image?",
+          e);
+    }
+    if (!ready.ok()) {
+      throw new ImportFailedException(spec.handler(), ready.error());
+    }
+  }
+
+  /**
+   * Completes {@link #ended} when the runner's channel breaks (the container died or was closed).
+   */
+  private void watch() {
+    channel
+        .ended()
+        .whenComplete(
+            (v, t) -> {
+              String why =
+                  !timedOut.isEmpty()
+                      ? "a call timed out"
+                      : outOfMemory ? "it ran out of memory" : exitDescription();
+              ended.complete(why);
+            });
+  }
+
+  private String exitDescription() {
+    if (closed) {
+      return "it was stopped";
+    }
+    try {
+      return runner
+          .waitFor(Duration.ofSeconds(5))
+          .map(s -> s.oomKilled() ? "it ran out of memory" : "its runner ended (" + s + ")")
+          .orElse("its runner's channel broke");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "its runner's channel broke";
+    }
+  }
+
+  private void pumpLogs(LogSink logs) {
     Thread.ofPlatform()
         .daemon()
         .name("skiff-container-log")
         .start(
             () -> {
               try (BufferedReader r =
-                  new BufferedReader(new InputStreamReader(p.stderr(), StandardCharsets.UTF_8))) {
+                  new BufferedReader(
+                      new InputStreamReader(runner.stderr(), StandardCharsets.UTF_8))) {
                 for (String line; (line = r.readLine()) != null; ) {
-                  logs.line(id, line);
+                  String call = "";
+                  int end;
+                  if (line.startsWith("\u001e") && (end = line.indexOf('\u001f')) > 0) {
+                    call = line.substring(1, end);
+                    line = line.substring(end + 1);
+                  } else if (running.size() == 1) {
+                    call = running.iterator().next(); // printed from C, say, in the only call
+                  }
+                  logs.line(sandbox.id(), call, line);
                 }
-              } catch (IOException e) {
+              } catch (IOException | RuntimeException e) {
                 // the container went away
               }
             });
@@ -155,57 +286,91 @@ public final class FunctionContainer implements AutoCloseable {
   }
 
   public boolean alive() {
-    return !dead && runner.isAlive();
+    return !closed && !ended.isDone() && runner.isAlive();
   }
 
-  /** Runs one call; a timeout of null or zero means none. */
-  public Outcome call(JsonNode args, JsonNode kwargs, Duration timeout) {
+  /** Completes with why, once the container has died or was closed. */
+  public CompletableFuture<String> ended() {
+    return ended;
+  }
+
+  /** Calls running now. */
+  public int running() {
+    return running.size();
+  }
+
+  /**
+   * Runs one call, {@code callId} naming it in the logs; a timeout of null or zero means none. The
+   * future never fails: a broken container gives an outcome that says so.
+   */
+  public CompletableFuture<Outcome> call(
+      String callId, JsonNode args, JsonNode kwargs, Duration timeout) {
     if (!alive()) {
-      return new Outcome.Crashed("the container is not running");
+      return CompletableFuture.completedFuture(new Outcome.Crashed("the container is not running"));
     }
-    ScheduledFuture<?> timer = null;
-    if (timeout != null && !timeout.isZero()) {
-      timer =
-          timers.schedule(
-              () -> {
-                timedOut = true;
-                killQuietly();
-              },
-              timeout.toMillis(),
-              TimeUnit.MILLISECONDS);
+    if (!running.add(callId)) {
+      return CompletableFuture.completedFuture(
+          new Outcome.Crashed("call " + callId + " is already running in this container"));
     }
+    ScheduledFuture<?> timer =
+        timeout == null || timeout.isZero()
+            ? null
+            : timers.schedule(
+                () -> {
+                  timedOut.add(callId);
+                  killQuietly();
+                },
+                timeout.toMillis(),
+                TimeUnit.MILLISECONDS);
+    CompletableFuture<Outcome> answer;
     try {
-      return channel.call(args, kwargs);
-    } catch (IOException e) {
-      dead = true;
-      if (timedOut) {
-        return new Outcome.TimedOut(timeout.toMillis());
-      }
-      Optional<ExitStatus> status;
-      try {
-        status = runner.waitFor(Duration.ofSeconds(5));
-      } catch (InterruptedException ie) {
-        Thread.currentThread().interrupt();
-        status = Optional.empty();
-      }
-      if (status.isPresent() && status.get().oomKilled()) {
-        return new Outcome.OutOfMemory();
-      }
-      return new Outcome.Crashed(
-          "the container ended mid-call ("
-              + status.map(ExitStatus::toString).orElse(e.getMessage())
-              + ")");
-    } finally {
-      if (timer != null) {
-        timer.cancel(false);
-      }
+      answer = channel.call(callId, args, kwargs);
+    } catch (IllegalArgumentException e) {
+      answer =
+          CompletableFuture.completedFuture(
+              new Outcome.HandlerError("InputTooLarge", e.getMessage(), ""));
+    }
+    return answer
+        .handle(
+            (o, t) -> {
+              if (timer != null) {
+                timer.cancel(false);
+              }
+              if (t == null) {
+                if (o instanceof Outcome.OutOfMemory) {
+                  outOfMemory = true;
+                }
+                return o;
+              }
+              if (timedOut.contains(callId)) {
+                return new Outcome.TimedOut(timeout.toMillis());
+              }
+              Optional<ExitStatus> status = exitStatus();
+              if (status.isPresent() && status.get().oomKilled()) {
+                outOfMemory = true;
+                return new Outcome.OutOfMemory();
+              }
+              return new Outcome.Crashed(
+                  "the container ended mid-call ("
+                      + status.map(ExitStatus::toString).orElse(t.getMessage())
+                      + ")");
+            })
+        .whenComplete((o, t) -> running.remove(callId));
+  }
+
+  private Optional<ExitStatus> exitStatus() {
+    try {
+      return runner.waitFor(Duration.ofSeconds(5));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return Optional.empty();
     }
   }
 
   private void killQuietly() {
     try {
       sandbox.kill();
-    } catch (IOException e) {
+    } catch (IOException | RuntimeException e) {
       LOG.warn("killing container {}: {}", sandbox.id(), e.toString());
     }
   }
@@ -213,7 +378,7 @@ public final class FunctionContainer implements AutoCloseable {
   /** Ends the runner and removes the container. Idempotent. */
   @Override
   public void close() throws IOException {
-    dead = true;
+    closed = true;
     try {
       channel.close();
     } catch (IOException ignored) {

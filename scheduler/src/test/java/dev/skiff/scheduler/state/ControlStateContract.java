@@ -39,6 +39,10 @@ public abstract class ControlStateContract {
         .build();
   }
 
+  private static List<String> ids(List<CallRecord> records) {
+    return records.stream().map(CallRecord::getCallId).toList();
+  }
+
   private static Input input(int x) {
     return Input.newBuilder().setArgsJson("[" + x + "]").build();
   }
@@ -73,7 +77,7 @@ public abstract class ControlStateContract {
   void acceptedInputsAreKeptInOrderAndSurviveARestart() throws Exception {
     ControlState s = fresh();
     Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
-    List<String> ids = s.accept(f, List.of(input(1), input(2), input(3)), 5000);
+    List<String> ids = ids(s.accept(f, List.of(input(1), input(2), input(3)), 5000));
     assertEquals(3, new HashSet<>(ids).size());
     s = reopen(s);
     try (ControlState again = s) {
@@ -93,7 +97,7 @@ public abstract class ControlStateContract {
   void finishedCallsLeaveTheUnfinishedAndKeepTheirResults() throws Exception {
     ControlState s = fresh();
     Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
-    List<String> ids = s.accept(f, List.of(input(1), input(2)), 5000);
+    List<String> ids = ids(s.accept(f, List.of(input(1), input(2)), 5000));
     CallRecord running =
         s.call(ids.get(0)).orElseThrow().toBuilder()
             .setStatus(Status.RUNNING)
@@ -133,7 +137,7 @@ public abstract class ControlStateContract {
         for (int i = 0; i < 50; i++) {
           inputs.add(input(i));
         }
-        batches.add(pool.submit(() -> s.accept(f, inputs, 7000)));
+        batches.add(pool.submit(() -> ids(s.accept(f, inputs, 7000))));
       }
       Set<String> all = Collections.synchronizedSet(new HashSet<>());
       for (Future<List<String>> b : batches) {
@@ -142,6 +146,43 @@ public abstract class ControlStateContract {
       pool.shutdown();
       assertEquals(400, all.size());
       assertEquals(400, s.unfinished().size());
+    }
+  }
+
+  @Test
+  void aBatchOfUpdatesIsAllOrNothing() throws Exception {
+    try (ControlState s = fresh()) {
+      Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
+      List<String> ids = ids(s.accept(f, List.of(input(1), input(2)), 5000));
+      Result ok = Result.newBuilder().setStatus(Status.SUCCESS).setOutputJson("1").build();
+      CallRecord done = ControlState.finish(s.call(ids.get(0)).orElseThrow(), ok, 6000);
+      assertThrows(
+          IOException.class,
+          () -> s.update(List.of(done, CallRecord.newBuilder().setCallId("call-none").build())));
+      assertEquals(Status.PENDING, s.call(ids.get(0)).orElseThrow().getStatus());
+      s.update(List.of(done, ControlState.finish(s.call(ids.get(1)).orElseThrow(), ok, 6000)));
+      assertTrue(s.unfinished().isEmpty());
+    }
+  }
+
+  @Test
+  void blobsAndSecretsAreKept() throws Exception {
+    ControlState s = fresh();
+    byte[] zip = {1, 2, 3, 0, 4};
+    s.putBlob("sha256:ab", zip);
+    s.putBlob("sha256:ab", zip);
+    s.putSecret("db", java.util.Map.of("USER", "u", "PASSWORD", "p w"));
+    s.putSecret("api", java.util.Map.of("KEY", "k"));
+    s.putSecret("api", java.util.Map.of("KEY", "k2"));
+    s = reopen(s);
+    try (ControlState again = s) {
+      assertTrue(java.util.Arrays.equals(zip, again.blob("sha256:ab").orElseThrow()));
+      assertTrue(again.blob("sha256:cd").isEmpty());
+      assertEquals(
+          java.util.Map.of("USER", "u", "PASSWORD", "p w"), again.secret("db").orElseThrow());
+      assertEquals(java.util.Map.of("KEY", "k2"), again.secret("api").orElseThrow());
+      assertTrue(again.secret("none").isEmpty());
+      assertEquals(List.of("api", "db"), again.secrets());
     }
   }
 }

@@ -1,0 +1,255 @@
+package dev.skiff.scheduler.client;
+
+import com.google.protobuf.ByteString;
+import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.control.Tokens;
+import dev.skiff.scheduler.proto.CallInfo;
+import dev.skiff.scheduler.proto.CallRequest;
+import dev.skiff.scheduler.proto.CancelRequest;
+import dev.skiff.scheduler.proto.ContainerInfo;
+import dev.skiff.scheduler.proto.ControlGrpc;
+import dev.skiff.scheduler.proto.DeployRequest;
+import dev.skiff.scheduler.proto.DeployResponse;
+import dev.skiff.scheduler.proto.FunctionInfo;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.GetRequest;
+import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.ListRequest;
+import dev.skiff.scheduler.proto.LogLine;
+import dev.skiff.scheduler.proto.LogsRequest;
+import dev.skiff.scheduler.proto.MapInput;
+import dev.skiff.scheduler.proto.MapOutput;
+import dev.skiff.scheduler.proto.Result;
+import dev.skiff.scheduler.proto.SecretRequest;
+import dev.skiff.scheduler.proto.SpawnRequest;
+import dev.skiff.scheduler.proto.WorkerInfo;
+import io.grpc.ChannelCredentials;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * A client of the scheduler's {@code Control} service, for the CLI and for tests: one channel, the
+ * client token on every call. Errors come as {@link StatusRuntimeException} with the scheduler's
+ * description. Thread safe.
+ */
+public final class ControlClient implements AutoCloseable {
+  private final ManagedChannel channel;
+  private final ControlGrpc.ControlBlockingStub blocking;
+  private final ControlGrpc.ControlStub async;
+
+  public ControlClient(ManagedChannel channel, String token) {
+    this.channel = channel;
+    this.blocking = ControlGrpc.newBlockingStub(channel).withCallCredentials(Tokens.bearer(token));
+    this.async = ControlGrpc.newStub(channel).withCallCredentials(Tokens.bearer(token));
+  }
+
+  /** A client of the scheduler at {@code target} (HOST:PORT); TLS when {@code caCert} is given. */
+  public static ControlClient connect(String target, String token, Path caCert) throws IOException {
+    return new ControlClient(channel(target, caCert), token);
+  }
+
+  /** A channel to {@code target}: plain, or TLS trusting {@code caCert} (PEM). */
+  public static ManagedChannel channel(String target, Path caCert) throws IOException {
+    ChannelCredentials creds =
+        caCert == null
+            ? InsecureChannelCredentials.create()
+            : TlsChannelCredentials.newBuilder().trustManager(caCert.toFile()).build();
+    return Grpc.newChannelBuilder(target, creds)
+        .maxInboundMessageSize(80 << 20)
+        .keepAliveTime(30, TimeUnit.SECONDS)
+        .build();
+  }
+
+  public ManagedChannel channel() {
+    return channel;
+  }
+
+  /** Deploys a function with the code in {@code codeDir} (null: none). */
+  public DeployResponse deploy(FunctionSpec spec, Path codeDir) throws IOException {
+    DeployRequest.Builder b = DeployRequest.newBuilder().setSpec(spec);
+    if (codeDir != null) {
+      b.setCode(ByteString.copyFrom(CodeBundle.pack(codeDir)));
+    }
+    return blocking.deploy(b.build());
+  }
+
+  public static Input input(String argsJson, String kwargsJson) {
+    return Input.newBuilder()
+        .setArgsJson(argsJson == null ? "" : argsJson)
+        .setKwargsJson(kwargsJson == null ? "" : kwargsJson)
+        .build();
+  }
+
+  /** Calls and waits up to {@code wait} (null: as long as the scheduler lets a call wait). */
+  public Result call(String functionId, Input input, Duration wait) {
+    return blocking.call(
+        CallRequest.newBuilder()
+            .setFunctionId(functionId)
+            .setInput(input)
+            .setWaitMs(wait == null ? 0 : wait.toMillis())
+            .build());
+  }
+
+  /** Starts a call; returns its id. */
+  public String spawn(String functionId, Input input) {
+    return blocking
+        .spawn(SpawnRequest.newBuilder().setFunctionId(functionId).setInput(input).build())
+        .getCallId();
+  }
+
+  /** A call's result, waiting up to {@code wait} (zero: its state now). */
+  public Result get(String callId, Duration wait) {
+    return blocking.get(
+        GetRequest.newBuilder().setCallId(callId).setWaitMs(wait.toMillis()).build());
+  }
+
+  /** Cancels a call; false if it had finished. */
+  public boolean cancel(String callId, boolean terminateContainer) {
+    return blocking
+        .cancel(
+            CancelRequest.newBuilder()
+                .setCallId(callId)
+                .setTerminateContainer(terminateContainer)
+                .build())
+        .getCancelled();
+  }
+
+  /**
+   * Runs {@code inputs} through a function with at most {@code window} inputs outstanding; {@code
+   * results} hears each result with its input's position as it finishes (in any order). Returns
+   * once every result has come, or throws what broke the stream.
+   */
+  public void map(String functionId, Iterator<Input> inputs, int window, ResultConsumer results)
+      throws InterruptedException {
+    Semaphore room = new Semaphore(window);
+    CompletableFuture<Void> done = new CompletableFuture<>();
+    ClientResponseObserver<MapInput, MapOutput> in =
+        new ClientResponseObserver<>() {
+          @Override
+          public void beforeStart(ClientCallStreamObserver<MapInput> requests) {}
+
+          @Override
+          public void onNext(MapOutput m) {
+            if (m.hasResult()) {
+              room.release();
+              results.accept(m.getIndex(), m.getResult());
+            }
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            done.completeExceptionally(t);
+            room.release(window);
+          }
+
+          @Override
+          public void onCompleted() {
+            done.complete(null);
+          }
+        };
+    var out = async.map(in);
+    long index = 0;
+    try {
+      while (inputs.hasNext() && !done.isDone()) {
+        room.acquire();
+        if (done.isDone()) {
+          break;
+        }
+        MapInput.Builder m = MapInput.newBuilder().setIndex(index++).setInput(inputs.next());
+        if (index == 1) {
+          m.setFunctionId(functionId);
+        }
+        out.onNext(m.build());
+      }
+      out.onCompleted();
+    } catch (RuntimeException | InterruptedException e) {
+      out.onError(e);
+      throw e;
+    }
+    try {
+      done.get();
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new IllegalStateException(e.getCause());
+    }
+  }
+
+  /** Hears one result of a {@link #map}. */
+  @FunctionalInterface
+  public interface ResultConsumer {
+    void accept(long index, Result result);
+  }
+
+  /** A function's or a call's log lines; with {@code follow}, returns once the stream ends. */
+  public void logs(String functionId, String callId, boolean follow, Consumer<LogLine> to) {
+    Iterator<LogLine> it =
+        blocking
+            .withDeadline(null)
+            .logs(
+                LogsRequest.newBuilder()
+                    .setFunctionId(functionId == null ? "" : functionId)
+                    .setCallId(callId == null ? "" : callId)
+                    .setFollow(follow)
+                    .build());
+    it.forEachRemaining(to);
+  }
+
+  public List<String> createSecret(String name, Map<String, String> values) {
+    return blocking
+        .createSecret(SecretRequest.newBuilder().setName(name).putAllValues(values).build())
+        .getNamesList();
+  }
+
+  public List<String> secrets() {
+    return blocking.secrets(ListRequest.getDefaultInstance()).getNamesList();
+  }
+
+  public List<WorkerInfo> workers() {
+    return blocking.workers(ListRequest.getDefaultInstance()).getWorkersList();
+  }
+
+  public List<ContainerInfo> containers() {
+    return blocking.containers(ListRequest.getDefaultInstance()).getContainersList();
+  }
+
+  public List<FunctionInfo> functions() {
+    return blocking.functions(ListRequest.getDefaultInstance()).getFunctionsList();
+  }
+
+  public List<CallInfo> calls(int limit, String functionId) {
+    return blocking
+        .calls(
+            ListRequest.newBuilder()
+                .setLimit(limit)
+                .setFunctionId(functionId == null ? "" : functionId)
+                .build())
+        .getCallsList();
+  }
+
+  @Override
+  public void close() {
+    channel.shutdownNow();
+    try {
+      channel.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

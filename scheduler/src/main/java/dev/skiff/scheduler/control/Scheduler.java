@@ -1,0 +1,1278 @@
+package dev.skiff.scheduler.control;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.skiff.api.GpuRequest;
+import dev.skiff.api.ImageSpec;
+import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.proto.Assignment;
+import dev.skiff.scheduler.proto.CallInfo;
+import dev.skiff.scheduler.proto.CallRecord;
+import dev.skiff.scheduler.proto.ContainerInfo;
+import dev.skiff.scheduler.proto.DeployResponse;
+import dev.skiff.scheduler.proto.Failure;
+import dev.skiff.scheduler.proto.Function;
+import dev.skiff.scheduler.proto.FunctionInfo;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.LogLine;
+import dev.skiff.scheduler.proto.Result;
+import dev.skiff.scheduler.proto.RetryPolicy;
+import dev.skiff.scheduler.proto.RunInput;
+import dev.skiff.scheduler.proto.StartContainer;
+import dev.skiff.scheduler.proto.Status;
+import dev.skiff.scheduler.proto.StopContainer;
+import dev.skiff.scheduler.proto.WorkerInfo;
+import dev.skiff.scheduler.proto.WorkerMessage;
+import dev.skiff.scheduler.runner.RunnerChannel;
+import dev.skiff.scheduler.state.ControlState;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.time.InstantSource;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The scheduler's core: functions, accepted calls, the workers attached and their containers,
+ * placement, autoscaling and retries.
+ *
+ * <p><b>Calls.</b> An input is accepted once the {@link ControlState} has recorded it durably; from
+ * then on it is in memory as a live call until it finishes. A finished call's record goes to the
+ * state through the {@link StateWriter} (many at one commit), and whoever waits for the result
+ * hears it only once it is durable: a scheduler killed and restarted runs again every call it had
+ * not finished, and reports no call twice.
+ *
+ * <p><b>Placement.</b> An input goes to a ready container of its function version with a free slot
+ * (a container runs up to {@code concurrency} calls), the least busy first. When the backlog needs
+ * more containers, one is started on a worker whose free CPUs, memory and GPUs fit the function
+ * (GPU requests tried in rank order): a worker that already has the image first, then the least
+ * loaded. What no worker can take now stays queued and says why ({@link FunctionInfo#getWaiting}):
+ * "no worker has an H100" differs from "every worker that could is full".
+ *
+ * <p><b>Autoscaling.</b> The latest version of a function keeps {@code min} containers, plus {@code
+ * buffer} while it has work; containers start for the backlog (in parallel, up to {@code max}); a
+ * container idle for the scale-down window beyond what is wanted stops. Containers of an older
+ * version serve the calls accepted for it, then stop.
+ *
+ * <p><b>Retries.</b> A handler's error, timeout or memory kill is tried again under the function's
+ * policy (count, backoff, delays); the timeout is per attempt. An attempt lost to the platform (a
+ * worker gone, a container that crashed) is tried again without counting against the policy, up to
+ * {@link #PLATFORM_ATTEMPTS} times.
+ *
+ * <p>Thread safe: one lock guards the structures in memory; under it nothing waits on the network
+ * or the disk but sends to workers, which only queue.
+ */
+public final class Scheduler implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final SecureRandom RANDOM = new SecureRandom();
+  private static final Pattern NAME = Pattern.compile("[a-z0-9][a-z0-9_-]{0,62}");
+  private static final Pattern HANDLER =
+      Pattern.compile("[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*");
+  private static final Pattern ENV_NAME = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
+
+  /** How many attempts of a call the platform may lose before the call fails as INTERNAL. */
+  static final int PLATFORM_ATTEMPTS = 5;
+
+  /** How many times in a row a function's containers may fail to start before its calls fail. */
+  static final int START_FAILURES = 3;
+
+  static final int DEFAULT_MAX_CONTAINERS = 20;
+  static final Duration DEFAULT_SCALEDOWN = Duration.ofSeconds(60);
+  static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(300);
+
+  /**
+   * Failure types a worker reports when a container cannot start for a reason that will not pass.
+   */
+  public static final String IMPORT_FAILED = "ImportFailed";
+
+  public static final String NO_SUCH_IMAGE = "NoSuchImage";
+
+  private enum CState {
+    STARTING,
+    READY,
+    STOPPING
+  }
+
+  private final class WorkerConn {
+    final String id;
+    final double cpus;
+    final long memory;
+    final List<String> gpus;
+    final Set<String> images;
+    final StreamObserver<dev.skiff.scheduler.proto.Assignment> out;
+    final Map<String, Ctr> containers = new LinkedHashMap<>();
+    long lastSeen;
+
+    WorkerConn(
+        String id,
+        double cpus,
+        long memory,
+        List<String> gpus,
+        Set<String> images,
+        StreamObserver<Assignment> out) {
+      this.id = id;
+      this.cpus = cpus;
+      this.memory = memory;
+      this.gpus = gpus;
+      this.images = images;
+      this.out = out;
+    }
+
+    double usedCpus() {
+      return containers.values().stream()
+          .mapToDouble(c -> c.fn.getSpec().getResources().getCpus())
+          .sum();
+    }
+
+    long usedMemory() {
+      return containers.values().stream()
+          .mapToLong(c -> c.fn.getSpec().getResources().getMemoryBytes())
+          .sum();
+    }
+
+    Set<Integer> usedGpus() {
+      Set<Integer> used = new HashSet<>();
+      containers.values().forEach(c -> used.addAll(c.gpus));
+      return used;
+    }
+
+    void send(Assignment a) {
+      try {
+        out.onNext(a);
+      } catch (RuntimeException e) {
+        LOG.warn("sending to worker {}: {}", id, e.toString());
+      }
+    }
+  }
+
+  private static final class Ctr {
+    final String id;
+    final WorkerConn worker;
+    final Function fn;
+    final List<Integer> gpus;
+    final int slots;
+    final long startedAt;
+    final Set<String> running = new LinkedHashSet<>();
+    CState state = CState.STARTING;
+    long idleSince;
+    int calls;
+
+    Ctr(String id, WorkerConn worker, Function fn, List<Integer> gpus, long now) {
+      this.id = id;
+      this.worker = worker;
+      this.fn = fn;
+      this.gpus = gpus;
+      this.slots = Math.max(1, fn.getSpec().getConcurrency());
+      this.startedAt = now;
+    }
+
+    boolean free() {
+      return state == CState.READY && running.size() < slots;
+    }
+  }
+
+  private static final class Call {
+    CallRecord record;
+    final Function fn;
+    Ctr container;
+
+    Call(CallRecord record, Function fn) {
+      this.record = record;
+      this.fn = fn;
+    }
+  }
+
+  private static final class Queue {
+    final Function fn;
+    final Deque<String> pending = new ArrayDeque<>();
+    String waiting = "";
+    int startFailures;
+
+    Queue(Function fn) {
+      this.fn = fn;
+    }
+  }
+
+  private final ControlState state;
+  private final InstantSource clock;
+  private final ScheduledExecutorService timers;
+  private final StateWriter writer;
+  private final LogHub logs = new LogHub();
+  private final Map<String, WorkerConn> workers = new LinkedHashMap<>();
+  private final Map<String, Ctr> containers = new LinkedHashMap<>();
+  private final Map<String, String> containerFunctions = new ConcurrentHashMap<>();
+  private final Map<String, Queue> queues = new LinkedHashMap<>();
+  private final Map<String, Function> latest = new HashMap<>();
+  private final Map<String, Call> live = new ConcurrentHashMap<>();
+  private final Map<String, CallRecord> finishing = new ConcurrentHashMap<>();
+  private final Map<String, CompletableFuture<Result>> waiters = new ConcurrentHashMap<>();
+  private final ScheduledFuture<?> autoscaler;
+  private boolean closed;
+
+  /**
+   * A scheduler on {@code state}: the calls it had not finished are queued again. {@code timers}
+   * runs the autoscaler (every second) and retry delays.
+   */
+  public Scheduler(ControlState state, InstantSource clock, ScheduledExecutorService timers)
+      throws IOException {
+    this.state = state;
+    this.clock = clock;
+    this.timers = timers;
+    this.writer = new StateWriter(state);
+    synchronized (this) {
+      for (Function f : state.functions()) {
+        latest.put(f.getId(), f);
+      }
+      for (CallRecord r : state.unfinished()) {
+        Optional<Function> fn = state.function(r.getFunctionId(), r.getVersion());
+        if (fn.isEmpty()) {
+          LOG.error(
+              "call {} is of {} v{}, which is not recorded",
+              r.getCallId(),
+              r.getFunctionId(),
+              r.getVersion());
+          continue;
+        }
+        Call call = new Call(r.toBuilder().setStatus(Status.PENDING).build(), fn.get());
+        live.put(r.getCallId(), call);
+        queue(fn.get()).pending.add(r.getCallId());
+      }
+      if (!live.isEmpty()) {
+        LOG.info("{} calls accepted before a restart are queued again", live.size());
+      }
+    }
+    this.autoscaler = timers.scheduleWithFixedDelay(this::autoscale, 1, 1, TimeUnit.SECONDS);
+  }
+
+  private static String key(Function f) {
+    return f.getId() + "@" + f.getVersion();
+  }
+
+  private Queue queue(Function fn) {
+    return queues.computeIfAbsent(key(fn), k -> new Queue(fn));
+  }
+
+  private long now() {
+    return clock.millis();
+  }
+
+  private boolean isLatest(Function f) {
+    Function l = latest.get(f.getId());
+    return l != null && l.getVersion() == f.getVersion();
+  }
+
+  // ---- functions --------------------------------------------------------------------------------
+
+  /**
+   * Validates a function, stores its code bundle (if any) and records it as a new version. The
+   * warning says what placement already knows it cannot do now.
+   */
+  public DeployResponse deploy(FunctionSpec spec, byte[] code) throws IOException {
+    if (!NAME.matcher(spec.getApp()).matches() || !NAME.matcher(spec.getName()).matches()) {
+      throw new IllegalArgumentException(
+          "bad function name '"
+              + spec.getApp()
+              + "/"
+              + spec.getName()
+              + "': want APP/NAME of lower-case letters, digits, '-' and '_'");
+    }
+    ImageSpec.parse(spec.getImage());
+    if (!spec.getLanguage().equals("python")) {
+      throw new IllegalArgumentException(
+          "unknown language '" + spec.getLanguage() + "': want python");
+    }
+    if (!HANDLER.matcher(spec.getHandler()).matches()) {
+      throw new IllegalArgumentException(
+          "bad handler '" + spec.getHandler() + "': want module:function");
+    }
+    var r = spec.getResources();
+    if (r.getCpus() < 0 || r.getMemoryBytes() < 0) {
+      throw new IllegalArgumentException("CPU and memory requests must not be negative");
+    }
+    r.getGpuList().forEach(GpuRequest::parse);
+    var a = spec.getAutoscaling();
+    if (a.getMinContainers() < 0
+        || a.getMaxContainers() < 0
+        || a.getBufferContainers() < 0
+        || (a.getMaxContainers() > 0 && a.getMinContainers() > a.getMaxContainers())) {
+      throw new IllegalArgumentException(
+          "container counts must not be negative, and min must not exceed max");
+    }
+    if (spec.getConcurrency() < 0 || spec.getConcurrency() > 1000) {
+      throw new IllegalArgumentException("concurrency must be 1 to 1000");
+    }
+    RetryPolicy p = spec.getRetries();
+    if (p.getMaxRetries() < 0 || p.getMaxRetries() > 100 || p.getBackoff() < 0) {
+      throw new IllegalArgumentException("retries must be 0 to 100, with a backoff of at least 1");
+    }
+    for (String k : spec.getEnvMap().keySet()) {
+      if (!ENV_NAME.matcher(k).matches()) {
+        throw new IllegalArgumentException("bad environment variable name '" + k + "'");
+      }
+    }
+    for (String s : spec.getSecretsList()) {
+      if (state.secret(s).isEmpty()) {
+        throw new IllegalArgumentException(
+            "no secret '" + s + "' (create it first with skiff secret create)");
+      }
+    }
+    FunctionSpec.Builder b = spec.toBuilder().setCodeDigest("");
+    if (code.length > 0) {
+      String digest = CodeBundle.check(code);
+      state.putBlob(digest, code);
+      b.setCodeDigest(digest);
+    }
+    Function f = state.deploy(b.build(), now());
+    synchronized (this) {
+      latest.put(f.getId(), f);
+      queue(f);
+      pump();
+      return DeployResponse.newBuilder().setFunction(f).setWarning(neverFits(f).orElse("")).build();
+    }
+  }
+
+  /** The latest version of a function, or a NOT_FOUND error. */
+  public synchronized Function function(String id) {
+    Function f = latest.get(id);
+    if (f == null) {
+      throw io.grpc.Status.NOT_FOUND
+          .withDescription("no function " + id + " (deploy it first)")
+          .asRuntimeException();
+    }
+    return f;
+  }
+
+  /** A code bundle by digest, or empty. */
+  public Optional<byte[]> code(String digest) throws IOException {
+    return state.blob(digest);
+  }
+
+  /** Creates or replaces a secret; returns every secret's name. */
+  public List<String> putSecret(String name, Map<String, String> values) throws IOException {
+    if (!NAME.matcher(name).matches()) {
+      throw new IllegalArgumentException(
+          "bad secret name '" + name + "': lower-case letters, digits, '-' and '_'");
+    }
+    if (values.isEmpty()) {
+      throw new IllegalArgumentException("a secret needs at least one KEY=VALUE");
+    }
+    for (String k : values.keySet()) {
+      if (!ENV_NAME.matcher(k).matches()) {
+        throw new IllegalArgumentException(
+            "bad secret key '" + k + "': want an environment variable name");
+      }
+    }
+    state.putSecret(name, values);
+    return state.secrets();
+  }
+
+  public List<String> secrets() throws IOException {
+    return state.secrets();
+  }
+
+  // ---- calls ------------------------------------------------------------------------------------
+
+  /**
+   * Accepts inputs for the latest version of {@code functionId}; returns their call ids in order.
+   */
+  public List<String> submit(String functionId, List<Input> inputs) throws IOException {
+    Function f = function(functionId);
+    for (Input in : inputs) {
+      check(in);
+    }
+    List<CallRecord> accepted = state.accept(f, inputs, now());
+    List<String> ids = new ArrayList<>(accepted.size());
+    synchronized (this) {
+      if (closed) {
+        throw io.grpc.Status.UNAVAILABLE
+            .withDescription("the scheduler is stopping")
+            .asRuntimeException();
+      }
+      Queue q = queue(f);
+      for (CallRecord r : accepted) {
+        live.put(r.getCallId(), new Call(r, f));
+        q.pending.add(r.getCallId());
+        ids.add(r.getCallId());
+      }
+      pump();
+    }
+    return ids;
+  }
+
+  private static void check(Input in) {
+    long size = (long) in.getArgsJson().length() + in.getKwargsJson().length();
+    if (size > RunnerChannel.MAX_FRAME - 1024) {
+      throw io.grpc.Status.RESOURCE_EXHAUSTED
+          .withDescription("an input of " + size + " bytes is over the 2 MiB a call may carry")
+          .asRuntimeException();
+    }
+    try {
+      if (!in.getArgsJson().isEmpty() && !JSON.readTree(in.getArgsJson()).isArray()) {
+        throw new IllegalArgumentException("args must be a JSON array");
+      }
+      if (!in.getKwargsJson().isEmpty() && !JSON.readTree(in.getKwargsJson()).isObject()) {
+        throw new IllegalArgumentException("kwargs must be a JSON object");
+      }
+    } catch (IOException e) {
+      throw new IllegalArgumentException("the input is not JSON: " + e.getMessage());
+    }
+  }
+
+  /** The result of a call, completed once it is final and durable. */
+  public CompletableFuture<Result> result(String callId) throws IOException {
+    CompletableFuture<Result> f = waiters.computeIfAbsent(callId, k -> new CompletableFuture<>());
+    if (live.containsKey(callId) || finishing.containsKey(callId)) {
+      return f; // finish() completes it
+    }
+    Optional<CallRecord> r = state.call(callId);
+    if (r.isPresent() && ControlState.finished(r.get().getStatus())) {
+      waiters.remove(callId, f);
+      f.complete(resultOf(r.get()));
+      return f;
+    }
+    if (live.containsKey(callId) || finishing.containsKey(callId)) {
+      return f;
+    }
+    waiters.remove(callId, f);
+    throw io.grpc.Status.NOT_FOUND.withDescription("no call " + callId).asRuntimeException();
+  }
+
+  /** A call's result now: final, or its status so far. */
+  public Result peek(String callId) throws IOException {
+    Call live = this.live.get(callId);
+    if (live != null) {
+      synchronized (this) {
+        return resultOf(live.record);
+      }
+    }
+    CallRecord r =
+        state
+            .call(callId)
+            .orElseThrow(
+                () ->
+                    io.grpc.Status.NOT_FOUND
+                        .withDescription("no call " + callId)
+                        .asRuntimeException());
+    return resultOf(r);
+  }
+
+  private static Result resultOf(CallRecord r) {
+    Result.Builder b =
+        ControlState.finished(r.getStatus()) ? r.getResult().toBuilder() : Result.newBuilder();
+    return b.setCallId(r.getCallId())
+        .setStatus(r.getStatus())
+        .setAttempts(r.getAttempts())
+        .setFunctionId(r.getFunctionId())
+        .setVersion(r.getVersion())
+        .build();
+  }
+
+  /**
+   * Cancels a call: a pending one never runs; a running one's result is dropped and, with {@code
+   * terminate}, its container stopped. False if it had already finished.
+   */
+  public synchronized boolean cancel(String callId, boolean terminate) throws IOException {
+    Call call = live.get(callId);
+    if (call == null) {
+      if (state.call(callId).isEmpty() && !finishing.containsKey(callId)) {
+        throw io.grpc.Status.NOT_FOUND.withDescription("no call " + callId).asRuntimeException();
+      }
+      return false;
+    }
+    Queue q = queues.get(key(call.fn));
+    if (q != null) {
+      q.pending.remove(callId);
+    }
+    Ctr c = call.container;
+    finish(
+        call,
+        Result.newBuilder()
+            .setStatus(Status.CANCELLED)
+            .setFailure(
+                Failure.newBuilder().setType("Cancelled").setMessage("the call was cancelled"))
+            .build());
+    if (c != null && terminate) {
+      stop(c);
+    }
+    pump();
+    return true;
+  }
+
+  /**
+   * Finishes a live call with {@code result}; callers hear of it once it is durable. Under the
+   * lock.
+   */
+  private void finish(Call call, Result result) {
+    String id = call.record.getCallId();
+    CallRecord done =
+        ControlState.finish(
+            call.record,
+            result.toBuilder()
+                .setCallId(id)
+                .setFunctionId(call.record.getFunctionId())
+                .setVersion(call.record.getVersion())
+                .setAttempts(call.record.getAttempts())
+                .build(),
+            now());
+    finishing.put(id, done);
+    live.remove(id);
+    if (call.container != null) {
+      call.container.running.remove(id);
+      call.container = null;
+    }
+    writer.write(
+        done,
+        () -> {
+          finishing.remove(id);
+          CompletableFuture<Result> f = waiters.remove(id);
+          if (f != null) {
+            f.complete(resultOf(done));
+          }
+        });
+  }
+
+  // ---- logs -------------------------------------------------------------------------------------
+
+  /**
+   * Follows a function's ({@code callId} empty) or a call's log lines; see {@link LogHub#follow}.
+   */
+  LogHub.Subscription followLogs(
+      String functionId, String callId, java.util.function.Consumer<LogLine> to) {
+    return logs.follow(functionId, callId, to);
+  }
+
+  List<LogLine> logs(String functionId, String callId) {
+    return logs.backlog(functionId, callId);
+  }
+
+  // ---- placement --------------------------------------------------------------------------------
+
+  private static int maxContainers(Function f) {
+    int max = f.getSpec().getAutoscaling().getMaxContainers();
+    return max <= 0 ? DEFAULT_MAX_CONTAINERS : max;
+  }
+
+  private List<Ctr> containersOf(Function f) {
+    String k = key(f);
+    List<Ctr> out = new ArrayList<>();
+    for (Ctr c : containers.values()) {
+      if (key(c.fn).equals(k)) {
+        out.add(c);
+      }
+    }
+    return out;
+  }
+
+  private int wanted(Queue q, List<Ctr> mine) {
+    int running = 0;
+    for (Ctr c : mine) {
+      running += c.running.size();
+    }
+    int demand = q.pending.size() + running;
+    int slots = Math.max(1, q.fn.getSpec().getConcurrency());
+    int need = (demand + slots - 1) / slots;
+    int wanted = need;
+    if (isLatest(q.fn)) {
+      var a = q.fn.getSpec().getAutoscaling();
+      wanted = Math.max(a.getMinContainers(), need + (demand > 0 ? a.getBufferContainers() : 0));
+    }
+    return Math.min(wanted, maxContainers(q.fn));
+  }
+
+  /**
+   * Assigns queued inputs to free containers and starts containers where the backlog needs them.
+   */
+  private void pump() {
+    if (closed) {
+      return;
+    }
+    for (Queue q : queues.values()) {
+      List<Ctr> mine = containersOf(q.fn);
+      while (!q.pending.isEmpty()) {
+        Ctr best = null;
+        for (Ctr c : mine) {
+          if (c.free() && (best == null || c.running.size() < best.running.size())) {
+            best = c;
+          }
+        }
+        if (best == null) {
+          break;
+        }
+        assign(best, q.pending.poll());
+      }
+      long live = mine.stream().filter(c -> c.state != CState.STOPPING).count();
+      int wanted = wanted(q, mine);
+      if (live >= wanted) {
+        q.waiting = "";
+      }
+      while (live < wanted) {
+        Optional<String> why = startContainer(q);
+        q.waiting = why.orElse("");
+        if (why.isPresent()) {
+          break;
+        }
+        live++;
+      }
+    }
+  }
+
+  /** GPU requests in rank order; one empty rank when the function wants none. */
+  private static List<Optional<GpuRequest>> ranks(Function f) {
+    List<String> gpu = f.getSpec().getResources().getGpuList();
+    if (gpu.isEmpty()) {
+      return List.of(Optional.empty());
+    }
+    return gpu.stream().map(g -> Optional.of(GpuRequest.parse(g))).toList();
+  }
+
+  /**
+   * The worker's GPUs (positions) a request takes, out of {@code free}; empty if they are not
+   * there.
+   */
+  private static List<Integer> pickGpus(WorkerConn w, GpuRequest req, Set<Integer> used) {
+    Map<String, List<Integer>> free = new TreeMap<>();
+    for (int i = 0; i < w.gpus.size(); i++) {
+      if (!used.contains(i)) {
+        free.computeIfAbsent(w.gpus.get(i), k -> new ArrayList<>()).add(i);
+      }
+    }
+    for (var e : free.entrySet()) {
+      if ((req.type().equals(GpuRequest.ANY) || req.type().equals(e.getKey()))
+          && e.getValue().size() >= req.count()) {
+        return List.copyOf(e.getValue().subList(0, req.count()));
+      }
+    }
+    return List.of();
+  }
+
+  /**
+   * Whether {@code w} could run {@code f} at all (empty), or why not; {@code used} what it holds.
+   */
+  private static Optional<String> fits(
+      WorkerConn w, Function f, Optional<GpuRequest> gpu, boolean now) {
+    var r = f.getSpec().getResources();
+    double cpusFree = w.cpus - (now ? w.usedCpus() : 0);
+    if (w.cpus > 0 && r.getCpus() > cpusFree + 1e-9) {
+      return Optional.of(String.format(Locale.ROOT, "%.2f CPUs", r.getCpus()));
+    }
+    long memFree = w.memory - (now ? w.usedMemory() : 0);
+    if (w.memory > 0 && r.getMemoryBytes() > memFree) {
+      return Optional.of(r.getMemoryBytes() + " bytes of memory");
+    }
+    if (gpu.isPresent() && pickGpus(w, gpu.get(), now ? w.usedGpus() : Set.of()).isEmpty()) {
+      return Optional.of("GPU " + gpu.get());
+    }
+    return Optional.empty();
+  }
+
+  /** Why no attached worker could ever run {@code f}, or empty if one could. */
+  private Optional<String> neverFits(Function f) {
+    if (workers.isEmpty()) {
+      return Optional.of("waiting for capacity: no worker is attached");
+    }
+    String why = "";
+    for (Optional<GpuRequest> rank : ranks(f)) {
+      for (WorkerConn w : workers.values()) {
+        Optional<String> no = fits(w, f, rank, false);
+        if (no.isEmpty()) {
+          return Optional.empty();
+        }
+        why = no.get();
+      }
+    }
+    return Optional.of(
+        "waiting for capacity: no worker attached has "
+            + why
+            + (f.getSpec().getResources().getGpuCount() > 0
+                ? " (their GPUs: " + inventory() + ")"
+                : ""));
+  }
+
+  private String inventory() {
+    Map<String, Integer> count = new TreeMap<>();
+    workers.values().forEach(w -> w.gpus.forEach(g -> count.merge(g, 1, Integer::sum)));
+    if (count.isEmpty()) {
+      return "none";
+    }
+    List<String> out = new ArrayList<>();
+    count.forEach((t, n) -> out.add(t + "x" + n));
+    return String.join(", ", out);
+  }
+
+  /** Starts a container of the queue's function where it fits; empty, or why it cannot now. */
+  private Optional<String> startContainer(Queue q) {
+    Function f = q.fn;
+    Optional<String> never = neverFits(f);
+    if (never.isPresent()) {
+      return never;
+    }
+    String image = f.getSpec().getImage();
+    for (Optional<GpuRequest> rank : ranks(f)) {
+      WorkerConn best = null;
+      for (WorkerConn w : workers.values()) {
+        if (fits(w, f, rank, true).isPresent()) {
+          continue;
+        }
+        if (best == null || better(w, best, image)) {
+          best = w;
+        }
+      }
+      if (best != null) {
+        WorkerConn chosen = best;
+        List<Integer> gpus =
+            rank.map(g -> pickGpus(chosen, g, chosen.usedGpus())).orElse(List.of());
+        Ctr c = new Ctr(newContainerId(), best, f, gpus, now());
+        best.containers.put(c.id, c);
+        containers.put(c.id, c);
+        containerFunctions.put(c.id, f.getId());
+        Map<String, String> secretEnv;
+        try {
+          secretEnv = secretEnv(f);
+        } catch (IOException e) {
+          return Optional.of("cannot read the function's secrets: " + e.getMessage());
+        }
+        best.send(
+            Assignment.newBuilder()
+                .setStart(
+                    StartContainer.newBuilder()
+                        .setContainerId(c.id)
+                        .setFunction(f)
+                        .putAllSecretEnv(secretEnv)
+                        .addAllGpuIndexes(gpus))
+                .build());
+        return Optional.empty();
+      }
+    }
+    return Optional.of("waiting for capacity: every worker that could run it is full");
+  }
+
+  /** Whether {@code a} is a better place than {@code b}: has the image, then the least loaded. */
+  private static boolean better(WorkerConn a, WorkerConn b, String image) {
+    boolean ai = a.images.contains(image);
+    boolean bi = b.images.contains(image);
+    if (ai != bi) {
+      return ai;
+    }
+    return load(a) < load(b);
+  }
+
+  private static double load(WorkerConn w) {
+    double busy = w.containers.values().stream().mapToInt(c -> c.running.size() + 1).sum();
+    return busy / Math.max(1.0, w.cpus);
+  }
+
+  private Map<String, String> secretEnv(Function f) throws IOException {
+    Map<String, String> env = new TreeMap<>();
+    for (String name : f.getSpec().getSecretsList()) {
+      env.putAll(state.secret(name).orElse(Map.of()));
+    }
+    return env;
+  }
+
+  private static String newContainerId() {
+    byte[] b = new byte[6];
+    RANDOM.nextBytes(b);
+    return "ct-" + HexFormat.of().formatHex(b);
+  }
+
+  private void assign(Ctr c, String callId) {
+    Call call = live.get(callId);
+    if (call == null) {
+      return; // cancelled meanwhile
+    }
+    call.record =
+        call.record.toBuilder()
+            .setStatus(Status.RUNNING)
+            .setAttempts(call.record.getAttempts() + 1)
+            .setUpdatedMs(now())
+            .build();
+    call.container = c;
+    c.running.add(callId);
+    c.calls++;
+    long timeout = c.fn.getSpec().getTimeoutMs();
+    c.worker.send(
+        Assignment.newBuilder()
+            .setRun(
+                RunInput.newBuilder()
+                    .setContainerId(c.id)
+                    .setCallId(callId)
+                    .setInput(call.record.getInput())
+                    .setTimeoutMs(timeout > 0 ? timeout : DEFAULT_TIMEOUT.toMillis())
+                    .setAttempt(call.record.getAttempts()))
+            .build());
+  }
+
+  private void stop(Ctr c) {
+    if (c.state == CState.STOPPING) {
+      return;
+    }
+    c.state = CState.STOPPING;
+    c.worker.send(
+        Assignment.newBuilder().setStop(StopContainer.newBuilder().setContainerId(c.id)).build());
+  }
+
+  /** An attempt ended with {@code result} (from a worker): finish the call, or try it again. */
+  private void attemptEnded(Call call, Result result) {
+    switch (result.getStatus()) {
+      case SUCCESS -> finish(call, result);
+      case HANDLER_ERROR, TIMEOUT, OUT_OF_MEMORY -> {
+        RetryPolicy p = call.fn.getSpec().getRetries();
+        if (call.record.getAttempts() <= p.getMaxRetries()) {
+          retryLater(call, retryDelay(p, call.record.getAttempts()), false);
+        } else {
+          finish(call, result);
+        }
+      }
+      default -> lost(call, result.getFailure().getMessage());
+    }
+  }
+
+  static long retryDelay(RetryPolicy p, int attempt) {
+    long initial = p.getInitialDelayMs() > 0 ? p.getInitialDelayMs() : 1000;
+    double backoff = p.getBackoff() >= 1 ? p.getBackoff() : 2.0;
+    long max = p.getMaxDelayMs() > 0 ? p.getMaxDelayMs() : 60_000;
+    return (long) Math.min(max, initial * Math.pow(backoff, Math.max(0, attempt - 1)));
+  }
+
+  /** Queues a call again after {@code delayMs}; {@code first}: ahead of the rest. */
+  private void retryLater(Call call, long delayMs, boolean first) {
+    call.record = call.record.toBuilder().setStatus(Status.PENDING).setUpdatedMs(now()).build();
+    if (call.container != null) {
+      call.container.running.remove(call.record.getCallId());
+      call.container = null;
+    }
+    writer.write(call.record, null);
+    String id = call.record.getCallId();
+    Runnable requeue =
+        () -> {
+          synchronized (this) {
+            if (live.get(id) == call) {
+              queue(call.fn).pending.add(id);
+              pump();
+            }
+          }
+        };
+    if (delayMs <= 0 && first) {
+      queue(call.fn).pending.addFirst(id);
+    } else if (delayMs <= 0) {
+      queue(call.fn).pending.add(id);
+    } else {
+      timers.schedule(requeue, delayMs, TimeUnit.MILLISECONDS);
+    }
+  }
+
+  /** An attempt lost to the platform: tried again without counting, up to a bound. */
+  private void lost(Call call, String why) {
+    call.record =
+        call.record.toBuilder()
+            .setAttempts(Math.max(0, call.record.getAttempts() - 1))
+            .setPlatformAttempts(call.record.getPlatformAttempts() + 1)
+            .build();
+    if (call.record.getPlatformAttempts() >= PLATFORM_ATTEMPTS) {
+      finish(
+          call,
+          Result.newBuilder()
+              .setStatus(Status.INTERNAL)
+              .setFailure(
+                  Failure.newBuilder()
+                      .setType("PlatformFailure")
+                      .setMessage(
+                          "the call was lost "
+                              + PLATFORM_ATTEMPTS
+                              + " times; the last time: "
+                              + why))
+              .build());
+      return;
+    }
+    retryLater(call, 0, true); // ahead of the rest: it has waited longest
+  }
+
+  /** Every second: stop containers idle past their window beyond what is wanted; place again. */
+  private void autoscale() {
+    try {
+      synchronized (this) {
+        if (closed) {
+          return;
+        }
+        long t = now();
+        for (Queue q : queues.values()) {
+          List<Ctr> mine = containersOf(q.fn);
+          long live = mine.stream().filter(c -> c.state != CState.STOPPING).count();
+          int wanted = wanted(q, mine);
+          long window = q.fn.getSpec().getAutoscaling().getScaledownWindowMs();
+          window = window > 0 ? window : DEFAULT_SCALEDOWN.toMillis();
+          for (Ctr c : mine) {
+            if (live <= wanted) {
+              break;
+            }
+            boolean idle = c.state == CState.READY && c.running.isEmpty();
+            if (idle && (!isLatest(c.fn) || t - c.idleSince >= window)) {
+              stop(c);
+              live--;
+            }
+          }
+        }
+        queues
+            .values()
+            .removeIf(q -> !isLatest(q.fn) && q.pending.isEmpty() && containersOf(q.fn).isEmpty());
+        pump();
+      }
+    } catch (RuntimeException e) {
+      LOG.error("autoscaler: {}", e.toString(), e);
+    }
+  }
+
+  // ---- workers ----------------------------------------------------------------------------------
+
+  /** A worker's stream: its messages in, assignments out. */
+  StreamObserver<WorkerMessage> attach(StreamObserver<Assignment> out) {
+    return new StreamObserver<>() {
+      private String workerId;
+
+      @Override
+      public void onNext(WorkerMessage m) {
+        if (m.hasLog()) {
+          LogLine l = m.getLog();
+          logs.add(
+              l.toBuilder()
+                  .setFunctionId(containerFunctions.getOrDefault(l.getContainerId(), ""))
+                  .build());
+          return;
+        }
+        synchronized (Scheduler.this) {
+          try {
+            handle(m);
+          } catch (RuntimeException e) {
+            LOG.error("handling {} from worker {}: {}", m.getKindCase(), workerId, e.toString(), e);
+          }
+        }
+      }
+
+      private void handle(WorkerMessage m) {
+        if (m.hasHello()) {
+          var h = m.getHello();
+          workerId = h.getWorkerId();
+          WorkerConn old = workers.remove(workerId);
+          if (old != null) {
+            gone(old, "it attached again");
+          }
+          WorkerConn w =
+              new WorkerConn(
+                  workerId,
+                  h.getCpus(),
+                  h.getMemoryBytes(),
+                  List.copyOf(h.getGpusList()),
+                  new HashSet<>(h.getImagesList()),
+                  out);
+          w.lastSeen = now();
+          workers.put(workerId, w);
+          w.send(
+              Assignment.newBuilder()
+                  .setWelcome(dev.skiff.scheduler.proto.Welcome.getDefaultInstance())
+                  .build());
+          LOG.info(
+              "worker {} attached: {} CPUs, {} bytes, GPUs {}",
+              workerId,
+              h.getCpus(),
+              h.getMemoryBytes(),
+              h.getGpusList());
+          pump();
+          return;
+        }
+        WorkerConn w = workerId == null ? null : workers.get(workerId);
+        if (w == null || w.out != out) {
+          return;
+        }
+        w.lastSeen = now();
+        switch (m.getKindCase()) {
+          case STARTED -> {
+            Ctr c = w.containers.get(m.getStarted().getContainerId());
+            if (c != null && c.state == CState.STARTING) {
+              c.state = CState.READY;
+              c.idleSince = now();
+              w.images.add(c.fn.getSpec().getImage());
+              Queue q = queues.get(key(c.fn));
+              if (q != null) {
+                q.startFailures = 0;
+              }
+            }
+          }
+          case FAILED -> {
+            Ctr c = remove(w, m.getFailed().getContainerId());
+            if (c != null) {
+              startFailed(c, m.getFailed().getFailure());
+            }
+          }
+          case EXITED -> containerEnded(w, m.getExited().getContainerId(), m.getExited().getWhy());
+          case DONE -> {
+            Ctr c = w.containers.get(m.getDone().getContainerId());
+            Result result = m.getDone().getResult();
+            String id = result.getCallId();
+            Call call = live.get(id);
+            if (c != null && call != null && call.container == c && c.running.remove(id)) {
+              call.container = null;
+              if (c.running.isEmpty()) {
+                c.idleSince = now();
+              }
+              attemptEnded(call, result);
+            } // else cancelled, or an attempt that is no longer the call's
+            if (!m.getDone().getContainerEnded().isEmpty()) {
+              containerEnded(w, m.getDone().getContainerId(), m.getDone().getContainerEnded());
+            }
+          }
+          default -> {}
+        }
+        pump();
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        ended();
+      }
+
+      @Override
+      public void onCompleted() {
+        ended();
+      }
+
+      private void ended() {
+        synchronized (Scheduler.this) {
+          WorkerConn w = workerId == null ? null : workers.get(workerId);
+          if (w != null && w.out == out) {
+            workers.remove(workerId);
+            gone(w, "its stream ended");
+            pump();
+          }
+        }
+        try {
+          out.onCompleted();
+        } catch (RuntimeException ignored) {
+          // already closed
+        }
+      }
+    };
+  }
+
+  /** A container died (or was stopped): it is forgotten, and the calls it ran go elsewhere. */
+  private void containerEnded(WorkerConn w, String containerId, String why) {
+    Ctr c = remove(w, containerId);
+    if (c == null) {
+      return;
+    }
+    for (String id : List.copyOf(c.running)) {
+      Call call = live.get(id);
+      if (call != null) {
+        lost(call, "its container ended: " + why);
+      }
+    }
+  }
+
+  private Ctr remove(WorkerConn w, String containerId) {
+    Ctr c = w.containers.remove(containerId);
+    containers.remove(containerId);
+    containerFunctions.remove(containerId);
+    return c;
+  }
+
+  /** A worker went away: its containers are gone, their calls are tried again elsewhere. */
+  private void gone(WorkerConn w, String why) {
+    LOG.warn("worker {} is gone ({}): {} containers lost", w.id, why, w.containers.size());
+    for (Ctr c : List.copyOf(w.containers.values())) {
+      remove(w, c.id);
+      for (String id : List.copyOf(c.running)) {
+        Call call = live.get(id);
+        if (call != null) {
+          lost(call, "worker " + w.id + " went away");
+        }
+      }
+    }
+  }
+
+  /**
+   * A container could not start. If it never will (the handler does not import, the image does not
+   * exist) or it failed {@link #START_FAILURES} times in a row, the calls queued for that version
+   * fail with the reason instead of starting container after container.
+   */
+  private void startFailed(Ctr c, Failure failure) {
+    Queue q = queues.get(key(c.fn));
+    if (q == null) {
+      return;
+    }
+    q.startFailures++;
+    boolean permanent =
+        failure.getType().equals(IMPORT_FAILED) || failure.getType().equals(NO_SUCH_IMAGE);
+    LOG.warn(
+        "a container of {} could not start: {}: {}",
+        key(c.fn),
+        failure.getType(),
+        failure.getMessage());
+    if (!permanent && q.startFailures < START_FAILURES) {
+      return;
+    }
+    Status status =
+        failure.getType().equals(IMPORT_FAILED) ? Status.HANDLER_ERROR : Status.INTERNAL;
+    while (!q.pending.isEmpty()) {
+      Call call = live.get(q.pending.poll());
+      if (call != null) {
+        finish(call, Result.newBuilder().setStatus(status).setFailure(failure).build());
+      }
+    }
+    q.startFailures = 0;
+  }
+
+  // ---- what is where ----------------------------------------------------------------------------
+
+  public synchronized List<WorkerInfo> workers() {
+    return workers.values().stream()
+        .map(
+            w ->
+                WorkerInfo.newBuilder()
+                    .setId(w.id)
+                    .setCpus(w.cpus)
+                    .setMemoryBytes(w.memory)
+                    .addAllGpus(w.gpus)
+                    .setContainers(w.containers.size())
+                    .setLastSeenMs(w.lastSeen)
+                    .addAllImages(new java.util.TreeSet<>(w.images))
+                    .setCpusUsed(w.usedCpus())
+                    .setMemoryUsed(w.usedMemory())
+                    .build())
+        .toList();
+  }
+
+  public synchronized List<ContainerInfo> containers() {
+    return containers.values().stream()
+        .map(
+            c ->
+                ContainerInfo.newBuilder()
+                    .setId(c.id)
+                    .setWorkerId(c.worker.id)
+                    .setFunctionId(c.fn.getId())
+                    .setVersion(c.fn.getVersion())
+                    .setState(
+                        switch (c.state) {
+                          case STARTING -> "starting";
+                          case STOPPING -> "stopping";
+                          case READY -> c.running.isEmpty() ? "idle" : "busy";
+                        })
+                    .setCalls(c.calls)
+                    .setRunning(c.running.size())
+                    .addAllGpus(c.gpus.stream().map(i -> c.worker.gpus.get(i)).toList())
+                    .setStartedMs(c.startedAt)
+                    .build())
+        .toList();
+  }
+
+  public synchronized List<FunctionInfo> functions() {
+    List<FunctionInfo> out = new ArrayList<>();
+    List<Function> all = new ArrayList<>(latest.values());
+    all.sort(Comparator.comparing(Function::getId));
+    for (Function f : all) {
+      int ctrs = 0;
+      int running = 0;
+      for (Ctr c : containers.values()) {
+        if (c.fn.getId().equals(f.getId())) {
+          ctrs++;
+          running += c.running.size();
+        }
+      }
+      int pending = 0;
+      String waiting = "";
+      for (Queue q : queues.values()) {
+        if (q.fn.getId().equals(f.getId())) {
+          pending += q.pending.size();
+          if (!q.pending.isEmpty() && waiting.isEmpty()) {
+            waiting = q.waiting;
+          }
+        }
+      }
+      out.add(
+          FunctionInfo.newBuilder()
+              .setFunction(f)
+              .setContainers(ctrs)
+              .setPending(pending)
+              .setRunning(running)
+              .setWaiting(waiting)
+              .build());
+    }
+    return out;
+  }
+
+  public List<CallInfo> calls(int limit, String functionId) throws IOException {
+    List<CallInfo> out = new ArrayList<>();
+    for (CallRecord stored : state.recent(functionId.isEmpty() ? limit : limit * 20)) {
+      if (!functionId.isEmpty() && !stored.getFunctionId().equals(functionId)) {
+        continue;
+      }
+      if (out.size() >= limit) {
+        break;
+      }
+      CallInfo.Builder b = CallInfo.newBuilder();
+      synchronized (this) {
+        Call call = live.get(stored.getCallId());
+        CallRecord r =
+            call != null ? call.record : finishing.getOrDefault(stored.getCallId(), stored);
+        b.setCallId(r.getCallId())
+            .setFunctionId(r.getFunctionId())
+            .setVersion(r.getVersion())
+            .setStatus(r.getStatus())
+            .setAttempts(r.getAttempts())
+            .setPlatformAttempts(r.getPlatformAttempts())
+            .setCreatedMs(r.getCreatedMs());
+        if (call != null && call.container != null) {
+          b.setWorkerId(call.container.worker.id);
+        }
+        if (call != null && r.getStatus() == Status.PENDING) {
+          Queue q = queues.get(key(call.fn));
+          b.setWaiting(q == null ? "" : q.waiting);
+        }
+      }
+      out.add(b.build());
+    }
+    return out;
+  }
+
+  /** Stops placing work, lets the workers go, and writes what is queued to the state. */
+  @Override
+  public void close() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      autoscaler.cancel(false);
+      for (WorkerConn w : workers.values()) {
+        try {
+          w.out.onCompleted();
+        } catch (RuntimeException ignored) {
+          // the worker went away first
+        }
+      }
+      workers.clear();
+    }
+    writer.close();
+  }
+}

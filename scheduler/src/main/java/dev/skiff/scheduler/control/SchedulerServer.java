@@ -1,0 +1,151 @@
+package dev.skiff.scheduler.control;
+
+import com.google.protobuf.ByteString;
+import dev.skiff.scheduler.proto.Assignment;
+import dev.skiff.scheduler.proto.CodeRequest;
+import dev.skiff.scheduler.proto.CodeResponse;
+import dev.skiff.scheduler.proto.WorkerMessage;
+import dev.skiff.scheduler.proto.WorkersGrpc;
+import dev.skiff.scheduler.state.ControlState;
+import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.Status;
+import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.InstantSource;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The scheduler on the network: the {@code Control} service for clients (the client token) and the
+ * {@code Workers} service for worker daemons (the worker token), over gRPC, with TLS when given a
+ * certificate and key. Workers that vanish without closing their connection are noticed by
+ * keepalive pings within about {@link #KEEPALIVE_SECONDS} twice over.
+ */
+public final class SchedulerServer implements AutoCloseable {
+  static final int KEEPALIVE_SECONDS = 5;
+
+  /** Where and how to serve. {@code certificate} and {@code key} (PEM) both or neither. */
+  public record Options(
+      InetSocketAddress address,
+      String clientToken,
+      String workerToken,
+      Path certificate,
+      Path key) {}
+
+  private final Scheduler scheduler;
+  private final Server server;
+  private final ScheduledExecutorService timers;
+  private final ExecutorService accepts;
+
+  private SchedulerServer(
+      Scheduler scheduler,
+      Server server,
+      ScheduledExecutorService timers,
+      ExecutorService accepts) {
+    this.scheduler = scheduler;
+    this.server = server;
+    this.timers = timers;
+    this.accepts = accepts;
+  }
+
+  /**
+   * Starts serving {@code state} (port 0: a free one). The server owns neither state nor tokens.
+   */
+  public static SchedulerServer start(ControlState state, Options o) throws IOException {
+    ScheduledExecutorService timers =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().daemon().name("skiff-scheduler-timers").unstarted(r));
+    ExecutorService accepts =
+        Executors.newFixedThreadPool(
+            4, r -> Thread.ofPlatform().daemon().name("skiff-scheduler-accept").unstarted(r));
+    Scheduler scheduler;
+    try {
+      scheduler = new Scheduler(state, InstantSource.system(), timers);
+    } catch (IOException | RuntimeException e) {
+      timers.shutdownNow();
+      accepts.shutdownNow();
+      throw e;
+    }
+    WorkersGrpc.WorkersImplBase workers =
+        new WorkersGrpc.WorkersImplBase() {
+          @Override
+          public StreamObserver<WorkerMessage> attach(StreamObserver<Assignment> out) {
+            return scheduler.attach(out);
+          }
+
+          @Override
+          public void fetchCode(CodeRequest req, StreamObserver<CodeResponse> out) {
+            try {
+              var zip = scheduler.code(req.getDigest());
+              if (zip.isEmpty()) {
+                out.onError(
+                    Status.NOT_FOUND
+                        .withDescription("no code bundle " + req.getDigest())
+                        .asRuntimeException());
+                return;
+              }
+              out.onNext(CodeResponse.newBuilder().setZip(ByteString.copyFrom(zip.get())).build());
+              out.onCompleted();
+            } catch (IOException e) {
+              out.onError(Status.INTERNAL.withDescription(e.toString()).asRuntimeException());
+            }
+          }
+        };
+    NettyServerBuilder b =
+        NettyServerBuilder.forAddress(o.address())
+            .addService(
+                ServerInterceptors.intercept(
+                    new ControlService(scheduler, accepts), Tokens.require(o.clientToken())))
+            .addService(ServerInterceptors.intercept(workers, Tokens.require(o.workerToken())))
+            .maxInboundMessageSize(80 << 20) // a deploy carries up to 64 MiB of code
+            .keepAliveTime(KEEPALIVE_SECONDS, TimeUnit.SECONDS)
+            .keepAliveTimeout(KEEPALIVE_SECONDS, TimeUnit.SECONDS)
+            .permitKeepAliveTime(KEEPALIVE_SECONDS, TimeUnit.SECONDS)
+            .permitKeepAliveWithoutCalls(true);
+    if (o.certificate() != null) {
+      b.sslContext(GrpcSslContexts.forServer(o.certificate().toFile(), o.key().toFile()).build());
+    }
+    Server server;
+    try {
+      server = b.build().start();
+    } catch (IOException | RuntimeException e) {
+      scheduler.close();
+      timers.shutdownNow();
+      accepts.shutdownNow();
+      throw new IOException("cannot listen on " + o.address() + ": " + e.getMessage(), e);
+    }
+    return new SchedulerServer(scheduler, server, timers, accepts);
+  }
+
+  public Scheduler scheduler() {
+    return scheduler;
+  }
+
+  public int port() {
+    return server.getPort();
+  }
+
+  /** Stops serving; calls not finished stay in the state for the next start. */
+  @Override
+  public void close() {
+    server.shutdown();
+    scheduler.close();
+    try {
+      if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+        server.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    timers.shutdownNow();
+    accepts.shutdownNow();
+  }
+}

@@ -1,0 +1,667 @@
+package dev.skiff.scheduler.worker;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.skiff.api.ImageSpec;
+import dev.skiff.casfs.ImageInfo;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.NoSuchImageException;
+import dev.skiff.runtime.SandboxOptions;
+import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.runtime.Snapshot;
+import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.control.Scheduler;
+import dev.skiff.scheduler.control.Tokens;
+import dev.skiff.scheduler.proto.Assignment;
+import dev.skiff.scheduler.proto.CodeRequest;
+import dev.skiff.scheduler.proto.ContainerExited;
+import dev.skiff.scheduler.proto.ContainerFailed;
+import dev.skiff.scheduler.proto.ContainerStarted;
+import dev.skiff.scheduler.proto.Failure;
+import dev.skiff.scheduler.proto.Function;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.Hello;
+import dev.skiff.scheduler.proto.InputDone;
+import dev.skiff.scheduler.proto.LogLine;
+import dev.skiff.scheduler.proto.Result;
+import dev.skiff.scheduler.proto.RunInput;
+import dev.skiff.scheduler.proto.StartContainer;
+import dev.skiff.scheduler.proto.Status;
+import dev.skiff.scheduler.proto.WorkerMessage;
+import dev.skiff.scheduler.proto.WorkersGrpc;
+import dev.skiff.scheduler.runner.Outcome;
+import dev.skiff.scheduler.runner.PythonRunner;
+import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The worker daemon of one host: attaches to the scheduler, says what the host has (CPUs, memory,
+ * GPUs, images), and runs the containers the scheduler places on it, all on one resident {@link
+ * SandboxRuntime}. Containers start in parallel (up to {@link Options#parallelStarts}); calls run
+ * on them without a thread each. What containers print goes to the scheduler line by line.
+ *
+ * <p>When its stream to the scheduler breaks, the worker stops every container (the scheduler has
+ * already given their calls to others) and attaches again, retrying with backoff for as long as it
+ * runs. A function's code is fetched from the scheduler once per digest and kept under the worker's
+ * directory; memory snapshots of functions that ask for them are taken once per function version
+ * and host (or found in the image's bucket) and restored for every later container.
+ */
+public final class Worker implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * How a worker runs.
+   *
+   * @param id its name at the scheduler (unique per host)
+   * @param cpus cores it offers (0: no limit)
+   * @param memoryBytes memory it offers (0: no limit)
+   * @param gpus its GPUs by type, one entry each
+   * @param dir where it keeps the runner and code bundles
+   * @param python the interpreter to run in containers (a path, or a name found on the image's
+   *     PATH)
+   * @param parallelStarts containers started at once
+   */
+  public record Options(
+      String id,
+      double cpus,
+      long memoryBytes,
+      List<String> gpus,
+      Path dir,
+      String python,
+      int parallelStarts) {
+    public Options {
+      gpus = List.copyOf(gpus);
+    }
+  }
+
+  private final ImageStore store;
+  private final SandboxRuntime rt;
+  private final ManagedChannel channel;
+  private final String token;
+  private final Options options;
+  private final Path runnerDir;
+  private final Path codeDir;
+  private final ExecutorService starts;
+  private final ScheduledExecutorService timers;
+  private final Map<String, FunctionContainer> containers = new ConcurrentHashMap<>();
+  private final Map<String, CompletableFuture<Path>> code = new ConcurrentHashMap<>();
+  private final Map<String, CompletableFuture<Snapshot>> snapshots = new ConcurrentHashMap<>();
+  private final Object sendLock = new Object();
+  private volatile StreamObserver<WorkerMessage> up;
+  private volatile StreamObserver<Assignment> current;
+  private final java.util.concurrent.atomic.AtomicLong generation =
+      new java.util.concurrent.atomic.AtomicLong();
+  private volatile CompletableFuture<Void> attached = new CompletableFuture<>();
+  private volatile boolean closed;
+  private long backoffMs = 250;
+
+  private Worker(
+      ImageStore store, SandboxRuntime rt, ManagedChannel channel, String token, Options options)
+      throws IOException {
+    this.store = store;
+    this.rt = rt;
+    this.channel = channel;
+    this.token = token;
+    this.options = options;
+    this.runnerDir = PythonRunner.install(options.dir().resolve("runner"));
+    this.codeDir = Files.createDirectories(options.dir().resolve("code"));
+    this.starts =
+        Executors.newFixedThreadPool(
+            Math.max(1, options.parallelStarts()),
+            r -> Thread.ofPlatform().daemon().name("skiff-worker-start").unstarted(r));
+    this.timers =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().daemon().name("skiff-worker-timers").unstarted(r));
+  }
+
+  /**
+   * Starts a worker on {@code rt} that attaches to the scheduler over {@code channel} with the
+   * worker {@code token}. It neither owns the runtime nor the channel.
+   */
+  public static Worker start(
+      ImageStore store, SandboxRuntime rt, ManagedChannel channel, String token, Options options)
+      throws IOException {
+    Worker w = new Worker(store, rt, channel, token, options);
+    w.connect();
+    return w;
+  }
+
+  /** Completes once the worker is attached (again, after a reconnect: the latest attach). */
+  public CompletableFuture<Void> attached() {
+    return attached;
+  }
+
+  /** Containers running now. */
+  public int containers() {
+    return containers.size();
+  }
+
+  private synchronized void connect() {
+    if (closed) {
+      return;
+    }
+    CompletableFuture<Void> ready = attached.isDone() ? new CompletableFuture<>() : attached;
+    attached = ready;
+    long gen = generation.incrementAndGet();
+    StreamObserver<Assignment> down =
+        new StreamObserver<>() {
+          @Override
+          public void onNext(Assignment a) {
+            if (a.hasWelcome()) {
+              backoffMs = 250;
+              ready.complete(null);
+              return;
+            }
+            handle(a, gen);
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            disconnected(this, t.getMessage());
+          }
+
+          @Override
+          public void onCompleted() {
+            disconnected(this, "the scheduler ended the stream");
+          }
+        };
+    try {
+      StreamObserver<WorkerMessage> stream =
+          WorkersGrpc.newStub(channel).withCallCredentials(Tokens.bearer(token)).attach(down);
+      synchronized (sendLock) {
+        up = stream;
+        stream.onNext(WorkerMessage.newBuilder().setHello(hello()).build());
+      }
+      current = down;
+    } catch (RuntimeException e) {
+      LOG.warn("attaching to the scheduler: {}", e.toString());
+      retry();
+    }
+  }
+
+  private Hello hello() {
+    List<String> images = new ArrayList<>();
+    try {
+      for (ImageInfo i : store.images()) {
+        if (i.damage() == null || i.damage().isEmpty()) {
+          images.add(i.ref().toString());
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("listing this host's images: {}", e.toString());
+    }
+    return Hello.newBuilder()
+        .setWorkerId(options.id())
+        .setCpus(options.cpus())
+        .setMemoryBytes(options.memoryBytes())
+        .addAllGpus(options.gpus())
+        .addAllImages(images)
+        .build();
+  }
+
+  private void disconnected(StreamObserver<Assignment> which, String why) {
+    if (which != current) {
+      return;
+    }
+    current = null;
+    if (closed) {
+      return;
+    }
+    LOG.warn(
+        "lost the scheduler ({}); stopping {} containers and attaching again",
+        why,
+        containers.size());
+    stopAll();
+    retry();
+  }
+
+  private void retry() {
+    long delay = backoffMs;
+    backoffMs = Math.min(5000, backoffMs * 2);
+    if (!closed) {
+      timers.schedule(this::connect, delay, TimeUnit.MILLISECONDS);
+    }
+  }
+
+  private void send(WorkerMessage m) {
+    synchronized (sendLock) {
+      if (up == null) {
+        return;
+      }
+      try {
+        up.onNext(m);
+      } catch (RuntimeException e) {
+        LOG.debug("sending to the scheduler: {}", e.toString());
+      }
+    }
+  }
+
+  private void handle(Assignment a, long gen) {
+    switch (a.getKindCase()) {
+      case START -> starts.execute(() -> startContainer(a.getStart(), gen));
+      case RUN -> run(a.getRun());
+      case STOP -> {
+        FunctionContainer c = containers.remove(a.getStop().getContainerId());
+        if (c != null) {
+          starts.execute(
+              () -> {
+                closeQuietly(c);
+                exited(a.getStop().getContainerId(), "it was stopped");
+              });
+        }
+      }
+      default -> LOG.warn("unknown assignment {}", a.getKindCase());
+    }
+  }
+
+  // ---- containers -------------------------------------------------------------------------------
+
+  /** Starts a container for the attachment {@code gen}; one that outlived it is stopped at once. */
+  private void startContainer(StartContainer s, long gen) {
+    String id = s.getContainerId();
+    Function f = s.getFunction();
+    try {
+      FunctionContainer.Spec spec = spec(s);
+      LogSinkToScheduler logs = new LogSinkToScheduler(id);
+      FunctionContainer c;
+      if (f.getSpec().getSnapshot()) {
+        c = fromSnapshot(s, spec, logs);
+      } else {
+        c = FunctionContainer.start(rt, spec, runnerDir, timers, logs);
+      }
+      containers.put(id, c);
+      if (closed || gen != generation.get()) {
+        containers.remove(id, c);
+        closeQuietly(c);
+        return;
+      }
+      c.ended()
+          .thenAccept(
+              why -> {
+                if (containers.remove(id, c)) {
+                  closeQuietly(c);
+                  exited(id, why);
+                }
+              });
+      send(
+          WorkerMessage.newBuilder()
+              .setStarted(ContainerStarted.newBuilder().setContainerId(id))
+              .build());
+    } catch (FunctionContainer.ImportFailedException e) {
+      failed(
+          id,
+          Failure.newBuilder()
+              .setType(Scheduler.IMPORT_FAILED)
+              .setMessage(
+                  "importing "
+                      + f.getSpec().getHandler()
+                      + " failed: "
+                      + e.error().type()
+                      + ": "
+                      + e.error().message())
+              .setTraceback(e.error().traceback())
+              .build());
+    } catch (NoSuchImageException e) {
+      failed(
+          id,
+          Failure.newBuilder().setType(Scheduler.NO_SUCH_IMAGE).setMessage(e.getMessage()).build());
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("starting a container of {}: {}", f.getId(), e.toString(), e);
+      failed(
+          id,
+          Failure.newBuilder()
+              .setType("ContainerStartFailed")
+              .setMessage("on worker " + options.id() + ": " + e.getMessage())
+              .build());
+    }
+  }
+
+  private FunctionContainer.Spec spec(StartContainer s) throws IOException {
+    FunctionSpec fs = s.getFunction().getSpec();
+    SandboxOptions.Builder o = SandboxOptions.builder();
+    if (fs.getResources().getCpus() > 0) {
+      o.cpus(fs.getResources().getCpus());
+    }
+    if (fs.getResources().getMemoryBytes() > 0) {
+      o.memory(fs.getResources().getMemoryBytes());
+    }
+    new TreeMap<>(fs.getEnvMap()).forEach((k, v) -> o.env(k + "=" + v));
+    new TreeMap<>(s.getSecretEnvMap()).forEach((k, v) -> o.env(k + "=" + v));
+    o.env("SKIFF_FUNCTION=" + s.getFunction().getId());
+    o.env("SKIFF_FUNCTION_VERSION=" + s.getFunction().getVersion());
+    if (s.getGpuIndexesCount() > 0) {
+      o.env(
+          "NVIDIA_VISIBLE_DEVICES="
+              + String.join(",", s.getGpuIndexesList().stream().map(String::valueOf).toList()));
+    }
+    Path code = fs.getCodeDigest().isEmpty() ? null : code(fs.getCodeDigest());
+    if (code != null) {
+      o.workdir(PythonRunner.CODE);
+    }
+    return new FunctionContainer.Spec(
+        ImageSpec.parse(fs.getImage()),
+        options.python(),
+        fs.getHandler(),
+        code,
+        Math.max(1, fs.getConcurrency()),
+        o.build());
+  }
+
+  /** The unpacked code bundle {@code digest}, fetched from the scheduler the first time. */
+  private Path code(String digest) throws IOException {
+    String hex = digest.substring(digest.indexOf(':') + 1);
+    if (!hex.matches("[0-9a-f]{64}")) {
+      throw new IOException("bad code digest " + digest);
+    }
+    Path dir = codeDir.resolve(hex);
+    if (Files.isDirectory(dir)) {
+      return dir;
+    }
+    CompletableFuture<Path> mine = new CompletableFuture<>();
+    CompletableFuture<Path> f = code.putIfAbsent(digest, mine);
+    if (f == null) {
+      try {
+        byte[] zip =
+            WorkersGrpc.newBlockingStub(channel)
+                .withCallCredentials(Tokens.bearer(token))
+                .withDeadlineAfter(60, TimeUnit.SECONDS)
+                .withMaxInboundMessageSize(80 << 20)
+                .fetchCode(CodeRequest.newBuilder().setDigest(digest).build())
+                .getZip()
+                .toByteArray();
+        if (!CodeBundle.digest(zip).equals(digest)) {
+          throw new IOException("the code bundle fetched for " + digest + " has another digest");
+        }
+        if (!Files.isDirectory(dir)) {
+          CodeBundle.unpack(zip, dir);
+        }
+        mine.complete(dir);
+      } catch (IOException | RuntimeException e) {
+        mine.completeExceptionally(e);
+      } finally {
+        code.remove(digest, mine);
+      }
+      f = mine;
+    }
+    try {
+      return f.get(120, TimeUnit.SECONDS);
+    } catch (java.util.concurrent.ExecutionException e) {
+      throw new IOException(
+          "fetching code " + digest + ": " + e.getCause().getMessage(), e.getCause());
+    } catch (InterruptedException | java.util.concurrent.TimeoutException e) {
+      throw new IOException("fetching code " + digest + ": " + e, e);
+    }
+  }
+
+  /**
+   * A container restored from the function version's snapshot, taken first if there is none (on
+   * this host, or in the image's bucket). A snapshot that cannot be restored here (another runsc,
+   * say) is taken again.
+   */
+  private FunctionContainer fromSnapshot(
+      StartContainer s, FunctionContainer.Spec spec, LogSinkToScheduler logs) throws IOException {
+    String name = snapshotName(s, spec);
+    CompletableFuture<Snapshot> mine = new CompletableFuture<>();
+    CompletableFuture<Snapshot> f = snapshots.putIfAbsent(name, mine);
+    if (f == null) {
+      try {
+        Snapshot found = null;
+        try {
+          found = rt.snapshots().find(spec.image(), name);
+        } catch (IOException e) {
+          LOG.debug("no snapshot {} yet: {}", name, e.getMessage());
+        }
+        mine.complete(
+            found != null
+                ? found
+                : FunctionContainer.startAndSnapshot(rt, spec, runnerDir, timers, logs, name));
+      } catch (IOException | RuntimeException e) {
+        snapshots.remove(name, mine);
+        mine.completeExceptionally(e);
+        throw e;
+      }
+      f = mine;
+    }
+    Snapshot snap;
+    try {
+      snap = f.get(10, TimeUnit.MINUTES);
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      throw new IOException(e.getCause());
+    } catch (InterruptedException | java.util.concurrent.TimeoutException e) {
+      throw new IOException("waiting for snapshot " + name + ": " + e, e);
+    }
+    try {
+      return FunctionContainer.restore(rt, snap, spec, runnerDir, timers, logs);
+    } catch (IOException e) {
+      LOG.warn("restoring snapshot {} failed ({}); starting without it", name, e.getMessage());
+      snapshots.remove(name, f);
+      return FunctionContainer.start(rt, spec, runnerDir, timers, logs);
+    }
+  }
+
+  /**
+   * A snapshot's name: the function, its version, and a digest of everything baked into the
+   * snapshot (the spec, the environment with secrets, the runner), so a change makes a new one.
+   */
+  private String snapshotName(StartContainer s, FunctionContainer.Spec spec) throws IOException {
+    try {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      md.update(s.getFunction().getSpec().toByteArray());
+      md.update(
+          String.join("\0", spec.sandboxOptions(runnerDir).env()).getBytes(StandardCharsets.UTF_8));
+      md.update(Files.readAllBytes(runnerDir.resolve("skiff_runner.py")));
+      String fn = s.getFunction().getId().replace('/', '.');
+      return ("fn." + fn).substring(0, Math.min(40, 3 + fn.length()))
+          + ".v"
+          + s.getFunction().getVersion()
+          + "."
+          + HexFormat.of().formatHex(md.digest()).substring(0, 12);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private void run(RunInput in) {
+    FunctionContainer c = containers.get(in.getContainerId());
+    if (c == null) {
+      String why = "container " + in.getContainerId() + " is not on this worker";
+      done(
+          in,
+          Result.newBuilder()
+              .setStatus(Status.INTERNAL)
+              .setFailure(Failure.newBuilder().setType("ContainerGone").setMessage(why))
+              .build(),
+          why);
+      return;
+    }
+    JsonNode args;
+    JsonNode kwargs;
+    try {
+      args =
+          in.getInput().getArgsJson().isEmpty() ? null : JSON.readTree(in.getInput().getArgsJson());
+      kwargs =
+          in.getInput().getKwargsJson().isEmpty()
+              ? null
+              : JSON.readTree(in.getInput().getKwargsJson());
+    } catch (IOException e) {
+      done(
+          in,
+          Result.newBuilder()
+              .setStatus(Status.HANDLER_ERROR)
+              .setFailure(Failure.newBuilder().setType("BadInput").setMessage(e.getMessage()))
+              .build());
+      return;
+    }
+    c.call(in.getCallId(), args, kwargs, Duration.ofMillis(in.getTimeoutMs()))
+        .thenAccept(
+            o ->
+                done(
+                    in,
+                    result(o),
+                    switch (o) {
+                      case Outcome.TimedOut t -> "a call timed out";
+                      case Outcome.OutOfMemory m -> "it ran out of memory";
+                      case Outcome.Crashed x -> x.why();
+                      default -> "";
+                    }));
+  }
+
+  static Result result(Outcome o) {
+    return switch (o) {
+      case Outcome.Success s ->
+          Result.newBuilder()
+              .setStatus(Status.SUCCESS)
+              .setOutputJson(s.output().toString())
+              .build();
+      case Outcome.HandlerError e ->
+          Result.newBuilder()
+              .setStatus(Status.HANDLER_ERROR)
+              .setFailure(
+                  Failure.newBuilder()
+                      .setType(e.type())
+                      .setMessage(e.message())
+                      .setTraceback(e.traceback()))
+              .build();
+      case Outcome.TimedOut t ->
+          Result.newBuilder()
+              .setStatus(Status.TIMEOUT)
+              .setFailure(
+                  Failure.newBuilder()
+                      .setType("Timeout")
+                      .setMessage("the call ran past its timeout of " + t.timeoutMillis() + " ms"))
+              .build();
+      case Outcome.OutOfMemory m ->
+          Result.newBuilder()
+              .setStatus(Status.OUT_OF_MEMORY)
+              .setFailure(
+                  Failure.newBuilder()
+                      .setType("OutOfMemory")
+                      .setMessage("the container ran out of its memory limit"))
+              .build();
+      case Outcome.Crashed c ->
+          Result.newBuilder()
+              .setStatus(Status.INTERNAL)
+              .setFailure(Failure.newBuilder().setType("ContainerCrashed").setMessage(c.why()))
+              .build();
+    };
+  }
+
+  private void done(RunInput in, Result r) {
+    done(in, r, "");
+  }
+
+  /** Reports a call's end; {@code containerEnded} says why its container died with it, or "". */
+  private void done(RunInput in, Result r, String containerEnded) {
+    send(
+        WorkerMessage.newBuilder()
+            .setDone(
+                InputDone.newBuilder()
+                    .setContainerId(in.getContainerId())
+                    .setResult(r.toBuilder().setCallId(in.getCallId()))
+                    .setContainerEnded(containerEnded))
+            .build());
+  }
+
+  private void failed(String id, Failure f) {
+    send(
+        WorkerMessage.newBuilder()
+            .setFailed(ContainerFailed.newBuilder().setContainerId(id).setFailure(f))
+            .build());
+  }
+
+  private void exited(String id, String why) {
+    send(
+        WorkerMessage.newBuilder()
+            .setExited(ContainerExited.newBuilder().setContainerId(id).setWhy(why))
+            .build());
+  }
+
+  private final class LogSinkToScheduler implements FunctionContainer.LogSink {
+    private final String containerId;
+
+    LogSinkToScheduler(String containerId) {
+      this.containerId = containerId;
+    }
+
+    @Override
+    public void line(String sandbox, String call, String line) {
+      send(
+          WorkerMessage.newBuilder()
+              .setLog(
+                  LogLine.newBuilder()
+                      .setContainerId(containerId)
+                      .setCallId(call)
+                      .setLine(line)
+                      .setTimeMs(System.currentTimeMillis()))
+              .build());
+    }
+  }
+
+  private void stopAll() {
+    for (String id : List.copyOf(containers.keySet())) {
+      FunctionContainer c = containers.remove(id);
+      if (c != null) {
+        starts.execute(() -> closeQuietly(c));
+      }
+    }
+  }
+
+  private static void closeQuietly(FunctionContainer c) {
+    try {
+      c.close();
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("closing container {}: {}", c.id(), e.toString());
+    }
+  }
+
+  /** Detaches, stops every container, and waits (a while) for them to go. */
+  @Override
+  public void close() {
+    closed = true;
+    synchronized (sendLock) {
+      if (up != null) {
+        try {
+          up.onCompleted();
+        } catch (RuntimeException ignored) {
+          // the stream is gone already
+        }
+        up = null;
+      }
+    }
+    stopAll();
+    starts.shutdown();
+    try {
+      if (!starts.awaitTermination(60, TimeUnit.SECONDS)) {
+        starts.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      starts.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    timers.shutdownNow();
+  }
+}
