@@ -32,8 +32,9 @@ skiff_jvm_flags() {
 }
 
 skiff_need_root_packages() {
-  # Debian packages the project uses: FUSE 3, umoci/skopeo for real images, squashfuse for benchmarks.
-  local pkgs="fuse3 libfuse3-3 libfuse3-dev maven umoci skopeo squashfuse squashfs-tools attr python3 tar"
+  # Debian packages the project uses: FUSE 3, umoci/skopeo for real images, squashfuse for benchmarks,
+  # PostgreSQL for the scheduler's shared state (its tests start a server of their own).
+  local pkgs="fuse3 libfuse3-3 libfuse3-dev maven umoci skopeo squashfuse squashfs-tools attr python3 tar postgresql"
   local missing=""
   for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -67,7 +68,7 @@ skiff_need_runsc() {
 skiff_build() {
   # Builds the reactor (no tests) when the CLI jar is missing or older than any source.
   local jar="$SKIFF_ROOT/tools/target/skiff.jar"
-  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name '*.proto' -o -name '*.py' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
     return 0
   fi
   if [ ! -w "$SKIFF_ROOT/tools" ] || { [ -d "$SKIFF_ROOT/tools/target" ] && [ ! -w "$SKIFF_ROOT/tools/target" ]; }; then
@@ -83,7 +84,7 @@ skiff_build() {
   mkdir -p "$SKIFF_ROOT/tools/target"
   exec 9>"$SKIFF_ROOT/tools/target/.build-lock"
   flock 9
-  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name '*.proto' -o -name '*.py' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
     exec 9>&-
     return 0
   fi

@@ -59,9 +59,13 @@ final class RemoteOptions implements Remotes {
       if (t.endsWith("m")) {
         return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)) * 60);
       }
+      if (t.endsWith("h")) {
+        return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)) * 3600);
+      }
       return Duration.ofSeconds(Long.parseLong(t));
     } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("not a duration: '" + s + "' (examples: 500ms, 30s, 2m)");
+      throw new IllegalArgumentException(
+          "not a duration: '" + s + "' (examples: 500ms, 30s, 2m, 1h)");
     }
   }
 

@@ -19,7 +19,8 @@ import picocli.CommandLine.Option;
     version = "skiff 0.1.0",
     description =
         "Import container images into a deduplicated content-addressed store, mount them lazily"
-            + " from the local store or from S3, and run them in gVisor sandboxes.",
+            + " from the local store or from S3, run them in gVisor sandboxes, and run functions on"
+            + " them through a scheduler and worker daemons.",
     subcommands = {
       ImportCommand.class,
       ImagesCommand.class,
@@ -40,6 +41,18 @@ import picocli.CommandLine.Option;
       SnapshotCommand.class,
       RestoreCommand.class,
       TrainCommand.class,
+      ServeCommand.class,
+      SchedulerCommand.class,
+      WorkerCommand.class,
+      FunctionCommand.class,
+      CallCommand.class,
+      LogsCommand.class,
+      PlatformLists.Workers.class,
+      PlatformLists.Containers.class,
+      PlatformLists.Apps.class,
+      PlatformLists.Functions.class,
+      PlatformLists.Calls.class,
+      SecretCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class SkiffCli implements Runnable {
@@ -108,6 +121,20 @@ public final class SkiffCli implements Runnable {
           + what
           + (e.getMessage() == null ? "" : ": " + e.getMessage())
           + "); run with SKIFF_DEBUG=1 for the stack trace";
+    }
+    if (e instanceof io.grpc.StatusRuntimeException s) {
+      return switch (s.getStatus().getCode()) {
+        case UNAVAILABLE ->
+            "cannot reach the scheduler ("
+                + s.getStatus().getDescription()
+                + "): is skiff serve or skiff scheduler running?";
+        case UNAUTHENTICATED -> "the scheduler refused the token (check $SKIFF_TOKEN)";
+        case DEADLINE_EXCEEDED -> "the scheduler did not answer in time";
+        default ->
+            s.getStatus().getDescription() != null
+                ? s.getStatus().getDescription()
+                : s.getStatus().getCode().toString();
+      };
     }
     String m = e.getMessage();
     if (m == null || m.isBlank()) {

@@ -100,6 +100,8 @@ public final class Scheduler implements AutoCloseable {
   static final int START_FAILURES = 3;
 
   static final int DEFAULT_MAX_CONTAINERS = 20;
+  static final double PIPELINE_BELOW_MICROS = 2000;
+  static final int MAX_PIPELINE = 32;
   static final Duration DEFAULT_SCALEDOWN = Duration.ofSeconds(60);
   static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(300);
 
@@ -189,8 +191,9 @@ public final class Scheduler implements AutoCloseable {
       this.startedAt = now;
     }
 
-    boolean free() {
-      return state == CState.READY && running.size() < slots;
+    /** Whether it takes another call with {@code extra} calls queued beyond its slots. */
+    boolean free(int extra) {
+      return state == CState.READY && running.size() < slots + extra;
     }
   }
 
@@ -210,6 +213,28 @@ public final class Scheduler implements AutoCloseable {
     final Deque<String> pending = new ArrayDeque<>();
     String waiting = "";
     int startFailures;
+    double meanMicros; // of the handler's calls, a moving average; 0 until one finished
+    double startMillis = 1000; // of a container's start, a moving average
+
+    void started(long millis) {
+      startMillis = 0.7 * startMillis + 0.3 * Math.max(50, millis);
+    }
+
+    void ran(long micros) {
+      meanMicros = meanMicros == 0 ? micros : 0.9 * meanMicros + 0.1 * micros;
+    }
+
+    /**
+     * How many calls a container may hold beyond its slots, waiting in its runner's pipe: none for
+     * handlers that take milliseconds (a queued call would wait behind one), more the shorter the
+     * handler, so that a stream of short calls reaches the runner in batches.
+     */
+    int pipeline() {
+      if (meanMicros <= 0 || meanMicros >= PIPELINE_BELOW_MICROS) {
+        return 0;
+      }
+      return (int) Math.min(MAX_PIPELINE, PIPELINE_BELOW_MICROS / Math.max(meanMicros, 1));
+    }
 
     Queue(Function fn) {
       this.fn = fn;
@@ -594,6 +619,12 @@ public final class Scheduler implements AutoCloseable {
     int demand = q.pending.size() + running;
     int slots = Math.max(1, q.fn.getSpec().getConcurrency());
     int need = (demand + slots - 1) / slots;
+    if (q.meanMicros > 0 && demand > 0) {
+      // Once calls are known to be short, a container is started only if the backlog would take
+      // longer to work off than a container takes to start: more would not finish sooner.
+      double seconds = demand * q.meanMicros / 1e6 / slots;
+      need = Math.min(need, Math.max(1, (int) Math.ceil(seconds / (q.startMillis / 1000.0))));
+    }
     int wanted = need;
     if (isLatest(q.fn)) {
       var a = q.fn.getSpec().getAutoscaling();
@@ -611,10 +642,11 @@ public final class Scheduler implements AutoCloseable {
     }
     for (Queue q : queues.values()) {
       List<Ctr> mine = containersOf(q.fn);
+      int extra = q.pipeline();
       while (!q.pending.isEmpty()) {
         Ctr best = null;
         for (Ctr c : mine) {
-          if (c.free() && (best == null || c.running.size() < best.running.size())) {
+          if (c.free(extra) && (best == null || c.running.size() < best.running.size())) {
             best = c;
           }
         }
@@ -1017,6 +1049,7 @@ public final class Scheduler implements AutoCloseable {
               Queue q = queues.get(key(c.fn));
               if (q != null) {
                 q.startFailures = 0;
+                q.started(now() - c.startedAt);
               }
             }
           }
@@ -1034,6 +1067,12 @@ public final class Scheduler implements AutoCloseable {
             Call call = live.get(id);
             if (c != null && call != null && call.container == c && c.running.remove(id)) {
               call.container = null;
+              if (result.getDurationUs() > 0) {
+                Queue q = queues.get(key(c.fn));
+                if (q != null) {
+                  q.ran(result.getDurationUs());
+                }
+              }
               if (c.running.isEmpty()) {
                 c.idleSince = now();
               }

@@ -7,11 +7,20 @@ import com.fasterxml.jackson.databind.JsonNode;
  * message, traceback), or the container's fate (timed out, killed for memory, crashed).
  */
 public sealed interface Outcome {
-  /** The handler returned {@code output} (JSON). */
-  record Success(JsonNode output) implements Outcome {}
+  /** The handler returned {@code output} (JSON) after running {@code micros}. */
+  record Success(JsonNode output, long micros) implements Outcome {
+    public Success(JsonNode output) {
+      this(output, 0);
+    }
+  }
 
-  /** The handler raised. */
-  record HandlerError(String type, String message, String traceback) implements Outcome {}
+  /** The handler raised, after running {@code micros}. */
+  record HandlerError(String type, String message, String traceback, long micros)
+      implements Outcome {
+    public HandlerError(String type, String message, String traceback) {
+      this(type, message, traceback, 0);
+    }
+  }
 
   /** The call ran past its timeout; its container was killed. */
   record TimedOut(long timeoutMillis) implements Outcome {}

@@ -1,14 +1,15 @@
 package dev.skiff.scheduler.runner;
 
+import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -35,11 +36,12 @@ public final class RunnerChannel {
   private final DataInputStream fromRunner;
   private final AtomicLong nextId = new AtomicLong();
   private final Map<String, CompletableFuture<Outcome>> waiting = new ConcurrentHashMap<>();
+  private final Map<String, Long> timeouts = new ConcurrentHashMap<>();
   private volatile IOException broken;
   private final CompletableFuture<Void> ended = new CompletableFuture<>();
 
   public RunnerChannel(OutputStream runnerStdin, InputStream runnerStdout) {
-    this.toRunner = new DataOutputStream(runnerStdin);
+    this.toRunner = new DataOutputStream(new java.io.BufferedOutputStream(runnerStdin, 1 << 16));
     this.fromRunner = new DataInputStream(runnerStdout);
   }
 
@@ -72,12 +74,20 @@ public final class RunnerChannel {
         if (f == null) {
           throw new IOException("the runner answered call " + reply.path("id") + ", never asked");
         }
-        f.complete(
-            reply.path("ok").asBoolean()
-                ? new Outcome.Success(reply.path("output"))
-                : reply.path("out_of_memory").asBoolean()
-                    ? new Outcome.OutOfMemory()
-                    : error(reply.path("error")));
+        long us = reply.path("us").asLong();
+        Outcome o;
+        if (reply.path("ok").asBoolean()) {
+          o = new Outcome.Success(reply.path("output"), us);
+        } else if (reply.path("out_of_memory").asBoolean()) {
+          o = new Outcome.OutOfMemory();
+        } else if (reply.path("timed_out").asBoolean()) {
+          o = new Outcome.TimedOut(timeouts.getOrDefault(reply.path("id").asText(), 0L));
+        } else {
+          Outcome.HandlerError e = error(reply.path("error"));
+          o = new Outcome.HandlerError(e.type(), e.message(), e.traceback(), us);
+        }
+        timeouts.remove(reply.path("id").asText());
+        f.complete(o);
       }
     } catch (IOException e) {
       broken = e;
@@ -93,31 +103,36 @@ public final class RunnerChannel {
   }
 
   /**
-   * Sends one call, named {@code callId} (unique among the calls running; null for a number); the
-   * future gives the runner's answer, {@link Outcome.Success}, {@link Outcome.HandlerError} or
-   * {@link Outcome.OutOfMemory} (the runner then exits), or fails with an {@link IOException} if
-   * the channel breaks first.
+   * Sends one call, named {@code callId} (unique among the calls running; null for a number), with
+   * its arguments as JSON text (an array and an object; empty for none) and its timeout, which the
+   * runner counts from when the call starts (0: none). The future gives the runner's answer: {@link
+   * Outcome.Success}, {@link Outcome.HandlerError}, {@link Outcome.TimedOut} or {@link
+   * Outcome.OutOfMemory} (the runner exits after those two), or fails with an {@link IOException}
+   * if the channel breaks first.
    *
    * @throws IllegalArgumentException if the request is over {@link #MAX_FRAME}
    */
-  public CompletableFuture<Outcome> call(String callId, JsonNode args, JsonNode kwargs) {
+  public CompletableFuture<Outcome> call(
+      String callId, String argsJson, String kwargsJson, long timeoutMillis) {
     String id = callId != null ? callId : Long.toString(nextId.incrementAndGet());
-    ObjectNode request = JSON.createObjectNode();
-    request.put("id", id);
-    request.set("args", args == null ? JSON.createArrayNode() : args);
-    request.set("kwargs", kwargs == null ? JSON.createObjectNode() : kwargs);
-    byte[] body;
-    try {
-      body = JSON.writeValueAsBytes(request);
-    } catch (IOException e) {
-      throw new IllegalArgumentException("the input cannot be written as JSON", e);
-    }
+    StringBuilder json = new StringBuilder(64 + argsJson.length() + kwargsJson.length());
+    json.append("{\"id\":\"");
+    JsonStringEncoder.getInstance().quoteAsString(id, json);
+    json.append("\",\"args\":")
+        .append(argsJson.isEmpty() ? "[]" : argsJson)
+        .append(",\"kwargs\":")
+        .append(kwargsJson.isEmpty() ? "{}" : kwargsJson)
+        .append(",\"timeout_ms\":")
+        .append(timeoutMillis)
+        .append('}');
+    byte[] body = json.toString().getBytes(StandardCharsets.UTF_8);
     if (body.length > MAX_FRAME) {
       throw new IllegalArgumentException(
           "input of " + body.length + " bytes is over the " + MAX_FRAME + " a call may carry");
     }
     CompletableFuture<Outcome> f = new CompletableFuture<>();
     waiting.put(id, f);
+    timeouts.put(id, timeoutMillis);
     try {
       synchronized (toRunner) {
         toRunner.writeInt(body.length);
@@ -133,6 +148,16 @@ public final class RunnerChannel {
       f.completeExceptionally(b);
     }
     return f;
+  }
+
+  /** {@link #call(String, String, String, long)} with parsed arguments. */
+  public CompletableFuture<Outcome> call(
+      String callId, JsonNode args, JsonNode kwargs, long timeoutMillis) {
+    return call(
+        callId,
+        args == null ? "" : args.toString(),
+        kwargs == null ? "" : kwargs.toString(),
+        timeoutMillis);
   }
 
   /** Tells the runner that no more calls come (it exits once the running ones answer). */

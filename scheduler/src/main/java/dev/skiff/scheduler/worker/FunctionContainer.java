@@ -39,7 +39,7 @@ import org.slf4j.LoggerFactory;
  * #startAndSnapshot}) and later containers are restored from that snapshot ({@link #restore}),
  * skipping the interpreter's start and the import.
  *
- * <p>A call that runs past its timeout kills the container ({@link Outcome.TimedOut}); when the
+ * <p>A call that runs past its timeout ends the container ({@link Outcome.TimedOut}); when the
  * container dies, every call still running ends: {@link Outcome.OutOfMemory} when its memory limit
  * killed it, else {@link Outcome.Crashed}. A dead container serves no more calls ({@link #alive()},
  * {@link #ended()}). Thread safe.
@@ -105,21 +105,27 @@ public final class FunctionContainer implements AutoCloseable {
   private final SandboxProcess runner;
   private final RunnerChannel channel;
   private final ScheduledExecutorService timers;
+  private final int slots;
   private final Set<String> running = ConcurrentHashMap.newKeySet();
   private final Set<String> timedOut = ConcurrentHashMap.newKeySet();
   private final CompletableFuture<String> ended = new CompletableFuture<>();
   private volatile boolean closed;
   private volatile boolean outOfMemory;
 
+  /** How much longer than a call's timeout the backstop timer waits for the runner to act. */
+  static final long BACKSTOP_GRACE_MS = 5000;
+
   private FunctionContainer(
       Sandbox sandbox,
       SandboxProcess runner,
       RunnerChannel channel,
-      ScheduledExecutorService timers) {
+      ScheduledExecutorService timers,
+      int slots) {
     this.sandbox = sandbox;
     this.runner = runner;
     this.channel = channel;
     this.timers = timers;
+    this.slots = slots;
   }
 
   /**
@@ -191,7 +197,8 @@ public final class FunctionContainer implements AutoCloseable {
     SandboxProcess p =
         sb.main().orElseThrow(() -> new IllegalStateException("the sandbox has no first process"));
     FunctionContainer c =
-        new FunctionContainer(sb, p, new RunnerChannel(p.stdin(), p.stdout()), timers);
+        new FunctionContainer(
+            sb, p, new RunnerChannel(p.stdin(), p.stdout()), timers, spec.concurrency());
     c.pumpLogs(logs);
     return c;
   }
@@ -286,7 +293,7 @@ public final class FunctionContainer implements AutoCloseable {
   }
 
   public boolean alive() {
-    return !closed && !ended.isDone() && runner.isAlive();
+    return !closed && !ended.isDone() && !outOfMemory && timedOut.isEmpty() && runner.isAlive();
   }
 
   /** Completes with why, once the container has died or was closed. */
@@ -299,12 +306,25 @@ public final class FunctionContainer implements AutoCloseable {
     return running.size();
   }
 
+  /** {@link #call(String, String, String, Duration)} with parsed arguments (null: none). */
+  public CompletableFuture<Outcome> call(
+      String callId, JsonNode args, JsonNode kwargs, Duration timeout) {
+    return call(
+        callId,
+        args == null ? "" : args.toString(),
+        kwargs == null ? "" : kwargs.toString(),
+        timeout);
+  }
+
   /**
-   * Runs one call, {@code callId} naming it in the logs; a timeout of null or zero means none. The
+   * Runs one call, {@code callId} naming it in the logs, with its arguments as JSON text (an array
+   * and an object; empty for none); a timeout of null or zero means none. Calls beyond the
+   * container's concurrency wait in the runner's pipe; a call's timeout counts from when it starts
+   * there (the runner ends itself when one runs past it, and a timer here is the backstop). The
    * future never fails: a broken container gives an outcome that says so.
    */
   public CompletableFuture<Outcome> call(
-      String callId, JsonNode args, JsonNode kwargs, Duration timeout) {
+      String callId, String argsJson, String kwargsJson, Duration timeout) {
     if (!alive()) {
       return CompletableFuture.completedFuture(new Outcome.Crashed("the container is not running"));
     }
@@ -312,19 +332,20 @@ public final class FunctionContainer implements AutoCloseable {
       return CompletableFuture.completedFuture(
           new Outcome.Crashed("call " + callId + " is already running in this container"));
     }
-    ScheduledFuture<?> timer =
-        timeout == null || timeout.isZero()
+    long timeoutMs = timeout == null ? 0 : timeout.toMillis();
+    ScheduledFuture<?> backstop =
+        timeoutMs == 0
             ? null
             : timers.schedule(
                 () -> {
                   timedOut.add(callId);
                   killQuietly();
                 },
-                timeout.toMillis(),
+                timeoutMs * (1 + (running.size() - 1) / slots) + BACKSTOP_GRACE_MS,
                 TimeUnit.MILLISECONDS);
     CompletableFuture<Outcome> answer;
     try {
-      answer = channel.call(callId, args, kwargs);
+      answer = channel.call(callId, argsJson, kwargsJson, timeoutMs);
     } catch (IllegalArgumentException e) {
       answer =
           CompletableFuture.completedFuture(
@@ -333,17 +354,19 @@ public final class FunctionContainer implements AutoCloseable {
     return answer
         .handle(
             (o, t) -> {
-              if (timer != null) {
-                timer.cancel(false);
+              if (backstop != null) {
+                backstop.cancel(false);
               }
               if (t == null) {
                 if (o instanceof Outcome.OutOfMemory) {
-                  outOfMemory = true;
+                  outOfMemory = true; // the runner exits after saying so
+                } else if (o instanceof Outcome.TimedOut) {
+                  timedOut.add(callId);
                 }
                 return o;
               }
               if (timedOut.contains(callId)) {
-                return new Outcome.TimedOut(timeout.toMillis());
+                return new Outcome.TimedOut(timeoutMs);
               }
               Optional<ExitStatus> status = exitStatus();
               if (status.isPresent() && status.get().oomKilled()) {

@@ -1,7 +1,5 @@
 package dev.skiff.scheduler.worker;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageInfo;
 import dev.skiff.casfs.ImageStore;
@@ -68,7 +66,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class Worker implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   /**
    * How a worker runs.
@@ -186,6 +183,7 @@ public final class Worker implements AutoCloseable {
             disconnected(this, "the scheduler ended the stream");
           }
         };
+    current = down; // before the stream starts: it may fail at once, on another thread
     try {
       StreamObserver<WorkerMessage> stream =
           WorkersGrpc.newStub(channel).withCallCredentials(Tokens.bearer(token)).attach(down);
@@ -193,7 +191,6 @@ public final class Worker implements AutoCloseable {
         up = stream;
         stream.onNext(WorkerMessage.newBuilder().setHello(hello()).build());
       }
-      current = down;
     } catch (RuntimeException e) {
       LOG.warn("attaching to the scheduler: {}", e.toString());
       retry();
@@ -220,7 +217,7 @@ public final class Worker implements AutoCloseable {
         .build();
   }
 
-  private void disconnected(StreamObserver<Assignment> which, String why) {
+  private synchronized void disconnected(StreamObserver<Assignment> which, String why) {
     if (which != current) {
       return;
     }
@@ -228,10 +225,14 @@ public final class Worker implements AutoCloseable {
     if (closed) {
       return;
     }
-    LOG.warn(
-        "lost the scheduler ({}); stopping {} containers and attaching again",
-        why,
-        containers.size());
+    if (attached.isDone()) {
+      LOG.warn(
+          "lost the scheduler ({}); stopping {} containers and attaching again",
+          why,
+          containers.size());
+    } else {
+      LOG.debug("attaching to the scheduler failed ({}); trying again", why);
+    }
     stopAll();
     retry();
   }
@@ -498,25 +499,12 @@ public final class Worker implements AutoCloseable {
           why);
       return;
     }
-    JsonNode args;
-    JsonNode kwargs;
-    try {
-      args =
-          in.getInput().getArgsJson().isEmpty() ? null : JSON.readTree(in.getInput().getArgsJson());
-      kwargs =
-          in.getInput().getKwargsJson().isEmpty()
-              ? null
-              : JSON.readTree(in.getInput().getKwargsJson());
-    } catch (IOException e) {
-      done(
-          in,
-          Result.newBuilder()
-              .setStatus(Status.HANDLER_ERROR)
-              .setFailure(Failure.newBuilder().setType("BadInput").setMessage(e.getMessage()))
-              .build());
-      return;
-    }
-    c.call(in.getCallId(), args, kwargs, Duration.ofMillis(in.getTimeoutMs()))
+    // the scheduler checked the arguments are JSON when it accepted the call
+    c.call(
+            in.getCallId(),
+            in.getInput().getArgsJson(),
+            in.getInput().getKwargsJson(),
+            Duration.ofMillis(in.getTimeoutMs()))
         .thenAccept(
             o ->
                 done(
@@ -536,6 +524,7 @@ public final class Worker implements AutoCloseable {
           Result.newBuilder()
               .setStatus(Status.SUCCESS)
               .setOutputJson(s.output().toString())
+              .setDurationUs(Math.max(1, s.micros()))
               .build();
       case Outcome.HandlerError e ->
           Result.newBuilder()
@@ -545,6 +534,7 @@ public final class Worker implements AutoCloseable {
                       .setType(e.type())
                       .setMessage(e.message())
                       .setTraceback(e.traceback()))
+              .setDurationUs(e.micros())
               .build();
       case Outcome.TimedOut t ->
           Result.newBuilder()

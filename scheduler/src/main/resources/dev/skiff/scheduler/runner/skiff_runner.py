@@ -14,13 +14,20 @@ stream and never into a result. Lines printed from Python during a call start wi
 Frames both ways: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
   runner -> worker, once:  {"ready": true, "pid": N} after importing the handler, or
                            {"ready": false, "error": ERROR} if it cannot be imported (then exit 3)
-  worker -> runner:        {"id": ID, "args": [...], "kwargs": {...}}
-  runner -> worker:        {"id": ID, "ok": true, "output": VALUE}
-                           {"id": ID, "ok": false, "error": ERROR}
+  worker -> runner:        {"id": ID, "args": [...], "kwargs": {...}, "timeout_ms": N}
+  runner -> worker:        {"id": ID, "ok": true, "output": VALUE, "us": MICROSECONDS}
+                           {"id": ID, "ok": false, "error": ERROR, "us": MICROSECONDS}
                            {"id": ID, "ok": false, "out_of_memory": true, "error": ERROR}
-                             (the handler hit the memory limit; the runner then exits)
+                           {"id": ID, "ok": false, "timed_out": true, "error": ERROR}
+                             (the last two end the runner: the container is replaced)
   ERROR = {"type": "ValueError", "message": "...", "traceback": "..."}
 End of stdin ends the runner (exit 0) once the calls running have answered.
+
+The worker may send calls before earlier ones have answered (it does for short handlers): they
+wait in the pipe. The runner reads whatever has arrived at once and, running calls one at a time,
+sends the answers together just before it would wait for more, so a stream of short calls costs a
+few system calls per batch rather than per call. A call's timeout counts from when it starts here;
+a watchdog thread ends the runner when a call runs past it.
 """
 
 import importlib
@@ -30,11 +37,13 @@ import os
 import struct
 import sys
 import threading
+import time
 import traceback
 
 _local = threading.local()
 _MAX_RESULT = (2 << 20) - 1024  # what fits in a frame with its envelope
 _OUT_OF_MEMORY_EXIT = 137
+_TIMED_OUT_EXIT = 124
 
 
 class _Tagged(io.TextIOBase):
@@ -71,54 +80,117 @@ class _Tagged(io.TextIOBase):
             self._raw.flush()
 
 
-def _channel():
-    out = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)
-    tagged = _Tagged(sys.__stderr__)
-    sys.stdout = tagged
-    sys.stderr = tagged
-    return sys.stdin.buffer, out
+class _Inbox:
+    """Frames from the worker, read as many at a time as have arrived."""
 
+    def __init__(self, fd):
+        self._fd = fd
+        self._buf = bytearray()
 
-def _read_exact(stream, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = stream.read(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
+    def buffered(self):
+        """Whether a whole frame is already here (taking it will not wait)."""
+        if len(self._buf) < 4:
+            return False
+        (length,) = struct.unpack_from(">I", self._buf)
+        return len(self._buf) >= 4 + length
 
-
-def _receive(stream):
-    head = _read_exact(stream, 4)
-    if head is None:
-        return None
-    (length,) = struct.unpack(">I", head)
-    body = _read_exact(stream, length)
-    if body is None:
-        raise EOFError("the channel ended inside a frame")
-    return json.loads(body.decode("utf-8"))
+    def receive(self, before_wait=None):
+        """The next request, or None at the end; calls before_wait() before blocking."""
+        while not self.buffered():
+            if before_wait is not None:
+                before_wait()
+            chunk = os.read(self._fd, 1 << 18)
+            if not chunk:
+                if self._buf:
+                    raise EOFError("the channel ended inside a frame")
+                return None
+            self._buf += chunk
+        (length,) = struct.unpack_from(">I", self._buf)
+        body = bytes(self._buf[4:4 + length])
+        del self._buf[:4 + length]
+        return json.loads(body.decode("utf-8"))
 
 
 class _Outbox:
+    """Frames to the worker: sent at once, or held and sent together by flush()."""
+
     def __init__(self, stream):
         self._stream = stream
         self._lock = threading.Lock()
+        self._held = []
+
+    def _frame(self, message):
+        body = json.dumps(message, separators=(",", ":")).encode("utf-8")
+        return struct.pack(">I", len(body)) + body
 
     def send(self, message):
-        body = json.dumps(message, separators=(",", ":")).encode("utf-8")
-        frame = memoryview(struct.pack(">I", len(body)) + body)
+        frame = self._frame(message)
         with self._lock:
-            while frame:  # a pipe may take part of a large frame at a time
-                frame = frame[self._stream.write(frame):]
+            self._write(b"".join(self._held) + frame)
+            self._held = []
+
+    def hold(self, message):
+        frame = self._frame(message)
+        with self._lock:
+            self._held.append(frame)
+
+    def flush(self):
+        with self._lock:
+            if self._held:
+                self._write(b"".join(self._held))
+                self._held = []
+
+    def _write(self, data):
+        view = memoryview(data)
+        while view:  # a pipe may take part of a large write at a time
+            view = view[self._stream.write(view):]
 
 
-def _error(exc):
+class _Watchdog:
+    """Ends the runner when a call runs past its timeout (a thread cannot be stopped alone)."""
+
+    def __init__(self, outbox):
+        self._outbox = outbox
+        self._lock = threading.Lock()
+        self._running = {}  # call id -> deadline (monotonic seconds)
+        self._thread = None
+
+    def start(self, call_id, timeout_ms):
+        if not timeout_ms:
+            return
+        with self._lock:
+            self._running[call_id] = time.monotonic() + timeout_ms / 1000.0
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="skiff-watchdog", daemon=True)
+                self._thread.start()
+
+    def done(self, call_id):
+        with self._lock:
+            self._running.pop(call_id, None)
+
+    def _watch(self):
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self._lock:
+                late = [c for c, deadline in self._running.items() if deadline <= now]
+            if late:
+                for call_id in late:
+                    self._outbox.send({"id": call_id, "ok": False, "timed_out": True, "error": {
+                        "type": "Timeout", "message": "the call ran past its timeout",
+                        "traceback": ""}})
+                os._exit(_TIMED_OUT_EXIT)
+
+
+def _error(exc, skip_frames=0):
+    tb = exc.__traceback__
+    for _ in range(skip_frames):  # the runner's own frames are not the user's business
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
     return {
         "type": type(exc).__name__,
         "message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, tb)),
     }
 
 
@@ -135,46 +207,62 @@ def _load(handler, code_dir):
     return function
 
 
-def _serve(function, request, outbox):
-    _local.call = request["id"]
+def _serve(function, request, outbox, watchdog, hold):
+    call_id = request["id"]
+    _local.call = call_id
     out_of_memory = False
+    watchdog.start(call_id, request.get("timeout_ms"))
+    start = time.perf_counter()
     try:
         result = function(*request.get("args", []), **request.get("kwargs", {}))
     except MemoryError:
         # What the handler holds is freed only once this block is left: reply after it.
         out_of_memory = True
     except BaseException as exc:  # the handler's failure, whatever it is, is the call's
-        reply = {"id": request["id"], "ok": False, "error": _error(exc)}
+        reply = {"id": call_id, "ok": False, "error": _error(exc, skip_frames=1)}
     else:
         try:
             size = len(json.dumps(result, separators=(",", ":")).encode("utf-8"))
         except (TypeError, ValueError) as exc:
             error = _error(exc)
             error["message"] = "the handler's result is not JSON: " + str(exc)
-            reply = {"id": request["id"], "ok": False, "error": error}
+            error["traceback"] = ""
+            reply = {"id": call_id, "ok": False, "error": error}
         else:
             if size > _MAX_RESULT:
-                reply = {"id": request["id"], "ok": False, "error": {
+                reply = {"id": call_id, "ok": False, "error": {
                     "type": "ResultTooLarge",
                     "message": "the handler's result is %d bytes of JSON, over the %d a call may "
                                "return" % (size, _MAX_RESULT),
                     "traceback": ""}}
             else:
-                reply = {"id": request["id"], "ok": True, "output": result}
+                reply = {"id": call_id, "ok": True, "output": result}
     finally:
+        elapsed = time.perf_counter() - start
+        watchdog.done(call_id)
         sys.stdout.flush()
         _local.call = None
     if out_of_memory:
         # The container is replaced: a process that hit its memory limit is not trusted again.
-        outbox.send({"id": request["id"], "ok": False, "out_of_memory": True, "error": {
+        outbox.send({"id": call_id, "ok": False, "out_of_memory": True, "error": {
             "type": "MemoryError", "message": "the handler ran out of memory", "traceback": ""}})
         os._exit(_OUT_OF_MEMORY_EXIT)
-    outbox.send(reply)
+    reply["us"] = int(elapsed * 1e6)
+    if hold:
+        outbox.hold(reply)
+    else:
+        outbox.send(reply)
 
 
 def main(argv):
-    inbox, out = _channel()
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    tagged = _Tagged(sys.__stderr__)
+    sys.stdout = tagged
+    sys.stderr = tagged
+    inbox = _Inbox(0)
     outbox = _Outbox(out)
+    watchdog = _Watchdog(outbox)
     code_dir = argv[2] if len(argv) > 2 and argv[2] != "-" else None
     concurrency = int(argv[3]) if len(argv) > 3 else 1
     try:
@@ -185,21 +273,29 @@ def main(argv):
         return 3
     sys.stdout.flush()
     outbox.send({"ready": True, "pid": os.getpid()})
-    pool = None
-    if concurrency > 1:
-        from concurrent.futures import ThreadPoolExecutor
+    if concurrency <= 1:
+        last_flush = time.monotonic()
+        while True:
+            request = inbox.receive(before_wait=outbox.flush)
+            if request is None:
+                break
+            # Answers wait for the batch unless they have waited long enough (2 ms).
+            _serve(function, request, outbox, watchdog, hold=True)
+            now = time.monotonic()
+            if not inbox.buffered() or now - last_flush > 0.002:
+                outbox.flush()
+                last_flush = now
+        outbox.flush()
+        return 0
+    from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="skiff-call")
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="skiff-call")
     while True:
-        request = _receive(inbox)
+        request = inbox.receive()
         if request is None:
             break
-        if pool is None:
-            _serve(function, request, outbox)
-        else:
-            pool.submit(_serve, function, request, outbox)
-    if pool is not None:
-        pool.shutdown(wait=True)
+        pool.submit(_serve, function, request, outbox, watchdog, False)
+    pool.shutdown(wait=True)
     return 0
 
 

@@ -1,0 +1,525 @@
+package dev.skiff.scheduler.state;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.skiff.scheduler.proto.CallRecord;
+import dev.skiff.scheduler.proto.Function;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.Status;
+import java.io.IOException;
+import java.security.SecureRandom;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+/**
+ * The {@link ControlState} in PostgreSQL, for an installation that outgrows one host: the state
+ * lives apart from any scheduler, so a standby scheduler on another host can take over from one
+ * that died ({@link #awaitLeadership}). Each write is one transaction, committed (and so durable)
+ * before it returns.
+ *
+ * <pre>
+ * skiff_functions (id, version) -> spec (protobuf)
+ * skiff_calls     call_id       -> record (protobuf), seq (acceptance order), finished
+ * skiff_blobs     digest        -> bytes (code bundles)
+ * skiff_secrets   name          -> values (JSON)
+ * </pre>
+ *
+ * <p>One connection, used by one thread at a time; a broken connection is opened again on the next
+ * call.
+ */
+public final class PostgresControlState implements ControlState {
+  private static final SecureRandom RANDOM = new SecureRandom();
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final long LEADER_LOCK = 0x736b696666L; // "skiff"
+
+  private static final String SCHEMA =
+      """
+      CREATE TABLE IF NOT EXISTS skiff_functions (
+        id text NOT NULL, version bigint NOT NULL, body bytea NOT NULL, PRIMARY KEY (id, version));
+      CREATE SEQUENCE IF NOT EXISTS skiff_call_seq;
+      CREATE TABLE IF NOT EXISTS skiff_calls (
+        call_id text PRIMARY KEY, seq bigint NOT NULL, finished boolean NOT NULL, body bytea NOT NULL);
+      CREATE INDEX IF NOT EXISTS skiff_calls_seq ON skiff_calls (seq);
+      CREATE INDEX IF NOT EXISTS skiff_calls_unfinished ON skiff_calls (seq) WHERE NOT finished;
+      CREATE TABLE IF NOT EXISTS skiff_blobs (digest text PRIMARY KEY, body bytea NOT NULL);
+      CREATE TABLE IF NOT EXISTS skiff_secrets (name text PRIMARY KEY, body text NOT NULL);
+      """;
+
+  private final String url;
+  private Connection db;
+  private Connection leader;
+
+  private PostgresControlState(String url) {
+    this.url = url;
+  }
+
+  /**
+   * Opens the state in the database at {@code url} ({@code
+   * postgresql://[user[:password]@]host[:port]/db}, or a {@code jdbc:postgresql:} URL), making its
+   * tables if they are not there.
+   */
+  public static PostgresControlState open(String url) throws IOException {
+    PostgresControlState s = new PostgresControlState(jdbc(url));
+    s.withTransaction(
+        c -> {
+          try (Statement st = c.createStatement()) {
+            // one scheduler at a time makes the schema
+            st.execute("SELECT pg_advisory_xact_lock(" + (LEADER_LOCK + 1) + ")");
+            st.execute(SCHEMA);
+          }
+          return null;
+        });
+    return s;
+  }
+
+  /** {@code postgresql://user:pw@host:port/db?x=y} as a JDBC URL with its user and password. */
+  static String jdbc(String url) {
+    if (url.startsWith("jdbc:")) {
+      return url;
+    }
+    String rest = url.substring(url.indexOf("://") + 3);
+    String user = null;
+    String password = null;
+    int at = rest.lastIndexOf('@');
+    if (at >= 0) {
+      String cred = rest.substring(0, at);
+      rest = rest.substring(at + 1);
+      int colon = cred.indexOf(':');
+      user = colon < 0 ? cred : cred.substring(0, colon);
+      password = colon < 0 ? null : cred.substring(colon + 1);
+    }
+    StringBuilder b = new StringBuilder("jdbc:postgresql://").append(rest);
+    char sep = rest.contains("?") ? '&' : '?';
+    if (user != null) {
+      b.append(sep)
+          .append("user=")
+          .append(
+              java.net.URLEncoder.encode(
+                  java.net.URLDecoder.decode(user, java.nio.charset.StandardCharsets.UTF_8),
+                  java.nio.charset.StandardCharsets.UTF_8));
+      sep = '&';
+    }
+    if (password != null) {
+      b.append(sep)
+          .append("password=")
+          .append(
+              java.net.URLEncoder.encode(
+                  java.net.URLDecoder.decode(password, java.nio.charset.StandardCharsets.UTF_8),
+                  java.nio.charset.StandardCharsets.UTF_8));
+    }
+    return b.toString();
+  }
+
+  @FunctionalInterface
+  private interface Work<T> {
+    T run(Connection c) throws SQLException, IOException;
+  }
+
+  /** Runs {@code work} in one transaction, reconnecting once if the connection broke. */
+  private synchronized <T> T withTransaction(Work<T> work) throws IOException {
+    for (int attempt = 1; ; attempt++) {
+      try {
+        if (db == null || db.isClosed()) {
+          db = DriverManager.getConnection(url);
+          db.setAutoCommit(false);
+        }
+        try {
+          T out = work.run(db);
+          db.commit();
+          return out;
+        } catch (SQLException | IOException | RuntimeException e) {
+          try {
+            db.rollback();
+          } catch (SQLException ignored) {
+            // the connection is gone; the next attempt opens another
+          }
+          throw e;
+        }
+      } catch (SQLException e) {
+        boolean broken = e.getSQLState() != null && e.getSQLState().startsWith("08");
+        if (broken && attempt == 1) {
+          closeQuietly();
+          continue;
+        }
+        throw new IOException("PostgreSQL: " + e.getMessage(), e);
+      }
+    }
+  }
+
+  private void closeQuietly() {
+    try {
+      if (db != null) {
+        db.close();
+      }
+    } catch (SQLException ignored) {
+      // already broken
+    }
+    db = null;
+  }
+
+  /**
+   * Waits until this process is the scheduler that serves (a session-level advisory lock, held on a
+   * connection of its own until {@link #close}): a standby started next to a running scheduler
+   * waits here and takes over when the other's connection ends (it exited or died).
+   */
+  public void awaitLeadership() throws IOException {
+    lead(true);
+  }
+
+  /** Takes the lead if no other scheduler holds it; false (at once) if one does. */
+  public boolean tryLeadership() throws IOException {
+    return lead(false);
+  }
+
+  private boolean lead(boolean wait) throws IOException {
+    try {
+      Connection c = DriverManager.getConnection(url);
+      boolean got;
+      try (Statement st = c.createStatement();
+          ResultSet rs =
+              st.executeQuery(
+                  wait
+                      ? "SELECT pg_advisory_lock(" + LEADER_LOCK + ") IS NOT NULL"
+                      : "SELECT pg_try_advisory_lock(" + LEADER_LOCK + ")")) {
+        rs.next();
+        got = rs.getBoolean(1);
+      }
+      if (!got) {
+        c.close();
+        return false;
+      }
+      synchronized (this) {
+        leader = c;
+      }
+      return true;
+    } catch (SQLException e) {
+      throw new IOException("PostgreSQL: " + e.getMessage(), e);
+    }
+  }
+
+  private static Function parseFunction(byte[] b) throws IOException {
+    try {
+      return Function.parseFrom(b);
+    } catch (InvalidProtocolBufferException e) {
+      throw new IOException("damaged function record: " + e.getMessage(), e);
+    }
+  }
+
+  private static CallRecord parseCall(byte[] b) throws IOException {
+    try {
+      return CallRecord.parseFrom(b);
+    } catch (InvalidProtocolBufferException e) {
+      throw new IOException("damaged call record: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public Function deploy(FunctionSpec spec, long nowMillis) throws IOException {
+    String id = spec.getApp() + "/" + spec.getName();
+    return withTransaction(
+        c -> {
+          try (PreparedStatement lock =
+              c.prepareStatement("SELECT pg_advisory_xact_lock(hashtext(?))")) {
+            lock.setString(1, id);
+            lock.execute();
+          }
+          long version = 1;
+          try (PreparedStatement q =
+              c.prepareStatement(
+                  "SELECT coalesce(max(version), 0) FROM skiff_functions WHERE id = ?")) {
+            q.setString(1, id);
+            try (ResultSet rs = q.executeQuery()) {
+              rs.next();
+              version = rs.getLong(1) + 1;
+            }
+          }
+          Function f =
+              Function.newBuilder()
+                  .setId(id)
+                  .setVersion(version)
+                  .setSpec(spec)
+                  .setDeployedAtMs(nowMillis)
+                  .build();
+          try (PreparedStatement ins =
+              c.prepareStatement(
+                  "INSERT INTO skiff_functions (id, version, body) VALUES (?, ?, ?)")) {
+            ins.setString(1, id);
+            ins.setLong(2, version);
+            ins.setBytes(3, f.toByteArray());
+            ins.executeUpdate();
+          }
+          return f;
+        });
+  }
+
+  @Override
+  public Optional<Function> latest(String id) throws IOException {
+    return withTransaction(
+        c -> {
+          try (PreparedStatement q =
+              c.prepareStatement(
+                  "SELECT body FROM skiff_functions WHERE id = ? ORDER BY version DESC LIMIT 1")) {
+            q.setString(1, id);
+            try (ResultSet rs = q.executeQuery()) {
+              return rs.next() ? Optional.of(parseFunction(rs.getBytes(1))) : Optional.empty();
+            }
+          }
+        });
+  }
+
+  @Override
+  public Optional<Function> function(String id, long version) throws IOException {
+    return withTransaction(
+        c -> {
+          try (PreparedStatement q =
+              c.prepareStatement("SELECT body FROM skiff_functions WHERE id = ? AND version = ?")) {
+            q.setString(1, id);
+            q.setLong(2, version);
+            try (ResultSet rs = q.executeQuery()) {
+              return rs.next() ? Optional.of(parseFunction(rs.getBytes(1))) : Optional.empty();
+            }
+          }
+        });
+  }
+
+  @Override
+  public List<Function> functions() throws IOException {
+    return withTransaction(
+        c -> {
+          List<Function> out = new ArrayList<>();
+          try (Statement st = c.createStatement();
+              ResultSet rs =
+                  st.executeQuery(
+                      "SELECT DISTINCT ON (id) body FROM skiff_functions ORDER BY id, version DESC")) {
+            while (rs.next()) {
+              out.add(parseFunction(rs.getBytes(1)));
+            }
+          }
+          return out;
+        });
+  }
+
+  @Override
+  public List<CallRecord> accept(Function function, List<Input> inputs, long nowMillis)
+      throws IOException {
+    if (inputs.isEmpty()) {
+      return List.of();
+    }
+    return withTransaction(
+        c -> {
+          List<Long> seqs = new ArrayList<>(inputs.size());
+          try (PreparedStatement q =
+              c.prepareStatement("SELECT nextval('skiff_call_seq') FROM generate_series(1, ?)")) {
+            q.setInt(1, inputs.size());
+            try (ResultSet rs = q.executeQuery()) {
+              while (rs.next()) {
+                seqs.add(rs.getLong(1));
+              }
+            }
+          }
+          seqs.sort(null);
+          List<CallRecord> out = new ArrayList<>(inputs.size());
+          try (PreparedStatement ins =
+              c.prepareStatement(
+                  "INSERT INTO skiff_calls (call_id, seq, finished, body) VALUES (?, ?, false, ?)")) {
+            for (int i = 0; i < inputs.size(); i++) {
+              CallRecord r =
+                  CallRecord.newBuilder()
+                      .setCallId(newCallId())
+                      .setFunctionId(function.getId())
+                      .setVersion(function.getVersion())
+                      .setInput(inputs.get(i))
+                      .setStatus(Status.PENDING)
+                      .setCreatedMs(nowMillis)
+                      .setUpdatedMs(nowMillis)
+                      .setSeq(seqs.get(i))
+                      .build();
+              ins.setString(1, r.getCallId());
+              ins.setLong(2, r.getSeq());
+              ins.setBytes(3, r.toByteArray());
+              ins.addBatch();
+              out.add(r);
+            }
+            ins.executeBatch();
+          }
+          return out;
+        });
+  }
+
+  private static String newCallId() {
+    byte[] b = new byte[12];
+    RANDOM.nextBytes(b);
+    return "call-" + HexFormat.of().formatHex(b);
+  }
+
+  @Override
+  public Optional<CallRecord> call(String callId) throws IOException {
+    return withTransaction(
+        c -> {
+          try (PreparedStatement q =
+              c.prepareStatement("SELECT body FROM skiff_calls WHERE call_id = ?")) {
+            q.setString(1, callId);
+            try (ResultSet rs = q.executeQuery()) {
+              return rs.next() ? Optional.of(parseCall(rs.getBytes(1))) : Optional.empty();
+            }
+          }
+        });
+  }
+
+  @Override
+  public void update(List<CallRecord> records) throws IOException {
+    withTransaction(
+        c -> {
+          try (PreparedStatement up =
+              c.prepareStatement(
+                  "UPDATE skiff_calls SET body = ?, finished = ? WHERE call_id = ?")) {
+            for (CallRecord r : records) {
+              up.setBytes(1, r.toByteArray());
+              up.setBoolean(2, ControlState.finished(r.getStatus()));
+              up.setString(3, r.getCallId());
+              up.addBatch();
+            }
+            int[] counts = up.executeBatch();
+            for (int i = 0; i < counts.length; i++) {
+              if (counts[i] == 0) {
+                throw new IOException("no call " + records.get(i).getCallId());
+              }
+            }
+          }
+          return null;
+        });
+  }
+
+  @Override
+  public List<CallRecord> unfinished() throws IOException {
+    return calls("SELECT body FROM skiff_calls WHERE NOT finished ORDER BY seq", -1);
+  }
+
+  @Override
+  public List<CallRecord> recent(int limit) throws IOException {
+    return calls("SELECT body FROM skiff_calls ORDER BY seq DESC LIMIT ?", limit);
+  }
+
+  private List<CallRecord> calls(String sql, int limit) throws IOException {
+    return withTransaction(
+        c -> {
+          List<CallRecord> out = new ArrayList<>();
+          try (PreparedStatement q = c.prepareStatement(sql)) {
+            if (limit >= 0) {
+              q.setInt(1, limit);
+            }
+            try (ResultSet rs = q.executeQuery()) {
+              while (rs.next()) {
+                out.add(parseCall(rs.getBytes(1)));
+              }
+            }
+          }
+          return out;
+        });
+  }
+
+  @Override
+  public void putBlob(String digest, byte[] bytes) throws IOException {
+    withTransaction(
+        c -> {
+          try (PreparedStatement ins =
+              c.prepareStatement(
+                  "INSERT INTO skiff_blobs (digest, body) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING")) {
+            ins.setString(1, digest);
+            ins.setBytes(2, bytes);
+            ins.executeUpdate();
+          }
+          return null;
+        });
+  }
+
+  @Override
+  public Optional<byte[]> blob(String digest) throws IOException {
+    return withTransaction(
+        c -> {
+          try (PreparedStatement q =
+              c.prepareStatement("SELECT body FROM skiff_blobs WHERE digest = ?")) {
+            q.setString(1, digest);
+            try (ResultSet rs = q.executeQuery()) {
+              return rs.next() ? Optional.of(rs.getBytes(1)) : Optional.empty();
+            }
+          }
+        });
+  }
+
+  @Override
+  public void putSecret(String name, Map<String, String> values) throws IOException {
+    String body = JSON.writeValueAsString(new TreeMap<>(values));
+    withTransaction(
+        c -> {
+          try (PreparedStatement ins =
+              c.prepareStatement(
+                  "INSERT INTO skiff_secrets (name, body) VALUES (?, ?)"
+                      + " ON CONFLICT (name) DO UPDATE SET body = excluded.body")) {
+            ins.setString(1, name);
+            ins.setString(2, body);
+            ins.executeUpdate();
+          }
+          return null;
+        });
+  }
+
+  @Override
+  public Optional<Map<String, String>> secret(String name) throws IOException {
+    Optional<String> body =
+        withTransaction(
+            c -> {
+              try (PreparedStatement q =
+                  c.prepareStatement("SELECT body FROM skiff_secrets WHERE name = ?")) {
+                q.setString(1, name);
+                try (ResultSet rs = q.executeQuery()) {
+                  return rs.next() ? Optional.of(rs.getString(1)) : Optional.<String>empty();
+                }
+              }
+            });
+    if (body.isEmpty()) {
+      return Optional.empty();
+    }
+    return Optional.of(JSON.readValue(body.get(), new TypeReference<TreeMap<String, String>>() {}));
+  }
+
+  @Override
+  public List<String> secrets() throws IOException {
+    return withTransaction(
+        c -> {
+          List<String> out = new ArrayList<>();
+          try (Statement st = c.createStatement();
+              ResultSet rs = st.executeQuery("SELECT name FROM skiff_secrets ORDER BY name")) {
+            while (rs.next()) {
+              out.add(rs.getString(1));
+            }
+          }
+          return out;
+        });
+  }
+
+  @Override
+  public synchronized void close() {
+    closeQuietly();
+    if (leader != null) {
+      try {
+        leader.close();
+      } catch (SQLException ignored) {
+        // gone already: the lock went with it
+      }
+      leader = null;
+    }
+  }
+}

@@ -1,0 +1,103 @@
+package dev.skiff.tools;
+
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.scheduler.client.ControlClient;
+import dev.skiff.scheduler.control.TokenFile;
+import dev.skiff.scheduler.worker.Worker;
+import io.grpc.ManagedChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(
+    name = "worker",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Run this host's worker daemon: it attaches to the scheduler, offers this host's CPUs, memory and GPUs,",
+      "and runs the containers placed on it. It attaches again whenever the scheduler goes away and comes back.",
+      "The worker token comes from $SKIFF_WORKER_TOKEN or --token-file (the scheduler's tokens.json, or the token alone)."
+    })
+final class WorkerCommand implements Callable<Integer> {
+  @Mixin SkiffCli.StoreOptions store;
+
+  @Mixin RemoteOptions remote;
+
+  @Mixin RuntimeCliOptions runtime;
+
+  @Mixin Daemons.WorkerOptions worker;
+
+  @Option(
+      names = "--scheduler",
+      paramLabel = "HOST:PORT",
+      description = "the scheduler (default: $SKIFF_SCHEDULER)")
+  String scheduler;
+
+  @Option(names = "--token-file", paramLabel = "FILE", description = "where the worker token is")
+  Path tokenFile;
+
+  @Option(
+      names = "--ca",
+      paramLabel = "PEM",
+      description = "the certificate to trust when the scheduler speaks TLS (default: $SKIFF_CA)")
+  Path ca;
+
+  @Override
+  public Integer call() throws Exception {
+    Path home = store.home();
+    String target = scheduler != null ? scheduler : System.getenv("SKIFF_SCHEDULER");
+    if (target == null || target.isBlank()) {
+      throw new IllegalArgumentException(
+          "name the scheduler with --scheduler HOST:PORT or $SKIFF_SCHEDULER");
+    }
+    String token = token(home);
+    Path trust =
+        ca != null
+            ? ca
+            : (System.getenv("SKIFF_CA") == null ? null : Path.of(System.getenv("SKIFF_CA")));
+    ImageStore images = ImageStore.open(home);
+    SandboxRuntime rt = null;
+    ManagedChannel channel = null;
+    Worker w = null;
+    try {
+      rt = SandboxRuntime.open(images, runtime.config(remote, false));
+      channel = ControlClient.channel(target, trust);
+      Worker.Options o = worker.options(home, Daemons.hostName());
+      w = Worker.start(images, rt, channel, token, o);
+      try {
+        w.attached().get(10, TimeUnit.SECONDS);
+        System.out.printf("skiff worker %s: attached to %s%n", o.id(), target);
+      } catch (java.util.concurrent.TimeoutException e) {
+        System.err.printf("skiff worker %s: %s does not answer yet; trying on%n", o.id(), target);
+      }
+      System.out.flush();
+    } catch (Exception e) {
+      Daemons.closeAll(w, channel == null ? null : channel::shutdownNow, rt, images);
+      throw e;
+    }
+    Worker wk = w;
+    ManagedChannel ch = channel;
+    SandboxRuntime r = rt;
+    Daemons.runUntilStopped(() -> Daemons.closeAll(wk, ch::shutdownNow, r, images));
+    return 0;
+  }
+
+  private String token(Path home) throws java.io.IOException {
+    String env = System.getenv("SKIFF_WORKER_TOKEN");
+    if (env != null && !env.isBlank()) {
+      return env.trim();
+    }
+    Path f = tokenFile != null ? tokenFile : TokenFile.path(home);
+    if (!Files.isReadable(f)) {
+      throw new IllegalArgumentException(
+          "no worker token: set $SKIFF_WORKER_TOKEN or --token-file (the scheduler keeps it in its"
+              + " home's control/tokens.json)");
+    }
+    String text = Files.readString(f).trim();
+    return text.startsWith("{") ? TokenFile.read(f).worker() : text;
+  }
+}
