@@ -334,8 +334,8 @@ final class FunctionCommand implements Runnable {
       name = "map",
       mixinStandardHelpOptions = true,
       description = {
-        "Call a function on every line of stdin (JSON, one input per line) and write one result per line to stdout,",
-        "in input order (or as they finish, with --unordered). Progress goes to stderr on a terminal.",
+        "Call a function on every line of stdin (one JSON input a line) and write its results to stdout.",
+        "One result a line, in input order (or as they finish, with --unordered). Progress goes to stderr on a terminal.",
         "The first failure stops the map (exit code as for call) unless --return-exceptions writes it as {\"error\": ...}."
       })
   static final class MapInputs implements Callable<Integer> {

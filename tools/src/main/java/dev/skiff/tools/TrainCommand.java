@@ -63,6 +63,7 @@ final class TrainCommand implements Callable<Integer> {
         }
       }
       trainRuntime(s);
+      trainControlPlane(work);
       int port;
       try (ServerSocket closed = new ServerSocket(0)) {
         port = closed.getLocalPort();
@@ -82,6 +83,45 @@ final class TrainCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  /**
+   * The control plane's client and server over loopback gRPC, as the client commands and skiff
+   * serve use them: a deploy, a call that waits for a worker that never comes, a map, the lists.
+   */
+  private static void trainControlPlane(Path work) {
+    String token = dev.skiff.scheduler.control.Tokens.generate();
+    try (var state = dev.skiff.scheduler.state.LmdbControlState.open(work.resolve("control"));
+        var server =
+            dev.skiff.scheduler.control.SchedulerServer.start(
+                state,
+                new dev.skiff.scheduler.control.SchedulerServer.Options(
+                    new java.net.InetSocketAddress("127.0.0.1", 0), token, token, null, null));
+        var client =
+            dev.skiff.scheduler.client.ControlClient.connect(
+                "127.0.0.1:" + server.port(), token, null)) {
+      client.deploy(
+          dev.skiff.scheduler.proto.FunctionSpec.newBuilder()
+              .setApp("train")
+              .setName("f")
+              .setImage("train:1")
+              .setLanguage("python")
+              .setHandler("m:f")
+              .build(),
+          work.resolve("rootfs"));
+      var in = Inputs.parse("{\"x\": 1}");
+      client.call("train/f", in, Duration.ofMillis(50));
+      String id = client.spawn("train/f", in);
+      client.get(id, Duration.ZERO);
+      client.cancel(id, false);
+      client.functions();
+      client.calls(10, null);
+      client.containers();
+      client.workers();
+      client.secrets();
+    } catch (Exception e) {
+      // the classes are what the run is for
+    }
   }
 
   /**

@@ -18,8 +18,8 @@ import picocli.CommandLine.Option;
     name = "worker",
     mixinStandardHelpOptions = true,
     description = {
-      "Run this host's worker daemon: it attaches to the scheduler, offers this host's CPUs, memory and GPUs,",
-      "and runs the containers placed on it. It attaches again whenever the scheduler goes away and comes back.",
+      "Run this host's worker daemon, which runs the containers the scheduler places on this host.",
+      "It offers this host's CPUs, memory and GPUs, and attaches again whenever the scheduler goes away and comes back.",
       "The worker token comes from $SKIFF_WORKER_TOKEN or --token-file (the scheduler's tokens.json, or the token alone)."
     })
 final class WorkerCommand implements Callable<Integer> {

@@ -167,7 +167,7 @@ class DamagedStoreCliTest {
     for (String line : joined.lines().skip(1).toList()) {
       assertTrue(line.strip().endsWith("."), "summary stops mid-sentence: " + line);
     }
-    for (String cmd : List.of("snapshot", "trace", "cache")) {
+    for (String cmd : List.of("snapshot", "trace", "cache", "function", "call", "secret")) {
       String sub = Cli.run(0, cmd, "--help");
       String list = sub.substring(sub.indexOf("Commands:")).replaceAll("\n {8,}", " ");
       for (String line : list.lines().skip(1).toList()) {

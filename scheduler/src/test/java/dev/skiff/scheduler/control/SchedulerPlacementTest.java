@@ -1,0 +1,251 @@
+package dev.skiff.scheduler.control;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.skiff.scheduler.proto.Assignment;
+import dev.skiff.scheduler.proto.ContainerStarted;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.Hello;
+import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.InputDone;
+import dev.skiff.scheduler.proto.Resources;
+import dev.skiff.scheduler.proto.Result;
+import dev.skiff.scheduler.proto.Status;
+import dev.skiff.scheduler.proto.WorkerMessage;
+import dev.skiff.scheduler.state.LmdbControlState;
+import io.grpc.stub.StreamObserver;
+import java.nio.file.Path;
+import java.time.InstantSource;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Placement without sandboxes: workers are fakes attached to the scheduler's stream that say what a
+ * worker says (hello, started, done), so where each container and call goes can be read off.
+ */
+class SchedulerPlacementTest {
+  @TempDir Path tmp;
+
+  LmdbControlState state;
+  ScheduledExecutorService timers;
+  Scheduler scheduler;
+
+  /** A worker as the scheduler sees it: what it was told, and a way to answer. */
+  final class FakeWorker {
+    final String id;
+    final List<Assignment> got = new CopyOnWriteArrayList<>();
+    final StreamObserver<WorkerMessage> up;
+
+    FakeWorker(String id, double cpus, long memory, List<String> gpus, List<String> images) {
+      this.id = id;
+      this.up =
+          scheduler.attach(
+              new StreamObserver<>() {
+                @Override
+                public void onNext(Assignment a) {
+                  got.add(a);
+                }
+
+                @Override
+                public void onError(Throwable t) {}
+
+                @Override
+                public void onCompleted() {}
+              });
+      up.onNext(
+          WorkerMessage.newBuilder()
+              .setHello(
+                  Hello.newBuilder()
+                      .setWorkerId(id)
+                      .setCpus(cpus)
+                      .setMemoryBytes(memory)
+                      .addAllGpus(gpus)
+                      .addAllImages(images))
+              .build());
+    }
+
+    List<Assignment> starts() {
+      return got.stream().filter(Assignment::hasStart).toList();
+    }
+
+    List<Assignment> runs() {
+      return got.stream().filter(Assignment::hasRun).toList();
+    }
+
+    void started(Assignment start) {
+      up.onNext(
+          WorkerMessage.newBuilder()
+              .setStarted(
+                  ContainerStarted.newBuilder().setContainerId(start.getStart().getContainerId()))
+              .build());
+    }
+
+    void done(Assignment run, String output) {
+      up.onNext(
+          WorkerMessage.newBuilder()
+              .setDone(
+                  InputDone.newBuilder()
+                      .setContainerId(run.getRun().getContainerId())
+                      .setResult(
+                          Result.newBuilder()
+                              .setCallId(run.getRun().getCallId())
+                              .setStatus(Status.SUCCESS)
+                              .setOutputJson(output)
+                              .setDurationUs(500_000)))
+              .build());
+    }
+  }
+
+  @BeforeEach
+  void setUp() throws Exception {
+    state = LmdbControlState.open(tmp.resolve("state"));
+    timers = Executors.newSingleThreadScheduledExecutor();
+    scheduler = new Scheduler(state, InstantSource.system(), timers);
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    scheduler.close();
+    timers.shutdownNow();
+    state.close();
+  }
+
+  private static FunctionSpec.Builder fn(String name) {
+    return FunctionSpec.newBuilder()
+        .setApp("t")
+        .setName(name)
+        .setImage("py:1")
+        .setLanguage("python")
+        .setHandler("h:f");
+  }
+
+  private static Input input() {
+    return Input.newBuilder().setArgsJson("[1]").build();
+  }
+
+  private static <T> T await(
+      String what, java.util.function.Supplier<List<T>> list, Predicate<List<T>> ok)
+      throws InterruptedException {
+    for (int i = 0; i < 100; i++) {
+      List<T> l = list.get();
+      if (ok.test(l)) {
+        return l.isEmpty() ? null : l.get(l.size() - 1);
+      }
+      Thread.sleep(20);
+    }
+    throw new AssertionError("timed out waiting for " + what + ": " + list.get());
+  }
+
+  @Test
+  void gpuRequestsAreTriedInRankOrder() throws Exception {
+    FakeWorker a100 = new FakeWorker("a", 8, 0, List.of("A100-80GB"), List.of());
+    FakeWorker h100 = new FakeWorker("h", 8, 0, List.of("H100"), List.of());
+    scheduler.deploy(
+        fn("gpu").setResources(Resources.newBuilder().addGpu("H100").addGpu("A100-80GB")).build(),
+        new byte[0]);
+    scheduler.submit("t/gpu", List.of(input()));
+    Assignment first = await("a start on the H100 worker", h100::starts, l -> l.size() == 1);
+    assertEquals(List.of(0), first.getStart().getGpuIndexesList());
+    assertTrue(a100.starts().isEmpty(), "the first rank fits, so the fallback is not used");
+    scheduler.submit("t/gpu", List.of(input())); // the H100 is taken: the fallback
+    await("a start on the A100 worker", a100::starts, l -> l.size() == 1);
+    scheduler.submit("t/gpu", List.of(input())); // neither has a GPU free: it waits, and says so
+    Thread.sleep(200);
+    assertEquals(1, h100.starts().size());
+    assertEquals(1, a100.starts().size());
+    String why =
+        scheduler.functions().stream()
+            .filter(f -> f.getFunction().getId().equals("t/gpu"))
+            .findFirst()
+            .orElseThrow()
+            .getWaiting();
+    assertTrue(why.contains("every worker that could run it is full"), why);
+  }
+
+  @Test
+  void whatNoWorkerCanEverRunIsSaidAtDeploy() throws Exception {
+    new FakeWorker("small", 1, 1L << 30, List.of(), List.of());
+    String warning =
+        scheduler
+            .deploy(fn("big").setResources(Resources.newBuilder().setCpus(4)).build(), new byte[0])
+            .getWarning();
+    assertTrue(warning.contains("no worker attached has 4.00 CPUs"), warning);
+    warning =
+        scheduler
+            .deploy(
+                fn("huge").setResources(Resources.newBuilder().setMemoryBytes(2L << 30)).build(),
+                new byte[0])
+            .getWarning();
+    assertTrue(warning.contains("bytes of memory"), warning);
+  }
+
+  @Test
+  void aHostWithTheImageComesFirstThenTheLeastLoaded() throws Exception {
+    FakeWorker busy = new FakeWorker("busy", 2, 0, List.of(), List.of());
+    FakeWorker cached = new FakeWorker("cached", 2, 0, List.of(), List.of("py:1"));
+    scheduler.deploy(fn("img").build(), new byte[0]);
+    scheduler.submit("t/img", List.of(input()));
+    await("a start where the image is", cached::starts, l -> l.size() == 1);
+    assertTrue(busy.starts().isEmpty());
+
+    scheduler.deploy(fn("other").setImage("other:1").build(), new byte[0]);
+    scheduler.submit("t/other", List.of(input()));
+    await("a start on the least loaded worker", busy::starts, l -> l.size() == 1);
+  }
+
+  @Test
+  void aWarmContainerTakesTheNextCallAndALostWorkersCallRunsElsewhereOnce() throws Exception {
+    FakeWorker one = new FakeWorker("one", 2, 0, List.of(), List.of("py:1"));
+    scheduler.deploy(fn("warm").build(), new byte[0]);
+    String first = scheduler.submit("t/warm", List.of(input())).get(0);
+    Assignment start = await("a start", one::starts, l -> l.size() == 1);
+    one.started(start);
+    Assignment run = await("the call", one::runs, l -> l.size() == 1);
+    one.done(run, "1");
+    assertEquals("1", scheduler.result(first).get(5, TimeUnit.SECONDS).getOutputJson());
+
+    String second = scheduler.submit("t/warm", List.of(input())).get(0);
+    await("the next call on the warm container", one::runs, l -> l.size() == 2);
+    assertEquals(1, one.starts().size(), "no new container for a warm one's call");
+
+    FakeWorker two = new FakeWorker("two", 2, 0, List.of(), List.of());
+    one.up.onError(new RuntimeException("killed")); // the worker's stream breaks mid-call
+    Assignment elsewhere = await("a start on the other worker", two::starts, l -> l.size() == 1);
+    two.started(elsewhere);
+    Assignment again = await("the call again", two::runs, l -> l.size() == 1);
+    assertEquals(second, again.getRun().getCallId());
+    two.done(again, "2");
+    Result r = scheduler.result(second).get(5, TimeUnit.SECONDS);
+    assertEquals("2", r.getOutputJson());
+    assertEquals(1, r.getAttempts(), "the lost attempt does not count");
+    one.done(one.runs().get(1), "stale"); // a late answer from the lost worker changes nothing
+    assertEquals("2", scheduler.peek(second).getOutputJson());
+  }
+
+  @Test
+  void aRestartedSchedulerQueuesWhatItHadAccepted() throws Exception {
+    scheduler.deploy(fn("later").build(), new byte[0]);
+    List<String> ids = scheduler.submit("t/later", List.of(input(), input()));
+    scheduler.close();
+    scheduler = new Scheduler(state, InstantSource.system(), timers);
+    FakeWorker w = new FakeWorker("w", 2, 0, List.of(), List.of());
+    await("two starts after the restart", w::starts, l -> l.size() == 2);
+    w.starts().forEach(w::started);
+    await("both calls", w::runs, l -> l.size() == 2);
+    for (Assignment run : w.runs()) {
+      w.done(run, "\"ok\"");
+    }
+    for (String id : ids) {
+      assertEquals(Status.SUCCESS, scheduler.result(id).get(5, TimeUnit.SECONDS).getStatus());
+    }
+  }
+}
