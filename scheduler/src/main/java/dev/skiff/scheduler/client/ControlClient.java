@@ -2,6 +2,7 @@ package dev.skiff.scheduler.client;
 
 import com.google.protobuf.ByteString;
 import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.control.Scheduler;
 import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.proto.CallInfo;
 import dev.skiff.scheduler.proto.CallRequest;
@@ -13,6 +14,8 @@ import dev.skiff.scheduler.proto.DeployResponse;
 import dev.skiff.scheduler.proto.FunctionInfo;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.proto.GetRequest;
+import dev.skiff.scheduler.proto.IndexedInput;
+import dev.skiff.scheduler.proto.IndexedResult;
 import dev.skiff.scheduler.proto.Input;
 import dev.skiff.scheduler.proto.ListRequest;
 import dev.skiff.scheduler.proto.LogLine;
@@ -48,6 +51,11 @@ import java.util.function.Consumer;
  * description. Thread safe.
  */
 public final class ControlClient implements AutoCloseable {
+  /**
+   * A map sends up to this many inputs in one message, and at most {@link Scheduler#BATCH_BYTES}.
+   */
+  private static final int MAX_INPUTS_PER_MESSAGE = 256;
+
   private final ManagedChannel channel;
   private final ControlGrpc.ControlBlockingStub blocking;
   private final ControlGrpc.ControlStub async;
@@ -145,9 +153,11 @@ public final class ControlClient implements AutoCloseable {
 
           @Override
           public void onNext(MapOutput m) {
-            if (m.hasResult()) {
-              room.release();
-              results.accept(m.getIndex(), m.getResult());
+            if (m.getResultsCount() > 0) {
+              room.release(m.getResultsCount());
+              for (IndexedResult r : m.getResultsList()) {
+                results.accept(r.getIndex(), r.getResult());
+              }
             }
           }
 
@@ -170,9 +180,21 @@ public final class ControlClient implements AutoCloseable {
         if (done.isDone()) {
           break;
         }
-        MapInput.Builder m = MapInput.newBuilder().setIndex(index++).setInput(inputs.next());
-        if (index == 1) {
+        // Whatever room there is now goes in one message.
+        MapInput.Builder m = MapInput.newBuilder();
+        if (index == 0) {
           m.setFunctionId(functionId);
+        }
+        Input first = inputs.next();
+        m.addInputs(IndexedInput.newBuilder().setIndex(index++).setInput(first));
+        long bytes = first.getSerializedSize();
+        while (m.getInputsCount() < MAX_INPUTS_PER_MESSAGE
+            && bytes < Scheduler.BATCH_BYTES
+            && inputs.hasNext()
+            && room.tryAcquire()) {
+          Input next = inputs.next();
+          m.addInputs(IndexedInput.newBuilder().setIndex(index++).setInput(next));
+          bytes += next.getSerializedSize();
         }
         out.onNext(m.build());
       }

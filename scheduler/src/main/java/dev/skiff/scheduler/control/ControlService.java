@@ -11,6 +11,8 @@ import dev.skiff.scheduler.proto.DeployRequest;
 import dev.skiff.scheduler.proto.DeployResponse;
 import dev.skiff.scheduler.proto.FunctionsResponse;
 import dev.skiff.scheduler.proto.GetRequest;
+import dev.skiff.scheduler.proto.IndexedInput;
+import dev.skiff.scheduler.proto.IndexedResult;
 import dev.skiff.scheduler.proto.ListRequest;
 import dev.skiff.scheduler.proto.LogLine;
 import dev.skiff.scheduler.proto.LogsRequest;
@@ -157,7 +159,13 @@ final class ControlService extends ControlGrpc.ControlImplBase {
   public StreamObserver<MapInput> map(StreamObserver<MapOutput> out) {
     return new StreamObserver<>() {
       private final Object lock = new Object();
-      private final List<MapInput> batch = new ArrayList<>();
+      private final List<IndexedInput> batch = new ArrayList<>();
+      private final Coalescer<IndexedResult> results =
+          new Coalescer<>(
+              1024,
+              IndexedResult::getSerializedSize,
+              Scheduler.BATCH_BYTES,
+              rs -> send(MapOutput.newBuilder().addAllResults(rs).build()));
       private String functionId;
       private boolean flushing;
       private boolean clientDone;
@@ -173,8 +181,11 @@ final class ControlService extends ControlGrpc.ControlImplBase {
           if (functionId == null) {
             functionId = in.getFunctionId();
           }
-          batch.add(in);
-          outstanding++;
+          batch.addAll(in.getInputsList());
+          outstanding += in.getInputsCount();
+          if (in.getInputsCount() == 0) {
+            return;
+          }
           if (!flushing) {
             flushing = true;
             accepts.execute(this::flush);
@@ -184,7 +195,7 @@ final class ControlService extends ControlGrpc.ControlImplBase {
 
       private void flush() {
         while (true) {
-          List<MapInput> take;
+          List<IndexedInput> take;
           synchronized (lock) {
             if (batch.isEmpty() || failed) {
               flushing = false;
@@ -196,7 +207,7 @@ final class ControlService extends ControlGrpc.ControlImplBase {
           }
           List<String> ids;
           try {
-            ids = scheduler.submit(functionId, take.stream().map(MapInput::getInput).toList());
+            ids = scheduler.submit(functionId, take.stream().map(IndexedInput::getInput).toList());
           } catch (Throwable t) {
             fail(status(t));
             return;
@@ -215,7 +226,8 @@ final class ControlService extends ControlGrpc.ControlImplBase {
                   .whenComplete(
                       (r, t) -> {
                         if (r != null) {
-                          send(MapOutput.newBuilder().setIndex(index).setResult(r).build());
+                          results.add(
+                              IndexedResult.newBuilder().setIndex(index).setResult(r).build());
                         }
                         synchronized (lock) {
                           outstanding--;

@@ -14,9 +14,11 @@ import dev.skiff.scheduler.proto.Function;
 import dev.skiff.scheduler.proto.FunctionInfo;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.InputDone;
 import dev.skiff.scheduler.proto.LogLine;
 import dev.skiff.scheduler.proto.Result;
 import dev.skiff.scheduler.proto.RetryPolicy;
+import dev.skiff.scheduler.proto.RunBatch;
 import dev.skiff.scheduler.proto.RunInput;
 import dev.skiff.scheduler.proto.StartContainer;
 import dev.skiff.scheduler.proto.Status;
@@ -109,6 +111,13 @@ public final class Scheduler implements AutoCloseable {
   static final double CALL_OVERHEAD_MICROS = 200;
 
   static final int MAX_PIPELINE = 32;
+
+  /**
+   * Messages that carry many inputs or results (map streams, runs for a worker, their ends) stay
+   * under this size; one payload may be 2 MiB, and every channel accepts 80 MiB.
+   */
+  public static final long BATCH_BYTES = 8L << 20;
+
   static final Duration DEFAULT_SCALEDOWN = Duration.ofSeconds(60);
   static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(300);
 
@@ -133,6 +142,7 @@ public final class Scheduler implements AutoCloseable {
     final Set<String> images;
     final StreamObserver<dev.skiff.scheduler.proto.Assignment> out;
     final Map<String, Ctr> containers = new LinkedHashMap<>();
+    final List<RunInput> outbox = new ArrayList<>(); // assigned, to be sent by flushRuns
     long lastSeen;
 
     WorkerConn(
@@ -691,6 +701,7 @@ public final class Scheduler implements AutoCloseable {
         live++;
       }
     }
+    flushRuns();
   }
 
   /** GPU requests in rank order; one empty rank when the function wants none. */
@@ -867,16 +878,35 @@ public final class Scheduler implements AutoCloseable {
     c.running.add(callId);
     c.calls++;
     long timeout = c.fn.getSpec().getTimeoutMs();
-    c.worker.send(
-        Assignment.newBuilder()
-            .setRun(
-                RunInput.newBuilder()
-                    .setContainerId(c.id)
-                    .setCallId(callId)
-                    .setInput(call.record.getInput())
-                    .setTimeoutMs(timeout > 0 ? timeout : DEFAULT_TIMEOUT.toMillis())
-                    .setAttempt(call.record.getAttempts()))
+    c.worker.outbox.add(
+        RunInput.newBuilder()
+            .setContainerId(c.id)
+            .setCallId(callId)
+            .setInput(call.record.getInput())
+            .setTimeoutMs(timeout > 0 ? timeout : DEFAULT_TIMEOUT.toMillis())
+            .setAttempt(call.record.getAttempts())
             .build());
+  }
+
+  /** Sends each worker the calls assigned to it since the last time, in one message. */
+  private void flushRuns() {
+    for (WorkerConn w : workers.values()) {
+      RunBatch.Builder batch = RunBatch.newBuilder();
+      long bytes = 0;
+      for (RunInput run : w.outbox) {
+        if (batch.getRunCount() > 0 && bytes + run.getSerializedSize() > BATCH_BYTES) {
+          w.send(Assignment.newBuilder().setRunBatch(batch).build());
+          batch = RunBatch.newBuilder();
+          bytes = 0;
+        }
+        batch.addRun(run);
+        bytes += run.getSerializedSize();
+      }
+      if (batch.getRunCount() > 0) {
+        w.send(Assignment.newBuilder().setRunBatch(batch).build());
+      }
+      w.outbox.clear();
+    }
   }
 
   private void stop(Ctr c) {
@@ -1082,28 +1112,8 @@ public final class Scheduler implements AutoCloseable {
             }
           }
           case EXITED -> containerEnded(w, m.getExited().getContainerId(), m.getExited().getWhy());
-          case DONE -> {
-            Ctr c = w.containers.get(m.getDone().getContainerId());
-            Result result = m.getDone().getResult();
-            String id = result.getCallId();
-            Call call = live.get(id);
-            if (c != null && call != null && call.container == c && c.running.remove(id)) {
-              call.container = null;
-              if (result.getDurationUs() > 0) {
-                Queue q = queues.get(key(c.fn));
-                if (q != null) {
-                  q.ran(result.getDurationUs());
-                }
-              }
-              if (c.running.isEmpty()) {
-                c.idleSince = now();
-              }
-              attemptEnded(call, result);
-            } // else cancelled, or an attempt that is no longer the call's
-            if (!m.getDone().getContainerEnded().isEmpty()) {
-              containerEnded(w, m.getDone().getContainerId(), m.getDone().getContainerEnded());
-            }
-          }
+          case DONE -> done(w, m.getDone());
+          case DONE_BATCH -> m.getDoneBatch().getDoneList().forEach(d -> done(w, d));
           default -> {}
         }
         pump();
@@ -1135,6 +1145,30 @@ public final class Scheduler implements AutoCloseable {
         }
       }
     };
+  }
+
+  /** A call's attempt ended on worker {@code w}. */
+  private void done(WorkerConn w, InputDone d) {
+    Ctr c = w.containers.get(d.getContainerId());
+    Result result = d.getResult();
+    String id = result.getCallId();
+    Call call = live.get(id);
+    if (c != null && call != null && call.container == c && c.running.remove(id)) {
+      call.container = null;
+      if (result.getDurationUs() > 0) {
+        Queue q = queues.get(key(c.fn));
+        if (q != null) {
+          q.ran(result.getDurationUs());
+        }
+      }
+      if (c.running.isEmpty()) {
+        c.idleSince = now();
+      }
+      attemptEnded(call, result);
+    } // else cancelled, or an attempt that is no longer the call's
+    if (!d.getContainerEnded().isEmpty()) {
+      containerEnded(w, d.getContainerId(), d.getContainerEnded());
+    }
   }
 
   /** A container died (or was stopped): it is forgotten, and the calls it ran go elsewhere. */

@@ -8,6 +8,7 @@ import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.Snapshot;
 import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.control.Coalescer;
 import dev.skiff.scheduler.control.Scheduler;
 import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.proto.Assignment;
@@ -15,6 +16,7 @@ import dev.skiff.scheduler.proto.CodeRequest;
 import dev.skiff.scheduler.proto.ContainerExited;
 import dev.skiff.scheduler.proto.ContainerFailed;
 import dev.skiff.scheduler.proto.ContainerStarted;
+import dev.skiff.scheduler.proto.DoneBatch;
 import dev.skiff.scheduler.proto.Failure;
 import dev.skiff.scheduler.proto.Function;
 import dev.skiff.scheduler.proto.FunctionSpec;
@@ -105,6 +107,16 @@ public final class Worker implements AutoCloseable {
   private final Map<String, CompletableFuture<Path>> code = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Snapshot>> snapshots = new ConcurrentHashMap<>();
   private final Object sendLock = new Object();
+  private final Coalescer<InputDone> dones =
+      new Coalescer<>(
+          1024,
+          InputDone::getSerializedSize,
+          Scheduler.BATCH_BYTES,
+          batch ->
+              send(
+                  WorkerMessage.newBuilder()
+                      .setDoneBatch(DoneBatch.newBuilder().addAllDone(batch))
+                      .build()));
   private volatile StreamObserver<WorkerMessage> up;
   private volatile StreamObserver<Assignment> current;
   private final java.util.concurrent.atomic.AtomicLong generation =
@@ -262,6 +274,7 @@ public final class Worker implements AutoCloseable {
     switch (a.getKindCase()) {
       case START -> starts.execute(() -> startContainer(a.getStart(), gen));
       case RUN -> run(a.getRun());
+      case RUN_BATCH -> a.getRunBatch().getRunList().forEach(this::run);
       case STOP -> {
         FunctionContainer c = containers.remove(a.getStop().getContainerId());
         if (c != null) {
@@ -564,15 +577,16 @@ public final class Worker implements AutoCloseable {
     done(in, r, "");
   }
 
-  /** Reports a call's end; {@code containerEnded} says why its container died with it, or "". */
+  /**
+   * Reports a call's end; {@code containerEnded} says why its container died with it, or "". Ends
+   * that come together go to the scheduler in one message.
+   */
   private void done(RunInput in, Result r, String containerEnded) {
-    send(
-        WorkerMessage.newBuilder()
-            .setDone(
-                InputDone.newBuilder()
-                    .setContainerId(in.getContainerId())
-                    .setResult(r.toBuilder().setCallId(in.getCallId()))
-                    .setContainerEnded(containerEnded))
+    dones.add(
+        InputDone.newBuilder()
+            .setContainerId(in.getContainerId())
+            .setResult(r.toBuilder().setCallId(in.getCallId()))
+            .setContainerEnded(containerEnded)
             .build());
   }
 

@@ -11,6 +11,7 @@ import dev.skiff.scheduler.proto.Input;
 import dev.skiff.scheduler.proto.InputDone;
 import dev.skiff.scheduler.proto.Resources;
 import dev.skiff.scheduler.proto.Result;
+import dev.skiff.scheduler.proto.RunInput;
 import dev.skiff.scheduler.proto.Status;
 import dev.skiff.scheduler.proto.WorkerMessage;
 import dev.skiff.scheduler.state.LmdbControlState;
@@ -77,8 +78,15 @@ class SchedulerPlacementTest {
       return got.stream().filter(Assignment::hasStart).toList();
     }
 
-    List<Assignment> runs() {
-      return got.stream().filter(Assignment::hasRun).toList();
+    /** The calls this worker was given, whether one by one or in batches. */
+    List<RunInput> runs() {
+      return got.stream()
+          .flatMap(
+              a ->
+                  a.hasRun()
+                      ? java.util.stream.Stream.of(a.getRun())
+                      : a.getRunBatch().getRunList().stream())
+          .toList();
     }
 
     void started(Assignment start) {
@@ -89,15 +97,15 @@ class SchedulerPlacementTest {
               .build());
     }
 
-    void done(Assignment run, String output) {
+    void done(RunInput run, String output) {
       up.onNext(
           WorkerMessage.newBuilder()
               .setDone(
                   InputDone.newBuilder()
-                      .setContainerId(run.getRun().getContainerId())
+                      .setContainerId(run.getContainerId())
                       .setResult(
                           Result.newBuilder()
-                              .setCallId(run.getRun().getCallId())
+                              .setCallId(run.getCallId())
                               .setStatus(Status.SUCCESS)
                               .setOutputJson(output)
                               .setDurationUs(500_000)))
@@ -209,7 +217,7 @@ class SchedulerPlacementTest {
     String first = scheduler.submit("t/warm", List.of(input())).get(0);
     Assignment start = await("a start", one::starts, l -> l.size() == 1);
     one.started(start);
-    Assignment run = await("the call", one::runs, l -> l.size() == 1);
+    RunInput run = await("the call", one::runs, l -> l.size() == 1);
     one.done(run, "1");
     assertEquals("1", scheduler.result(first).get(5, TimeUnit.SECONDS).getOutputJson());
 
@@ -221,8 +229,8 @@ class SchedulerPlacementTest {
     one.up.onError(new RuntimeException("killed")); // the worker's stream breaks mid-call
     Assignment elsewhere = await("a start on the other worker", two::starts, l -> l.size() == 1);
     two.started(elsewhere);
-    Assignment again = await("the call again", two::runs, l -> l.size() == 1);
-    assertEquals(second, again.getRun().getCallId());
+    RunInput again = await("the call again", two::runs, l -> l.size() == 1);
+    assertEquals(second, again.getCallId());
     two.done(again, "2");
     Result r = scheduler.result(second).get(5, TimeUnit.SECONDS);
     assertEquals("2", r.getOutputJson());
@@ -241,7 +249,7 @@ class SchedulerPlacementTest {
     await("two starts after the restart", w::starts, l -> l.size() == 2);
     w.starts().forEach(w::started);
     await("both calls", w::runs, l -> l.size() == 2);
-    for (Assignment run : w.runs()) {
+    for (RunInput run : w.runs()) {
       w.done(run, "\"ok\"");
     }
     for (String id : ids) {
