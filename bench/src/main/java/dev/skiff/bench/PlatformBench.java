@@ -3,7 +3,15 @@ package dev.skiff.bench;
 import dev.skiff.api.ImageRef;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.image.ImportProgress;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.Remotes;
+import dev.skiff.casfs.store.S3Location;
+import dev.skiff.casfs.testing.LatencyProxy;
+import dev.skiff.casfs.testing.S3Server;
+import dev.skiff.runtime.RuntimeEvent;
 import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
@@ -20,8 +28,12 @@ import dev.skiff.scheduler.runner.PythonRunner;
 import dev.skiff.scheduler.state.LmdbControlState;
 import dev.skiff.scheduler.worker.FunctionContainer;
 import dev.skiff.scheduler.worker.Worker;
+import dev.skiff.tracer.TraceHook;
+import dev.skiff.tracer.TraceOptimizer;
+import dev.skiff.tracer.TraceStore;
 import io.grpc.ManagedChannel;
 import java.net.InetSocketAddress;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -49,6 +61,9 @@ import java.util.stream.IntStream;
  *       is 10 s (200 / 20 x 1 s).
  *   <li><b>cold call from a memory snapshot</b>: from zero containers, a function deployed with
  *       {@code --snapshot}; baseline in the same run: the same cold call without the snapshot.
+ *   <li><b>cold call from a bucket</b>: the image never on this host, a resident worker with an
+ *       empty home, S3 at 20 ms RTT, trace + optimize; baseline in the same run: the same image
+ *       without trace or optimization (see {@link #coldBucket}).
  * </ul>
  *
  * <pre>
@@ -56,7 +71,7 @@ import java.util.stream.IntStream;
  * java $(sed -n 's/^skiff.jvm.flags=//p' jvm.properties) \
  *     -cp bench/target/classes:$(cat bench/target/classpath.txt) \
  *     dev.skiff.bench.PlatformBench [--work /var/tmp/skiff-platform-bench] [--calls 2000] [--reps 5] \
- *     [--only warm,map,fanout,cold] [--map-max N]
+ *     [--only warm,map,fanout,cold,bucket] [--map-max N]
  * </pre>
  */
 public final class PlatformBench {
@@ -73,6 +88,9 @@ public final class PlatformBench {
       def stdlib(x):
           import json, email.parser, http.client, decimal, argparse
           return x
+      def imports(x):
+          import json, email.mime.text, http.client, xml.dom.minidom, asyncio, decimal
+          return x
       """;
 
   public static void main(String[] args) throws Exception {
@@ -81,7 +99,7 @@ public final class PlatformBench {
     int reps = 5;
     int mapMax = 0;
     int parallelStarts = 8;
-    String only = "warm,map,fanout,cold";
+    String only = "warm,map,fanout,cold,bucket";
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--work" -> work = Path.of(args[++i]);
@@ -161,6 +179,11 @@ public final class PlatformBench {
         } finally {
           workerChannel.shutdownNow();
           timers.shutdownNow();
+        }
+        if (List.of(only.split(",")).contains("bucket")) { // on workers of their own
+          try (ControlClient client = ControlClient.connect(target, clientToken, null)) {
+            coldBucket(client, target, workerToken, store, code, work, reps, report);
+          }
         }
       }
     }
@@ -398,5 +421,254 @@ public final class PlatformBench {
                 Locale.ROOT,
                 "%nSnapshot / baseline: %.2f; target <= 0.3 s.%n%n",
                 Samples.median(snap) / Samples.median(plain)));
+  }
+
+  /**
+   * Cold calls of a function whose image is in a bucket and was never on this host: for each one a
+   * new worker attaches with an empty home (no index, no chunk), the page cache is dropped, and the
+   * timer runs from the call to its result. The bucket is S3Mock in this JVM behind a {@link
+   * LatencyProxy} of 20 ms RTT. The trace is recorded once, by a worker that records (the runner
+   * start and the handler's import), then the image is optimized for it, as {@code skiff optimize}
+   * does. Baseline in the same run: the same image without trace or optimization.
+   */
+  private static void coldBucket(
+      ControlClient client,
+      String target,
+      String workerToken,
+      ImageStore origin,
+      Path code,
+      Path work,
+      int reps,
+      StringBuilder report)
+      throws Exception {
+    System.setProperty("aws.accessKeyId", "test-key");
+    System.setProperty("aws.secretAccessKey", "test-secret");
+    int rtt = 20;
+    for (int i = 0; i < 500 && !client.workers().isEmpty(); i++) {
+      Thread.sleep(10); // the scheduler has seen the other parts' worker go
+    }
+    try (S3Server s3 = new S3Server(Files.createDirectories(work.resolve("s3")))) {
+      log("cold calls from a bucket: pushing py:1 to S3Mock");
+      try (BlobStore bucket = s3.store("bench", work.resolve("tmp"), Duration.ofMinutes(5))) {
+        origin.push(ImageRef.parse("py:1"), bucket, ImageStore.PushProgress.NONE);
+      }
+      String plainImage = "s3://" + S3Server.BUCKET + "/bench/py:1";
+      String optImage = "s3://" + S3Server.BUCKET + "/bench/py:opt";
+      client.deploy(fn("bucket-plain", "handlers:imports").setImage(plainImage).build(), code);
+      client.deploy(fn("bucket-opt", "handlers:imports").setImage(optImage).build(), code);
+      client.deploy(
+          fn("bucket-local", "handlers:imports")
+              .setImage(optImage)
+              .setAutoscaling(Autoscaling.newBuilder().setScaledownWindowMs(500))
+              .build(),
+          code);
+      log("recording the trace of a cold call (runner start and import)");
+      coldBucketCall(
+          client,
+          target,
+          workerToken,
+          work,
+          "record",
+          s3.endpoint().toString(),
+          TraceHook.Options.defaults().withPrefetch(false).withRecord(true),
+          "bench/bucket-plain",
+          false);
+      log("optimizing a copy of py:1 for that trace and pushing it as py:opt");
+      try (BlobStore bucket = s3.store("bench", work.resolve("tmp"), Duration.ofMinutes(5))) {
+        Digest d = origin.resolve(ImageRef.parse("py:1")).orElseThrow();
+        origin.tag(ImageRef.parse("py:opt"), d, "copy of py:1", 0);
+        TraceStore.save(origin.blobs(), d, null, TraceStore.load(bucket, d, null).orElseThrow());
+        TraceOptimizer.Result r = TraceOptimizer.optimize(origin, ImageRef.parse("py:opt"), null);
+        origin.push(ImageRef.parse("py:opt"), bucket, ImageStore.PushProgress.NONE);
+        TraceStore.copyAll(origin.blobs(), bucket, r.after());
+      }
+      List<double[]> opt = new ArrayList<>();
+      List<double[]> plain = new ArrayList<>();
+      List<double[]> local = new ArrayList<>();
+      try (LatencyProxy proxy =
+          LatencyProxy.start(
+              new InetSocketAddress("127.0.0.1", s3.port()),
+              Duration.ofNanos(rtt * 500_000L),
+              1_000_000_000L / 8)) {
+        String endpoint = "http://127.0.0.1:" + proxy.port();
+        for (int r = 0; r < reps; r++) {
+          opt.add(
+              coldBucketCall(
+                  client,
+                  target,
+                  workerToken,
+                  work,
+                  "opt" + r,
+                  endpoint,
+                  TraceHook.Options.defaults(),
+                  "bench/bucket-opt",
+                  false));
+          plain.add(
+              coldBucketCall(
+                  client,
+                  target,
+                  workerToken,
+                  work,
+                  "plain" + r,
+                  endpoint,
+                  TraceHook.Options.defaults().withPrefetch(false),
+                  "bench/bucket-plain",
+                  false));
+          local.add(
+              coldBucketCall(
+                  client,
+                  target,
+                  workerToken,
+                  work,
+                  "local" + r,
+                  endpoint,
+                  TraceHook.Options.defaults(),
+                  "bench/bucket-local",
+                  true));
+          log(String.format(Locale.ROOT, "bucket rep %d/%d done", r + 1, reps));
+        }
+      }
+      report
+          .append(
+              "### Cold call from a bucket (image never on this host, S3 at "
+                  + rtt
+                  + " ms RTT, 1 Gbit/s)\n\n")
+          .append(
+              "| image | call to result (s) | image mounted at (s) | sandbox started at (s) |\n"
+                  + "| --- | ---: | ---: | ---: |\n")
+          .append(bucketRow("trace + optimize", opt))
+          .append(bucketRow("baseline: same image, no trace, not optimized", plain))
+          .append(
+              bucketRow(
+                  "reference: the optimized image already mounted here, chunks cached", local))
+          .append(
+              String.format(
+                  Locale.ROOT,
+                  "%nMedians (min-max) of %d. Trace + optimize / baseline: %.2f; the bucket adds %.3f"
+                      + " s to a cold start from this host's cache; target <= 0.5 s.%n%n",
+                  opt.size(),
+                  Samples.median(column(opt, 0)) / Samples.median(column(plain, 0)),
+                  Samples.median(column(opt, 0)) - Samples.median(column(local, 0))));
+    }
+  }
+
+  private static List<Double> column(List<double[]> rows, int i) {
+    return rows.stream().map(r -> r[i]).toList();
+  }
+
+  private static String bucketRow(String what, List<double[]> rows) {
+    String mounted = rows.get(0)[1] < 0 ? "(before)" : Samples.spread(column(rows, 1), "%.3f");
+    return "| "
+        + what
+        + " | "
+        + Samples.spread(column(rows, 0), "%.3f")
+        + " | "
+        + mounted
+        + " | "
+        + Samples.spread(column(rows, 2), "%.3f")
+        + " |\n";
+  }
+
+  /**
+   * One cold call on a new worker with an empty home that reaches the bucket at {@code endpoint};
+   * the worker is attached (resident) before the timer starts and closed after.
+   */
+  private static double[] coldBucketCall(
+      ControlClient client,
+      String target,
+      String workerToken,
+      Path work,
+      String name,
+      String endpoint,
+      TraceHook.Options trace,
+      String fn,
+      boolean warm)
+      throws Exception {
+    Path home = work.resolve("cold-" + name);
+    FsBench.sh("rm -rf " + home);
+    Remotes remotes =
+        new Remotes() {
+          @Override
+          public S3Location location(String url) {
+            return S3Location.parse(url, URI.create(endpoint), "us-east-1", true);
+          }
+
+          @Override
+          public BlobStore open(S3Location where, Path scratch) {
+            return BlobStores.s3(where, scratch, S3Server.credentials(), Duration.ofMinutes(1), 3);
+          }
+
+          @Override
+          public S3Location relocate(S3Location pulledFrom) {
+            return location(pulledFrom.url());
+          }
+        };
+    double secs;
+    long t0;
+    ManagedChannel channel = ControlClient.channel(target, null);
+    long[] mounted = {0};
+    long[] started = {0};
+    try (ImageStore store = ImageStore.open(home.resolve("store"));
+        SandboxRuntime rt =
+            SandboxRuntime.open(
+                store,
+                SandboxRuntime.Config.defaults()
+                    .withRemotes(remotes)
+                    .withTrace(trace)
+                    .withListener(
+                        e -> {
+                          if (e instanceof RuntimeEvent.ImageMounted) {
+                            mounted[0] = System.nanoTime();
+                          } else if (e instanceof RuntimeEvent.SandboxStarted) {
+                            started[0] = System.nanoTime();
+                          }
+                        }));
+        Worker worker =
+            Worker.start(
+                store,
+                rt,
+                channel,
+                workerToken,
+                new Worker.Options(
+                    "cold-" + name,
+                    2,
+                    8L << 30,
+                    List.of(),
+                    home.resolve("worker"),
+                    "/usr/bin/python3",
+                    8))) {
+      worker.attached().get(30, TimeUnit.SECONDS);
+      if (warm) { // the image mounted and its chunks cached by a first call, its container gone
+        Result r = client.call(fn, ControlClient.input("[1]", ""), null);
+        if (r.getStatus() != Status.SUCCESS) {
+          throw new IllegalStateException("warm-up call failed: " + r);
+        }
+        awaitNoContainers(client, fn);
+      }
+      t0 = System.nanoTime();
+      Result r = client.call(fn, ControlClient.input("[1]", ""), null);
+      long end = System.nanoTime();
+      secs = (end - t0) / 1e9;
+      if (r.getStatus() != Status.SUCCESS) {
+        throw new IllegalStateException("cold call from the bucket failed: " + r);
+      }
+      log(
+          String.format(
+              Locale.ROOT,
+              "%s: image mounted at %.0f ms, sandbox started at %.0f ms, result at %.0f ms",
+              name,
+              (mounted[0] - t0) / 1e6,
+              (started[0] - t0) / 1e6,
+              (end - t0) / 1e6));
+    } finally {
+      channel.shutdownNow();
+    }
+    // the next cold call must not find this worker's container
+    for (int i = 0;
+        i < 500 && client.workers().stream().anyMatch(w -> w.getId().equals("cold-" + name));
+        i++) {
+      Thread.sleep(10);
+    }
+    return new double[] {secs, (mounted[0] - t0) / 1e9, (started[0] - t0) / 1e9};
   }
 }
