@@ -16,6 +16,8 @@ import dev.skiff.scheduler.control.SchedulerServer;
 import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.proto.Autoscaling;
 import dev.skiff.scheduler.proto.CallInfo;
+import dev.skiff.scheduler.proto.CallRequest;
+import dev.skiff.scheduler.proto.ControlGrpc;
 import dev.skiff.scheduler.proto.DeployResponse;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.proto.Input;
@@ -127,6 +129,12 @@ class ControlPlaneTest {
             os._exit(code)
         def env(name):
             return os.environ.get(name)
+        def size(s):
+            return len(s)
+        def blob(n):
+            return "y" * n
+        def echo(x):
+            return x
         """);
     Files.writeString(code.resolve("broken.py"), "raise RuntimeError('broken at import')\n");
   }
@@ -334,9 +342,33 @@ class ControlPlaneTest {
         assertThrows(
             StatusRuntimeException.class, () -> client.call("test/bad", args("{not json"), null));
     assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+    // over 2 MiB inline (a client that does not send it as a payload)
     String big = "[\"" + "x".repeat(3 << 20) + "\"]";
-    e = assertThrows(StatusRuntimeException.class, () -> client.call("test/bad", args(big), null));
+    ControlGrpc.ControlBlockingStub raw =
+        ControlGrpc.newBlockingStub(client.channel())
+            .withCallCredentials(Tokens.bearer(clientToken));
+    e =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                raw.call(
+                    CallRequest.newBuilder()
+                        .setFunctionId("test/bad")
+                        .setInput(args(big))
+                        .build()));
     assertEquals(io.grpc.Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode());
+    // a payload nobody uploaded
+    e =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                raw.call(
+                    CallRequest.newBuilder()
+                        .setFunctionId("test/bad")
+                        .setInput(Input.newBuilder().setPayload("sha256:" + "0".repeat(64)))
+                        .build()));
+    assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+    assertTrue(e.getMessage().contains("no payload"), e.getMessage());
     e =
         assertThrows(
             StatusRuntimeException.class,
@@ -348,6 +380,41 @@ class ControlPlaneTest {
       assertEquals(io.grpc.Status.Code.UNAUTHENTICATED, e.getStatus().getCode());
     }
     assertEquals("9", client.call("test/bad", args("[3]"), null).getOutputJson());
+  }
+
+  @Test
+  void payloadsOver2MiBGoThroughThePayloadStoreBothWays() throws Exception {
+    deploy(fn("size", "handlers:size"));
+    deploy(fn("blob", "handlers:blob"));
+    deploy(fn("echo", "handlers:echo"));
+    String three = "x".repeat(3 << 20);
+    Result r = client.call("test/size", args("[\"" + three + "\"]"), null);
+    assertEquals(Status.SUCCESS, r.getStatus(), r.getFailure().toString());
+    assertEquals(Integer.toString(3 << 20), r.getOutputJson());
+    Result out = client.call("test/blob", args("[" + (5 << 20) + "]"), null);
+    assertEquals(Status.SUCCESS, out.getStatus(), out.getFailure().toString());
+    assertEquals("\"" + "y".repeat(5 << 20) + "\"", out.getOutputJson());
+    assertEquals("", out.getOutputPayload(), "the client fetched the output");
+    // spawn and get, and a map with large inputs and outputs mixed with small ones
+    String id = client.spawn("test/blob", args("[" + (3 << 20) + "]"));
+    assertEquals((3 << 20) + 2, client.get(id, Duration.ofSeconds(60)).getOutputJson().length());
+    Map<Long, Result> results = new ConcurrentHashMap<>();
+    List<String> inputs = List.of(three, "small", three + "z", "tiny");
+    client.map(
+        "test/echo", inputs.stream().map(s -> args("[\"" + s + "\"]")).iterator(), 2, results::put);
+    for (int i = 0; i < inputs.size(); i++) {
+      assertEquals("\"" + inputs.get(i) + "\"", results.get((long) i).getOutputJson());
+    }
+    // the limits: a result over 64 MiB is the handler's error; an input over it never leaves
+    Result tooBig = client.call("test/blob", args("[" + (65 << 20) + "]"), null);
+    assertEquals(Status.HANDLER_ERROR, tooBig.getStatus());
+    assertEquals("ResultTooLarge", tooBig.getFailure().getType());
+    String huge = "[\"" + "x".repeat(65 << 20) + "\"]";
+    IllegalArgumentException refused =
+        assertThrows(
+            IllegalArgumentException.class, () -> client.call("test/size", args(huge), null));
+    assertTrue(refused.getMessage().contains("64 MiB"), refused.getMessage());
+    assertEquals("5", client.call("test/size", args("[\"hello\"]"), null).getOutputJson());
   }
 
   @Test

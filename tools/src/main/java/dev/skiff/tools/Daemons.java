@@ -44,6 +44,11 @@ final class Daemons {
     return LmdbControlState.open(Path.of(spec).toAbsolutePath());
   }
 
+  /** The directory of large payloads: the one given, or HOME/control/payloads. */
+  static Path payloads(Path given, Path home) {
+    return given != null ? given.toAbsolutePath() : home.resolve("control").resolve("payloads");
+  }
+
   /** What a worker offers and how it runs, as options. */
   static final class WorkerOptions {
     @Option(

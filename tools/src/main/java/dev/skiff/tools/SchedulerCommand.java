@@ -35,6 +35,14 @@ final class SchedulerCommand implements Callable<Integer> {
   String state;
 
   @Option(
+      names = "--payloads",
+      paramLabel = "DIR",
+      description =
+          "where inputs and outputs over 2 MiB are kept for a day (default HOME/control/payloads; with"
+              + " a standby scheduler, a directory both reach)")
+  Path payloads;
+
+  @Option(
       names = "--tls-cert",
       paramLabel = "PEM",
       description = "serve TLS with this certificate chain (with --tls-key)")
@@ -66,7 +74,12 @@ final class SchedulerCommand implements Callable<Integer> {
           SchedulerServer.start(
               s,
               new SchedulerServer.Options(
-                  Daemons.address(listen), tokens.client(), tokens.worker(), cert, key));
+                  Daemons.address(listen),
+                  tokens.client(),
+                  tokens.worker(),
+                  cert,
+                  key,
+                  Daemons.payloads(payloads, home)));
     } catch (Exception e) {
       s.close();
       throw e;

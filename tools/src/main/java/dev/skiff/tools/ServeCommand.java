@@ -56,7 +56,12 @@ final class ServeCommand implements Callable<Integer> {
           SchedulerServer.start(
               state,
               new SchedulerServer.Options(
-                  Daemons.address(listen), tokens.client(), tokens.worker(), null, null));
+                  Daemons.address(listen),
+                  tokens.client(),
+                  tokens.worker(),
+                  null,
+                  null,
+                  Daemons.payloads(null, home)));
       String host = listen.substring(0, listen.lastIndexOf(':'));
       String target = (host.equals("0.0.0.0") ? "127.0.0.1" : host) + ":" + server.port();
       images = ImageStore.open(home);

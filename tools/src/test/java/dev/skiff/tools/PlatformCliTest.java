@@ -62,6 +62,8 @@ class PlatformCliTest {
             return x
         def env(name):
             return os.environ.get(name)
+        def echo(x):
+            return x
         """);
   }
 
@@ -193,6 +195,27 @@ class PlatformCliTest {
     errors.input("1\n2\n");
     assertEquals(0, errors.exit(), errors.err());
     assertTrue(errors.out().split("\n")[1].contains("\"message\":\"cannot take 2\""), errors.out());
+
+    // an input and a result over 2 MiB go through the payload store in HOME/control/payloads
+    skiff(
+        0,
+        "function",
+        "deploy",
+        "t/echo",
+        "--image",
+        "py:1",
+        "--python",
+        "handlers:echo",
+        "--code",
+        code.toString());
+    String large = "\"" + "x".repeat(3 << 20) + "\"";
+    SkiffProcess echo = new SkiffProcess(at(home, "function", "map", "t/echo"));
+    echo.input(large + "\n\"small\"\n");
+    assertEquals(0, echo.exit(), echo.err());
+    assertEquals(large + "\n\"small\"\n", echo.out());
+    try (var payloads = Files.list(home.resolve("control/payloads"))) {
+      assertEquals(2, payloads.count(), "the input and the result, one payload each");
+    }
 
     skiff(0, "secret", "create", "db", "PASSWORD=hunter2");
     skiff(

@@ -2,6 +2,7 @@ package dev.skiff.scheduler.client;
 
 import com.google.protobuf.ByteString;
 import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.Payloads;
 import dev.skiff.scheduler.control.Scheduler;
 import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.proto.CallInfo;
@@ -22,6 +23,7 @@ import dev.skiff.scheduler.proto.LogLine;
 import dev.skiff.scheduler.proto.LogsRequest;
 import dev.skiff.scheduler.proto.MapInput;
 import dev.skiff.scheduler.proto.MapOutput;
+import dev.skiff.scheduler.proto.PayloadRef;
 import dev.skiff.scheduler.proto.Result;
 import dev.skiff.scheduler.proto.SecretRequest;
 import dev.skiff.scheduler.proto.SpawnRequest;
@@ -35,6 +37,8 @@ import io.grpc.TlsChannelCredentials;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Iterator;
@@ -105,25 +109,71 @@ public final class ControlClient implements AutoCloseable {
 
   /** Calls and waits up to {@code wait} (null: as long as the scheduler lets a call wait). */
   public Result call(String functionId, Input input, Duration wait) {
-    return blocking.call(
-        CallRequest.newBuilder()
-            .setFunctionId(functionId)
-            .setInput(input)
-            .setWaitMs(wait == null ? 0 : wait.toMillis())
-            .build());
+    return resolve(
+        blocking.call(
+            CallRequest.newBuilder()
+                .setFunctionId(functionId)
+                .setInput(prepare(input))
+                .setWaitMs(wait == null ? 0 : wait.toMillis())
+                .build()));
   }
 
   /** Starts a call; returns its id. */
   public String spawn(String functionId, Input input) {
     return blocking
-        .spawn(SpawnRequest.newBuilder().setFunctionId(functionId).setInput(input).build())
+        .spawn(SpawnRequest.newBuilder().setFunctionId(functionId).setInput(prepare(input)).build())
         .getCallId();
   }
 
   /** A call's result, waiting up to {@code wait} (zero: its state now). */
   public Result get(String callId, Duration wait) {
-    return blocking.get(
-        GetRequest.newBuilder().setCallId(callId).setWaitMs(wait.toMillis()).build());
+    return resolve(
+        blocking.get(GetRequest.newBuilder().setCallId(callId).setWaitMs(wait.toMillis()).build()));
+  }
+
+  /**
+   * An input as it is sent: inline up to {@link Payloads#INLINE_MAX}, else uploaded to the payload
+   * store first and named.
+   */
+  Input prepare(Input in) {
+    if ((long) in.getArgsJson().length() + in.getKwargsJson().length() <= Payloads.INLINE_MAX) {
+      return in;
+    }
+    String doc =
+        "{\"args\":"
+            + (in.getArgsJson().isEmpty() ? "[]" : in.getArgsJson())
+            + ",\"kwargs\":"
+            + (in.getKwargsJson().isEmpty() ? "{}" : in.getKwargsJson())
+            + "}";
+    try {
+      String name =
+          Payloads.upload(
+              async.withDeadlineAfter(5, TimeUnit.MINUTES)::putPayload,
+              doc.getBytes(StandardCharsets.UTF_8));
+      return Input.newBuilder().setPayload(name).build();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** A result with its output inline, fetched from the payload store where it was stored. */
+  Result resolve(Result r) {
+    if (r.getOutputPayload().isEmpty()) {
+      return r;
+    }
+    try {
+      byte[] out =
+          Payloads.download(
+              blocking
+                  .withDeadlineAfter(5, TimeUnit.MINUTES)
+                  .getPayload(PayloadRef.newBuilder().setName(r.getOutputPayload()).build()));
+      return r.toBuilder()
+          .clearOutputPayload()
+          .setOutputJson(new String(out, StandardCharsets.UTF_8))
+          .build();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
   }
 
   /** Cancels a call; false if it had finished. */
@@ -156,7 +206,7 @@ public final class ControlClient implements AutoCloseable {
             if (m.getResultsCount() > 0) {
               room.release(m.getResultsCount());
               for (IndexedResult r : m.getResultsList()) {
-                results.accept(r.getIndex(), r.getResult());
+                results.accept(r.getIndex(), resolve(r.getResult()));
               }
             }
           }
@@ -185,14 +235,14 @@ public final class ControlClient implements AutoCloseable {
         if (index == 0) {
           m.setFunctionId(functionId);
         }
-        Input first = inputs.next();
+        Input first = prepare(inputs.next());
         m.addInputs(IndexedInput.newBuilder().setIndex(index++).setInput(first));
         long bytes = first.getSerializedSize();
         while (m.getInputsCount() < MAX_INPUTS_PER_MESSAGE
             && bytes < Scheduler.BATCH_BYTES
             && inputs.hasNext()
             && room.tryAcquire()) {
-          Input next = inputs.next();
+          Input next = prepare(inputs.next());
           m.addInputs(IndexedInput.newBuilder().setIndex(index++).setInput(next));
           bytes += next.getSerializedSize();
         }

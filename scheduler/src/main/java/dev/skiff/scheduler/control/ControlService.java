@@ -18,6 +18,8 @@ import dev.skiff.scheduler.proto.LogLine;
 import dev.skiff.scheduler.proto.LogsRequest;
 import dev.skiff.scheduler.proto.MapInput;
 import dev.skiff.scheduler.proto.MapOutput;
+import dev.skiff.scheduler.proto.PayloadChunk;
+import dev.skiff.scheduler.proto.PayloadRef;
 import dev.skiff.scheduler.proto.Result;
 import dev.skiff.scheduler.proto.SecretRequest;
 import dev.skiff.scheduler.proto.SecretsResponse;
@@ -40,8 +42,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The clients' service: deploy, call, spawn, get, cancel, map, logs, secrets, and what is where.
  * Failures map to statuses once, here: a bad request is INVALID_ARGUMENT, an unknown function or
- * call NOT_FOUND, a payload over 2 MiB RESOURCE_EXHAUSTED. Waiting calls hold no thread: they
- * answer when their result's future completes or their wait runs out.
+ * call NOT_FOUND, an inline input over 2 MiB or a payload over 64 MiB RESOURCE_EXHAUSTED. Waiting
+ * calls hold no thread: they answer when their result's future completes or their wait runs out.
  */
 final class ControlService extends ControlGrpc.ControlImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(ControlService.class);
@@ -50,11 +52,23 @@ final class ControlService extends ControlGrpc.ControlImplBase {
 
   private final Scheduler scheduler;
   private final Executor accepts;
+  private final PayloadStore payloads;
 
   /** {@code accepts} records map inputs (it may block on the disk). */
-  ControlService(Scheduler scheduler, Executor accepts) {
+  ControlService(Scheduler scheduler, Executor accepts, PayloadStore payloads) {
     this.scheduler = scheduler;
     this.accepts = accepts;
+    this.payloads = payloads;
+  }
+
+  @Override
+  public StreamObserver<PayloadChunk> putPayload(StreamObserver<PayloadRef> out) {
+    return payloads.put(out);
+  }
+
+  @Override
+  public void getPayload(PayloadRef ref, StreamObserver<PayloadChunk> out) {
+    payloads.get(ref, out);
   }
 
   @FunctionalInterface

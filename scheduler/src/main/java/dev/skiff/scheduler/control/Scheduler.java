@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.api.GpuRequest;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.Payloads;
 import dev.skiff.scheduler.proto.Assignment;
 import dev.skiff.scheduler.proto.CallInfo;
 import dev.skiff.scheduler.proto.CallRecord;
@@ -25,7 +26,6 @@ import dev.skiff.scheduler.proto.Status;
 import dev.skiff.scheduler.proto.StopContainer;
 import dev.skiff.scheduler.proto.WorkerInfo;
 import dev.skiff.scheduler.proto.WorkerMessage;
-import dev.skiff.scheduler.runner.RunnerChannel;
 import dev.skiff.scheduler.state.ControlState;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
@@ -52,6 +52,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -117,6 +118,8 @@ public final class Scheduler implements AutoCloseable {
    * under this size; one payload may be 2 MiB, and every channel accepts 80 MiB.
    */
   public static final long BATCH_BYTES = 8L << 20;
+
+  private volatile Predicate<String> payloadExists = name -> false;
 
   static final Duration DEFAULT_SCALEDOWN = Duration.ofSeconds(60);
   static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(300);
@@ -464,11 +467,25 @@ public final class Scheduler implements AutoCloseable {
     return ids;
   }
 
-  private static void check(Input in) {
+  private void check(Input in) {
+    if (!in.getPayload().isEmpty()) {
+      if (!in.getArgsJson().isEmpty() || !in.getKwargsJson().isEmpty()) {
+        throw new IllegalArgumentException("an input is either a payload or inline JSON, not both");
+      }
+      if (!payloadExists.test(in.getPayload())) {
+        throw new IllegalArgumentException(
+            "no payload " + in.getPayload() + " (upload it with PutPayload first)");
+      }
+      return; // the worker parses it: it may be as large as a payload may be
+    }
     long size = (long) in.getArgsJson().length() + in.getKwargsJson().length();
-    if (size > RunnerChannel.MAX_FRAME - 1024) {
+    if (size > Payloads.INLINE_MAX) {
       throw io.grpc.Status.RESOURCE_EXHAUSTED
-          .withDescription("an input of " + size + " bytes is over the 2 MiB a call may carry")
+          .withDescription(
+              "an input of "
+                  + size
+                  + " bytes is over the 2 MiB a call carries inline (larger inputs go as a"
+                  + " payload, as Skiff's clients send them)")
           .asRuntimeException();
     }
     try {
@@ -481,6 +498,11 @@ public final class Scheduler implements AutoCloseable {
     } catch (IOException e) {
       throw new IllegalArgumentException("the input is not JSON: " + e.getMessage());
     }
+  }
+
+  /** Where payloads are looked up (the server's {@link PayloadStore}); none by default. */
+  void payloads(Predicate<String> exists) {
+    this.payloadExists = exists;
   }
 
   /** The result of a call, completed once it is final and durable. */

@@ -4,6 +4,8 @@ import com.google.protobuf.ByteString;
 import dev.skiff.scheduler.proto.Assignment;
 import dev.skiff.scheduler.proto.CodeRequest;
 import dev.skiff.scheduler.proto.CodeResponse;
+import dev.skiff.scheduler.proto.PayloadChunk;
+import dev.skiff.scheduler.proto.PayloadRef;
 import dev.skiff.scheduler.proto.WorkerMessage;
 import dev.skiff.scheduler.proto.WorkersGrpc;
 import dev.skiff.scheduler.state.ControlState;
@@ -15,6 +17,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.InstantSource;
 import java.util.concurrent.ExecutorService;
@@ -31,28 +34,46 @@ import java.util.concurrent.TimeUnit;
 public final class SchedulerServer implements AutoCloseable {
   static final int KEEPALIVE_SECONDS = 5;
 
-  /** Where and how to serve. {@code certificate} and {@code key} (PEM) both or neither. */
+  /**
+   * Where and how to serve. {@code certificate} and {@code key} (PEM) both or neither; {@code
+   * payloads} is the directory of large payloads ({@link PayloadStore}), null for a temporary one
+   * removed on close.
+   */
   public record Options(
       InetSocketAddress address,
       String clientToken,
       String workerToken,
       Path certificate,
-      Path key) {}
+      Path key,
+      Path payloads) {
+    /** Without a directory of payloads of its own (a temporary one). */
+    public Options(
+        InetSocketAddress address,
+        String clientToken,
+        String workerToken,
+        Path certificate,
+        Path key) {
+      this(address, clientToken, workerToken, certificate, key, null);
+    }
+  }
 
   private final Scheduler scheduler;
   private final Server server;
   private final ScheduledExecutorService timers;
   private final ExecutorService accepts;
+  private final Path temporaryPayloads;
 
   private SchedulerServer(
       Scheduler scheduler,
       Server server,
       ScheduledExecutorService timers,
-      ExecutorService accepts) {
+      ExecutorService accepts,
+      Path temporaryPayloads) {
     this.scheduler = scheduler;
     this.server = server;
     this.timers = timers;
     this.accepts = accepts;
+    this.temporaryPayloads = temporaryPayloads;
   }
 
   /**
@@ -66,13 +87,22 @@ public final class SchedulerServer implements AutoCloseable {
         Executors.newFixedThreadPool(
             4, r -> Thread.ofPlatform().daemon().name("skiff-scheduler-accept").unstarted(r));
     Scheduler scheduler;
+    Path temporaryPayloads = null;
+    PayloadStore payloads;
     try {
+      if (o.payloads() == null) {
+        temporaryPayloads = Files.createTempDirectory("skiff-payloads-");
+      }
+      payloads = new PayloadStore(o.payloads() != null ? o.payloads() : temporaryPayloads);
       scheduler = new Scheduler(state, InstantSource.system(), timers);
     } catch (IOException | RuntimeException e) {
       timers.shutdownNow();
       accepts.shutdownNow();
       throw e;
     }
+    scheduler.payloads(payloads::exists);
+    timers.scheduleWithFixedDelay(
+        () -> payloads.sweep(java.time.Instant.now()), 0, 10, TimeUnit.MINUTES);
     WorkersGrpc.WorkersImplBase workers =
         new WorkersGrpc.WorkersImplBase() {
           @Override
@@ -97,12 +127,23 @@ public final class SchedulerServer implements AutoCloseable {
               out.onError(Status.INTERNAL.withDescription(e.toString()).asRuntimeException());
             }
           }
+
+          @Override
+          public StreamObserver<PayloadChunk> putPayload(StreamObserver<PayloadRef> out) {
+            return payloads.put(out);
+          }
+
+          @Override
+          public void getPayload(PayloadRef ref, StreamObserver<PayloadChunk> out) {
+            payloads.get(ref, out);
+          }
         };
     NettyServerBuilder b =
         NettyServerBuilder.forAddress(o.address())
             .addService(
                 ServerInterceptors.intercept(
-                    new ControlService(scheduler, accepts), Tokens.require(o.clientToken())))
+                    new ControlService(scheduler, accepts, payloads),
+                    Tokens.require(o.clientToken())))
             .addService(ServerInterceptors.intercept(workers, Tokens.require(o.workerToken())))
             .maxInboundMessageSize(80 << 20) // a deploy carries up to 64 MiB of code
             .keepAliveTime(KEEPALIVE_SECONDS, TimeUnit.SECONDS)
@@ -121,7 +162,7 @@ public final class SchedulerServer implements AutoCloseable {
       accepts.shutdownNow();
       throw new IOException("cannot listen on " + o.address() + ": " + e.getMessage(), e);
     }
-    return new SchedulerServer(scheduler, server, timers, accepts);
+    return new SchedulerServer(scheduler, server, timers, accepts, temporaryPayloads);
   }
 
   public Scheduler scheduler() {
@@ -147,5 +188,12 @@ public final class SchedulerServer implements AutoCloseable {
     }
     timers.shutdownNow();
     accepts.shutdownNow();
+    if (temporaryPayloads != null) {
+      try {
+        dev.skiff.casfs.util.Trees.delete(temporaryPayloads);
+      } catch (IOException e) {
+        // a temporary directory: the system's to clean
+      }
+    }
   }
 }

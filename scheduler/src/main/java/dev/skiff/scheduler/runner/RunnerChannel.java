@@ -3,6 +3,7 @@ package dev.skiff.scheduler.runner;
 import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.skiff.scheduler.Payloads;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
@@ -29,8 +30,11 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class RunnerChannel {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** The largest frame either side may send; larger payloads are refused. */
-  public static final int MAX_FRAME = 2 << 20;
+  /**
+   * The largest frame either side may send (a payload and its envelope); larger ones are refused.
+   * The channel is a local pipe: payloads over 2 MiB reach it through the payload store.
+   */
+  public static final int MAX_FRAME = (int) Payloads.MAX_BYTES + (1 << 20);
 
   private final DataOutputStream toRunner;
   private final DataInputStream fromRunner;
@@ -128,7 +132,11 @@ public final class RunnerChannel {
     byte[] body = json.toString().getBytes(StandardCharsets.UTF_8);
     if (body.length > MAX_FRAME) {
       throw new IllegalArgumentException(
-          "input of " + body.length + " bytes is over the " + MAX_FRAME + " a call may carry");
+          "an input of "
+              + body.length
+              + " bytes is over the "
+              + (Payloads.MAX_BYTES >> 20)
+              + " MiB a call may carry");
     }
     CompletableFuture<Outcome> f = new CompletableFuture<>();
     waiting.put(id, f);

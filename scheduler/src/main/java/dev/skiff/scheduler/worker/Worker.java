@@ -1,5 +1,7 @@
 package dev.skiff.scheduler.worker;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageInfo;
 import dev.skiff.casfs.ImageStore;
@@ -8,6 +10,7 @@ import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.Snapshot;
 import dev.skiff.scheduler.CodeBundle;
+import dev.skiff.scheduler.Payloads;
 import dev.skiff.scheduler.control.Coalescer;
 import dev.skiff.scheduler.control.Scheduler;
 import dev.skiff.scheduler.control.Tokens;
@@ -23,6 +26,7 @@ import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.proto.Hello;
 import dev.skiff.scheduler.proto.InputDone;
 import dev.skiff.scheduler.proto.LogLine;
+import dev.skiff.scheduler.proto.PayloadRef;
 import dev.skiff.scheduler.proto.Result;
 import dev.skiff.scheduler.proto.RunInput;
 import dev.skiff.scheduler.proto.StartContainer;
@@ -102,10 +106,14 @@ public final class Worker implements AutoCloseable {
   private final Path runnerDir;
   private final Path codeDir;
   private final ExecutorService starts;
+  // large inputs and outputs move to and from the payload store here, off the threads of calls
+  private final ExecutorService payloadIo =
+      Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("skiff-worker-payload").factory());
   private final ScheduledExecutorService timers;
   private final Map<String, FunctionContainer> containers = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Path>> code = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Snapshot>> snapshots = new ConcurrentHashMap<>();
+  private static final ObjectMapper JSON = new ObjectMapper();
   private final Object sendLock = new Object();
   private final Coalescer<InputDone> dones =
       new Coalescer<>(
@@ -512,23 +520,95 @@ public final class Worker implements AutoCloseable {
           why);
       return;
     }
+    if (!in.getInput().getPayload().isEmpty()) {
+      payloadIo.execute(() -> runPayload(c, in));
+      return;
+    }
     // the scheduler checked the arguments are JSON when it accepted the call
-    c.call(
-            in.getCallId(),
-            in.getInput().getArgsJson(),
-            in.getInput().getKwargsJson(),
-            Duration.ofMillis(in.getTimeoutMs()))
+    run(c, in, in.getInput().getArgsJson(), in.getInput().getKwargsJson());
+  }
+
+  /** Fetches a call's input from the payload store, then runs it. */
+  private void runPayload(FunctionContainer c, RunInput in) {
+    String args;
+    String kwargs;
+    try {
+      byte[] data =
+          Payloads.download(
+              WorkersGrpc.newBlockingStub(channel)
+                  .withCallCredentials(Tokens.bearer(token))
+                  .withDeadlineAfter(5, TimeUnit.MINUTES)
+                  .getPayload(PayloadRef.newBuilder().setName(in.getInput().getPayload()).build()));
+      JsonNode doc = JSON.readTree(data);
+      JsonNode a = doc.path("args");
+      JsonNode k = doc.path("kwargs");
+      if (!(a.isMissingNode() || a.isArray()) || !(k.isMissingNode() || k.isObject())) {
+        throw new IllegalArgumentException(
+            "the payload is not {\"args\": [...], \"kwargs\": {...}}");
+      }
+      args = a.isMissingNode() ? "" : a.toString();
+      kwargs = k.isMissingNode() ? "" : k.toString();
+    } catch (IOException | RuntimeException e) {
+      // a payload that cannot be had is the call's failure, not the container's
+      done(
+          in,
+          Result.newBuilder()
+              .setStatus(Status.INTERNAL)
+              .setFailure(
+                  Failure.newBuilder()
+                      .setType("PayloadUnavailable")
+                      .setMessage(
+                          "the input's payload "
+                              + in.getInput().getPayload()
+                              + ": "
+                              + e.getMessage()))
+              .build());
+      return;
+    }
+    run(c, in, args, kwargs);
+  }
+
+  private void run(FunctionContainer c, RunInput in, String args, String kwargs) {
+    c.call(in.getCallId(), args, kwargs, Duration.ofMillis(in.getTimeoutMs()))
         .thenAccept(
-            o ->
-                done(
-                    in,
-                    result(o),
-                    switch (o) {
-                      case Outcome.TimedOut t -> "a call timed out";
-                      case Outcome.OutOfMemory m -> "it ran out of memory";
-                      case Outcome.Crashed x -> x.why();
-                      default -> "";
-                    }));
+            o -> {
+              String ended =
+                  switch (o) {
+                    case Outcome.TimedOut t -> "a call timed out";
+                    case Outcome.OutOfMemory m -> "it ran out of memory";
+                    case Outcome.Crashed x -> x.why();
+                    default -> "";
+                  };
+              Result r = result(o);
+              if (r.getOutputJson().length() > Payloads.INLINE_MAX) {
+                payloadIo.execute(() -> done(in, asPayload(r), ended));
+              } else {
+                done(in, r, ended);
+              }
+            });
+  }
+
+  /** A result whose output goes to the payload store, the result carrying its name. */
+  private Result asPayload(Result r) {
+    try {
+      String name =
+          Payloads.upload(
+              WorkersGrpc.newStub(channel)
+                      .withCallCredentials(Tokens.bearer(token))
+                      .withDeadlineAfter(5, TimeUnit.MINUTES)
+                  ::putPayload,
+              r.getOutputJson().getBytes(StandardCharsets.UTF_8));
+      return r.toBuilder().clearOutputJson().setOutputPayload(name).build();
+    } catch (IOException | RuntimeException e) {
+      return Result.newBuilder()
+          .setStatus(Status.INTERNAL)
+          .setFailure(
+              Failure.newBuilder()
+                  .setType("PayloadUnavailable")
+                  .setMessage("the output could not be stored as a payload: " + e.getMessage()))
+          .setDurationUs(r.getDurationUs())
+          .build();
+    }
   }
 
   static Result result(Outcome o) {
@@ -658,6 +738,7 @@ public final class Worker implements AutoCloseable {
     }
     stopAll();
     starts.shutdown();
+    payloadIo.shutdownNow();
     try {
       if (!starts.awaitTermination(60, TimeUnit.SECONDS)) {
         starts.shutdownNow();

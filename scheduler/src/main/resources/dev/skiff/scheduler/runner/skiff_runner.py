@@ -41,7 +41,7 @@ import time
 import traceback
 
 _local = threading.local()
-_MAX_RESULT = (2 << 20) - 1024  # what fits in a frame with its envelope
+_MAX_RESULT = 64 << 20  # a payload's limit (the worker sends results over 2 MiB as payloads)
 _OUT_OF_MEMORY_EXIT = 137
 _TIMED_OUT_EXIT = 124
 
