@@ -1016,7 +1016,11 @@ public final class Scheduler implements AutoCloseable {
     retryLater(call, 0, true); // ahead of the rest: it has waited longest
   }
 
-  /** Every second: stop containers idle past their window beyond what is wanted; place again. */
+  /**
+   * Every second: stop containers idle past their window beyond what is wanted, and at once those
+   * beyond it that never ran a call (started for a backlog that others worked off: an idle sandbox
+   * still costs the host CPU); place again.
+   */
   private void autoscale() {
     try {
       synchronized (this) {
@@ -1035,7 +1039,7 @@ public final class Scheduler implements AutoCloseable {
               break;
             }
             boolean idle = c.state == CState.READY && c.running.isEmpty();
-            if (idle && (!isLatest(c.fn) || t - c.idleSince >= window)) {
+            if (idle && (c.calls == 0 || !isLatest(c.fn) || t - c.idleSince >= window)) {
               stop(c);
               live--;
             }

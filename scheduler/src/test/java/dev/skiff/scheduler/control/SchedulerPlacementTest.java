@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.skiff.scheduler.proto.Assignment;
+import dev.skiff.scheduler.proto.Autoscaling;
 import dev.skiff.scheduler.proto.ContainerStarted;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.proto.Hello;
@@ -76,6 +77,10 @@ class SchedulerPlacementTest {
 
     List<Assignment> starts() {
       return got.stream().filter(Assignment::hasStart).toList();
+    }
+
+    List<Assignment> stops() {
+      return got.stream().filter(Assignment::hasStop).toList();
     }
 
     /** The calls this worker was given, whether one by one or in batches. */
@@ -237,6 +242,27 @@ class SchedulerPlacementTest {
     assertEquals(1, r.getAttempts(), "the lost attempt does not count");
     one.done(one.runs().get(1), "stale"); // a late answer from the lost worker changes nothing
     assertEquals("2", scheduler.peek(second).getOutputJson());
+  }
+
+  @Test
+  void aContainerThatNeverRanACallStopsOnceUnwantedAndOneThatRanWaitsForItsWindow()
+      throws Exception {
+    FakeWorker w = new FakeWorker("w", 4, 0, List.of(), List.of("py:1"));
+    scheduler.deploy(
+        fn("burst").setAutoscaling(Autoscaling.newBuilder().setScaledownWindowMs(60_000)).build(),
+        new byte[0]);
+    scheduler.submit("t/burst", List.of(input(), input()));
+    await("two starts for two calls", w::starts, l -> l.size() == 2);
+    Assignment used = w.starts().get(0);
+    Assignment unused = w.starts().get(1);
+    w.started(used);
+    w.done(await("the first call", w::runs, l -> l.size() == 1), "1");
+    w.done(await("the second call, on the same container", w::runs, l -> l.size() == 2), "2");
+    w.started(unused); // ready once the backlog is gone
+    Assignment stop = await("the unused container stopped", w::stops, l -> l.size() == 1);
+    assertEquals(unused.getStart().getContainerId(), stop.getStop().getContainerId());
+    Thread.sleep(1_500); // more autoscaler rounds
+    assertEquals(1, w.stops().size(), "the container that ran calls waits for its window");
   }
 
   @Test
