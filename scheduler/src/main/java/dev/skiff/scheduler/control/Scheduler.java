@@ -121,6 +121,9 @@ public final class Scheduler implements AutoCloseable {
 
   private volatile Predicate<String> payloadExists = name -> false;
 
+  /** How long a finished call (its result) is kept; its large payloads are kept as long. */
+  static final Duration KEEP_RESULTS = Duration.ofDays(1);
+
   static final Duration DEFAULT_SCALEDOWN = Duration.ofSeconds(60);
   static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(300);
 
@@ -275,6 +278,7 @@ public final class Scheduler implements AutoCloseable {
   private final Map<String, CallRecord> finishing = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Result>> waiters = new ConcurrentHashMap<>();
   private final ScheduledFuture<?> autoscaler;
+  private final ScheduledFuture<?> forgetter;
   private boolean closed;
 
   /**
@@ -310,6 +314,25 @@ public final class Scheduler implements AutoCloseable {
       }
     }
     this.autoscaler = timers.scheduleWithFixedDelay(this::autoscale, 1, 1, TimeUnit.SECONDS);
+    this.forgetter = timers.scheduleWithFixedDelay(this::forgetOld, 1, 10, TimeUnit.MINUTES);
+  }
+
+  /** Forgets calls that finished more than {@link #KEEP_RESULTS} ago, in batches. */
+  private void forgetOld() {
+    try {
+      long before = now() - KEEP_RESULTS.toMillis();
+      int n;
+      int total = 0;
+      do {
+        n = state.forgetFinished(before, 10_000);
+        total += n;
+      } while (n == 10_000 && !closed);
+      if (total > 0) {
+        LOG.info("forgot {} calls that finished over {} h ago", total, KEEP_RESULTS.toHours());
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("cannot forget old calls: {}", e.toString());
+    }
   }
 
   private static String key(Function f) {
@@ -521,7 +544,10 @@ public final class Scheduler implements AutoCloseable {
       return f;
     }
     waiters.remove(callId, f);
-    throw io.grpc.Status.NOT_FOUND.withDescription("no call " + callId).asRuntimeException();
+    throw io.grpc.Status.NOT_FOUND
+        .withDescription(
+            "no call " + callId + " (finished calls are kept for " + KEEP_RESULTS.toHours() + " h)")
+        .asRuntimeException();
   }
 
   /** A call's result now: final, or its status so far. */
@@ -538,7 +564,12 @@ public final class Scheduler implements AutoCloseable {
             .orElseThrow(
                 () ->
                     io.grpc.Status.NOT_FOUND
-                        .withDescription("no call " + callId)
+                        .withDescription(
+                            "no call "
+                                + callId
+                                + " (finished calls are kept for "
+                                + KEEP_RESULTS.toHours()
+                                + " h)")
                         .asRuntimeException());
     return resultOf(r);
   }
@@ -562,7 +593,14 @@ public final class Scheduler implements AutoCloseable {
     Call call = live.get(callId);
     if (call == null) {
       if (state.call(callId).isEmpty() && !finishing.containsKey(callId)) {
-        throw io.grpc.Status.NOT_FOUND.withDescription("no call " + callId).asRuntimeException();
+        throw io.grpc.Status.NOT_FOUND
+            .withDescription(
+                "no call "
+                    + callId
+                    + " (finished calls are kept for "
+                    + KEEP_RESULTS.toHours()
+                    + " h)")
+            .asRuntimeException();
       }
       return false;
     }
@@ -1385,6 +1423,7 @@ public final class Scheduler implements AutoCloseable {
       }
       closed = true;
       autoscaler.cancel(false);
+      forgetter.cancel(false);
       for (WorkerConn w : workers.values()) {
         try {
           w.out.onCompleted();

@@ -57,6 +57,12 @@ public interface ControlState extends AutoCloseable {
   /** The most recent calls, newest first. */
   List<CallRecord> recent(int limit) throws IOException;
 
+  /**
+   * Forgets calls that finished before {@code beforeMillis} (their record's last update), at most
+   * {@code limit} of them, oldest first; unfinished calls are never forgotten. Returns how many.
+   */
+  int forgetFinished(long beforeMillis, int limit) throws IOException;
+
   /** Stores a blob (a function's code bundle) under its digest; storing it again is a no-op. */
   void putBlob(String digest, byte[] bytes) throws IOException;
 

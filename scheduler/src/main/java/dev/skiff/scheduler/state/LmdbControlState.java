@@ -339,6 +339,45 @@ public final class LmdbControlState implements ControlState {
   }
 
   @Override
+  public synchronized int forgetFinished(long beforeMillis, int limit) throws IOException {
+    int forgotten = 0;
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      List<ByteBuffer> orderKeys = new ArrayList<>();
+      List<ByteBuffer> callKeys = new ArrayList<>();
+      try (Cursor<ByteBuffer> c = order.openCursor(txn)) {
+        for (boolean ok = c.first(); ok && orderKeys.size() < limit; ok = c.next()) {
+          ByteBuffer k = c.key().duplicate();
+          byte[] okey = bytes(k.duplicate());
+          k.position(k.position() + 8);
+          ByteBuffer id = direct(bytes(k));
+          ByteBuffer v = calls.get(txn, id);
+          if (v == null) {
+            orderKeys.add(direct(okey)); // an entry whose call is gone
+            continue;
+          }
+          CallRecord r = parseCall(v);
+          if (r.getCreatedMs() >= beforeMillis) {
+            break; // in order of acceptance: none later can have finished before
+          }
+          if (ControlState.finished(r.getStatus()) && r.getUpdatedMs() < beforeMillis) {
+            orderKeys.add(direct(okey));
+            callKeys.add(id);
+          }
+        }
+      }
+      for (ByteBuffer k : orderKeys) {
+        order.delete(txn, k);
+      }
+      for (ByteBuffer k : callKeys) {
+        calls.delete(txn, k);
+        forgotten++;
+      }
+      txn.commit();
+    }
+    return forgotten;
+  }
+
+  @Override
   public void close() {
     env.close();
   }

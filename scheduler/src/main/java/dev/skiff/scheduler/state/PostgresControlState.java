@@ -53,6 +53,8 @@ public final class PostgresControlState implements ControlState {
         call_id text PRIMARY KEY, seq bigint NOT NULL, finished boolean NOT NULL, body bytea NOT NULL);
       CREATE INDEX IF NOT EXISTS skiff_calls_seq ON skiff_calls (seq);
       CREATE INDEX IF NOT EXISTS skiff_calls_unfinished ON skiff_calls (seq) WHERE NOT finished;
+      ALTER TABLE skiff_calls ADD COLUMN IF NOT EXISTS finished_ms bigint;
+      CREATE INDEX IF NOT EXISTS skiff_calls_finished_ms ON skiff_calls (finished_ms) WHERE finished;
       CREATE TABLE IF NOT EXISTS skiff_blobs (digest text PRIMARY KEY, body bytea NOT NULL);
       CREATE TABLE IF NOT EXISTS skiff_secrets (name text PRIMARY KEY, body text NOT NULL);
       """;
@@ -384,11 +386,17 @@ public final class PostgresControlState implements ControlState {
         c -> {
           try (PreparedStatement up =
               c.prepareStatement(
-                  "UPDATE skiff_calls SET body = ?, finished = ? WHERE call_id = ?")) {
+                  "UPDATE skiff_calls SET body = ?, finished = ?, finished_ms = ? WHERE call_id = ?")) {
             for (CallRecord r : records) {
+              boolean finished = ControlState.finished(r.getStatus());
               up.setBytes(1, r.toByteArray());
-              up.setBoolean(2, ControlState.finished(r.getStatus()));
-              up.setString(3, r.getCallId());
+              up.setBoolean(2, finished);
+              if (finished) {
+                up.setLong(3, r.getUpdatedMs());
+              } else {
+                up.setNull(3, java.sql.Types.BIGINT);
+              }
+              up.setString(4, r.getCallId());
               up.addBatch();
             }
             int[] counts = up.executeBatch();
@@ -399,6 +407,21 @@ public final class PostgresControlState implements ControlState {
             }
           }
           return null;
+        });
+  }
+
+  @Override
+  public int forgetFinished(long beforeMillis, int limit) throws IOException {
+    return withTransaction(
+        c -> {
+          try (PreparedStatement del =
+              c.prepareStatement(
+                  "DELETE FROM skiff_calls WHERE call_id IN (SELECT call_id FROM skiff_calls"
+                      + " WHERE finished AND finished_ms < ? ORDER BY finished_ms LIMIT ?)")) {
+            del.setLong(1, beforeMillis);
+            del.setInt(2, limit);
+            return del.executeUpdate();
+          }
         });
   }
 

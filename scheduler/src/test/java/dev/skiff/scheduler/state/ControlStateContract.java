@@ -127,6 +127,42 @@ public abstract class ControlStateContract {
   }
 
   @Test
+  void callsThatFinishedLongEnoughAgoAreForgottenAndUnfinishedOnesNever() throws Exception {
+    try (ControlState s = fresh()) {
+      Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
+      List<String> old = ids(s.accept(f, List.of(input(1), input(2), input(3)), 5000));
+      List<String> recent = ids(s.accept(f, List.of(input(4)), 9000));
+      for (String id : List.of(old.get(0), old.get(2))) {
+        CallRecord r = s.call(id).orElseThrow();
+        s.update(
+            ControlState.finish(
+                r,
+                Result.newBuilder().setCallId(id).setStatus(Status.SUCCESS).build(),
+                id.equals(old.get(0)) ? 6000 : 9500));
+      }
+      CallRecord last = s.call(recent.get(0)).orElseThrow();
+      s.update(
+          ControlState.finish(
+              last,
+              Result.newBuilder().setCallId(last.getCallId()).setStatus(Status.SUCCESS).build(),
+              9600));
+      // before 9000: only old[0] finished by then (old[2] finished at 9500, old[1] never)
+      assertEquals(1, s.forgetFinished(9000, 100));
+      assertTrue(s.call(old.get(0)).isEmpty());
+      assertTrue(s.call(old.get(1)).isPresent());
+      assertTrue(s.call(old.get(2)).isPresent());
+      assertEquals(0, s.forgetFinished(9000, 100), "nothing more to forget");
+      assertEquals(2, s.forgetFinished(10_000, 1) + s.forgetFinished(10_000, 1), "in batches");
+      assertEquals(
+          List.of(old.get(1)), s.unfinished().stream().map(CallRecord::getCallId).toList());
+      assertEquals(List.of(old.get(1)), s.recent(10).stream().map(CallRecord::getCallId).toList());
+      // a call accepted after all that is still numbered after the unfinished one
+      String next = ids(s.accept(f, List.of(input(5)), 11_000)).get(0);
+      assertEquals(next, s.recent(1).get(0).getCallId());
+    }
+  }
+
+  @Test
   void concurrentAcceptsLoseNothing() throws Exception {
     try (ControlState s = fresh()) {
       Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
