@@ -15,6 +15,7 @@ import dev.skiff.runtime.RuntimeEvent;
 import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
+import dev.skiff.runtime.testing.Soak;
 import dev.skiff.scheduler.client.ControlClient;
 import dev.skiff.scheduler.control.SchedulerServer;
 import dev.skiff.scheduler.control.Tokens;
@@ -79,9 +80,11 @@ public final class PlatformBench {
 
   private static final String HANDLERS =
       """
-      import time
+      import os, time
       def echo(x):
           return x
+      def crash(code):
+          os._exit(code)
       def nap(seconds):
           time.sleep(seconds)
           return seconds
@@ -100,6 +103,7 @@ public final class PlatformBench {
     int mapMax = 0;
     int parallelStarts = 8;
     String only = "warm,map,fanout,cold,bucket";
+    int soakRounds = 200;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--work" -> work = Path.of(args[++i]);
@@ -108,6 +112,7 @@ public final class PlatformBench {
         case "--map-max" -> mapMax = Integer.parseInt(args[++i]);
         case "--parallel-starts" -> parallelStarts = Integer.parseInt(args[++i]);
         case "--only" -> only = args[++i];
+        case "--soak-rounds" -> soakRounds = Integer.parseInt(args[++i]);
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
@@ -175,6 +180,9 @@ public final class PlatformBench {
           }
           if (parts.contains("cold")) {
             coldSnapshot(client, code, reps, report);
+          }
+          if (parts.contains("soak")) {
+            soak(client, code, home, work, soakRounds, report);
           }
         } finally {
           workerChannel.shutdownNow();
@@ -678,5 +686,97 @@ public final class PlatformBench {
       Thread.sleep(10);
     }
     return new double[] {secs, (mounted[0] - t0) / 1e9, (started[0] - t0) / 1e9};
+  }
+
+  /**
+   * The scheduler, worker and client of one process over many rounds, each a new version of a
+   * function (whose containers then drain and stop), 5 calls and a map of 200, and every tenth a
+   * call that crashes its container and one that times out: the process's heap after GC, RSS,
+   * threads, open files, FUSE mounts and sandbox state directories, sampled every tenth of the run.
+   */
+  private static void soak(
+      ControlClient client, Path code, Path home, Path work, int rounds, StringBuilder report)
+      throws Exception {
+    log("soak: " + rounds + " rounds");
+    int every = Math.max(1, rounds / 10);
+    List<Soak.Sample> samples = new ArrayList<>();
+    List<Integer> containers = new ArrayList<>();
+    samples.add(Soak.sample(0, home, 0));
+    containers.add(client.containers().size());
+    Autoscaling quick = Autoscaling.newBuilder().setScaledownWindowMs(1_000).build();
+    client.deploy(fn("soak-crash", "handlers:crash").setAutoscaling(quick).build(), code);
+    client.deploy(
+        fn("soak-slow", "handlers:nap").setTimeoutMs(500).setAutoscaling(quick).build(), code);
+    long t0 = System.nanoTime();
+    for (int round = 1; round <= rounds; round++) {
+      client.deploy(
+          fn("soak", "handlers:echo")
+              .putEnv("ROUND", Integer.toString(round))
+              .setAutoscaling(quick)
+              .build(),
+          code);
+      for (int i = 0; i < 5; i++) {
+        Result r = client.call("bench/soak", ControlClient.input("[" + i + "]", ""), null);
+        if (r.getStatus() != Status.SUCCESS || !r.getOutputJson().equals(Integer.toString(i))) {
+          throw new IllegalStateException("soak round " + round + ": " + r);
+        }
+      }
+      AtomicLong wrong = new AtomicLong();
+      client.map(
+          "bench/soak",
+          IntStream.range(0, 200).mapToObj(i -> ControlClient.input("[" + i + "]", "")).iterator(),
+          200,
+          (i, r) -> {
+            if (!r.getOutputJson().equals(Long.toString(i))) {
+              wrong.incrementAndGet();
+            }
+          });
+      if (wrong.get() > 0) {
+        throw new IllegalStateException("soak round " + round + ": " + wrong + " wrong results");
+      }
+      if (round % 10 == 0) {
+        Status crashed =
+            client.call("bench/soak-crash", ControlClient.input("[3]", ""), null).getStatus();
+        Status slow =
+            client.call("bench/soak-slow", ControlClient.input("[5]", ""), null).getStatus();
+        if (crashed != Status.INTERNAL || slow != Status.TIMEOUT) {
+          throw new IllegalStateException("soak round " + round + ": " + crashed + ", " + slow);
+        }
+      }
+      if (round % every == 0) {
+        samples.add(Soak.sample(round, home, (System.nanoTime() - t0) / 1e6 / every));
+        containers.add(client.containers().size());
+        t0 = System.nanoTime();
+        log("soak: round " + round);
+      }
+    }
+    report
+        .append(
+            String.format(
+                Locale.ROOT,
+                "### Soak: %d rounds (a new version, 5 calls, a map of 200; every tenth round a"
+                    + " crash and a timeout)%n%n",
+                rounds))
+        .append(
+            "| rounds | heap after GC (MiB) | RSS (MiB) | threads | open files | FUSE mounts |"
+                + " sandbox dirs | containers | ms per round |\n")
+        .append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < samples.size(); i++) {
+      Soak.Sample x = samples.get(i);
+      report.append(
+          String.format(
+              Locale.ROOT,
+              "| %d | %.0f | %.0f | %d | %d | %d | %d | %d | %s |%n",
+              x.cycle(),
+              x.heapKb() / 1024.0,
+              x.rssKb() / 1024.0,
+              x.threads(),
+              x.fds(),
+              x.fuseMounts(),
+              x.stateDirs(),
+              containers.get(i),
+              x.cycle() == 0 ? "-" : String.format(Locale.ROOT, "%.0f", x.msPerCycle())));
+    }
+    report.append("\n");
   }
 }
