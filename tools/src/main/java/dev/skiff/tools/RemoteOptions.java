@@ -40,6 +40,11 @@ final class RemoteOptions implements Remotes {
               + " (default ${DEFAULT-VALUE}; each attempt is bounded at 20s or less)")
   String timeout;
 
+  /** Whether no option was given (a daemon's own settings would serve as well). */
+  boolean isDefault() {
+    return endpoint == null && region == null && pathStyle == null && "60s".equals(timeout);
+  }
+
   /** A client for {@code where} with these options; credentials from the usual AWS places. */
   @Override
   public BlobStore open(S3Location where, Path scratch) {

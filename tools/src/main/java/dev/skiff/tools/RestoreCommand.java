@@ -4,6 +4,7 @@ import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.Snapshot;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -38,6 +39,15 @@ final class RestoreCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (sandbox.runtime.isDefault() && remote.isDefault()) {
+      var handedOff =
+          LocalDaemon.tryHandOff(
+              store.home(),
+              LocalDaemon.Request.of("restore", image, name, List.of(), stdin, sandbox));
+      if (handedOff.isPresent()) {
+        return handedOff.get();
+      }
+    }
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = sandbox.open(s, remote, false)) {
       Snapshot snap = rt.snapshots().find(ImageSpec.parse(image), name);

@@ -53,6 +53,14 @@ final class RunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (!record && sandbox.runtime.isDefault() && remote.isDefault()) {
+      var handedOff =
+          LocalDaemon.tryHandOff(
+              store.home(), LocalDaemon.Request.of("run", image, null, command, stdin, sandbox));
+      if (handedOff.isPresent()) {
+        return handedOff.get();
+      }
+    }
     try (ImageStore s = ImageStore.open(store.home());
         SandboxRuntime rt = sandbox.open(s, remote, record)) {
       return runToExit(
@@ -89,13 +97,9 @@ final class RunCommand implements Callable<Integer> {
       for (Thread t : pumps) {
         t.join(5_000);
       }
-      if (status.timedOut()) {
-        System.err.printf(
-            "skiff run: timed out after %s; sandbox %s killed%n", sb.options().timeout(), sb.id());
-      } else if (status.oomKilled()) {
-        System.err.printf(
-            "skiff run: sandbox %s ran out of its memory limit (%s)%n",
-            sb.id(), Human.bytes(sb.options().memoryBytes()));
+      String why = why(sb, status);
+      if (why != null) {
+        System.err.println(why);
       }
       return status.shellCode();
     } finally {
@@ -105,6 +109,20 @@ final class RunCommand implements Callable<Integer> {
         // the hook is running: it tears down
       }
     }
+  }
+
+  /** What to say of a process that timed out or ran out of memory; null for any other end. */
+  static String why(Sandbox sb, ExitStatus status) {
+    if (status.timedOut()) {
+      return String.format(
+          "skiff run: timed out after %s; sandbox %s killed", sb.options().timeout(), sb.id());
+    }
+    if (status.oomKilled()) {
+      return String.format(
+          "skiff run: sandbox %s ran out of its memory limit (%s)",
+          sb.id(), Human.bytes(sb.options().memoryBytes()));
+    }
+    return null;
   }
 
   private static void closeQuietly(Sandbox sb) {

@@ -24,6 +24,11 @@ final class RuntimeCliOptions {
   @Option(names = "--no-prefetch", description = "do not replay the image's trace as prefetch")
   boolean noPrefetch;
 
+  /** Whether no option was given (a daemon's own runtime would serve as well). */
+  boolean isDefault() {
+    return "auto".equals(platform) && runsc == null && !noPrefetch;
+  }
+
   SandboxRuntime.Config config(RemoteOptions remote, boolean record) {
     return SandboxRuntime.Config.defaults()
         .withRunsc(runsc)

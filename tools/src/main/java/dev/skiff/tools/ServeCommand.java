@@ -51,6 +51,7 @@ final class ServeCommand implements Callable<Integer> {
     SandboxRuntime rt = null;
     ManagedChannel channel = null;
     Worker w = null;
+    LocalDaemon daemon = null;
     try {
       server =
           SchedulerServer.start(
@@ -70,6 +71,7 @@ final class ServeCommand implements Callable<Integer> {
       Worker.Options wo = worker.options(home, "local");
       w = Worker.start(images, rt, channel, tokens.worker(), wo);
       w.attached().get(30, TimeUnit.SECONDS);
+      daemon = LocalDaemon.start(home, rt); // skiff run and restore of this home use rt
       SchedulerAddress.writeServeFile(home, target, tokens.client());
       System.out.printf(
           "skiff serve: scheduler on %s, worker %s attached (%.0f CPUs, %s, GPUs: %s)%n",
@@ -87,7 +89,8 @@ final class ServeCommand implements Callable<Integer> {
               + ")");
       System.out.flush();
     } catch (Exception e) {
-      Daemons.closeAll(w, channel == null ? null : channel::shutdownNow, rt, images, server, state);
+      Daemons.closeAll(
+          daemon, w, channel == null ? null : channel::shutdownNow, rt, images, server, state);
       throw e;
     }
     SchedulerServer s = server;
@@ -95,10 +98,11 @@ final class ServeCommand implements Callable<Integer> {
     SandboxRuntime r = rt;
     ManagedChannel ch = channel;
     Worker wk = w;
+    LocalDaemon d = daemon;
     Daemons.runUntilStopped(
         () -> {
           SchedulerAddress.removeServeFile(home);
-          Daemons.closeAll(wk, ch::shutdownNow, s, r, i, state);
+          Daemons.closeAll(d, wk, ch::shutdownNow, s, r, i, state);
         });
     return 0;
   }

@@ -63,11 +63,13 @@ final class WorkerCommand implements Callable<Integer> {
     SandboxRuntime rt = null;
     ManagedChannel channel = null;
     Worker w = null;
+    LocalDaemon daemon = null;
     try {
       rt = SandboxRuntime.open(images, runtime.config(remote, false));
       channel = ControlClient.channel(target, trust);
       Worker.Options o = worker.options(home, Daemons.hostName());
       w = Worker.start(images, rt, channel, token, o);
+      daemon = LocalDaemon.start(home, rt); // skiff run and restore of this home use rt
       try {
         w.attached().get(10, TimeUnit.SECONDS);
         System.out.printf("skiff worker %s: attached to %s%n", o.id(), target);
@@ -76,13 +78,14 @@ final class WorkerCommand implements Callable<Integer> {
       }
       System.out.flush();
     } catch (Exception e) {
-      Daemons.closeAll(w, channel == null ? null : channel::shutdownNow, rt, images);
+      Daemons.closeAll(daemon, w, channel == null ? null : channel::shutdownNow, rt, images);
       throw e;
     }
+    LocalDaemon d = daemon;
     Worker wk = w;
     ManagedChannel ch = channel;
     SandboxRuntime r = rt;
-    Daemons.runUntilStopped(() -> Daemons.closeAll(wk, ch::shutdownNow, r, images));
+    Daemons.runUntilStopped(() -> Daemons.closeAll(d, wk, ch::shutdownNow, r, images));
     return 0;
   }
 

@@ -265,9 +265,92 @@ class PlatformCliTest {
     assertEquals(1, refused.exit());
     assertTrue(refused.err().contains("refused the token"), refused.err());
 
+    // skiff run and restore of this home hand their work to serve's runtime
+    String h = home.toString();
+    Path socket = home.resolve("run/daemon.sock");
+    assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
+    SkiffProcess run =
+        new SkiffProcess(
+            "run", "--store", h, "py:1", "--", "/usr/bin/python3", "-c", "print('hi from run')");
+    assertEquals(0, run.exit(), run.err());
+    assertEquals("hi from run\n", run.out());
+    SkiffProcess piped =
+        new SkiffProcess(
+                "run",
+                "-i",
+                "--store",
+                h,
+                "py:1",
+                "--",
+                "/usr/bin/python3",
+                "-c",
+                "import sys; print(sys.stdin.read().upper()); sys.exit(3)")
+            .input("through the daemon");
+    assertEquals(3, piped.exit(), piped.err());
+    assertEquals("THROUGH THE DAEMON\n", piped.out());
+    SkiffProcess late =
+        new SkiffProcess(
+            "run",
+            "--store",
+            h,
+            "--timeout",
+            "1s",
+            "py:1",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            "import time; time.sleep(30)");
+    assertEquals(124, late.exit(), late.err());
+    assertTrue(late.err().contains("timed out after"), late.err());
+    SkiffProcess missing = new SkiffProcess("run", "--store", h, "nothing:1", "--", "/bin/true");
+    assertEquals(1, missing.exit());
+    assertTrue(missing.err().contains("no image nothing:1"), missing.err());
+    SkiffProcess snap =
+        new SkiffProcess(
+            "snapshot",
+            "create",
+            "--store",
+            h,
+            "--ready-timeout",
+            "60s",
+            "py:1",
+            "warm",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            "import sys, json; state = 'imported'; print('skiff:ready', flush=True);"
+                + " print(sys.stdin.readline().strip() + ' ' + state)");
+    assertEquals(0, snap.exit(), snap.err());
+    SkiffProcess restored =
+        new SkiffProcess("restore", "-i", "--store", h, "py:1", "warm").input("restored\n");
+    assertEquals(0, restored.exit(), restored.err());
+    assertEquals("restored imported\n", restored.out());
+    String log = serve.err();
+    assertTrue(
+        log.contains("daemon: run py:1") && log.contains("daemon: restore py:1"),
+        "serve ran them: " + log);
+    long handed = log.lines().filter(l -> l.contains("daemon: ")).count();
+    SkiffProcess own =
+        new SkiffProcess(
+            Map.of("SKIFF_NO_DAEMON", "1"),
+            List.of(),
+            "run",
+            "--store",
+            h,
+            "py:1",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            "print('in-process')");
+    assertEquals(0, own.exit(), own.err());
+    assertEquals("in-process\n", own.out());
+    assertEquals(
+        handed, serve.err().lines().filter(l -> l.contains("daemon: ")).count(), "not handed off");
+
     serve.signal("TERM");
     assertEquals(143, serve.exit(), serve.err()); // 128 + SIGTERM, after a clean stop
     assertTrue(Files.notExists(served), "serve removes its file when it stops");
+    assertTrue(Files.notExists(socket), "and its socket");
   }
 
   @Test
