@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -232,30 +233,34 @@ final class LocalDaemon implements AutoCloseable {
         if (q.stdin()) {
           p.pipeStdinFrom(new PipedInputStream(stdin, 1 << 16));
         }
-        Thread reader =
-            Thread.ofVirtual()
-                .start(
-                    () -> {
-                      try {
-                        while (true) {
-                          int type = in.readByte();
-                          byte[] b = readBody(in);
-                          if (type == 'I' && q.stdin()) {
-                            stdin.write(b);
-                            stdin.flush();
-                          } else if (type == 'E') {
-                            stdin.close();
-                          }
-                        }
-                      } catch (IOException e) { // the client is gone (Ctrl-C): tear down
-                        try {
-                          stdin.close();
-                          sb.close();
-                        } catch (IOException ignored) {
-                          // closing already
-                        }
+        AtomicBoolean ended = new AtomicBoolean();
+        Thread.ofVirtual()
+            .start(
+                () -> {
+                  try {
+                    while (true) {
+                      int type = in.readByte();
+                      byte[] b = readBody(in);
+                      if (type == 'I' && q.stdin()) {
+                        stdin.write(b);
+                        stdin.flush();
+                      } else if (type == 'E') {
+                        stdin.close();
                       }
-                    });
+                    }
+                  } catch (IOException e) {
+                    // the connection ended: after the exit code, as it should; before it, the
+                    // client is gone (Ctrl-C), and so goes its sandbox
+                    try {
+                      stdin.close();
+                      if (!ended.get()) {
+                        sb.close();
+                      }
+                    } catch (IOException ignored) {
+                      // closing already
+                    }
+                  }
+                });
         ExitStatus status = p.waitFor();
         for (Thread t : pumps) {
           t.join(5_000);
@@ -265,9 +270,9 @@ final class LocalDaemon implements AutoCloseable {
           byte[] m = (why + "\n").getBytes(StandardCharsets.UTF_8);
           frame(out, 'R', m, 0, m.length);
         }
+        ended.set(true); // the sandbox is this thread's to close from here on
         byte[] code = java.nio.ByteBuffer.allocate(4).putInt(status.shellCode()).array();
         frame(out, 'X', code, 0, 4);
-        reader.interrupt();
         LOG.info(
             "daemon: {} {} exited with {} after {} ms",
             q.op(),

@@ -325,6 +325,13 @@ class PlatformCliTest {
         new SkiffProcess("restore", "-i", "--store", h, "py:1", "warm").input("restored\n");
     assertEquals(0, restored.exit(), restored.err());
     assertEquals("restored imported\n", restored.out());
+    await(
+        "the daemon's run and restored sandboxes to be gone",
+        () ->
+            Cli.run(0, "ps", "--store", h)
+                .lines()
+                .noneMatch(l -> l.contains(" run ") || l.contains(" restored ")),
+        30);
     String log = serve.err();
     assertTrue(
         log.contains("daemon: run py:1") && log.contains("daemon: restore py:1"),
