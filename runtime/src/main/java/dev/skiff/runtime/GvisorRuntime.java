@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.function.LongSupplier;
 
@@ -47,15 +46,7 @@ final class GvisorRuntime implements SandboxRuntime {
     Remotes remotes = config.remotes() != null ? config.remotes() : Remotes.fromEnvironment();
     this.snapshots = new SnapshotStore(store, remotes);
     this.ownScheduler = config.scheduler() == null;
-    this.scheduler =
-        ownScheduler
-            ? Executors.newSingleThreadScheduledExecutor(
-                r -> {
-                  Thread t = new Thread(r, "skiff-runtime-timers");
-                  t.setDaemon(true);
-                  return t;
-                })
-            : config.scheduler();
+    this.scheduler = ownScheduler ? Timers.single("skiff-runtime-timers") : config.scheduler();
     this.mounts =
         new MountPool(
             store,

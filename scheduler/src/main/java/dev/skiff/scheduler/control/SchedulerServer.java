@@ -80,9 +80,7 @@ public final class SchedulerServer implements AutoCloseable {
    * Starts serving {@code state} (port 0: a free one). The server owns neither state nor tokens.
    */
   public static SchedulerServer start(ControlState state, Options o) throws IOException {
-    ScheduledExecutorService timers =
-        Executors.newSingleThreadScheduledExecutor(
-            r -> Thread.ofPlatform().daemon().name("skiff-scheduler-timers").unstarted(r));
+    ScheduledExecutorService timers = dev.skiff.runtime.Timers.single("skiff-scheduler-timers");
     ExecutorService accepts =
         Executors.newFixedThreadPool(
             4, r -> Thread.ofPlatform().daemon().name("skiff-scheduler-accept").unstarted(r));

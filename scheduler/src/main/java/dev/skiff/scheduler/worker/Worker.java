@@ -147,9 +147,7 @@ public final class Worker implements AutoCloseable {
         Executors.newFixedThreadPool(
             Math.max(1, options.parallelStarts()),
             r -> Thread.ofPlatform().daemon().name("skiff-worker-start").unstarted(r));
-    this.timers =
-        Executors.newSingleThreadScheduledExecutor(
-            r -> Thread.ofPlatform().daemon().name("skiff-worker-timers").unstarted(r));
+    this.timers = dev.skiff.runtime.Timers.single("skiff-worker-timers");
   }
 
   /**
