@@ -267,7 +267,7 @@ class FunctionContainerTest {
     try (FunctionContainer c = start("handlers:big", SandboxOptions.defaults())) {
       Outcome.HandlerError e =
           assertInstanceOf(
-              Outcome.HandlerError.class, call(c, "[3]", null, Duration.ofSeconds(30)));
+              Outcome.HandlerError.class, call(c, "[65]", null, Duration.ofSeconds(30)));
       assertEquals("ResultTooLarge", e.type());
       assertEquals(
           1L << 20,

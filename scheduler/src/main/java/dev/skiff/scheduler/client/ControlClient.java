@@ -75,13 +75,22 @@ public final class ControlClient implements AutoCloseable {
     return new ControlClient(channel(target, caCert), token);
   }
 
-  /** A channel to {@code target}: plain, or TLS trusting {@code caCert} (PEM). */
+  /**
+   * A channel to {@code target}, HOST:PORT or a list HOST:PORT,HOST:PORT of a leader and its
+   * standbys (the first that answers serves; see {@link SchedulerList}): plain, or TLS trusting
+   * {@code caCert} (PEM).
+   */
   public static ManagedChannel channel(String target, Path caCert) throws IOException {
+    if (target.contains(",")) {
+      for (String e : target.split(",")) {
+        SchedulerList.parse(e.trim()); // refuses a malformed entry here, with what to write
+      }
+    }
     ChannelCredentials creds =
         caCert == null
             ? InsecureChannelCredentials.create()
             : TlsChannelCredentials.newBuilder().trustManager(caCert.toFile()).build();
-    return Grpc.newChannelBuilder(target, creds)
+    return Grpc.newChannelBuilder(SchedulerList.channelTarget(target), creds)
         .maxInboundMessageSize(80 << 20)
         .keepAliveTime(30, TimeUnit.SECONDS)
         .build();
