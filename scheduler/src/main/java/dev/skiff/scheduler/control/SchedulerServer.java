@@ -9,7 +9,10 @@ import dev.skiff.scheduler.proto.PayloadRef;
 import dev.skiff.scheduler.proto.WorkerMessage;
 import dev.skiff.scheduler.proto.WorkersGrpc;
 import dev.skiff.scheduler.state.ControlState;
+import io.grpc.Metadata;
 import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallExecutorSupplier;
 import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
@@ -20,6 +23,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.InstantSource;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -143,6 +147,20 @@ public final class SchedulerServer implements AutoCloseable {
                     new ControlService(scheduler, accepts, payloads),
                     Tokens.require(o.clientToken())))
             .addService(ServerInterceptors.intercept(workers, Tokens.require(o.workerToken())))
+            // A worker's messages (a call's end, a container's start) take only the scheduler's
+            // lock: handled on the event loop, they skip a thread hand-off on every call's way
+            // back. Everything else (disk writes, uploads) runs on the default executor.
+            .callExecutor(
+                new ServerCallExecutorSupplier() {
+                  @Override
+                  public <Q, R> Executor getExecutor(ServerCall<Q, R> call, Metadata headers) {
+                    return call.getMethodDescriptor()
+                            .getFullMethodName()
+                            .equals(WorkersGrpc.getAttachMethod().getFullMethodName())
+                        ? Runnable::run
+                        : null;
+                  }
+                })
             .maxInboundMessageSize(80 << 20) // a deploy carries up to 64 MiB of code
             .keepAliveTime(KEEPALIVE_SECONDS, TimeUnit.SECONDS)
             .keepAliveTimeout(KEEPALIVE_SECONDS, TimeUnit.SECONDS)
