@@ -544,10 +544,7 @@ public final class Scheduler implements AutoCloseable {
       return f;
     }
     waiters.remove(callId, f);
-    throw io.grpc.Status.NOT_FOUND
-        .withDescription(
-            "no call " + callId + " (finished calls are kept for " + KEEP_RESULTS.toHours() + " h)")
-        .asRuntimeException();
+    throw noCall(callId);
   }
 
   /** A call's result now: final, or its status so far. */
@@ -558,20 +555,15 @@ public final class Scheduler implements AutoCloseable {
         return resultOf(live.record);
       }
     }
-    CallRecord r =
-        state
-            .call(callId)
-            .orElseThrow(
-                () ->
-                    io.grpc.Status.NOT_FOUND
-                        .withDescription(
-                            "no call "
-                                + callId
-                                + " (finished calls are kept for "
-                                + KEEP_RESULTS.toHours()
-                                + " h)")
-                        .asRuntimeException());
+    CallRecord r = state.call(callId).orElseThrow(() -> noCall(callId));
     return resultOf(r);
+  }
+
+  private static io.grpc.StatusRuntimeException noCall(String callId) {
+    return io.grpc.Status.NOT_FOUND
+        .withDescription(
+            "no call " + callId + " (finished calls are kept for " + KEEP_RESULTS.toHours() + " h)")
+        .asRuntimeException();
   }
 
   private static Result resultOf(CallRecord r) {
@@ -593,14 +585,7 @@ public final class Scheduler implements AutoCloseable {
     Call call = live.get(callId);
     if (call == null) {
       if (state.call(callId).isEmpty() && !finishing.containsKey(callId)) {
-        throw io.grpc.Status.NOT_FOUND
-            .withDescription(
-                "no call "
-                    + callId
-                    + " (finished calls are kept for "
-                    + KEEP_RESULTS.toHours()
-                    + " h)")
-            .asRuntimeException();
+        throw noCall(callId);
       }
       return false;
     }
