@@ -44,9 +44,9 @@ final class Daemons {
     return LmdbControlState.open(Path.of(spec).toAbsolutePath());
   }
 
-  /** The directory of large payloads: the one given, or HOME/control/payloads. */
-  static Path payloads(Path given, Path home) {
-    return given != null ? given.toAbsolutePath() : home.resolve("control").resolve("payloads");
+  /** The scheduler's data directory (payloads, logs): the one given, or HOME/control. */
+  static Path data(Path given, Path home) {
+    return given != null ? given.toAbsolutePath() : home.resolve("control");
   }
 
   /** What a worker offers and how it runs, as options. */

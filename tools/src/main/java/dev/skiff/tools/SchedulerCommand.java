@@ -35,12 +35,12 @@ final class SchedulerCommand implements Callable<Integer> {
   String state;
 
   @Option(
-      names = "--payloads",
+      names = "--data",
       paramLabel = "DIR",
       description =
-          "where inputs and outputs over 2 MiB are kept for a day (default HOME/control/payloads; with"
-              + " a standby scheduler, a directory both reach)")
-  Path payloads;
+          "where inputs and outputs over 2 MiB (kept a day) and the functions' logs are kept (default"
+              + " HOME/control; for a standby scheduler, a directory both reach)")
+  Path data;
 
   @Option(
       names = "--tls-cert",
@@ -79,7 +79,7 @@ final class SchedulerCommand implements Callable<Integer> {
                   tokens.worker(),
                   cert,
                   key,
-                  Daemons.payloads(payloads, home)));
+                  Daemons.data(data, home)));
     } catch (Exception e) {
       s.close();
       throw e;

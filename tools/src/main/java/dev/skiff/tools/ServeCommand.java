@@ -62,7 +62,7 @@ final class ServeCommand implements Callable<Integer> {
                   tokens.worker(),
                   null,
                   null,
-                  Daemons.payloads(null, home)));
+                  Daemons.data(null, home)));
       String host = listen.substring(0, listen.lastIndexOf(':'));
       String target = (host.equals("0.0.0.0") ? "127.0.0.1" : host) + ":" + server.port();
       images = ImageStore.open(home);

@@ -399,6 +399,24 @@ class PlatformCliTest {
             client[0],
             client[1]));
     Cli.run(0, at(h, "function", "call", "t/nap", "[0, 1]", client[0], client[1]));
+    Cli.run(
+        0,
+        at(
+            h,
+            "function",
+            "deploy",
+            "t/sq",
+            "--image",
+            "py:1",
+            "--python",
+            "handlers:square",
+            "--code",
+            code.toString(),
+            client[0],
+            client[1]));
+    String printed =
+        Cli.run(0, at(h, "function", "spawn", "t/sq", "[5]", client[0], client[1])).strip();
+    assertEquals("25\n", Cli.run(0, at(h, "call", "get", printed, client[0], client[1])));
 
     // A worker killed mid-call: the call runs again on the worker restarted, and ends once.
     String id =
@@ -447,5 +465,11 @@ class PlatformCliTest {
     }
     assertTrue(
         again.process.isAlive(), "the worker attached to the restarted scheduler: " + again.err());
+    // what the handler printed before the kill is still there (logs are on disk)
+    assertTrue(
+        Cli.run(0, at(h, "logs", "t/sq", client[0], client[1])).contains("squaring 5"),
+        "the function's logs outlive the scheduler");
+    assertEquals(
+        "squaring 5\n", Cli.run(0, at(h, "logs", printed, client[0], client[1])), "the call's");
   }
 }

@@ -324,24 +324,30 @@ final class ControlService extends ControlGrpc.ControlImplBase {
       out.onError(status(t));
       return;
     }
-    if (!req.getFollow()) {
-      scheduler.logs(fn, call).forEach(out::onNext);
-      out.onCompleted();
-      return;
-    }
     ServerCallStreamObserver<LogLine> s = (ServerCallStreamObserver<LogLine>) out;
     Object lock = new Object();
-    LogHub.Subscription sub =
-        scheduler.followLogs(
-            fn,
-            call,
-            line -> {
-              synchronized (lock) {
-                if (!s.isCancelled()) {
-                  s.onNext(line);
+    LogHub.Subscription sub;
+    try {
+      if (!req.getFollow()) {
+        scheduler.logs(fn, call).forEach(out::onNext);
+        out.onCompleted();
+        return;
+      }
+      sub =
+          scheduler.followLogs(
+              fn,
+              call,
+              line -> {
+                synchronized (lock) {
+                  if (!s.isCancelled()) {
+                    s.onNext(line);
+                  }
                 }
-              }
-            });
+              });
+    } catch (IOException | RuntimeException e) {
+      out.onError(status(e));
+      return;
+    }
     s.setOnCancelHandler(sub::close);
     if (!call.isEmpty()) {
       // a call's logs end with the call (and a moment for lines still on their way)

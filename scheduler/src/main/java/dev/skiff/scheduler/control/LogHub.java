@@ -11,9 +11,11 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 
 /**
- * What containers print, as the workers send it: kept in memory, bounded (the latest {@link
- * #PER_FUNCTION} lines of each function, {@link #PER_CALL} of each of the latest {@link #CALLS}
- * calls), and handed to whoever follows a function or a call as it arrives. Thread safe.
+ * What containers print, as the workers send it: kept in a {@link LogStore} on disk where the
+ * scheduler has one (the latest {@link #PER_FUNCTION} lines of a function, {@link #PER_CALL} of a
+ * call, are what a request gets), else in memory, bounded (those of each function, and of each of
+ * the latest {@link #CALLS} calls); and handed to whoever follows a function or a call as it
+ * arrives. Thread safe.
  */
 final class LogHub {
   static final int PER_FUNCTION = 5000;
@@ -41,19 +43,46 @@ final class LogHub {
         }
       };
   private final List<Follower> followers = new CopyOnWriteArrayList<>();
+  private LogStore store;
+
+  /** Keeps lines in {@code s} from now on instead of memory. */
+  synchronized void store(LogStore s) {
+    this.store = s;
+    byFunction.clear();
+    byCall.clear();
+  }
 
   synchronized void add(LogLine line) {
+    if (store != null) {
+      store.append(line);
+    } else {
+      remember(line);
+    }
+    for (Follower f : followers) {
+      if (f.wants(line)) {
+        f.to().accept(line);
+      }
+    }
+  }
+
+  /** Writes buffered lines to disk. */
+  void flush() {
+    LogStore s;
+    synchronized (this) {
+      s = store;
+    }
+    if (s != null) {
+      s.flush();
+    }
+  }
+
+  private void remember(LogLine line) {
     keep(
         byFunction.computeIfAbsent(line.getFunctionId(), k -> new ArrayDeque<>()),
         line,
         PER_FUNCTION);
     if (!line.getCallId().isEmpty()) {
       keep(byCall.computeIfAbsent(line.getCallId(), k -> new ArrayDeque<>()), line, PER_CALL);
-    }
-    for (Follower f : followers) {
-      if (f.wants(line)) {
-        f.to().accept(line);
-      }
     }
   }
 
@@ -64,8 +93,11 @@ final class LogHub {
     }
   }
 
-  /** The lines kept of a function ({@code callId} empty) or of a call. */
+  /** The lines kept of a function ({@code callId} empty) or of one of its calls. */
   synchronized List<LogLine> backlog(String functionId, String callId) {
+    if (store != null) {
+      return store.read(functionId, callId, callId.isEmpty() ? PER_FUNCTION : PER_CALL);
+    }
     Deque<LogLine> lines = callId.isEmpty() ? byFunction.get(functionId) : byCall.get(callId);
     return lines == null ? List.of() : new ArrayList<>(lines);
   }

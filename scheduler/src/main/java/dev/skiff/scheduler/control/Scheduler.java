@@ -279,6 +279,7 @@ public final class Scheduler implements AutoCloseable {
   private final Map<String, CompletableFuture<Result>> waiters = new ConcurrentHashMap<>();
   private final ScheduledFuture<?> autoscaler;
   private final ScheduledFuture<?> forgetter;
+  private final ScheduledFuture<?> logFlusher;
   private boolean closed;
 
   /**
@@ -315,6 +316,7 @@ public final class Scheduler implements AutoCloseable {
     }
     this.autoscaler = timers.scheduleWithFixedDelay(this::autoscale, 1, 1, TimeUnit.SECONDS);
     this.forgetter = timers.scheduleWithFixedDelay(this::forgetOld, 1, 10, TimeUnit.MINUTES);
+    this.logFlusher = timers.scheduleWithFixedDelay(logs::flush, 1, 1, TimeUnit.SECONDS);
   }
 
   /** Forgets calls that finished more than {@link #KEEP_RESULTS} ago, in batches. */
@@ -647,12 +649,23 @@ public final class Scheduler implements AutoCloseable {
    * Follows a function's ({@code callId} empty) or a call's log lines; see {@link LogHub#follow}.
    */
   LogHub.Subscription followLogs(
-      String functionId, String callId, java.util.function.Consumer<LogLine> to) {
-    return logs.follow(functionId, callId, to);
+      String functionId, String callId, java.util.function.Consumer<LogLine> to)
+      throws IOException {
+    return logs.follow(functionOf(functionId, callId), callId, to);
   }
 
-  List<LogLine> logs(String functionId, String callId) {
-    return logs.backlog(functionId, callId);
+  List<LogLine> logs(String functionId, String callId) throws IOException {
+    return logs.backlog(functionOf(functionId, callId), callId);
+  }
+
+  /** The function named, or the call's. */
+  private String functionOf(String functionId, String callId) throws IOException {
+    return callId.isEmpty() ? functionId : peek(callId).getFunctionId();
+  }
+
+  /** Keeps log lines in {@code dir} (they outlive the scheduler) rather than in memory. */
+  void logStore(LogStore store) {
+    logs.store(store);
   }
 
   // ---- placement --------------------------------------------------------------------------------
@@ -1409,6 +1422,8 @@ public final class Scheduler implements AutoCloseable {
       closed = true;
       autoscaler.cancel(false);
       forgetter.cancel(false);
+      logFlusher.cancel(false);
+      logs.flush();
       for (WorkerConn w : workers.values()) {
         try {
           w.out.onCompleted();

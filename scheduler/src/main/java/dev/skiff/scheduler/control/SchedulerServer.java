@@ -39,9 +39,10 @@ public final class SchedulerServer implements AutoCloseable {
   static final int KEEPALIVE_SECONDS = 5;
 
   /**
-   * Where and how to serve. {@code certificate} and {@code key} (PEM) both or neither; {@code
-   * payloads} is the directory of large payloads ({@link PayloadStore}), null for a temporary one
-   * removed on close.
+   * Where and how to serve. {@code certificate} and {@code key} (PEM) both or neither; {@code data}
+   * is the directory of large payloads ({@code payloads/}, see {@link PayloadStore}) and of the
+   * functions' logs ({@code logs/}, see {@link LogStore}), null for a temporary one removed on
+   * close.
    */
   public record Options(
       InetSocketAddress address,
@@ -49,8 +50,8 @@ public final class SchedulerServer implements AutoCloseable {
       String workerToken,
       Path certificate,
       Path key,
-      Path payloads) {
-    /** Without a directory of payloads of its own (a temporary one). */
+      Path data) {
+    /** Without a data directory of its own (a temporary one). */
     public Options(
         InetSocketAddress address,
         String clientToken,
@@ -65,19 +66,22 @@ public final class SchedulerServer implements AutoCloseable {
   private final Server server;
   private final ScheduledExecutorService timers;
   private final ExecutorService accepts;
-  private final Path temporaryPayloads;
+  private final Path temporaryData;
+  private final LogStore logs;
 
   private SchedulerServer(
       Scheduler scheduler,
       Server server,
       ScheduledExecutorService timers,
       ExecutorService accepts,
-      Path temporaryPayloads) {
+      Path temporaryData,
+      LogStore logs) {
     this.scheduler = scheduler;
     this.server = server;
     this.timers = timers;
     this.accepts = accepts;
-    this.temporaryPayloads = temporaryPayloads;
+    this.temporaryData = temporaryData;
+    this.logs = logs;
   }
 
   /**
@@ -89,13 +93,16 @@ public final class SchedulerServer implements AutoCloseable {
         Executors.newFixedThreadPool(
             4, r -> Thread.ofPlatform().daemon().name("skiff-scheduler-accept").unstarted(r));
     Scheduler scheduler;
-    Path temporaryPayloads = null;
+    Path temporaryData = null;
     PayloadStore payloads;
+    LogStore logs;
     try {
-      if (o.payloads() == null) {
-        temporaryPayloads = Files.createTempDirectory("skiff-payloads-");
+      if (o.data() == null) {
+        temporaryData = Files.createTempDirectory("skiff-scheduler-");
       }
-      payloads = new PayloadStore(o.payloads() != null ? o.payloads() : temporaryPayloads);
+      Path data = o.data() != null ? o.data() : temporaryData;
+      payloads = new PayloadStore(data.resolve("payloads"));
+      logs = new LogStore(data.resolve("logs"));
       scheduler = new Scheduler(state, InstantSource.system(), timers);
     } catch (IOException | RuntimeException e) {
       timers.shutdownNow();
@@ -103,6 +110,7 @@ public final class SchedulerServer implements AutoCloseable {
       throw e;
     }
     scheduler.payloads(payloads::exists);
+    scheduler.logStore(logs);
     timers.scheduleWithFixedDelay(
         () -> payloads.sweep(java.time.Instant.now()), 0, 10, TimeUnit.MINUTES);
     WorkersGrpc.WorkersImplBase workers =
@@ -178,7 +186,7 @@ public final class SchedulerServer implements AutoCloseable {
       accepts.shutdownNow();
       throw new IOException("cannot listen on " + o.address() + ": " + e.getMessage(), e);
     }
-    return new SchedulerServer(scheduler, server, timers, accepts, temporaryPayloads);
+    return new SchedulerServer(scheduler, server, timers, accepts, temporaryData, logs);
   }
 
   public Scheduler scheduler() {
@@ -204,9 +212,10 @@ public final class SchedulerServer implements AutoCloseable {
     }
     timers.shutdownNow();
     accepts.shutdownNow();
-    if (temporaryPayloads != null) {
+    logs.close();
+    if (temporaryData != null) {
       try {
-        dev.skiff.casfs.util.Trees.delete(temporaryPayloads);
+        dev.skiff.casfs.util.Trees.delete(temporaryData);
       } catch (IOException e) {
         // a temporary directory: the system's to clean
       }
