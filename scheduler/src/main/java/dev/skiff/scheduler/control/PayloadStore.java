@@ -5,6 +5,7 @@ import dev.skiff.scheduler.Payloads;
 import dev.skiff.scheduler.proto.PayloadChunk;
 import dev.skiff.scheduler.proto.PayloadRef;
 import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -20,6 +21,7 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HexFormat;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -157,17 +159,73 @@ public final class PayloadStore {
               .asRuntimeException());
       return;
     }
-    try (FileChannel ch = FileChannel.open(file(ref.getName()), StandardOpenOption.READ)) {
-      ByteBuffer buf = ByteBuffer.allocate(Payloads.CHUNK);
-      while (ch.read(buf.clear()) > 0) {
-        out.onNext(PayloadChunk.newBuilder().setData(ByteString.copyFrom(buf.flip())).build());
-      }
-      out.onCompleted();
+    FileChannel ch;
+    try {
+      ch = FileChannel.open(file(ref.getName()), StandardOpenOption.READ);
     } catch (IOException e) {
-      out.onError(
-          Status.INTERNAL
-              .withDescription("cannot read payload " + ref.getName() + ": " + e.getMessage())
-              .asRuntimeException());
+      out.onError(cannotRead(ref, e));
+      return;
+    }
+    if (!(out instanceof ServerCallStreamObserver<PayloadChunk> s)) {
+      try (ch) {
+        while (send(ch, out)) {
+          // on
+        }
+      } catch (IOException e) {
+        out.onError(cannotRead(ref, e));
+      }
+      return;
+    }
+    // As fast as the client takes it: a chunk more each time the stream is ready, so that a
+    // slow or stalled reader holds no more than gRPC's window of the payload in memory.
+    AtomicBoolean done = new AtomicBoolean();
+    Runnable pump =
+        () -> {
+          synchronized (ch) {
+            try {
+              while (!done.get() && s.isReady()) {
+                if (!send(ch, s)) {
+                  done.set(true);
+                  ch.close();
+                }
+              }
+            } catch (IOException e) {
+              done.set(true);
+              closeQuietly(ch);
+              s.onError(cannotRead(ref, e));
+            }
+          }
+        };
+    s.setOnCancelHandler(
+        () -> {
+          done.set(true);
+          closeQuietly(ch);
+        });
+    s.setOnReadyHandler(pump);
+  }
+
+  /** Sends the next chunk, or completes the stream at the end; false once completed. */
+  private static boolean send(FileChannel ch, StreamObserver<PayloadChunk> out) throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate(Payloads.CHUNK);
+    if (ch.read(buf) <= 0) {
+      out.onCompleted();
+      return false;
+    }
+    out.onNext(PayloadChunk.newBuilder().setData(ByteString.copyFrom(buf.flip())).build());
+    return true;
+  }
+
+  private static io.grpc.StatusRuntimeException cannotRead(PayloadRef ref, IOException e) {
+    return Status.INTERNAL
+        .withDescription("cannot read payload " + ref.getName() + ": " + e.getMessage())
+        .asRuntimeException();
+  }
+
+  private static void closeQuietly(FileChannel ch) {
+    try {
+      ch.close();
+    } catch (IOException ignored) {
+      // a read-only file
     }
   }
 
