@@ -140,11 +140,21 @@ final class LocalDaemon implements AutoCloseable {
         Thread.ofPlatform().daemon().name("skiff-daemon-accept").unstarted(this::accept);
   }
 
-  /** Listens on the home's socket (replacing a dead daemon's) for clients of {@code rt}. */
+  /**
+   * Listens on the home's socket (replacing a dead daemon's) for clients of {@code rt}; null when
+   * another daemon of the home listens there already (it keeps serving them).
+   */
   static LocalDaemon start(Path home, SandboxRuntime rt) throws IOException {
     Path path = socket(home);
     Files.createDirectories(path.getParent());
-    Files.deleteIfExists(path); // a socket file outlives a killed daemon
+    if (Files.exists(path)) {
+      try (SocketChannel live = SocketChannel.open(UnixDomainSocketAddress.of(path))) {
+        LOG.info("another daemon of {} serves skiff run and restore; this one does not", home);
+        return null;
+      } catch (IOException dead) {
+        Files.deleteIfExists(path); // a socket file outlives a killed daemon
+      }
+    }
     ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
     try {
       server.bind(UnixDomainSocketAddress.of(path));
