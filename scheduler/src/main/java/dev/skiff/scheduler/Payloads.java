@@ -25,6 +25,12 @@ public final class Payloads {
   /** The most a payload may hold. */
   public static final long MAX_BYTES = 64L << 20;
 
+  /**
+   * Messages that carry many inputs or results (map streams, runs for a worker, their ends) stay
+   * under this size; one inline payload may be 2 MiB, and every channel accepts 80 MiB.
+   */
+  public static final long BATCH_BYTES = 8L << 20;
+
   /** Chunks of uploads and downloads. */
   public static final int CHUNK = 1 << 20;
 

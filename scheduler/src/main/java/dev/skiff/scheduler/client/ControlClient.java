@@ -3,7 +3,6 @@ package dev.skiff.scheduler.client;
 import com.google.protobuf.ByteString;
 import dev.skiff.scheduler.CodeBundle;
 import dev.skiff.scheduler.Payloads;
-import dev.skiff.scheduler.control.Scheduler;
 import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.proto.CallInfo;
 import dev.skiff.scheduler.proto.CallRequest;
@@ -56,7 +55,7 @@ import java.util.function.Consumer;
  */
 public final class ControlClient implements AutoCloseable {
   /**
-   * A map sends up to this many inputs in one message, and at most {@link Scheduler#BATCH_BYTES}.
+   * A map sends up to this many inputs in one message, and at most {@link Payloads#BATCH_BYTES}.
    */
   private static final int MAX_INPUTS_PER_MESSAGE = 256;
 
@@ -248,7 +247,7 @@ public final class ControlClient implements AutoCloseable {
         m.addInputs(IndexedInput.newBuilder().setIndex(index++).setInput(first));
         long bytes = first.getSerializedSize();
         while (m.getInputsCount() < MAX_INPUTS_PER_MESSAGE
-            && bytes < Scheduler.BATCH_BYTES
+            && bytes < Payloads.BATCH_BYTES
             && inputs.hasNext()
             && room.tryAcquire()) {
           Input next = prepare(inputs.next());

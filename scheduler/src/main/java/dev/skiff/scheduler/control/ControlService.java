@@ -1,5 +1,6 @@
 package dev.skiff.scheduler.control;
 
+import dev.skiff.scheduler.Payloads;
 import dev.skiff.scheduler.proto.Accepted;
 import dev.skiff.scheduler.proto.CallRequest;
 import dev.skiff.scheduler.proto.CallsResponse;
@@ -178,7 +179,7 @@ final class ControlService extends ControlGrpc.ControlImplBase {
           new Coalescer<>(
               1024,
               IndexedResult::getSerializedSize,
-              Scheduler.BATCH_BYTES,
+              Payloads.BATCH_BYTES,
               rs -> send(MapOutput.newBuilder().addAllResults(rs).build()));
       private String functionId;
       private boolean flushing;

@@ -113,12 +113,6 @@ public final class Scheduler implements AutoCloseable {
 
   static final int MAX_PIPELINE = 32;
 
-  /**
-   * Messages that carry many inputs or results (map streams, runs for a worker, their ends) stay
-   * under this size; one payload may be 2 MiB, and every channel accepts 80 MiB.
-   */
-  public static final long BATCH_BYTES = 8L << 20;
-
   private volatile Predicate<String> payloadExists = name -> false;
 
   /** How long a finished call (its result) is kept; its large payloads are kept as long. */
@@ -952,7 +946,7 @@ public final class Scheduler implements AutoCloseable {
       RunBatch.Builder batch = RunBatch.newBuilder();
       long bytes = 0;
       for (RunInput run : w.outbox) {
-        if (batch.getRunCount() > 0 && bytes + run.getSerializedSize() > BATCH_BYTES) {
+        if (batch.getRunCount() > 0 && bytes + run.getSerializedSize() > Payloads.BATCH_BYTES) {
           w.send(Assignment.newBuilder().setRunBatch(batch).build());
           batch = RunBatch.newBuilder();
           bytes = 0;

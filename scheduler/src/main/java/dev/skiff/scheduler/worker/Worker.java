@@ -72,6 +72,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class Worker implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Worker.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   /**
    * How a worker runs.
@@ -113,13 +114,12 @@ public final class Worker implements AutoCloseable {
   private final Map<String, FunctionContainer> containers = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Path>> code = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Snapshot>> snapshots = new ConcurrentHashMap<>();
-  private static final ObjectMapper JSON = new ObjectMapper();
   private final Object sendLock = new Object();
   private final Coalescer<InputDone> dones =
       new Coalescer<>(
           1024,
           InputDone::getSerializedSize,
-          Scheduler.BATCH_BYTES,
+          Payloads.BATCH_BYTES,
           batch ->
               send(
                   WorkerMessage.newBuilder()
