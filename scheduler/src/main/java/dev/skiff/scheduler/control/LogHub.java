@@ -93,18 +93,25 @@ final class LogHub {
     }
   }
 
-  /** The lines kept of a function ({@code callId} empty) or of one of its calls. */
-  synchronized List<LogLine> backlog(String functionId, String callId) {
-    if (store != null) {
-      return store.read(functionId, callId, callId.isEmpty() ? PER_FUNCTION : PER_CALL);
+  /**
+   * The lines kept of a function ({@code callId} empty) or of one of its calls. From disk it reads
+   * without holding this hub's lock, so new lines (a worker's messages) do not wait for it.
+   */
+  List<LogLine> backlog(String functionId, String callId) {
+    LogStore s;
+    synchronized (this) {
+      s = store;
+      if (s == null) {
+        Deque<LogLine> lines = callId.isEmpty() ? byFunction.get(functionId) : byCall.get(callId);
+        return lines == null ? List.of() : new ArrayList<>(lines);
+      }
     }
-    Deque<LogLine> lines = callId.isEmpty() ? byFunction.get(functionId) : byCall.get(callId);
-    return lines == null ? List.of() : new ArrayList<>(lines);
+    return s.read(functionId, callId, callId.isEmpty() ? PER_FUNCTION : PER_CALL);
   }
 
   /**
    * Hands {@code to} the backlog, then every new line, with none lost or repeated between the two,
-   * until the subscription is closed.
+   * until the subscription is closed. (New lines wait while a backlog on disk is read.)
    */
   Subscription follow(String functionId, String callId, Consumer<LogLine> to) {
     Follower f = new Follower(functionId, callId, to);
