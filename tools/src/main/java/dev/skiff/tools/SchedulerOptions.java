@@ -15,10 +15,11 @@ final class SchedulerOptions {
 
   @Option(
       names = "--scheduler",
-      paramLabel = "HOST:PORT",
+      paramLabel = "HOST:PORT[,HOST:PORT]",
       description =
-          "the scheduler (default: $SKIFF_SCHEDULER, else the skiff serve running on this home);"
-              + " its client token from $SKIFF_TOKEN")
+          "the scheduler, or a leader and its standbys, the first that answers serving (default:"
+              + " $SKIFF_SCHEDULER, else the skiff serve running on this home); its client token"
+              + " from $SKIFF_TOKEN")
   String scheduler;
 
   ControlClient connect() throws IOException {

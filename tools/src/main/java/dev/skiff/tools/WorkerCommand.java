@@ -33,8 +33,10 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Option(
       names = "--scheduler",
-      paramLabel = "HOST:PORT",
-      description = "the scheduler (default: $SKIFF_SCHEDULER)")
+      paramLabel = "HOST:PORT[,HOST:PORT]",
+      description =
+          "the scheduler, or a leader and its standbys, the first that answers serving (default:"
+              + " $SKIFF_SCHEDULER)")
   String scheduler;
 
   @Option(names = "--token-file", paramLabel = "FILE", description = "where the worker token is")
