@@ -39,9 +39,16 @@ class SoakTest {
       assertEquals(6, warm.fuseMounts(), all);
       assertEquals(6, last.fuseMounts(), "one mount per image, however many sandboxes: " + all);
       assertEquals(0, last.stateDirs(), "every sandbox's state removed: " + all);
+      // runsc's deletes take seconds each and run in the background, so how many are under way
+      // moves with the machine's load (8 to 14 on a busy 2-core host); what must not happen is a
+      // backlog that grows with the cycles (one a cycle would be 50 more by the end)
+      int plateau =
+          samples.subList(1, samples.size() / 2 + 1).stream()
+              .mapToInt(Soak.Sample::runscStates)
+              .max()
+              .orElseThrow();
       assertTrue(
-          last.runscStates() <= warm.runscStates() + 4,
-          "runsc's deletes (in the background) keep up: " + all);
+          last.runscStates() <= plateau + 6, "runsc's deletes (in the background) keep up: " + all);
       assertTrue(last.fds() <= warm.fds() + 8, "open files grew: " + all);
       assertTrue(last.threads() <= warm.threads() + 8, "threads grew: " + all);
       Soak.Sample closed = Soak.sample(60, home, 0);
