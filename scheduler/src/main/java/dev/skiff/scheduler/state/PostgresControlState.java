@@ -105,23 +105,24 @@ public final class PostgresControlState implements ControlState {
     StringBuilder b = new StringBuilder("jdbc:postgresql://").append(rest);
     char sep = rest.contains("?") ? '&' : '?';
     if (user != null) {
-      b.append(sep)
-          .append("user=")
-          .append(
-              java.net.URLEncoder.encode(
-                  java.net.URLDecoder.decode(user, java.nio.charset.StandardCharsets.UTF_8),
-                  java.nio.charset.StandardCharsets.UTF_8));
+      param(b, sep, "user", user);
       sep = '&';
     }
     if (password != null) {
-      b.append(sep)
-          .append("password=")
-          .append(
-              java.net.URLEncoder.encode(
-                  java.net.URLDecoder.decode(password, java.nio.charset.StandardCharsets.UTF_8),
-                  java.nio.charset.StandardCharsets.UTF_8));
+      param(b, sep, "password", password);
     }
     return b.toString();
+  }
+
+  /** Appends {@code name=value} to a JDBC URL, the value as the URL had it (percent-decoded). */
+  private static void param(StringBuilder b, char sep, String name, String value) {
+    b.append(sep)
+        .append(name)
+        .append('=')
+        .append(
+            java.net.URLEncoder.encode(
+                java.net.URLDecoder.decode(value, java.nio.charset.StandardCharsets.UTF_8),
+                java.nio.charset.StandardCharsets.UTF_8));
   }
 
   @FunctionalInterface
