@@ -20,7 +20,6 @@ import dev.skiff.casfs.testing.Reads;
 import dev.skiff.casfs.testing.S3Server;
 import dev.skiff.casfs.testing.Tars;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -122,17 +121,18 @@ class StoreOutageTest {
 
   @Test
   void aStoreThatRefusesConnectionsFailsAReadInUnderASecond() throws IOException {
-    // A free port below the kernel's ephemeral range: a connect to a closed port inside that
-    // range can, rarely, pick the same port as its own source and connect to itself, and hang.
-    int port = 0;
-    for (int candidate = 20000; candidate < 30000 && port == 0; candidate += 7) {
-      try (ServerSocket s =
-          new ServerSocket(candidate, 1, java.net.InetAddress.getLoopbackAddress())) {
-        port = s.getLocalPort();
-      } catch (IOException taken) {
-        // try the next one
-      }
+    // A port held by a socket that is bound but never listens: a connection to it is refused,
+    // nothing else can bind it while the test runs (a free port found earlier could be taken by
+    // another process, which might then accept and never answer), and the kernel never picks it
+    // as the source port of a connect, so a connection cannot meet itself.
+    try (java.net.Socket holder = new java.net.Socket()) {
+      holder.setReuseAddress(false);
+      holder.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
+      readsFailFast(holder.getLocalPort());
     }
+  }
+
+  private void readsFailFast(int port) throws IOException {
     var nowhere =
         new dev.skiff.casfs.store.S3Location(
             S3Server.BUCKET, PREFIX, URI.create("http://127.0.0.1:" + port), "us-east-1", true);
