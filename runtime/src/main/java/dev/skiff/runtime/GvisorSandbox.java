@@ -113,7 +113,8 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
               "snapshot '" + snapshot.name() + "' belongs to an image, not " + image);
         }
         snapshot.checkRestorable(sb.imageDigest, runsc.version(), runsc.platform().flag());
-        Files.write(sb.bundle.resolve("config.json"), snapshot.specFor(sb.root, readOnly));
+        Files.write(
+            sb.bundle.resolve("config.json"), snapshot.specFor(sb.root, readOnly, o.volumes()));
         sb.main =
             sb.start(
                 runsc.command(

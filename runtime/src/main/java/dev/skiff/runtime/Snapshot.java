@@ -7,7 +7,9 @@ import dev.skiff.casfs.digest.Digest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
@@ -99,26 +101,49 @@ public record Snapshot(
   }
 
   /**
-   * The spec the snapshot ran with, its root moved to {@code rootfs} and each read-only bind's
-   * source bound read-only again, in {@code binds}: the binds of the sandbox that took it went with
-   * that sandbox. The source bound is the one the spec's annotation names (a snapshot taken before
-   * there were annotations named the source itself).
+   * The spec the snapshot ran with, its root moved to {@code rootfs} and its binds pointed at this
+   * host: a bind whose destination one of {@code volumes} names takes that volume's source (the
+   * restoring host's copy of the same content, say a function's code under another home), any other
+   * keeps the source the snapshot was taken with. Each read-only source is bound read-only again,
+   * in {@code binds}: the binds of the sandbox that took it went with that sandbox. The original
+   * source is the one the spec's annotation names (a snapshot taken before there were annotations
+   * named the source itself).
    */
-  byte[] specFor(Path rootfs, ReadOnlyBinds binds) throws IOException {
+  byte[] specFor(Path rootfs, ReadOnlyBinds binds, List<SandboxOptions.Volume> volumes)
+      throws IOException {
     ObjectNode spec = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());
     ((ObjectNode) spec.path("root")).put("path", rootfs.toString());
+    Map<String, Path> here = new HashMap<>();
+    for (SandboxOptions.Volume v : volumes) {
+      here.put(v.target(), v.source());
+    }
     for (var m : spec.path("mounts")) {
+      if (!m.path("type").asText().equals("bind")) {
+        continue;
+      }
       boolean readOnly = false;
       for (var o : m.path("options")) {
         readOnly |= o.asText().equals("ro");
       }
-      if (m.path("type").asText().equals("bind") && readOnly) {
-        String original =
-            spec.path("annotations")
-                .path(OciSpec.READ_ONLY_SOURCE + m.path("destination").asText())
-                .asText(m.path("source").asText());
-        ((ObjectNode) m).put("source", binds.add(Path.of(original)).toString());
-      }
+      String destination = m.path("destination").asText();
+      Path source =
+          here.getOrDefault(
+              destination,
+              Path.of(
+                  spec.path("annotations")
+                      .path(OciSpec.READ_ONLY_SOURCE + destination)
+                      .asText(m.path("source").asText())));
+      ((ObjectNode) m).put("source", (readOnly ? binds.add(source) : source).toString());
+      here.remove(destination);
+    }
+    if (!here.isEmpty()) {
+      throw new IOException(
+          "snapshot '"
+              + name()
+              + "' has no volume at "
+              + String.join(", ", here.keySet())
+              + ": a restore can point the snapshot's own volumes at other host paths, not add new"
+              + " ones");
     }
     return OciSpec.json(spec);
   }

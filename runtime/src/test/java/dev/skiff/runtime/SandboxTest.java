@@ -803,6 +803,35 @@ class SandboxTest {
       assertEquals(new Done(0, "restored\n", ""), finish(p));
     }
     assertEquals("restored\n", Files.readString(vol.resolve("out")));
+    // A volume given at restore points the snapshot's bind at /data to another host path.
+    Path elsewhere = Files.createDirectories(tmp.resolve("vol-elsewhere"));
+    try (Sandbox sb =
+        rt.restore(
+            rt.snapshots().find(ImageSpec.parse("tools:1"), "with-volume"),
+            SandboxOptions.builder()
+                .volume(new SandboxOptions.Volume(elsewhere, "/data", false))
+                .build(),
+            true)) {
+      SandboxProcess p = sb.main().orElseThrow();
+      try (var in = p.stdin()) {
+        in.write("moved\n".getBytes(StandardCharsets.UTF_8));
+      }
+      assertEquals(new Done(0, "moved\n", ""), finish(p));
+    }
+    assertEquals("moved\n", Files.readString(elsewhere.resolve("out")));
+    assertEquals("restored\n", Files.readString(vol.resolve("out")));
+    // A restored process cannot gain a mount it did not have.
+    IOException added =
+        assertThrows(
+            IOException.class,
+            () ->
+                rt.restore(
+                    rt.snapshots().find(ImageSpec.parse("tools:1"), "with-volume"),
+                    SandboxOptions.builder()
+                        .volume(new SandboxOptions.Volume(elsewhere, "/other", false))
+                        .build(),
+                    true));
+    assertTrue(added.getMessage().contains("no volume at /other"), added.getMessage());
     rt.snapshots().remove(ImageSpec.parse("tools:1"), "with-volume");
     // gVisor cannot checkpoint a sandbox on the host's network; the error says so.
     try (Sandbox sb =
