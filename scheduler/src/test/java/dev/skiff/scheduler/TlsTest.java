@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.skiff.scheduler.client.ControlClient;
+import dev.skiff.scheduler.client.Tokens;
 import dev.skiff.scheduler.control.SchedulerServer;
-import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.state.LmdbControlState;
 import io.grpc.StatusRuntimeException;
 import java.net.InetSocketAddress;

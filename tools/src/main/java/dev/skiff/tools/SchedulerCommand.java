@@ -1,7 +1,7 @@
 package dev.skiff.tools;
 
+import dev.skiff.scheduler.client.TokenFile;
 import dev.skiff.scheduler.control.SchedulerServer;
-import dev.skiff.scheduler.control.TokenFile;
 import dev.skiff.scheduler.state.ControlState;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;

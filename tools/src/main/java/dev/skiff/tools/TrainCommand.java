@@ -90,7 +90,7 @@ final class TrainCommand implements Callable<Integer> {
    * serve use them: a deploy, a call that waits for a worker that never comes, a map, the lists.
    */
   private static void trainControlPlane(Path work) {
-    String token = dev.skiff.scheduler.control.Tokens.generate();
+    String token = dev.skiff.scheduler.client.Tokens.generate();
     try (var state = dev.skiff.scheduler.state.LmdbControlState.open(work.resolve("control"));
         var server =
             dev.skiff.scheduler.control.SchedulerServer.start(

@@ -3,7 +3,7 @@ package dev.skiff.tools;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.scheduler.client.ControlClient;
-import dev.skiff.scheduler.control.TokenFile;
+import dev.skiff.scheduler.client.TokenFile;
 import dev.skiff.scheduler.worker.Worker;
 import io.grpc.ManagedChannel;
 import java.nio.file.Files;

@@ -1,6 +1,7 @@
 package dev.skiff.scheduler.control;
 
 import com.google.protobuf.ByteString;
+import dev.skiff.scheduler.client.Tokens;
 import dev.skiff.scheduler.proto.Assignment;
 import dev.skiff.scheduler.proto.CodeRequest;
 import dev.skiff.scheduler.proto.CodeResponse;

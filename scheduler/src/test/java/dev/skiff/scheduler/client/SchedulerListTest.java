@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.skiff.scheduler.control.SchedulerServer;
-import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.proto.FunctionInfo;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.state.LmdbControlState;

@@ -1,4 +1,4 @@
-package dev.skiff.scheduler.control;
+package dev.skiff.scheduler.client;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;

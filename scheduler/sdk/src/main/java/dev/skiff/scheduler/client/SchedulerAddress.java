@@ -1,7 +1,6 @@
 package dev.skiff.scheduler.client;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.skiff.scheduler.control.TokenFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -3,7 +3,6 @@ package dev.skiff.scheduler.client;
 import com.google.protobuf.ByteString;
 import dev.skiff.scheduler.CodeBundle;
 import dev.skiff.scheduler.Payloads;
-import dev.skiff.scheduler.control.Tokens;
 import dev.skiff.scheduler.proto.CallInfo;
 import dev.skiff.scheduler.proto.CallRequest;
 import dev.skiff.scheduler.proto.CancelRequest;

@@ -1,4 +1,4 @@
-package dev.skiff.scheduler.control;
+package dev.skiff.scheduler.client;
 
 import io.grpc.CallCredentials;
 import io.grpc.Metadata;
