@@ -246,7 +246,7 @@ public final class PlatformBench {
     // baseline: the runner of a warm container, called straight
     double[] direct = new double[calls];
     FunctionContainer.Spec spec =
-        new FunctionContainer.Spec(
+        FunctionContainer.Spec.python(
             ImageSpec.parse("py:1"),
             "/usr/bin/python3",
             "handlers:echo",

@@ -74,14 +74,7 @@ public final class ImageStore implements AutoCloseable {
    * ~/.local/share/skiff}.
    */
   public static Path defaultHome() {
-    String env = System.getenv("SKIFF_HOME");
-    if (env != null && !env.isBlank()) {
-      return Path.of(env);
-    }
-    if ("root".equals(System.getProperty("user.name"))) {
-      return Path.of("/var/lib/skiff");
-    }
-    return Path.of(System.getProperty("user.home"), ".local", "share", "skiff");
+    return dev.skiff.api.SkiffHome.defaultHome();
   }
 
   /** Opens a home, creating it with {@code creation} settings if it does not exist. */

@@ -440,6 +440,8 @@ class ControlPlaneTest {
   void aRedeployMakesANewVersionAndTheOldContainersDrain() throws Exception {
     deploy(fn("versions", "handlers:square"));
     assertEquals("4", client.call("test/versions", args("[2]"), null).getOutputJson());
+    // the same spec again is no new version
+    assertEquals(1, deploy(fn("versions", "handlers:square")).getFunction().getVersion());
     DeployResponse v2 = deploy(fn("versions", "handlers:env"));
     assertEquals(2, v2.getFunction().getVersion());
     assertEquals("null", client.call("test/versions", args("[\"NOPE\"]"), null).getOutputJson());

@@ -112,7 +112,7 @@ class FunctionContainerTest {
   }
 
   private FunctionContainer.Spec spec(String handler, int concurrency, SandboxOptions o) {
-    return new FunctionContainer.Spec(
+    return FunctionContainer.Spec.python(
         ImageSpec.parse("py:1"), "/usr/bin/python3", handler, code, concurrency, o);
   }
 

@@ -136,7 +136,7 @@ class SnapshotAcrossHostsTest {
   }
 
   private static FunctionContainer.Spec spec(ImageSpec image, Path code) {
-    return new FunctionContainer.Spec(
+    return FunctionContainer.Spec.python(
         image, "/usr/bin/python3", "handlers:square", code, 1, SandboxOptions.defaults());
   }
 

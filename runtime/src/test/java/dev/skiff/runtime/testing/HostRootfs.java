@@ -20,6 +20,7 @@ public final class HostRootfs {
   private static final Pattern LIB = Pattern.compile("(/\\S+)");
   private final List<String> binaries = new ArrayList<>();
   private final List<String> trees = new ArrayList<>();
+  private String jvmAt;
 
   /** The shell tools the runtime tests use. */
   public static HostRootfs tools() {
@@ -56,25 +57,40 @@ public final class HostRootfs {
     return this;
   }
 
+  /**
+   * A JVM at {@code dir} (say {@code /opt/java}): a run-time image linked by the JDK running this
+   * test (java.base, logging, SQL, XML; a CDS archive for quick starts), with the host libraries it
+   * loads.
+   */
+  public HostRootfs jvm(String dir) {
+    jvmAt = dir;
+    return this;
+  }
+
   public Path build(Path root) throws IOException, InterruptedException {
+    if (jvmAt != null) {
+      Path into = root.resolve(jvmAt.substring(1));
+      Files.createDirectories(into.getParent());
+      run(
+          Path.of(System.getProperty("java.home"), "bin", "jlink").toString(),
+          "--add-modules",
+          "java.base,java.logging,java.sql,java.xml,jdk.unsupported",
+          "--strip-debug",
+          "--no-header-files",
+          "--no-man-pages",
+          "--generate-cds-archive",
+          "--output",
+          into.toString());
+      for (String b : List.of("bin/java", "lib/server/libjvm.so")) {
+        copyLibraries(into.resolve(b), root);
+      }
+    }
     for (String d : List.of("etc", "tmp", "proc", "dev", "sys", "root", "home/app")) {
       Files.createDirectories(root.resolve(d));
     }
     for (String b : binaries) {
       copy(Path.of(b), root);
-      Process ldd =
-          new ProcessBuilder("ldd", Path.of(b).toRealPath().toString())
-              .redirectErrorStream(true)
-              .start();
-      String out = new String(ldd.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      ldd.waitFor();
-      Matcher m = LIB.matcher(out);
-      while (m.find()) {
-        Path lib = Path.of(m.group(1));
-        if (Files.exists(lib)) {
-          copy(lib, root);
-        }
-      }
+      copyLibraries(Path.of(b), root);
     }
     for (String t : trees) {
       Path dst = root.resolve(t.substring(1));
@@ -86,6 +102,22 @@ public final class HostRootfs {
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
     Files.writeString(root.resolve("etc/group"), "root:x:0:\napp:x:1000:\n");
     return root;
+  }
+
+  /** Copies the host libraries {@code binary} loads (as ldd lists them) into {@code root}. */
+  private static void copyLibraries(Path binary, Path root)
+      throws IOException, InterruptedException {
+    Process ldd =
+        new ProcessBuilder("ldd", binary.toRealPath().toString()).redirectErrorStream(true).start();
+    String out = new String(ldd.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    ldd.waitFor();
+    Matcher m = LIB.matcher(out);
+    while (m.find()) {
+      Path lib = Path.of(m.group(1));
+      if (Files.exists(lib) && !lib.startsWith(root)) {
+        copy(lib, root);
+      }
+    }
   }
 
   private static void copy(Path file, Path root) throws IOException {

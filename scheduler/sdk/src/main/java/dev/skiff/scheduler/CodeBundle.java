@@ -118,6 +118,31 @@ public final class CodeBundle {
   }
 
   /**
+   * Checks that {@code jar} is a zip of at most {@link #MAX_BYTES} with at least one entry, and
+   * returns its digest. A jar is never unpacked: the JVM in the container reads it.
+   *
+   * @throws IllegalArgumentException saying what is wrong
+   */
+  public static String checkJar(byte[] jar) {
+    if (jar.length > MAX_BYTES) {
+      throw new IllegalArgumentException(
+          "a jar of "
+              + (jar.length >> 20)
+              + " MiB is over the "
+              + (MAX_BYTES >> 20)
+              + " MiB allowed");
+    }
+    try (ZipInputStream zip = new ZipInputStream(new ByteArrayInputStream(jar))) {
+      if (zip.getNextEntry() == null) {
+        throw new IllegalArgumentException("not a jar: it is not a zip, or holds nothing");
+      }
+    } catch (IOException e) {
+      throw new IllegalArgumentException("not a jar: " + e.getMessage());
+    }
+    return digest(jar);
+  }
+
+  /**
    * Unpacks a bundle into {@code dir} (which must not exist), through a temporary directory next to
    * it, so a half-unpacked bundle is never seen.
    */

@@ -6,6 +6,8 @@ import dev.skiff.scheduler.proto.CallRequest;
 import dev.skiff.scheduler.proto.CallsResponse;
 import dev.skiff.scheduler.proto.CancelRequest;
 import dev.skiff.scheduler.proto.CancelResponse;
+import dev.skiff.scheduler.proto.CodeDigests;
+import dev.skiff.scheduler.proto.CodeUpload;
 import dev.skiff.scheduler.proto.ContainersResponse;
 import dev.skiff.scheduler.proto.ControlGrpc;
 import dev.skiff.scheduler.proto.DeployRequest;
@@ -26,6 +28,8 @@ import dev.skiff.scheduler.proto.SecretRequest;
 import dev.skiff.scheduler.proto.SecretsResponse;
 import dev.skiff.scheduler.proto.SpawnRequest;
 import dev.skiff.scheduler.proto.SpawnResponse;
+import dev.skiff.scheduler.proto.StopAppRequest;
+import dev.skiff.scheduler.proto.StopAppResponse;
 import dev.skiff.scheduler.proto.WorkersResponse;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -118,6 +122,33 @@ final class ControlService extends ControlGrpc.ControlImplBase {
               }
               answer(out, () -> r != null ? r : scheduler.peek(callId));
             });
+  }
+
+  @Override
+  public void missingCode(CodeDigests req, StreamObserver<CodeDigests> out) {
+    answer(
+        out,
+        () ->
+            CodeDigests.newBuilder()
+                .addAllDigests(scheduler.missingCode(req.getDigestsList()))
+                .build());
+  }
+
+  @Override
+  public void putCode(CodeUpload req, StreamObserver<CodeDigests> out) {
+    answer(
+        out,
+        () ->
+            CodeDigests.newBuilder()
+                .addDigests(scheduler.putCode(req.getJar().toByteArray()))
+                .build());
+  }
+
+  @Override
+  public void stopApp(StopAppRequest req, StreamObserver<StopAppResponse> out) {
+    answer(
+        out,
+        () -> StopAppResponse.newBuilder().addAllStopped(scheduler.stopApp(req.getApp())).build());
   }
 
   @Override
@@ -330,7 +361,9 @@ final class ControlService extends ControlGrpc.ControlImplBase {
     LogHub.Subscription sub;
     try {
       if (!req.getFollow()) {
-        scheduler.logs(fn, call).forEach(out::onNext);
+        scheduler.logs(fn, call).stream()
+            .filter(l -> l.getTimeMs() >= req.getSinceMs())
+            .forEach(out::onNext);
         out.onCompleted();
         return;
       }
@@ -339,6 +372,9 @@ final class ControlService extends ControlGrpc.ControlImplBase {
               fn,
               call,
               line -> {
+                if (line.getTimeMs() < req.getSinceMs()) {
+                  return;
+                }
                 synchronized (lock) {
                   if (!s.isCancelled()) {
                     s.onNext(line);

@@ -94,6 +94,10 @@ public final class Scheduler implements AutoCloseable {
   private static final Pattern NAME = Pattern.compile("[a-z0-9][a-z0-9_-]{0,62}");
   private static final Pattern HANDLER =
       Pattern.compile("[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*");
+  private static final Pattern JAVA_HANDLER =
+      Pattern.compile(
+          "[A-Za-z_$][A-Za-z0-9_$]*(\\.[A-Za-z_$][A-Za-z0-9_$]*)*(::|#)[A-Za-z_$][A-Za-z0-9_$]*");
+  private static final Pattern CODE_DIGEST = Pattern.compile("sha256:[0-9a-f]{64}");
   private static final Pattern ENV_NAME = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
 
   /** How many attempts of a call the platform may lose before the call fails as INTERNAL. */
@@ -364,13 +368,41 @@ public final class Scheduler implements AutoCloseable {
               + "': want APP/NAME of lower-case letters, digits, '-' and '_'");
     }
     ImageSpec.parse(spec.getImage());
-    if (!spec.getLanguage().equals("python")) {
-      throw new IllegalArgumentException(
-          "unknown language '" + spec.getLanguage() + "': want python");
+    switch (spec.getLanguage()) {
+      case "python" -> {
+        if (!HANDLER.matcher(spec.getHandler()).matches()) {
+          throw new IllegalArgumentException(
+              "bad handler '" + spec.getHandler() + "': want module:function");
+        }
+        if (spec.getClasspathCount() > 0) {
+          throw new IllegalArgumentException("a class path is for Java functions only");
+        }
+      }
+      case "java" -> {
+        if (!JAVA_HANDLER.matcher(spec.getHandler()).matches()) {
+          throw new IllegalArgumentException(
+              "bad handler '"
+                  + spec.getHandler()
+                  + "': want CLASS::METHOD (static) or CLASS#METHOD (on an instance)");
+        }
+        if (code.length > 0) {
+          throw new IllegalArgumentException(
+              "a Java function's code travels as its class path (PutCode), not as a bundle");
+        }
+        List<String> missing = missingCode(spec.getClasspathList());
+        if (!missing.isEmpty()) {
+          throw new IllegalArgumentException(
+              "the class path names code this scheduler does not have (upload it with PutCode"
+                  + " first): "
+                  + String.join(", ", missing));
+        }
+      }
+      default ->
+          throw new IllegalArgumentException(
+              "unknown language '" + spec.getLanguage() + "': want python or java");
     }
-    if (!HANDLER.matcher(spec.getHandler()).matches()) {
-      throw new IllegalArgumentException(
-          "bad handler '" + spec.getHandler() + "': want module:function");
+    if (spec.getStopped()) {
+      throw new IllegalArgumentException("a function is deployed running; StopApp stops it");
     }
     var r = spec.getResources();
     if (r.getCpus() < 0 || r.getMemoryBytes() < 0) {
@@ -409,7 +441,19 @@ public final class Scheduler implements AutoCloseable {
       state.putBlob(digest, code);
       b.setCodeDigest(digest);
     }
-    Function f = state.deploy(b.build(), now());
+    FunctionSpec wanted = b.build();
+    synchronized (this) {
+      Function same = latest.get(wanted.getApp() + "/" + wanted.getName());
+      if (same != null && same.getSpec().equals(wanted)) {
+        // the same function again (a program deploying on every start): no new version, so its
+        // warm containers serve on
+        return DeployResponse.newBuilder()
+            .setFunction(same)
+            .setWarning(neverFits(same).orElse(""))
+            .build();
+      }
+    }
+    Function f = state.deploy(wanted, now());
     synchronized (this) {
       latest.put(f.getId(), f);
       queue(f);
@@ -427,6 +471,53 @@ public final class Scheduler implements AutoCloseable {
           .asRuntimeException();
     }
     return f;
+  }
+
+  /** Of {@code digests}, those of code this scheduler does not have (a bad digest is an error). */
+  public List<String> missingCode(List<String> digests) throws IOException {
+    List<String> missing = new ArrayList<>();
+    for (String d : digests) {
+      if (!CODE_DIGEST.matcher(d).matches()) {
+        throw new IllegalArgumentException("bad code digest '" + d + "': want sha256:HEX");
+      }
+      if (!state.hasBlob(d)) {
+        missing.add(d);
+      }
+    }
+    return missing;
+  }
+
+  /** Stores a jar of a Java class path; returns its digest. */
+  public String putCode(byte[] jar) throws IOException {
+    String digest = CodeBundle.checkJar(jar);
+    state.putBlob(digest, jar);
+    return digest;
+  }
+
+  /**
+   * Stops every running function of {@code app}: each gets a new, stopped version, which refuses
+   * calls and wants no containers, so the old version's containers drain as after a redeploy.
+   * Returns the ids of the functions stopped.
+   */
+  public List<String> stopApp(String app) throws IOException {
+    List<Function> running;
+    synchronized (this) {
+      running =
+          latest.values().stream()
+              .filter(f -> f.getSpec().getApp().equals(app) && !f.getSpec().getStopped())
+              .toList();
+    }
+    List<String> stopped = new ArrayList<>();
+    for (Function f : running) {
+      Function s = state.deploy(f.getSpec().toBuilder().setStopped(true).build(), now());
+      synchronized (this) {
+        latest.put(s.getId(), s);
+        queue(s);
+        pump();
+      }
+      stopped.add(s.getId());
+    }
+    return stopped;
   }
 
   /** A code bundle by digest, or empty. */
@@ -464,6 +555,14 @@ public final class Scheduler implements AutoCloseable {
    */
   public List<String> submit(String functionId, List<Input> inputs) throws IOException {
     Function f = function(functionId);
+    if (f.getSpec().getStopped()) {
+      throw io.grpc.Status.FAILED_PRECONDITION
+          .withDescription(
+              "function "
+                  + functionId
+                  + " was stopped (the run of its app ended); deploy it again to call it")
+          .asRuntimeException();
+    }
     for (Input in : inputs) {
       check(in);
     }
@@ -693,6 +792,9 @@ public final class Scheduler implements AutoCloseable {
       // longer to work off than a container takes to start: more would not finish sooner.
       double seconds = demand * (q.meanMicros + CALL_OVERHEAD_MICROS) / 1e6 / slots;
       need = Math.min(need, Math.max(1, (int) Math.ceil(seconds / (q.startMillis / 1000.0))));
+    }
+    if (q.fn.getSpec().getStopped()) {
+      return 0;
     }
     int wanted = need;
     if (isLatest(q.fn)) {

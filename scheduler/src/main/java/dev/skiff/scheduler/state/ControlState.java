@@ -69,6 +69,9 @@ public interface ControlState extends AutoCloseable {
   /** A blob by digest, or empty. */
   Optional<byte[]> blob(String digest) throws IOException;
 
+  /** Whether a blob is stored, without reading it. */
+  boolean hasBlob(String digest) throws IOException;
+
   /**
    * Creates or replaces a secret: named values that reach the containers of functions naming it.
    */

@@ -267,6 +267,13 @@ public final class LmdbControlState implements ControlState {
   }
 
   @Override
+  public boolean hasBlob(String digest) throws IOException {
+    try (Txn<ByteBuffer> txn = env.txnRead()) {
+      return blobs.get(txn, direct(digest.getBytes(UTF_8))) != null;
+    }
+  }
+
+  @Override
   public Optional<byte[]> blob(String digest) throws IOException {
     try (Txn<ByteBuffer> txn = env.txnRead()) {
       ByteBuffer v = blobs.get(txn, direct(digest.getBytes(UTF_8)));

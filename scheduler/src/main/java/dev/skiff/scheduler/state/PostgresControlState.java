@@ -470,6 +470,20 @@ public final class PostgresControlState implements ControlState {
   }
 
   @Override
+  public boolean hasBlob(String digest) throws IOException {
+    return withTransaction(
+        c -> {
+          try (PreparedStatement q =
+              c.prepareStatement("SELECT 1 FROM skiff_blobs WHERE digest = ?")) {
+            q.setString(1, digest);
+            try (ResultSet rs = q.executeQuery()) {
+              return rs.next();
+            }
+          }
+        });
+  }
+
+  @Override
   public Optional<byte[]> blob(String digest) throws IOException {
     return withTransaction(
         c -> {

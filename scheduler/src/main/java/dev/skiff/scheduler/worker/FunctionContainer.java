@@ -8,6 +8,7 @@ import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxProcess;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.Snapshot;
+import dev.skiff.scheduler.runner.JavaRunnerJars;
 import dev.skiff.scheduler.runner.Outcome;
 import dev.skiff.scheduler.runner.PythonRunner;
 import dev.skiff.scheduler.runner.RunnerChannel;
@@ -72,13 +73,16 @@ public final class FunctionContainer implements AutoCloseable {
   }
 
   /**
-   * What to start: a Python handler ({@code module:function}) on an image, with its code directory
-   * (null when the handler is in the image), how many calls may run at once, and the sandbox's
+   * What to start: a handler in {@code language} ("python": {@code module:function}; "java": {@code
+   * CLASS::METHOD} or {@code CLASS#METHOD}) run by {@code interpreter} (python3, java: a path or a
+   * name on the image's PATH) on an image, with its code directory (null when the handler is in the
+   * image; for Java, the class path's jars), how many calls may run at once, and the sandbox's
    * options (resources, env, user).
    */
   public record Spec(
       ImageSpec image,
-      String python,
+      String language,
+      String interpreter,
       String handler,
       Path codeDir,
       int concurrency,
@@ -87,6 +91,20 @@ public final class FunctionContainer implements AutoCloseable {
       if (concurrency < 1) {
         throw new IllegalArgumentException("concurrency must be at least 1");
       }
+      if (!language.equals("python") && !language.equals("java")) {
+        throw new IllegalArgumentException("unknown language " + language);
+      }
+    }
+
+    /** A Python function's container. */
+    public static Spec python(
+        ImageSpec image,
+        String python,
+        String handler,
+        Path codeDir,
+        int concurrency,
+        SandboxOptions options) {
+      return new Spec(image, "python", python, handler, codeDir, concurrency, options);
     }
 
     /** The sandbox's options with the runner's volumes, and no entrypoint of the image's. */
@@ -97,7 +115,9 @@ public final class FunctionContainer implements AutoCloseable {
     }
 
     List<String> command() {
-      return PythonRunner.command(python, handler, codeDir != null, concurrency);
+      return language.equals("java")
+          ? JavaRunnerJars.command(interpreter, handler, codeDir != null, concurrency)
+          : PythonRunner.command(interpreter, handler, codeDir != null, concurrency);
     }
   }
 
@@ -221,7 +241,7 @@ public final class FunctionContainer implements AutoCloseable {
               + " ("
               + status.map(ExitStatus::toString).orElse("still running")
               + "): is "
-              + spec.python()
+              + spec.interpreter()
               + " in the image?",
           e);
     }

@@ -33,6 +33,7 @@ import dev.skiff.scheduler.proto.StartContainer;
 import dev.skiff.scheduler.proto.Status;
 import dev.skiff.scheduler.proto.WorkerMessage;
 import dev.skiff.scheduler.proto.WorkersGrpc;
+import dev.skiff.scheduler.runner.JavaRunnerJars;
 import dev.skiff.scheduler.runner.Outcome;
 import dev.skiff.scheduler.runner.PythonRunner;
 import io.grpc.ManagedChannel;
@@ -41,6 +42,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
@@ -105,6 +107,8 @@ public final class Worker implements AutoCloseable {
   private final String token;
   private final Options options;
   private final Path runnerDir;
+  // of every runner file: a snapshot holds a runner, so a new runner makes new snapshots
+  private final byte[] runnerDigest;
   private final Path codeDir;
   private final ExecutorService starts;
   // large inputs and outputs move to and from the payload store here, off the threads of calls
@@ -142,6 +146,8 @@ public final class Worker implements AutoCloseable {
     this.token = token;
     this.options = options;
     this.runnerDir = PythonRunner.install(options.dir().resolve("runner"));
+    JavaRunnerJars.install(runnerDir);
+    this.runnerDigest = digestOf(runnerDir);
     this.codeDir = Files.createDirectories(options.dir().resolve("code"));
     this.starts =
         Executors.newFixedThreadPool(
@@ -375,17 +381,108 @@ public final class Worker implements AutoCloseable {
           "NVIDIA_VISIBLE_DEVICES="
               + String.join(",", s.getGpuIndexesList().stream().map(String::valueOf).toList()));
     }
-    Path code = fs.getCodeDigest().isEmpty() ? null : code(fs.getCodeDigest());
-    if (code != null) {
-      o.workdir(PythonRunner.CODE);
+    boolean java = fs.getLanguage().equals("java");
+    Path code;
+    if (java) {
+      code = fs.getClasspathCount() == 0 ? null : classpath(fs.getClasspathList());
+    } else {
+      code = fs.getCodeDigest().isEmpty() ? null : code(fs.getCodeDigest());
+      if (code != null) {
+        o.workdir(PythonRunner.CODE);
+      }
     }
+    String interpreter =
+        !fs.getInterpreter().isEmpty() ? fs.getInterpreter() : java ? "java" : options.python();
     return new FunctionContainer.Spec(
         ImageSpec.parse(fs.getImage()),
-        options.python(),
+        java ? "java" : "python",
+        interpreter,
         fs.getHandler(),
         code,
         Math.max(1, fs.getConcurrency()),
         o.build());
+  }
+
+  /**
+   * A Java function's class path as a directory of its jars, named in order ({@code 000.jar}, ...):
+   * links to the jars kept by digest, each fetched from the scheduler the first time. The directory
+   * is named by the list's digest, so every container of the same class path shares it.
+   */
+  private Path classpath(List<String> digests) throws IOException {
+    String key = CodeBundle.digest(String.join("\n", digests).getBytes(StandardCharsets.UTF_8));
+    Path dir = codeDir.resolve("classpath").resolve(key.substring(key.indexOf(':') + 1));
+    if (Files.isDirectory(dir)) {
+      return dir;
+    }
+    List<Path> jars = new ArrayList<>();
+    for (String d : digests) {
+      jars.add(jar(d));
+    }
+    Files.createDirectories(dir.getParent());
+    Path tmp = Files.createTempDirectory(dir.getParent(), ".classpath-");
+    try {
+      for (int i = 0; i < jars.size(); i++) {
+        Files.createLink(tmp.resolve(String.format("%03d.jar", i)), jars.get(i));
+      }
+      try {
+        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+      } catch (java.nio.file.FileAlreadyExistsException
+          | java.nio.file.DirectoryNotEmptyException raced) {
+        // another start made the same directory first: the same links
+      }
+    } finally {
+      if (Files.exists(tmp)) {
+        try (var files = Files.list(tmp)) {
+          for (Path f : files.toList()) {
+            Files.delete(f);
+          }
+        }
+        Files.delete(tmp);
+      }
+    }
+    return dir;
+  }
+
+  /** Jar {@code digest} of a class path, fetched from the scheduler the first time. */
+  private Path jar(String digest) throws IOException {
+    String hex = digest.substring(digest.indexOf(':') + 1);
+    if (!hex.matches("[0-9a-f]{64}")) {
+      throw new IOException("bad code digest " + digest);
+    }
+    Path file = codeDir.resolve("jars").resolve(hex + ".jar");
+    if (Files.isRegularFile(file)) {
+      return file;
+    }
+    byte[] bytes = fetchCode(digest);
+    Files.createDirectories(file.getParent());
+    Path tmp = Files.createTempFile(file.getParent(), ".jar-", ".tmp");
+    try {
+      Files.write(tmp, bytes);
+      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+    return file;
+  }
+
+  /** Code blob {@code digest} from the scheduler, checked against its digest. */
+  private byte[] fetchCode(String digest) throws IOException {
+    try {
+      byte[] bytes =
+          WorkersGrpc.newBlockingStub(channel)
+              .withCallCredentials(Tokens.bearer(token))
+              .withDeadlineAfter(60, TimeUnit.SECONDS)
+              .withMaxInboundMessageSize(80 << 20)
+              .fetchCode(CodeRequest.newBuilder().setDigest(digest).build())
+              .getZip()
+              .toByteArray();
+      if (!CodeBundle.digest(bytes).equals(digest)) {
+        throw new IOException("the code fetched for " + digest + " has another digest");
+      }
+      return bytes;
+    } catch (io.grpc.StatusRuntimeException e) {
+      throw new IOException("fetching code " + digest + ": " + e.getStatus().getDescription(), e);
+    }
   }
 
   /** The unpacked code bundle {@code digest}, fetched from the scheduler the first time. */
@@ -402,17 +499,7 @@ public final class Worker implements AutoCloseable {
     CompletableFuture<Path> f = code.putIfAbsent(digest, mine);
     if (f == null) {
       try {
-        byte[] zip =
-            WorkersGrpc.newBlockingStub(channel)
-                .withCallCredentials(Tokens.bearer(token))
-                .withDeadlineAfter(60, TimeUnit.SECONDS)
-                .withMaxInboundMessageSize(80 << 20)
-                .fetchCode(CodeRequest.newBuilder().setDigest(digest).build())
-                .getZip()
-                .toByteArray();
-        if (!CodeBundle.digest(zip).equals(digest)) {
-          throw new IOException("the code bundle fetched for " + digest + " has another digest");
-        }
+        byte[] zip = fetchCode(digest);
         if (!Files.isDirectory(dir)) {
           CodeBundle.unpack(zip, dir);
         }
@@ -493,13 +580,28 @@ public final class Worker implements AutoCloseable {
       md.update(s.getFunction().getSpec().toByteArray());
       md.update(
           String.join("\0", spec.sandboxOptions(runnerDir).env()).getBytes(StandardCharsets.UTF_8));
-      md.update(Files.readAllBytes(runnerDir.resolve("skiff_runner.py")));
+      md.update(runnerDigest);
       String fn = s.getFunction().getId().replace('/', '.');
       return ("fn." + fn).substring(0, Math.min(40, 3 + fn.length()))
           + ".v"
           + s.getFunction().getVersion()
           + "."
           + HexFormat.of().formatHex(md.digest()).substring(0, 12);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static byte[] digestOf(Path dir) throws IOException {
+    try {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      try (var files = Files.walk(dir)) {
+        for (Path f : files.filter(Files::isRegularFile).sorted().toList()) {
+          md.update(dir.relativize(f).toString().getBytes(StandardCharsets.UTF_8));
+          md.update(Files.readAllBytes(f));
+        }
+      }
+      return md.digest();
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }

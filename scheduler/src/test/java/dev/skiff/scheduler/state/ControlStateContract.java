@@ -1,6 +1,7 @@
 package dev.skiff.scheduler.state;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -214,6 +215,8 @@ public abstract class ControlStateContract {
     try (ControlState again = s) {
       assertTrue(java.util.Arrays.equals(zip, again.blob("sha256:ab").orElseThrow()));
       assertTrue(again.blob("sha256:cd").isEmpty());
+      assertTrue(again.hasBlob("sha256:ab"));
+      assertFalse(again.hasBlob("sha256:cd"));
       assertEquals(
           java.util.Map.of("USER", "u", "PASSWORD", "p w"), again.secret("db").orElseThrow());
       assertEquals(java.util.Map.of("KEY", "k2"), again.secret("api").orElseThrow());

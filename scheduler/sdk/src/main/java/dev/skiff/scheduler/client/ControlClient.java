@@ -98,6 +98,18 @@ public final class ControlClient implements AutoCloseable {
     return channel;
   }
 
+  /** The blocking stub with this client's token, for calls this class does not wrap. */
+  public ControlGrpc.ControlBlockingStub stub() {
+    return blocking;
+  }
+
+  /** Stops every function of {@code app}; returns their ids. */
+  public List<String> stopApp(String app) {
+    return blocking
+        .stopApp(dev.skiff.scheduler.proto.StopAppRequest.newBuilder().setApp(app).build())
+        .getStoppedList();
+  }
+
   /** Deploys a function with the code in {@code codeDir} (null: none). */
   public DeployResponse deploy(FunctionSpec spec, Path codeDir) throws IOException {
     DeployRequest.Builder b = DeployRequest.newBuilder().setSpec(spec);
@@ -278,6 +290,12 @@ public final class ControlClient implements AutoCloseable {
 
   /** A function's or a call's log lines; with {@code follow}, returns once the stream ends. */
   public void logs(String functionId, String callId, boolean follow, Consumer<LogLine> to) {
+    logs(functionId, callId, follow, 0, to);
+  }
+
+  /** As {@link #logs(String, String, boolean, Consumer)}, only lines from {@code sinceMs} on. */
+  public void logs(
+      String functionId, String callId, boolean follow, long sinceMs, Consumer<LogLine> to) {
     Iterator<LogLine> it =
         blocking
             .withDeadline(null)
@@ -286,6 +304,7 @@ public final class ControlClient implements AutoCloseable {
                     .setFunctionId(functionId == null ? "" : functionId)
                     .setCallId(callId == null ? "" : callId)
                     .setFollow(follow)
+                    .setSinceMs(sinceMs)
                     .build());
     it.forEachRemaining(to);
   }

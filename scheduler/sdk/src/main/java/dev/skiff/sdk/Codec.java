@@ -1,0 +1,80 @@
+package dev.skiff.sdk;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JavaType;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.skiff.scheduler.client.ControlClient;
+import dev.skiff.scheduler.proto.Input;
+import dev.skiff.scheduler.proto.Result;
+import java.lang.reflect.Type;
+import java.util.concurrent.CancellationException;
+
+/**
+ * Inputs and results as they travel: JSON through Jackson (objects, records, collections,
+ * primitives; {@code byte[]} as base64), readable by a Python handler or caller as plain JSON. An
+ * input is the handler's one positional argument.
+ */
+final class Codec {
+  static final ObjectMapper JSON =
+      new ObjectMapper()
+          .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false)
+          .configure(SerializationFeature.FAIL_ON_EMPTY_BEANS, true);
+
+  private Codec() {}
+
+  static JavaType type(Type t) {
+    return JSON.getTypeFactory().constructType(t);
+  }
+
+  /** An input as it is sent to {@code function}; a value Jackson cannot write fails here. */
+  static Input input(Object value, String function) {
+    try {
+      return ControlClient.input("[" + JSON.writeValueAsString(value) + "]", "");
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException(
+          "cannot send a "
+              + (value == null ? "null" : value.getClass().getName())
+              + " to "
+              + function
+              + ": Jackson cannot write it as JSON ("
+              + e.getOriginalMessage()
+              + "); give it properties (a record, getters) or send a type that has them",
+          e);
+    }
+  }
+
+  /**
+   * The value a finished call returned, or the exception it ended with.
+   *
+   * @throws IllegalStateException for a call that has not finished
+   */
+  @SuppressWarnings("unchecked")
+  static <O> O outcome(Result r, JavaType type, String function) {
+    String call = r.getCallId().isEmpty() ? function : function + " (call " + r.getCallId() + ")";
+    var f = r.getFailure();
+    return switch (r.getStatus()) {
+      case SUCCESS -> {
+        if (type.hasRawClass(Void.class) || type.hasRawClass(void.class)) {
+          yield null;
+        }
+        try {
+          yield (O) JSON.readValue(r.getOutputJson(), type);
+        } catch (JsonProcessingException e) {
+          throw new IllegalStateException(
+              call + " returned JSON that is not a " + type + ": " + e.getOriginalMessage(), e);
+        }
+      }
+      case HANDLER_ERROR ->
+          throw new RemoteException(f.getType(), f.getMessage(), f.getTraceback());
+      case TIMEOUT -> throw new FunctionTimeoutException(call + ": " + f.getMessage());
+      case OUT_OF_MEMORY -> throw new OutOfMemoryException(call + ": " + f.getMessage());
+      case CANCELLED -> throw new CancellationException(call + " was cancelled");
+      case INTERNAL ->
+          throw new InternalFailureException(call + ": " + f.getType() + ": " + f.getMessage());
+      default ->
+          throw new IllegalStateException(call + " has not finished (" + r.getStatus() + ")");
+    };
+  }
+}
