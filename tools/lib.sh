@@ -68,7 +68,7 @@ skiff_need_runsc() {
 skiff_build() {
   # Builds the reactor (no tests) when the CLI jar is missing or older than any source.
   local jar="$SKIFF_ROOT/tools/target/skiff.jar"
-  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name '*.proto' -o -name '*.py' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -path "$SKIFF_ROOT/examples" -o -name target \) -prune -o \( -name '*.java' -o -name '*.proto' -o -name '*.py' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
     return 0
   fi
   if [ ! -w "$SKIFF_ROOT/tools" ] || { [ -d "$SKIFF_ROOT/tools/target" ] && [ ! -w "$SKIFF_ROOT/tools/target" ]; }; then
@@ -84,7 +84,7 @@ skiff_build() {
   mkdir -p "$SKIFF_ROOT/tools/target"
   exec 9>"$SKIFF_ROOT/tools/target/.build-lock"
   flock 9
-  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -name target \) -prune -o \( -name '*.java' -o -name '*.proto' -o -name '*.py' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
+  if [ -f "$jar" ] && [ -z "$(find "$SKIFF_ROOT" \( -path "$SKIFF_ROOT/.git" -o -path "$SKIFF_ROOT/examples" -o -name target \) -prune -o \( -name '*.java' -o -name '*.proto' -o -name '*.py' -o -name pom.xml -o -name jvm.properties \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
     exec 9>&-
     return 0
   fi

@@ -113,8 +113,10 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
               "snapshot '" + snapshot.name() + "' belongs to an image, not " + image);
         }
         snapshot.checkRestorable(sb.imageDigest, runsc.version(), runsc.platform().flag());
+        SandboxOptions limits = snapshot.withLimits(o);
         Files.write(
-            sb.bundle.resolve("config.json"), snapshot.specFor(sb.root, readOnly, o.volumes()));
+            sb.bundle.resolve("config.json"),
+            snapshot.specFor(sb.root, readOnly, o.volumes(), limits, sb.cgroupsPath(limits)));
         sb.main =
             sb.start(
                 runsc.command(

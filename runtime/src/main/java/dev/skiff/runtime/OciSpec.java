@@ -214,6 +214,17 @@ final class OciSpec {
         ns.addObject().put("type", t);
       }
     }
+    limits(linux, o, cgroupsPath);
+    return json(spec);
+  }
+
+  /**
+   * Sets the spec's {@code linux} limits to the options' memory and CPU under {@code cgroupsPath},
+   * replacing any it had; null leaves them out (limits not applied).
+   */
+  static void limits(ObjectNode linux, SandboxOptions o, String cgroupsPath) {
+    linux.remove("cgroupsPath");
+    linux.remove("resources");
     if (cgroupsPath != null && (o.memoryBytes() > 0 || o.cpus() > 0)) {
       linux.put("cgroupsPath", cgroupsPath);
       ObjectNode res = linux.putObject("resources");
@@ -227,7 +238,6 @@ final class OciSpec {
             .put("period", period);
       }
     }
-    return json(spec);
   }
 
   static byte[] json(ObjectNode node) throws IOException {

@@ -91,6 +91,28 @@ public record Snapshot(
   }
 
   /** Whether the snapshot's sandbox had bind mounts (volumes, a warm init). */
+  /**
+   * {@code o} with the memory and CPU limits the snapshot's sandbox had where {@code o} sets none:
+   * a restore keeps them unless it is given its own.
+   */
+  SandboxOptions withLimits(SandboxOptions o) throws IOException {
+    if (o.memoryBytes() > 0 || o.cpus() > 0) {
+      return o;
+    }
+    var res = JSON.readTree(dir.resolve("config.json").toFile()).path("linux").path("resources");
+    long memory = res.path("memory").path("limit").asLong(0);
+    long quota = res.path("cpu").path("quota").asLong(0);
+    long period = res.path("cpu").path("period").asLong(0);
+    SandboxOptions.Builder b = o.toBuilder();
+    if (memory > 0) {
+      b.memory(memory);
+    }
+    if (quota > 0 && period > 0) {
+      b.cpus((double) quota / period);
+    }
+    return b.build();
+  }
+
   boolean hasBinds() throws IOException {
     for (var m : JSON.readTree(dir.resolve("config.json").toFile()).path("mounts")) {
       if (m.path("type").asText().equals("bind")) {
@@ -101,18 +123,27 @@ public record Snapshot(
   }
 
   /**
-   * The spec the snapshot ran with, its root moved to {@code rootfs} and its binds pointed at this
-   * host: a bind whose destination one of {@code volumes} names takes that volume's source (the
-   * restoring host's copy of the same content, say a function's code under another home), any other
-   * keeps the source the snapshot was taken with. Each read-only source is bound read-only again,
-   * in {@code binds}: the binds of the sandbox that took it went with that sandbox. The original
-   * source is the one the spec's annotation names (a snapshot taken before there were annotations
-   * named the source itself).
+   * The spec the snapshot ran with, its root moved to {@code rootfs}, its memory and CPU limits
+   * those of {@code limits} under this sandbox's own {@code cgroupsPath}, and its binds pointed at
+   * this host: a bind whose destination one of {@code volumes} names takes that volume's source
+   * (the restoring host's copy of the same content, say a function's code under another home), any
+   * other keeps the source the snapshot was taken with. Each read-only source is bound read-only
+   * again, in {@code binds}: the binds of the sandbox that took it went with that sandbox. The
+   * original source is the one the spec's annotation names (a snapshot taken before there were
+   * annotations named the source itself).
    */
-  byte[] specFor(Path rootfs, ReadOnlyBinds binds, List<SandboxOptions.Volume> volumes)
+  byte[] specFor(
+      Path rootfs,
+      ReadOnlyBinds binds,
+      List<SandboxOptions.Volume> volumes,
+      SandboxOptions limits,
+      String cgroupsPath)
       throws IOException {
     ObjectNode spec = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());
     ((ObjectNode) spec.path("root")).put("path", rootfs.toString());
+    if (spec.path("linux") instanceof ObjectNode linux) {
+      OciSpec.limits(linux, limits, cgroupsPath);
+    }
     Map<String, Path> here = new HashMap<>();
     for (SandboxOptions.Volume v : volumes) {
       here.put(v.target(), v.source());

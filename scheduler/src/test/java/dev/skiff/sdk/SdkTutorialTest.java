@@ -17,6 +17,7 @@ import dev.skiff.scheduler.control.SchedulerServer;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.state.LmdbControlState;
 import dev.skiff.scheduler.worker.Worker;
+import dev.skiff.sdk.tutorial.Env;
 import dev.skiff.sdk.tutorial.Failing;
 import dev.skiff.sdk.tutorial.Greeter;
 import dev.skiff.sdk.tutorial.Square;
@@ -131,6 +132,8 @@ class SdkTutorialTest {
             .timeout(Duration.ofSeconds(3))
             .concurrency(4)
             .build();
+    SkiffFunction<String, String> env =
+        app.function(Env::get).image(image).env("GREETING", "hello from the function").build();
     assertEquals("tutorial/greeter-greet", greet.id());
 
     // 2. Running the app ships this program's classes (only what the scheduler lacks) and deploys
@@ -155,6 +158,10 @@ class SdkTutorialTest {
       assertEquals("hello Dr. Ada", g.text());
       assertEquals("enter", g.warmedBy());
       assertEquals(g.number() + 1, greet.remote(new Greeter.Request("Alan", List.of())).number());
+
+      // The function's environment is the container's.
+      assertEquals("hello from the function", env.remote("GREETING"));
+      assertEquals("tutorial/env-get", env.remote("SKIFF_FUNCTION"));
 
       // 3. Failures a caller tells apart. The handler threw: its type, message, stack trace and
       //    causes, after the function's one retry.

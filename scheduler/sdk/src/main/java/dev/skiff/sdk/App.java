@@ -26,6 +26,9 @@ import java.util.regex.Pattern;
  */
 public final class App {
   private static final Pattern NAME = Pattern.compile("[a-z0-9][a-z0-9_-]{0,62}");
+  private static final java.util.concurrent.Executor BACKGROUND =
+      java.util.concurrent.Executors.newThreadPerTaskExecutor(
+          Thread.ofPlatform().daemon().name("skiff-deploy-", 0).factory());
 
   private final String name;
   private final List<SkiffFunction<?, ?>> functions = new ArrayList<>();
@@ -149,9 +152,20 @@ public final class App {
       throw new IllegalStateException(
           "app " + name + " has no functions: define one with function()");
     }
-    SkiffClient c = client();
     long start = System.nanoTime();
-    ClassPath cp = classPath != null ? ClassPath.of(classPath) : ClassPath.ofThisJvm();
+    // A fresh JVM spends most of a deploy loading classes: the class path is read and hashed, and
+    // the JSON codec readied for the first call, while this thread connects.
+    var shipping =
+        java.util.concurrent.CompletableFuture.supplyAsync(
+            () -> classPath != null ? ClassPath.of(classPath) : ClassPath.ofThisJvm(), BACKGROUND);
+    java.util.concurrent.CompletableFuture.runAsync(Codec::warmUp, BACKGROUND);
+    SkiffClient c = client();
+    ClassPath cp;
+    try {
+      cp = shipping.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      throw e.getCause() instanceof RuntimeException r ? r : e;
+    }
     long uploaded;
     try {
       uploaded = cp.upload(c.control().stub());

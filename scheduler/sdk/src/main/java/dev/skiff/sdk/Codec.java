@@ -24,6 +24,16 @@ final class Codec {
 
   private Codec() {}
 
+  /** Loads the codec's classes (a fresh JVM's first call would otherwise wait for them). */
+  static void warmUp() {
+    try {
+      JSON.readValue(
+          JSON.writeValueAsString(java.util.Map.of("warm", java.util.List.of(1))), Object.class);
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
   static JavaType type(Type t) {
     return JSON.getTypeFactory().constructType(t);
   }

@@ -21,6 +21,7 @@ public final class SkiffClient implements AutoCloseable {
   private SkiffClient(ControlClient control, String target) {
     this.control = control;
     this.target = target;
+    control.channel().getState(true); // connect now, not on the first call
   }
 
   /**

@@ -59,8 +59,9 @@ public final class JavaRunnerJars {
 
   /**
    * The runner's command line for {@code handler} ({@code CLASS::METHOD} or {@code CLASS#METHOD})
-   * on the JVM {@code java}, serving up to {@code concurrency} calls at once. The JVM's own log
-   * goes to stderr: stdout is the channel.
+   * on the JVM {@code java}, serving up to {@code concurrency} calls at once; {@code handler} "-"
+   * starts a warm runner that waits to be told its function (see {@link RunnerChannel#load}). The
+   * JVM's own log goes to stderr: stdout is the channel.
    */
   public static List<String> command(
       String java, String handler, boolean withCode, int concurrency) {
@@ -72,6 +73,10 @@ public final class JavaRunnerJars {
         java,
         "-Xlog:disable",
         "-Xlog:all=warning:stderr",
+        "-XX:-UsePerfData",
+        // a warm runner sets its function's environment through these
+        "--add-opens=java.base/java.lang=ALL-UNNAMED",
+        "--add-opens=java.base/java.util=ALL-UNNAMED",
         "-cp",
         String.join(":", cp),
         JavaRunner.class.getName(),

@@ -63,6 +63,28 @@ public final class RunnerChannel {
   }
 
   /**
+   * Tells a warm runner (restored from a snapshot of a JVM that waits for its function) which
+   * function to load, with the environment it runs in, then waits for it to load as {@link
+   * #awaitReady} does.
+   */
+  public Ready load(String handler, String codeDir, int concurrency, Map<String, String> env)
+      throws IOException {
+    var load = JSON.createObjectNode();
+    var l = load.putObject("load");
+    l.put("handler", handler).put("code", codeDir == null ? "" : codeDir);
+    l.put("concurrency", concurrency);
+    var e = l.putObject("env");
+    env.forEach(e::put);
+    byte[] body = JSON.writeValueAsBytes(load);
+    synchronized (toRunner) {
+      toRunner.writeInt(body.length);
+      toRunner.write(body);
+      toRunner.flush();
+    }
+    return awaitReady();
+  }
+
+  /**
    * Starts reading answers without a ready frame: for a runner restored from a snapshot, which said
    * it was ready before the snapshot was taken.
    */

@@ -19,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -210,6 +211,83 @@ public final class FunctionContainer implements AutoCloseable {
       sb.close();
       throw e;
     }
+  }
+
+  /**
+   * Starts a warm JVM on {@code spec}'s image (its interpreter and sandbox options; the handler and
+   * code are not read) that waits to be told its function, checkpoints it as snapshot {@code name}
+   * (the sandbox stops) and returns the snapshot, for {@link #fromWarmJvm}. {@code emptyCode} is
+   * bound where a function's class path goes, so every restore can bind its own there.
+   */
+  public static Snapshot startWarmJvm(
+      SandboxRuntime rt,
+      Spec spec,
+      Path runnerDir,
+      Path emptyCode,
+      ScheduledExecutorService timers,
+      LogSink logs,
+      String name)
+      throws IOException {
+    Spec warm =
+        new Spec(
+            spec.image(), "java", spec.interpreter(), "-", emptyCode, 1, SandboxOptions.defaults());
+    try (Sandbox sb =
+        rt.run(
+            warm.image(),
+            warm.sandboxOptions(runnerDir),
+            JavaRunnerJars.command(warm.interpreter(), "-", false, 1),
+            true)) {
+      FunctionContainer c = attach(sb, warm, timers, logs);
+      awaitImport(c, warm);
+      return sb.checkpoint(name);
+    }
+  }
+
+  /**
+   * A container of a Java function restored from a warm JVM's snapshot ({@link #startWarmJvm}): the
+   * function's class path is bound in, and the runner loads the handler, with the function's
+   * environment, as a fresh start would.
+   *
+   * @throws ImportFailedException if the handler cannot be loaded
+   */
+  public static FunctionContainer fromWarmJvm(
+      SandboxRuntime rt,
+      Snapshot snapshot,
+      Spec spec,
+      Path runnerDir,
+      Path emptyCode,
+      ScheduledExecutorService timers,
+      LogSink logs)
+      throws IOException {
+    Spec bound = spec.codeDir() != null ? spec : withCode(spec, emptyCode);
+    Sandbox sb = rt.restore(snapshot, bound.sandboxOptions(runnerDir), true);
+    try {
+      FunctionContainer c = attach(sb, spec, timers, logs);
+      Map<String, String> env = new java.util.LinkedHashMap<>();
+      for (String e : spec.options().env()) {
+        int eq = e.indexOf('=');
+        env.put(e.substring(0, eq), e.substring(eq + 1));
+      }
+      RunnerChannel.Ready ready =
+          c.channel.load(
+              spec.handler(),
+              spec.codeDir() != null ? PythonRunner.CODE : null,
+              spec.concurrency(),
+              env);
+      if (!ready.ok()) {
+        throw new ImportFailedException(spec.handler(), ready.error());
+      }
+      c.watch();
+      return c;
+    } catch (IOException | RuntimeException e) {
+      sb.close();
+      throw e;
+    }
+  }
+
+  private static Spec withCode(Spec s, Path code) {
+    return new Spec(
+        s.image(), s.language(), s.interpreter(), s.handler(), code, s.concurrency(), s.options());
   }
 
   private static FunctionContainer attach(

@@ -110,6 +110,8 @@ public final class Worker implements AutoCloseable {
   // of every runner file: a snapshot holds a runner, so a new runner makes new snapshots
   private final byte[] runnerDigest;
   private final Path codeDir;
+  // bound where a Java function's class path goes in a warm JVM's snapshot (restores bind theirs)
+  private final Path emptyCode;
   private final ExecutorService starts;
   // large inputs and outputs move to and from the payload store here, off the threads of calls
   private final ExecutorService payloadIo =
@@ -149,6 +151,7 @@ public final class Worker implements AutoCloseable {
     JavaRunnerJars.install(runnerDir);
     this.runnerDigest = digestOf(runnerDir);
     this.codeDir = Files.createDirectories(options.dir().resolve("code"));
+    this.emptyCode = Files.createDirectories(codeDir.resolve("empty"));
     this.starts =
         Executors.newFixedThreadPool(
             Math.max(1, options.parallelStarts()),
@@ -313,6 +316,8 @@ public final class Worker implements AutoCloseable {
       FunctionContainer c;
       if (f.getSpec().getSnapshot()) {
         c = fromSnapshot(s, spec, logs);
+      } else if (spec.language().equals("java") && spec.options().user() == null) {
+        c = fromWarmJvm(spec, logs);
       } else {
         c = FunctionContainer.start(rt, spec, runnerDir, timers, logs);
       }
@@ -529,30 +534,93 @@ public final class Worker implements AutoCloseable {
   private FunctionContainer fromSnapshot(
       StartContainer s, FunctionContainer.Spec spec, LogSinkToScheduler logs) throws IOException {
     String name = snapshotName(s, spec);
+    CompletableFuture<Snapshot> f =
+        snapshot(
+            name,
+            spec,
+            () -> FunctionContainer.startAndSnapshot(rt, spec, runnerDir, timers, logs, name));
+    try {
+      return FunctionContainer.restore(rt, await(f, name), spec, runnerDir, timers, logs);
+    } catch (IOException e) {
+      LOG.warn("restoring snapshot {} failed ({}); starting without it", name, e.getMessage());
+      snapshots.remove(name, f);
+      return FunctionContainer.start(rt, spec, runnerDir, timers, logs);
+    }
+  }
+
+  /**
+   * A container of a Java function restored from a warm JVM of its image (one snapshot per image,
+   * JVM and runner on this host, taken on the first start), which then loads the function: a JVM
+   * start, the runner's own class loading and its JIT warm-up are paid once per host rather than
+   * per container. A snapshot that cannot be restored is taken again; a container that cannot be
+   * restored starts without it.
+   */
+  private FunctionContainer fromWarmJvm(FunctionContainer.Spec spec, LogSinkToScheduler logs)
+      throws IOException {
+    String name = warmJvmName(spec);
+    CompletableFuture<Snapshot> f =
+        snapshot(
+            name,
+            spec,
+            () ->
+                FunctionContainer.startWarmJvm(rt, spec, runnerDir, emptyCode, timers, logs, name));
+    try {
+      return FunctionContainer.fromWarmJvm(
+          rt, await(f, name), spec, runnerDir, emptyCode, timers, logs);
+    } catch (FunctionContainer.ImportFailedException e) {
+      throw e;
+    } catch (IOException e) {
+      LOG.warn("starting from warm JVM {} failed ({}); starting without it", name, e.getMessage());
+      snapshots.remove(name, f);
+      return FunctionContainer.start(rt, spec, runnerDir, timers, logs);
+    }
+  }
+
+  /** A snapshot's name for a warm JVM: the image, the JVM and the runner. */
+  private String warmJvmName(FunctionContainer.Spec spec) {
+    try {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      md.update((spec.image() + "\0" + spec.interpreter()).getBytes(StandardCharsets.UTF_8));
+      md.update(runnerDigest);
+      return "jvm." + HexFormat.of().formatHex(md.digest()).substring(0, 16);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Snapshot {@code name} of the spec's image: found on this host or in its bucket, else taken. */
+  private CompletableFuture<Snapshot> snapshot(
+      String name, FunctionContainer.Spec spec, SnapshotTaker take) throws IOException {
     CompletableFuture<Snapshot> mine = new CompletableFuture<>();
     CompletableFuture<Snapshot> f = snapshots.putIfAbsent(name, mine);
-    if (f == null) {
-      try {
-        Snapshot found = null;
-        try {
-          found = rt.snapshots().find(spec.image(), name);
-        } catch (IOException e) {
-          LOG.debug("no snapshot {} yet: {}", name, e.getMessage());
-        }
-        mine.complete(
-            found != null
-                ? found
-                : FunctionContainer.startAndSnapshot(rt, spec, runnerDir, timers, logs, name));
-      } catch (IOException | RuntimeException e) {
-        snapshots.remove(name, mine);
-        mine.completeExceptionally(e);
-        throw e;
-      }
-      f = mine;
+    if (f != null) {
+      return f;
     }
-    Snapshot snap;
     try {
-      snap = f.get(10, TimeUnit.MINUTES);
+      Snapshot found = null;
+      try {
+        found = rt.snapshots().find(spec.image(), name);
+      } catch (IOException e) {
+        LOG.debug("no snapshot {} yet: {}", name, e.getMessage());
+      }
+      mine.complete(found != null ? found : take.take());
+    } catch (IOException | RuntimeException e) {
+      snapshots.remove(name, mine);
+      mine.completeExceptionally(e);
+      throw e;
+    }
+    return mine;
+  }
+
+  /** Takes a snapshot. */
+  @FunctionalInterface
+  private interface SnapshotTaker {
+    Snapshot take() throws IOException;
+  }
+
+  private static Snapshot await(CompletableFuture<Snapshot> f, String name) throws IOException {
+    try {
+      return f.get(10, TimeUnit.MINUTES);
     } catch (java.util.concurrent.ExecutionException e) {
       if (e.getCause() instanceof IOException io) {
         throw io;
@@ -560,13 +628,6 @@ public final class Worker implements AutoCloseable {
       throw new IOException(e.getCause());
     } catch (InterruptedException | java.util.concurrent.TimeoutException e) {
       throw new IOException("waiting for snapshot " + name + ": " + e, e);
-    }
-    try {
-      return FunctionContainer.restore(rt, snap, spec, runnerDir, timers, logs);
-    } catch (IOException e) {
-      LOG.warn("restoring snapshot {} failed ({}); starting without it", name, e.getMessage());
-      snapshots.remove(name, f);
-      return FunctionContainer.start(rt, spec, runnerDir, timers, logs);
     }
   }
 
