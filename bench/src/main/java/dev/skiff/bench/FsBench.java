@@ -462,7 +462,8 @@ public final class FsBench {
     return (System.nanoTime() - t) / 1e9;
   }
 
-  static String sh(String cmd) throws Exception {
+  /** Runs {@code cmd} with bash and returns its output; fails with the output if it fails. */
+  public static String sh(String cmd) throws Exception {
     Process p =
         new ProcessBuilder("bash", "-c", cmd)
             .redirectError(ProcessBuilder.Redirect.INHERIT)

@@ -576,11 +576,14 @@ public final class Worker implements AutoCloseable {
     }
   }
 
-  /** A snapshot's name for a warm JVM: the image, the JVM and the runner. */
+  /** A snapshot's name for a warm JVM: the image, the JVM, the runner and its command line. */
   private String warmJvmName(FunctionContainer.Spec spec) {
     try {
       MessageDigest md = MessageDigest.getInstance("SHA-256");
       md.update((spec.image() + "\0" + spec.interpreter()).getBytes(StandardCharsets.UTF_8));
+      md.update(
+          String.join("\0", JavaRunnerJars.command(spec.interpreter(), "-", false, 1))
+              .getBytes(StandardCharsets.UTF_8));
       md.update(runnerDigest);
       return "jvm." + HexFormat.of().formatHex(md.digest()).substring(0, 16);
     } catch (NoSuchAlgorithmException e) {
@@ -642,6 +645,7 @@ public final class Worker implements AutoCloseable {
       md.update(
           String.join("\0", spec.sandboxOptions(runnerDir).env()).getBytes(StandardCharsets.UTF_8));
       md.update(runnerDigest);
+      md.update(String.join("\0", spec.command()).getBytes(StandardCharsets.UTF_8));
       String fn = s.getFunction().getId().replace('/', '.');
       return ("fn." + fn).substring(0, Math.min(40, 3 + fn.length()))
           + ".v"
