@@ -228,9 +228,16 @@ class SdkTutorialTest {
       assertEquals(49, square.local(7));
       assertEquals("enter", greet.local(new Greeter.Request("x", List.of())).warmedBy());
     }
-    // Closing the run stopped its functions.
+    // Closing the run stopped its functions; their containers ran their @Exit methods as they went.
     IllegalStateException after = assertThrows(IllegalStateException.class, () -> square.remote(1));
     assertTrue(after.getMessage().contains("stopped"), after.getMessage());
+    await(
+        () -> {
+          List<String> lines = new CopyOnWriteArrayList<>();
+          client.control().logs(greet.id(), null, false, l -> lines.add(l.getLine()));
+          return lines.stream().anyMatch(l -> l.startsWith("bye after "));
+        },
+        "the greeter's @Exit line in its logs");
   }
 
   @Test

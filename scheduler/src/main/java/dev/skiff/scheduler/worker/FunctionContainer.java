@@ -496,14 +496,26 @@ public final class FunctionContainer implements AutoCloseable {
     }
   }
 
-  /** Ends the runner and removes the container. Idempotent. */
+  /**
+   * How long a runner told to end (its stdin closed) may take to exit before its sandbox goes: the
+   * time a Java function's {@code @Exit} methods get. An idle runner exits at once.
+   */
+  static final Duration EXIT_GRACE = Duration.ofSeconds(2);
+
+  /** Ends the runner (waiting up to {@link #EXIT_GRACE}) and removes the container. Idempotent. */
   @Override
   public void close() throws IOException {
+    boolean first = !closed;
     closed = true;
     try {
       channel.close();
+      if (first && running.isEmpty()) {
+        runner.waitFor(EXIT_GRACE);
+      }
     } catch (IOException ignored) {
       // already gone
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
     sandbox.close();
   }
