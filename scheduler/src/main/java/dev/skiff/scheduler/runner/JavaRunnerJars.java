@@ -74,6 +74,10 @@ public final class JavaRunnerJars {
         "-Xlog:disable",
         "-Xlog:all=warning:stderr",
         "-XX:-UsePerfData",
+        // G1 gives memory back after the collection a runner makes before a memory snapshot
+        // (measured: 110 MB checkpoint -> 25 MB); the JVM would pick the serial collector, which
+        // keeps it, in a container of one CPU
+        "-XX:+UseG1GC",
         // a warm runner sets its function's environment through these
         "--add-opens=java.base/java.lang=ALL-UNNAMED",
         "--add-opens=java.base/java.util=ALL-UNNAMED",

@@ -182,7 +182,9 @@ public final class FunctionContainer implements AutoCloseable {
       LogSink logs,
       String name)
       throws IOException {
-    try (Sandbox sb = rt.run(spec.image(), spec.sandboxOptions(runnerDir), spec.command(), true)) {
+    // tells the runner a checkpoint follows its start (a Java runner compacts its heap for it)
+    SandboxOptions o = spec.sandboxOptions(runnerDir).toBuilder().env("SKIFF_SNAPSHOT=1").build();
+    try (Sandbox sb = rt.run(spec.image(), o, spec.command(), true)) {
       FunctionContainer c = attach(sb, spec, timers, logs);
       awaitImport(c, spec);
       return sb.checkpoint(name);

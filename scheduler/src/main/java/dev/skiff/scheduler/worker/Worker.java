@@ -562,8 +562,13 @@ public final class Worker implements AutoCloseable {
         snapshot(
             name,
             spec,
-            () ->
-                FunctionContainer.startWarmJvm(rt, spec, runnerDir, emptyCode, timers, logs, name));
+            () -> {
+              Snapshot taken =
+                  FunctionContainer.startWarmJvm(
+                      rt, spec, runnerDir, emptyCode, timers, logs, name);
+              forgetOtherWarmJvms(spec.image(), name);
+              return taken;
+            });
     try {
       return FunctionContainer.fromWarmJvm(
           rt, await(f, name), spec, runnerDir, emptyCode, timers, logs);
@@ -573,6 +578,27 @@ public final class Worker implements AutoCloseable {
       LOG.warn("starting from warm JVM {} failed ({}); starting without it", name, e.getMessage());
       snapshots.remove(name, f);
       return FunctionContainer.start(rt, spec, runnerDir, timers, logs);
+    }
+  }
+
+  /**
+   * Removes this host's warm JVMs of {@code image} other than {@code kept}: those of an older
+   * runner or JVM flags, which nothing restores again. (In a bucket they stay: other hosts may
+   * still run the older worker.)
+   */
+  private void forgetOtherWarmJvms(ImageSpec image, String kept) {
+    if (image instanceof ImageSpec.InBucket) {
+      return;
+    }
+    try {
+      for (Snapshot old : rt.snapshots().list(image)) {
+        if (old.name().startsWith("jvm.") && !old.name().equals(kept)) {
+          rt.snapshots().remove(image, old.name());
+          LOG.info("removed warm JVM {} of {}: an older runner's", old.name(), image);
+        }
+      }
+    } catch (IOException e) {
+      LOG.warn("removing older warm JVMs of {}: {}", image, e.toString());
     }
   }
 

@@ -103,6 +103,11 @@ class SchedulerPlacementTest {
     }
 
     void done(RunInput run, String output) {
+      done(run, output, 500_000);
+    }
+
+    /** The call ended with {@code output} after the handler ran {@code micros}. */
+    void done(RunInput run, String output, long micros) {
       up.onNext(
           WorkerMessage.newBuilder()
               .setDone(
@@ -113,7 +118,7 @@ class SchedulerPlacementTest {
                               .setCallId(run.getCallId())
                               .setStatus(Status.SUCCESS)
                               .setOutputJson(output)
-                              .setDurationUs(500_000)))
+                              .setDurationUs(micros)))
               .build());
     }
   }
@@ -242,6 +247,26 @@ class SchedulerPlacementTest {
     assertEquals(1, r.getAttempts(), "the lost attempt does not count");
     one.done(one.runs().get(1), "stale"); // a late answer from the lost worker changes nothing
     assertEquals("2", scheduler.peek(second).getOutputJson());
+  }
+
+  @Test
+  void shortCallsGetNoMoreContainersThanTheWorkersCoresWhateverAFirstCallCost() throws Exception {
+    FakeWorker w = new FakeWorker("w", 2, 0, List.of(), List.of("py:1"));
+    scheduler.deploy(fn("short").build(), new byte[0]);
+    scheduler.submit("t/short", List.of(input()));
+    Assignment start = await("a start", w::starts, l -> !l.isEmpty());
+    w.started(start);
+    // A container's first call pays its warm-up (a JVM loading the handler): 50 ms; then 0.1 ms.
+    w.done(await("the first call", w::runs, l -> l.size() == 1), "1", 50_000);
+    scheduler.submit("t/short", List.of(input()));
+    w.done(await("the second call", w::runs, l -> l.size() == 2), "2", 100);
+    assertEquals(1, w.starts().size());
+    scheduler.submit("t/short", java.util.Collections.nCopies(20_000, input()));
+    Thread.sleep(1_500); // autoscaler rounds
+    assertEquals(
+        2,
+        w.starts().size(),
+        "short calls on a 2-core worker: 2 containers, not the 20 a 50 ms call would ask for");
   }
 
   @Test
