@@ -16,9 +16,8 @@ import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
 import dev.skiff.runtime.testing.Soak;
+import dev.skiff.scheduler.LocalPlatform;
 import dev.skiff.scheduler.client.ControlClient;
-import dev.skiff.scheduler.client.Tokens;
-import dev.skiff.scheduler.control.SchedulerServer;
 import dev.skiff.scheduler.proto.Autoscaling;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.proto.Input;
@@ -128,38 +127,26 @@ public final class PlatformBench {
               .tree("/usr/lib/python3.11")
               .build(work.resolve("rootfs"));
       store.importImage(rootfs.toString(), ImageRef.parse("py:1"), ImportProgress.NONE);
-      String clientToken = Tokens.generate();
-      String workerToken = Tokens.generate();
       ScheduledExecutorService timers = Executors.newSingleThreadScheduledExecutor();
       try (SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
           LmdbControlState state = LmdbControlState.open(work.resolve("state"));
-          SchedulerServer server =
-              SchedulerServer.start(
+          LocalPlatform platform =
+              LocalPlatform.start(
+                  store,
+                  rt,
                   state,
-                  new SchedulerServer.Options(
-                      new InetSocketAddress("127.0.0.1", 0),
-                      clientToken,
-                      workerToken,
-                      null,
-                      null))) {
-        String target = "127.0.0.1:" + server.port();
-        ManagedChannel workerChannel = ControlClient.channel(target, null);
-        try (Worker worker =
-                Worker.start(
-                    store,
-                    rt,
-                    workerChannel,
-                    workerToken,
-                    new Worker.Options(
-                        "bench",
-                        2,
-                        8L << 30,
-                        List.of(),
-                        work.resolve("worker"),
-                        "/usr/bin/python3",
-                        parallelStarts));
-            ControlClient client = ControlClient.connect(target, clientToken, null)) {
-          worker.attached().get(30, TimeUnit.SECONDS);
+                  new Worker.Options(
+                      "bench",
+                      2,
+                      8L << 30,
+                      List.of(),
+                      work.resolve("worker"),
+                      "/usr/bin/python3",
+                      parallelStarts))) {
+        String target = platform.target();
+        String clientToken = platform.clientToken();
+        String workerToken = platform.workerToken();
+        try (ControlClient client = platform.client()) {
           report.append(
               String.format(
                   Locale.ROOT,
@@ -185,10 +172,10 @@ public final class PlatformBench {
             soak(client, code, home, work, soakRounds, report);
           }
         } finally {
-          workerChannel.shutdownNow();
           timers.shutdownNow();
         }
         if (List.of(only.split(",")).contains("bucket")) { // on workers of their own
+          platform.worker().close();
           try (ControlClient client = ControlClient.connect(target, clientToken, null)) {
             coldBucket(client, target, workerToken, store, code, work, reps, report);
           }

@@ -13,7 +13,6 @@ import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
 import dev.skiff.scheduler.client.ControlClient;
 import dev.skiff.scheduler.client.Tokens;
-import dev.skiff.scheduler.control.SchedulerServer;
 import dev.skiff.scheduler.proto.Autoscaling;
 import dev.skiff.scheduler.proto.CallInfo;
 import dev.skiff.scheduler.proto.CallRequest;
@@ -28,10 +27,8 @@ import dev.skiff.scheduler.proto.RetryPolicy;
 import dev.skiff.scheduler.proto.Status;
 import dev.skiff.scheduler.state.LmdbControlState;
 import dev.skiff.scheduler.worker.Worker;
-import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -40,7 +37,6 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterAll;
@@ -62,13 +58,11 @@ class ControlPlaneTest {
   ImageStore store;
   SandboxRuntime rt;
   LmdbControlState state;
-  SchedulerServer server;
-  ManagedChannel workerChannel;
-  Worker worker;
+  LocalPlatform platform;
   ControlClient client;
   Path code;
-  final String clientToken = Tokens.generate();
-  final String workerToken = Tokens.generate();
+  String clientToken;
+  String workerToken;
 
   @BeforeAll
   void setUp() throws Exception {
@@ -82,19 +76,11 @@ class ControlPlaneTest {
     store.importImage(rootfs.toString(), ImageRef.parse("py:1"), ImportProgress.NONE);
     rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
     state = LmdbControlState.open(tmp.resolve("state"));
-    server =
-        SchedulerServer.start(
-            state,
-            new SchedulerServer.Options(
-                new InetSocketAddress("127.0.0.1", 0), clientToken, workerToken, null, null));
-    String target = "127.0.0.1:" + server.port();
-    workerChannel = ControlClient.channel(target, null);
-    worker =
-        Worker.start(
+    platform =
+        LocalPlatform.start(
             store,
             rt,
-            workerChannel,
-            workerToken,
+            state,
             new Worker.Options(
                 "w1",
                 2,
@@ -103,8 +89,9 @@ class ControlPlaneTest {
                 tmp.resolve("worker"),
                 "/usr/bin/python3",
                 4));
-    worker.attached().get(30, TimeUnit.SECONDS);
-    client = ControlClient.connect(target, clientToken, null);
+    clientToken = platform.clientToken();
+    workerToken = platform.workerToken();
+    client = platform.client();
     code = Files.createDirectories(tmp.resolve("code"));
     Files.writeString(
         code.resolve("handlers.py"),
@@ -141,13 +128,10 @@ class ControlPlaneTest {
 
   @AfterAll
   void tearDown() throws Exception {
-    for (AutoCloseable c : new AutoCloseable[] {client, worker, server, state, rt, store}) {
+    for (AutoCloseable c : new AutoCloseable[] {client, platform, state, rt, store}) {
       if (c != null) {
         c.close();
       }
-    }
-    if (workerChannel != null) {
-      workerChannel.shutdownNow();
     }
   }
 
@@ -375,7 +359,7 @@ class ControlPlaneTest {
             () -> client.deploy(fn("Bad Name", "handlers:square").build(), null));
     assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
     try (ControlClient stranger =
-        new ControlClient(ControlClient.channel("127.0.0.1:" + server.port(), null), workerToken)) {
+        new ControlClient(ControlClient.channel(platform.target(), null), workerToken)) {
       e = assertThrows(StatusRuntimeException.class, stranger::functions);
       assertEquals(io.grpc.Status.Code.UNAUTHENTICATED, e.getStatus().getCode());
     }

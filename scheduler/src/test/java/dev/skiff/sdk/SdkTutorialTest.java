@@ -11,9 +11,8 @@ import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
+import dev.skiff.scheduler.LocalPlatform;
 import dev.skiff.scheduler.client.ControlClient;
-import dev.skiff.scheduler.client.Tokens;
-import dev.skiff.scheduler.control.SchedulerServer;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.state.LmdbControlState;
 import dev.skiff.scheduler.worker.Worker;
@@ -21,8 +20,6 @@ import dev.skiff.sdk.tutorial.Env;
 import dev.skiff.sdk.tutorial.Failing;
 import dev.skiff.sdk.tutorial.Greeter;
 import dev.skiff.sdk.tutorial.Square;
-import io.grpc.ManagedChannel;
-import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -53,12 +50,8 @@ class SdkTutorialTest {
   ImageStore store;
   SandboxRuntime rt;
   LmdbControlState state;
-  SchedulerServer server;
-  ManagedChannel workerChannel;
-  Worker worker;
+  LocalPlatform platform;
   SkiffClient client;
-  final String clientToken = Tokens.generate();
-  final String workerToken = Tokens.generate();
 
   @BeforeAll
   void startThePlatform() throws Exception {
@@ -73,35 +66,23 @@ class SdkTutorialTest {
     store.importImage(rootfs.toString(), ImageRef.parse("jvm:1"), ImportProgress.NONE);
     rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
     state = LmdbControlState.open(tmp.resolve("state"));
-    server =
-        SchedulerServer.start(
-            state,
-            new SchedulerServer.Options(
-                new InetSocketAddress("127.0.0.1", 0), clientToken, workerToken, null, null));
-    String target = "127.0.0.1:" + server.port();
-    workerChannel = ControlClient.channel(target, null);
-    worker =
-        Worker.start(
+    platform =
+        LocalPlatform.start(
             store,
             rt,
-            workerChannel,
-            workerToken,
+            state,
             new Worker.Options(
                 "w1", 2, 8L << 30, List.of(), tmp.resolve("worker"), "/usr/bin/python3", 4));
-    worker.attached().get(30, TimeUnit.SECONDS);
     // A program finds the scheduler by itself (SkiffClient.connect()); here it is named.
-    client = SkiffClient.connect(target, clientToken, null);
+    client = SkiffClient.connect(platform.target(), platform.clientToken(), null);
   }
 
   @AfterAll
   void stopThePlatform() throws Exception {
-    for (AutoCloseable c : new AutoCloseable[] {client, worker, server, state, rt, store}) {
+    for (AutoCloseable c : new AutoCloseable[] {client, platform, state, rt, store}) {
       if (c != null) {
         c.close();
       }
-    }
-    if (workerChannel != null) {
-      workerChannel.shutdownNow();
     }
   }
 
@@ -247,7 +228,7 @@ class SdkTutorialTest {
         code.resolve("text.py"),
         "def shout(s):\n    return s.upper() + '!'\n"
             + "def lengths(words):\n    return {w: len(w) for w in words}\n");
-    try (ControlClient c = ControlClient.connect("127.0.0.1:" + server.port(), clientToken, null)) {
+    try (ControlClient c = platform.client()) {
       for (String fn : List.of("shout", "lengths")) {
         c.deploy(
             FunctionSpec.newBuilder()

@@ -8,9 +8,8 @@ import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
+import dev.skiff.scheduler.LocalPlatform;
 import dev.skiff.scheduler.client.ControlClient;
-import dev.skiff.scheduler.client.Tokens;
-import dev.skiff.scheduler.control.SchedulerServer;
 import dev.skiff.scheduler.proto.Input;
 import dev.skiff.scheduler.proto.Status;
 import dev.skiff.scheduler.runner.JavaRunnerJars;
@@ -25,9 +24,7 @@ import dev.skiff.sdk.Image;
 import dev.skiff.sdk.MapOptions;
 import dev.skiff.sdk.SkiffClient;
 import dev.skiff.sdk.SkiffFunction;
-import io.grpc.ManagedChannel;
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,7 +36,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
 
 /**
@@ -90,86 +86,72 @@ public final class SdkBench {
               .jvm("/opt/java")
               .build(work.resolve("rootfs"));
       store.importImage(rootfs.toString(), ImageRef.parse(IMAGE), ImportProgress.NONE);
-      String clientToken = Tokens.generate();
-      String workerToken = Tokens.generate();
       ScheduledExecutorService timers = Executors.newSingleThreadScheduledExecutor();
       try (SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
           LmdbControlState state = LmdbControlState.open(work.resolve("state"));
-          SchedulerServer server =
-              SchedulerServer.start(
+          LocalPlatform platform =
+              LocalPlatform.start(
+                  store,
+                  rt,
                   state,
-                  new SchedulerServer.Options(
-                      new InetSocketAddress("127.0.0.1", 0),
-                      clientToken,
-                      workerToken,
-                      null,
-                      null))) {
-        String target = "127.0.0.1:" + server.port();
-        ManagedChannel workerChannel = ControlClient.channel(target, null);
-        try (Worker worker =
-                Worker.start(
-                    store,
-                    rt,
-                    workerChannel,
-                    workerToken,
-                    new Worker.Options(
-                        "bench",
-                        2,
-                        8L << 30,
-                        List.of(),
-                        work.resolve("worker"),
-                        "/usr/bin/python3",
-                        8));
-            SkiffClient client = SkiffClient.connect(target, clientToken, null);
-            ControlClient raw = ControlClient.connect(target, clientToken, null)) {
-          worker.attached().get(30, TimeUnit.SECONDS);
-          report.append(
-              String.format(
-                  Locale.ROOT,
-                  "Date %s; %s, %d cores; loopback, scheduler + worker in one process.%n%n",
-                  Instant.now(),
-                  System.getProperty("os.arch"),
-                  Runtime.getRuntime().availableProcessors()));
-          Path classes =
-              Path.of(
-                  BenchFunctions.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-          App app = App.named("sdkbench").client(client).classPath(classes).output(l -> {});
-          Image image = Image.of(IMAGE).jvm(JVM);
-          SkiffFunction<Integer, Integer> echo =
-              app.function(BenchFunctions::echo).name("echo").image(image).minContainers(1).build();
-          SkiffFunction<Integer, Integer> mapped =
-              app.function(BenchFunctions::echo).name("mapped").image(image).build();
-          SkiffFunction<Integer, Integer> cold =
-              app.function(BenchFunctions.Warmed::lookup)
-                  .name("cold")
-                  .image(image)
-                  .scaledownWindow(Duration.ofSeconds(1))
-                  .build();
-          SkiffFunction<Integer, Integer> snap =
-              app.function(BenchFunctions.Warmed::lookup)
-                  .name("snap")
-                  .image(image)
-                  .memorySnapshot(true)
-                  .scaledownWindow(Duration.ofSeconds(1))
-                  .build();
-          try (AppRun run = app.run()) {
-            if (only.contains("warm")) {
-              warm(echo, raw, calls, report);
-            }
-            if (only.contains("map")) {
-              map(mapped, raw, reps, report);
-            }
-            if (only.contains("cold")) {
-              cold(cold, snap, raw, rt, work, timers, reps, report);
-            }
+                  new Worker.Options(
+                      "bench",
+                      2,
+                      8L << 30,
+                      List.of(),
+                      work.resolve("worker"),
+                      "/usr/bin/python3",
+                      8));
+          SkiffClient client =
+              SkiffClient.connect(platform.target(), platform.clientToken(), null);
+          ControlClient raw = platform.client()) {
+        String target = platform.target();
+        String clientToken = platform.clientToken();
+        report.append(
+            String.format(
+                Locale.ROOT,
+                "Date %s; %s, %d cores; loopback, scheduler + worker in one process.%n%n",
+                Instant.now(),
+                System.getProperty("os.arch"),
+                Runtime.getRuntime().availableProcessors()));
+        Path classes =
+            Path.of(
+                BenchFunctions.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        App app = App.named("sdkbench").client(client).classPath(classes).output(l -> {});
+        Image image = Image.of(IMAGE).jvm(JVM);
+        SkiffFunction<Integer, Integer> echo =
+            app.function(BenchFunctions::echo).name("echo").image(image).minContainers(1).build();
+        SkiffFunction<Integer, Integer> mapped =
+            app.function(BenchFunctions::echo).name("mapped").image(image).build();
+        SkiffFunction<Integer, Integer> cold =
+            app.function(BenchFunctions.Warmed::lookup)
+                .name("cold")
+                .image(image)
+                .scaledownWindow(Duration.ofSeconds(1))
+                .build();
+        SkiffFunction<Integer, Integer> snap =
+            app.function(BenchFunctions.Warmed::lookup)
+                .name("snap")
+                .image(image)
+                .memorySnapshot(true)
+                .scaledownWindow(Duration.ofSeconds(1))
+                .build();
+        try (AppRun run = app.run()) {
+          if (only.contains("warm")) {
+            warm(echo, raw, calls, report);
           }
-          if (only.contains("loop")) {
-            loop(target, clientToken, sdkClassPath, work, reps, report);
+          if (only.contains("map")) {
+            map(mapped, raw, reps, report);
           }
-        } finally {
-          workerChannel.shutdownNow();
-          timers.shutdownNow();
+          if (only.contains("cold")) {
+            cold(cold, snap, raw, rt, work, timers, reps, report);
+          }
         }
+        if (only.contains("loop")) {
+          loop(target, clientToken, sdkClassPath, work, reps, report);
+        }
+      } finally {
+        timers.shutdownNow();
       }
     }
     System.out.print(report);
