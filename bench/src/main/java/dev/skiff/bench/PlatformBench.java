@@ -6,9 +6,7 @@ import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.store.BlobStore;
-import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.Remotes;
-import dev.skiff.casfs.store.S3Location;
 import dev.skiff.casfs.testing.LatencyProxy;
 import dev.skiff.casfs.testing.S3Server;
 import dev.skiff.runtime.RuntimeEvent;
@@ -589,23 +587,7 @@ public final class PlatformBench {
       throws Exception {
     Path home = work.resolve("cold-" + name);
     FsBench.sh("rm -rf " + home);
-    Remotes remotes =
-        new Remotes() {
-          @Override
-          public S3Location location(String url) {
-            return S3Location.parse(url, URI.create(endpoint), "us-east-1", true);
-          }
-
-          @Override
-          public BlobStore open(S3Location where, Path scratch) {
-            return BlobStores.s3(where, scratch, S3Server.credentials(), Duration.ofMinutes(1), 3);
-          }
-
-          @Override
-          public S3Location relocate(S3Location pulledFrom) {
-            return location(pulledFrom.url());
-          }
-        };
+    Remotes remotes = S3Server.remotes(URI.create(endpoint), Duration.ofMinutes(1), 3);
     double secs;
     long t0;
     ManagedChannel channel = ControlClient.channel(target, null);

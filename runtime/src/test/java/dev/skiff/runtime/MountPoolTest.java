@@ -13,10 +13,7 @@ import dev.skiff.casfs.NoSuchImageException;
 import dev.skiff.casfs.fuse.MountTable;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.mount.ImageMount;
-import dev.skiff.casfs.store.BlobStore;
-import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.Remotes;
-import dev.skiff.casfs.store.S3Location;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.casfs.testing.HungServer;
 import dev.skiff.casfs.testing.S3Server;
@@ -160,19 +157,7 @@ class MountPoolTest {
   void twoImagesMountWhileAThirdsStoreHangs() throws Exception {
     try (HungServer hung = HungServer.on(0)) {
       Remotes slow =
-          new Remotes() {
-            @Override
-            public S3Location location(String url) {
-              return S3Location.parse(
-                  url, URI.create("http://127.0.0.1:" + hung.port()), "us-east-1", true);
-            }
-
-            @Override
-            public BlobStore open(S3Location where, Path scratch) {
-              return BlobStores.s3(
-                  where, scratch, S3Server.credentials(), Duration.ofSeconds(8), 1);
-            }
-          };
+          S3Server.remotes(URI.create("http://127.0.0.1:" + hung.port()), Duration.ofSeconds(8), 1);
       try (MountPool pool = pool(slow, null)) {
         ExecutorService bg = Executors.newSingleThreadExecutor();
         Future<MountPool.Lease> stuck =

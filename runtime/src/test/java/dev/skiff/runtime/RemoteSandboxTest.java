@@ -8,9 +8,7 @@ import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.store.BlobStore;
-import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.Remotes;
-import dev.skiff.casfs.store.S3Location;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.casfs.testing.S3Server;
 import dev.skiff.runtime.testing.HostRootfs;
@@ -41,19 +39,7 @@ class RemoteSandboxTest {
         origin.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
         origin.push(ImageRef.parse("tools:1"), bucket, ImageStore.PushProgress.NONE);
       }
-      Remotes remotes =
-          new Remotes() {
-            @Override
-            public S3Location location(String url) {
-              return S3Location.parse(url, server.endpoint(), "us-east-1", true);
-            }
-
-            @Override
-            public BlobStore open(S3Location where, Path scratch) {
-              return BlobStores.s3(
-                  where, scratch, S3Server.credentials(), Duration.ofSeconds(20), 2);
-            }
-          };
+      Remotes remotes = S3Server.remotes(server.endpoint(), Duration.ofSeconds(20), 2);
       String image = "s3://" + S3Server.BUCKET + "/fleet/tools:1";
       Path home = tmp.resolve("host");
       for (boolean record : new boolean[] {true, false}) {

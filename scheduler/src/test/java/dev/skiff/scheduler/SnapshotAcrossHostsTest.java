@@ -9,9 +9,7 @@ import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.store.BlobStore;
-import dev.skiff.casfs.store.BlobStores;
 import dev.skiff.casfs.store.Remotes;
-import dev.skiff.casfs.store.S3Location;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.casfs.testing.S3Server;
 import dev.skiff.runtime.SandboxOptions;
@@ -60,19 +58,7 @@ class SnapshotAcrossHostsTest {
         origin.importImage(rootfs.toString(), ImageRef.parse("py:1"), ImportProgress.NONE);
         origin.push(ImageRef.parse("py:1"), bucket, ImageStore.PushProgress.NONE);
       }
-      Remotes remotes =
-          new Remotes() {
-            @Override
-            public S3Location location(String url) {
-              return S3Location.parse(url, server.endpoint(), "us-east-1", true);
-            }
-
-            @Override
-            public BlobStore open(S3Location where, Path scratch) {
-              return BlobStores.s3(
-                  where, scratch, S3Server.credentials(), Duration.ofSeconds(20), 2);
-            }
-          };
+      Remotes remotes = S3Server.remotes(server.endpoint(), Duration.ofSeconds(20), 2);
       ImageSpec image = ImageSpec.parse("s3://" + S3Server.BUCKET + "/fleet/py:1");
       List<String> logs = new CopyOnWriteArrayList<>();
       String name = "fn.demo.square.v1.0123456789ab";

@@ -3,6 +3,7 @@ package dev.skiff.casfs.testing;
 import com.adobe.testing.s3mock.S3MockApplication;
 import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.casfs.store.BlobStores;
+import dev.skiff.casfs.store.Remotes;
 import dev.skiff.casfs.store.S3Location;
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -77,6 +78,30 @@ public final class S3Server implements AutoCloseable {
 
   public S3Location location(String prefix) {
     return new S3Location(BUCKET, prefix, endpoint(), "us-east-1", true);
+  }
+
+  /**
+   * Remotes that reach every bucket URL at {@code endpoint} (this server, a proxy in front of it,
+   * or a server that hangs) with this server's credentials, each call bounded by {@code
+   * callTimeout} over {@code attempts} attempts; an image pulled from elsewhere is relocated there.
+   */
+  public static Remotes remotes(URI endpoint, Duration callTimeout, int attempts) {
+    return new Remotes() {
+      @Override
+      public S3Location location(String url) {
+        return S3Location.parse(url, endpoint, "us-east-1", true);
+      }
+
+      @Override
+      public BlobStore open(S3Location where, Path scratch) {
+        return BlobStores.s3(where, scratch, credentials(), callTimeout, attempts);
+      }
+
+      @Override
+      public S3Location relocate(S3Location pulledFrom) {
+        return location(pulledFrom.url());
+      }
+    };
   }
 
   public static StaticCredentialsProvider credentials() {
