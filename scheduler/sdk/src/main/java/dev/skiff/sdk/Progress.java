@@ -16,7 +16,7 @@ final class Progress {
   }
 
   static Progress start(String function, boolean wanted) {
-    if (!wanted || System.console() == null) {
+    if (!wanted || !onTerminal()) {
       return NONE;
     }
     Progress p = new Progress(function);
@@ -35,6 +35,22 @@ final class Progress {
                   }
                 });
     return p;
+  }
+
+  /**
+   * Whether standard error is a terminal, as far as the JDK says: no console at all, or (JDK 22+,
+   * where a console may stand for redirected streams) one that says it is not a terminal.
+   */
+  private static boolean onTerminal() {
+    java.io.Console console = System.console();
+    if (console == null) {
+      return false;
+    }
+    try {
+      return (Boolean) java.io.Console.class.getMethod("isTerminal").invoke(console);
+    } catch (ReflectiveOperationException e) {
+      return true; // JDK 21: a console is a terminal
+    }
   }
 
   void sent() {
