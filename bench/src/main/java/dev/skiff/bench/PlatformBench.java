@@ -119,11 +119,7 @@ public final class PlatformBench {
     Files.writeString(code.resolve("handlers.py"), HANDLERS);
     StringBuilder report = new StringBuilder();
     try (ImageStore store = ImageStore.open(home)) {
-      Path rootfs =
-          HostRootfs.tools()
-              .binaries("/usr/bin/python3")
-              .tree("/usr/lib/python3.11")
-              .build(work.resolve("rootfs"));
+      Path rootfs = HostRootfs.python().build(work.resolve("rootfs"));
       store.importImage(rootfs.toString(), ImageRef.parse("py:1"), ImportProgress.NONE);
       ScheduledExecutorService timers = Executors.newSingleThreadScheduledExecutor();
       try (SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());

@@ -56,11 +56,7 @@ class FunctionContainerTest {
   void setUp() throws Exception {
     Environment.requireRunsc();
     store = ImageStore.open(tmp.resolve("home"));
-    Path rootfs =
-        HostRootfs.tools()
-            .binaries("/usr/bin/python3")
-            .tree("/usr/lib/python3.11")
-            .build(tmp.resolve("rootfs"));
+    Path rootfs = HostRootfs.python().build(tmp.resolve("rootfs"));
     store.importImage(rootfs.toString(), ImageRef.parse("py:1"), ImportProgress.NONE);
     rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
     timers = Executors.newSingleThreadScheduledExecutor();

@@ -50,11 +50,7 @@ class SnapshotAcrossHostsTest {
       try (ImageStore origin = ImageStore.open(tmp.resolve("origin"));
           BlobStore bucket =
               server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
-        Path rootfs =
-            HostRootfs.tools()
-                .binaries("/usr/bin/python3")
-                .tree("/usr/lib/python3.11")
-                .build(tmp.resolve("rootfs"));
+        Path rootfs = HostRootfs.python().build(tmp.resolve("rootfs"));
         origin.importImage(rootfs.toString(), ImageRef.parse("py:1"), ImportProgress.NONE);
         origin.push(ImageRef.parse("py:1"), bucket, ImageStore.PushProgress.NONE);
       }

@@ -57,12 +57,7 @@ class SdkTutorialTest {
   void startThePlatform() throws Exception {
     Environment.requireRunsc();
     store = ImageStore.open(tmp.resolve("home"));
-    Path rootfs =
-        HostRootfs.tools()
-            .binaries("/usr/bin/python3")
-            .tree("/usr/lib/python3.11")
-            .jvm("/opt/java")
-            .build(tmp.resolve("rootfs"));
+    Path rootfs = HostRootfs.python().jvm("/opt/java").build(tmp.resolve("rootfs"));
     store.importImage(rootfs.toString(), ImageRef.parse("jvm:1"), ImportProgress.NONE);
     rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
     state = LmdbControlState.open(tmp.resolve("state"));

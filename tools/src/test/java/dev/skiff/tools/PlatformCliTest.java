@@ -41,11 +41,7 @@ class PlatformCliTest {
   void setUp() throws Exception {
     Environment.requireRunsc();
     home = tmp.resolve("home");
-    Path rootfs =
-        HostRootfs.tools()
-            .binaries("/usr/bin/python3")
-            .tree("/usr/lib/python3.11")
-            .build(tmp.resolve("rootfs"));
+    Path rootfs = HostRootfs.python().build(tmp.resolve("rootfs"));
     Cli.run(0, "import", "--store", home.toString(), rootfs.toString(), "py:1");
     code = Files.createDirectories(tmp.resolve("code"));
     Files.writeString(

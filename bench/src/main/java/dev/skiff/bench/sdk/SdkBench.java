@@ -79,12 +79,7 @@ public final class SdkBench {
     FsBench.sh("rm -rf " + work + " && mkdir -p " + work);
     StringBuilder report = new StringBuilder();
     try (ImageStore store = ImageStore.open(work.resolve("home"))) {
-      Path rootfs =
-          HostRootfs.tools()
-              .binaries("/usr/bin/python3")
-              .tree("/usr/lib/python3.11")
-              .jvm("/opt/java")
-              .build(work.resolve("rootfs"));
+      Path rootfs = HostRootfs.python().jvm("/opt/java").build(work.resolve("rootfs"));
       store.importImage(rootfs.toString(), ImageRef.parse(IMAGE), ImportProgress.NONE);
       ScheduledExecutorService timers = Executors.newSingleThreadScheduledExecutor();
       try (SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());

@@ -46,6 +46,13 @@ public final class HostRootfs {
             "/bin/chmod");
   }
 
+  /**
+   * The shell tools and this host's Python 3.11 with its standard library: an image for handlers.
+   */
+  public static HostRootfs python() {
+    return tools().binaries("/usr/bin/python3").tree("/usr/lib/python3.11");
+  }
+
   public HostRootfs binaries(String... paths) {
     binaries.addAll(List.of(paths));
     return this;
