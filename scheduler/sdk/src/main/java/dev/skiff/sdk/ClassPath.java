@@ -148,12 +148,10 @@ final class ClassPath {
             .getDigestsList();
     long sent = 0;
     Set<String> want = new HashSet<>(missing);
-    List<String> done = new ArrayList<>();
     for (Entry e : entries) {
-      if (want.contains(e.digest()) && !done.contains(e.digest())) {
+      if (want.remove(e.digest())) { // each once, though two entries may hold the same bytes
         control.putCode(CodeUpload.newBuilder().setJar(ByteString.copyFrom(e.jar())).build());
         sent += e.jar().length;
-        done.add(e.digest());
       }
     }
     return sent;

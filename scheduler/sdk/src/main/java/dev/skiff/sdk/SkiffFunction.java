@@ -4,13 +4,11 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JavaType;
 import dev.skiff.scheduler.proto.Input;
 import dev.skiff.scheduler.proto.Result;
+import dev.skiff.sdk.runner.JavaRunner;
 import io.grpc.StatusRuntimeException;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
-import java.lang.reflect.Modifier;
-import java.util.ArrayList;
 import java.util.Iterator;
-import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Spliterator;
 import java.util.Spliterators;
@@ -99,8 +97,18 @@ public final class SkiffFunction<I, O> {
    * @throws IllegalArgumentException the input cannot be sent (named in the message)
    */
   public O remote(I input) {
-    Input in = Codec.input(input, id);
+    return call(client.get(), Codec.input(input, id));
+  }
+
+  /** Calls the function without blocking this thread; the future ends as {@link #remote} would. */
+  public CompletableFuture<O> remoteAsync(I input) {
+    Input in = Codec.input(input, id); // a bad input fails here, at the call site
     SkiffClient c = client.get();
+    return CompletableFuture.supplyAsync(() -> call(c, in), ASYNC);
+  }
+
+  /** One call through {@code c}, waiting for its outcome. */
+  private O call(SkiffClient c, Input in) {
     Result r;
     try {
       r = c.control().call(id, in, null);
@@ -108,23 +116,6 @@ public final class SkiffFunction<I, O> {
       throw c.translate(e, "calling " + id);
     }
     return Codec.outcome(r, type, id);
-  }
-
-  /** Calls the function without blocking this thread; the future ends as {@link #remote} would. */
-  public CompletableFuture<O> remoteAsync(I input) {
-    Input in = Codec.input(input, id); // a bad input fails here, at the call site
-    SkiffClient c = client.get();
-    return CompletableFuture.supplyAsync(
-        () -> {
-          Result r;
-          try {
-            r = c.control().call(id, in, null);
-          } catch (StatusRuntimeException e) {
-            throw c.translate(e, "calling " + id);
-          }
-          return Codec.outcome(r, type, id);
-        },
-        ASYNC);
   }
 
   /** Starts a call and returns at once; its result comes from the returned handle. */
@@ -206,17 +197,7 @@ public final class SkiffFunction<I, O> {
       var ctor = definition.ref().owner().getDeclaredConstructor();
       ctor.setAccessible(true);
       Object made = ctor.newInstance();
-      List<Method> enter = new ArrayList<>();
-      for (Method m : definition.ref().owner().getDeclaredMethods()) {
-        if (m.isAnnotationPresent(Enter.class)) {
-          enter.add(m);
-        }
-      }
-      enter.sort(java.util.Comparator.comparing(Method::getName));
-      for (Method m : enter) {
-        m.setAccessible(true);
-        m.invoke(Modifier.isStatic(m.getModifiers()) ? null : made);
-      }
+      JavaRunner.enter(definition.ref().owner(), made); // as a container does
       instance = made;
     }
     return instance;

@@ -248,16 +248,31 @@ public final class JavaRunner {
       ctor.setAccessible(true);
       target = ctor.newInstance();
     }
-    for (Method m : lifecycle(cls, Enter.class)) {
-      m.invoke(Modifier.isStatic(m.getModifiers()) ? null : target);
-    }
+    enter(cls, target);
   }
 
   /**
    * The methods of {@code cls} with {@code annotation}, by name; instance ones need an instance.
    */
-  private List<Method> lifecycle(
-      Class<?> cls, Class<? extends java.lang.annotation.Annotation> annotation) {
+  /**
+   * Runs the {@link Enter} methods of {@code cls} on {@code instance} (null for a function on a
+   * static method) as a container does; for {@code SkiffFunction.local}, so a unit test sees the
+   * container's rules.
+   */
+  public static void enter(Class<?> cls, Object instance) throws ReflectiveOperationException {
+    for (Method m : lifecycle(cls, Enter.class, instance != null)) {
+      m.invoke(Modifier.isStatic(m.getModifiers()) ? null : instance);
+    }
+  }
+
+  /**
+   * The methods of {@code cls} with {@code annotation}, by name; instance ones need a function on
+   * an instance ({@code onInstance}).
+   */
+  private static List<Method> lifecycle(
+      Class<?> cls,
+      Class<? extends java.lang.annotation.Annotation> annotation,
+      boolean onInstance) {
     List<Method> found = new ArrayList<>();
     for (Method m : cls.getDeclaredMethods()) {
       if (!m.isAnnotationPresent(annotation)) {
@@ -267,7 +282,7 @@ public final class JavaRunner {
         throw new IllegalArgumentException(
             "@" + annotation.getSimpleName() + " method " + m + " must take no arguments");
       }
-      if (!Modifier.isStatic(m.getModifiers()) && target == null) {
+      if (!Modifier.isStatic(m.getModifiers()) && !onInstance) {
         throw new IllegalArgumentException(
             "@"
                 + annotation.getSimpleName()
@@ -288,7 +303,7 @@ public final class JavaRunner {
       return;
     }
     try {
-      for (Method m : lifecycle(method.getDeclaringClass(), Exit.class)) {
+      for (Method m : lifecycle(method.getDeclaringClass(), Exit.class, target != null)) {
         m.invoke(Modifier.isStatic(m.getModifiers()) ? null : target);
       }
     } catch (Throwable t) {
