@@ -378,8 +378,8 @@ public final class JavaRunner {
         result = method.invoke(target, value);
       }
       phase = "output";
-      JsonNode output = json.valueToTree(result);
-      byte[] bytes = json.writeValueAsBytes(output);
+      // written once, and carried into the reply frame as it is
+      byte[] bytes = json.writeValueAsBytes(result);
       if (bytes.length > MAX_RESULT) {
         reply
             .put("ok", false)
@@ -395,7 +395,12 @@ public final class JavaRunner {
                             + " a call may return",
                         "")));
       } else {
-        reply.put("ok", true).set("output", output);
+        reply
+            .put("ok", true)
+            .putRawValue(
+                "output",
+                new com.fasterxml.jackson.databind.util.RawValue(
+                    new String(bytes, StandardCharsets.UTF_8)));
       }
     } catch (Throwable t) {
       Throwable cause = unwrap(t);
