@@ -121,18 +121,38 @@ class StoreOutageTest {
 
   @Test
   void aStoreThatRefusesConnectionsFailsAReadInUnderASecond() throws IOException {
-    // A port held by a socket that is bound but never listens: a connection to it is refused,
-    // nothing else can bind it while the test runs (a free port found earlier could be taken by
-    // another process, which might then accept and never answer), and the kernel never picks it
-    // as the source port of a connect, so a connection cannot meet itself.
+    // A port held by a socket that is bound but never listens: nothing else can bind it while the
+    // test runs (a free port found earlier could be taken by another process, which might then
+    // accept and never answer), and the kernel never picks it as the source port of a connect, so
+    // a connection cannot meet itself.
     try (java.net.Socket holder = new java.net.Socket()) {
       holder.setReuseAddress(false);
       holder.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
-      readsFailFast(holder.getLocalPort());
+      int port = holder.getLocalPort();
+      // Most network stacks answer a connection to such a port with a reset at once; some
+      // sandboxes drop it instead, and then the store is a hung one to the client, bounded by
+      // the call timeout (the test above). Which one this machine does is measured, not assumed.
+      double bound = refusesAtOnce(port) ? 1.0 : 1.6 * TIMEOUT.toSeconds();
+      readsFailWithin(port, bound);
     }
   }
 
-  private void readsFailFast(int port) throws IOException {
+  /** Whether a plain connect to {@code port} on loopback is refused within half a second. */
+  private static boolean refusesAtOnce(int port) throws IOException {
+    try (java.net.Socket probe = new java.net.Socket()) {
+      probe.connect(
+          new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), port), 500);
+      throw new AssertionError("a connection to a port that does not listen was accepted");
+    } catch (java.net.ConnectException e) {
+      return true;
+    } catch (java.net.SocketTimeoutException e) {
+      System.out.printf(
+          "this machine drops connections to port %d rather than refusing them%n", port);
+      return false;
+    }
+  }
+
+  private void readsFailWithin(int port, double bound) throws IOException {
     var nowhere =
         new dev.skiff.casfs.store.S3Location(
             S3Server.BUCKET, PREFIX, URI.create("http://127.0.0.1:" + port), "us-east-1", true);
@@ -144,10 +164,11 @@ class StoreOutageTest {
               index, new ChunkReader(remote, 64 << 20, null, Runnable::run, 1 << 20));
       for (int i = 0; i < 3; i++) {
         long t0 = System.nanoTime();
-        assertThrows(IOException.class, () -> Reads.readAll(fs, "lib/m010.py"));
+        IOException e = assertThrows(IOException.class, () -> Reads.readAll(fs, "lib/m010.py"));
         double secs = secondsSince(t0);
         System.out.printf("refused connections: read %d failed after %.2f s%n", i, secs);
-        assertTrue(secs < 1.0, "read " + i + " failed after " + secs + " s");
+        assertTrue(
+            secs < (i == 0 ? bound : 1.0), "read " + i + " failed after " + secs + " s: " + e);
       }
     }
   }
