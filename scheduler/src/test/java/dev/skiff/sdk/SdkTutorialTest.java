@@ -1,5 +1,6 @@
 package dev.skiff.sdk;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -16,6 +17,7 @@ import dev.skiff.scheduler.client.ControlClient;
 import dev.skiff.scheduler.proto.FunctionSpec;
 import dev.skiff.scheduler.state.LmdbControlState;
 import dev.skiff.scheduler.worker.Worker;
+import dev.skiff.sdk.tutorial.Bytes;
 import dev.skiff.sdk.tutorial.Env;
 import dev.skiff.sdk.tutorial.Failing;
 import dev.skiff.sdk.tutorial.Greeter;
@@ -110,6 +112,7 @@ class SdkTutorialTest {
             .build();
     SkiffFunction<String, String> env =
         app.function(Env::get).image(image).env("GREETING", "hello from the function").build();
+    SkiffFunction<byte[], byte[]> reverse = app.function(Bytes::reverse).image(image).build();
     assertEquals("tutorial/greeter-greet", greet.id());
 
     // 2. Running the app ships this program's classes (only what the scheduler lacks) and deploys
@@ -138,6 +141,14 @@ class SdkTutorialTest {
       // The function's environment is the container's.
       assertEquals("hello from the function", env.remote("GREETING"));
       assertEquals("tutorial/env-get", env.remote("SKIFF_FUNCTION"));
+
+      // Bytes go as they are, small or large: over 2 MiB (here 3 MiB each way) an input and a
+      // result travel through the payload store, which the caller never sees.
+      byte[] small = {1, 2, 3};
+      assertArrayEquals(new byte[] {3, 2, 1}, reverse.remote(small));
+      byte[] large = new byte[3 << 20];
+      new java.util.SplittableRandom(7).nextBytes(large);
+      assertArrayEquals(Bytes.reverse(large), reverse.remote(large));
 
       // 3. Failures a caller tells apart. The handler threw: its type, message, stack trace and
       //    causes, after the function's one retry.

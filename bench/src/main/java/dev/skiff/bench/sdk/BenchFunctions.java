@@ -13,6 +13,11 @@ public final class BenchFunctions {
     return x;
   }
 
+  /** Bytes back as they came: the cost of carrying them. */
+  public static byte[] echoBytes(byte[] b) {
+    return b;
+  }
+
   /**
    * A handler whose container pays for a start-up: its {@link Enter} method loads and exercises a
    * few thousand classes' worth of work (collections, streams, string formatting), as a real

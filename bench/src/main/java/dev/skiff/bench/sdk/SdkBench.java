@@ -47,7 +47,7 @@ import java.util.stream.IntStream;
  * process on loopback; the image is a JVM linked from this JDK.
  *
  * <p>Run: {@code java $FLAGS -cp bench/target/classes:$(cat bench/target/classpath.txt)
- * dev.skiff.bench.sdk.SdkBench [--reps 5] [--only warm,map,cold,loop] [--sdk-classpath
+ * dev.skiff.bench.sdk.SdkBench [--reps 5] [--only warm,map,bytes,cold,loop] [--sdk-classpath
  * examples/java-function/target/classpath.txt]}
  */
 public final class SdkBench {
@@ -61,7 +61,7 @@ public final class SdkBench {
     int reps = 5;
     int calls = 2000;
     Path sdkClassPath = Path.of("examples/java-function/target/classpath.txt");
-    List<String> only = List.of("warm", "map", "cold", "loop");
+    List<String> only = List.of("warm", "map", "bytes", "cold", "loop");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--work" -> work = Path.of(args[++i]);
@@ -118,6 +118,12 @@ public final class SdkBench {
             app.function(BenchFunctions::echo).name("echo").image(image).minContainers(1).build();
         SkiffFunction<Integer, Integer> mapped =
             app.function(BenchFunctions::echo).name("mapped").image(image).build();
+        SkiffFunction<byte[], byte[]> bytes =
+            app.function(BenchFunctions::echoBytes)
+                .name("bytes")
+                .image(image)
+                .minContainers(1)
+                .build();
         SkiffFunction<Integer, Integer> cold =
             app.function(BenchFunctions.Warmed::lookup)
                 .name("cold")
@@ -137,6 +143,9 @@ public final class SdkBench {
           }
           if (only.contains("map")) {
             map(mapped, raw, reps, report);
+          }
+          if (only.contains("bytes")) {
+            bytes(bytes, raw, report);
           }
           if (only.contains("cold")) {
             cold(cold, snap, raw, rt, work, timers, reps, report);
@@ -205,6 +214,63 @@ public final class SdkBench {
                 "%nThe SDK adds %.3f ms at the median (ratio %.2f). Target p50 <= 2 ms.%n%n",
                 pct(sdk, 0.5) - pct(base, 0.5),
                 pct(sdk, 0.5) / pct(base, 0.5)));
+  }
+
+  /**
+   * A {@code byte[]} sent and returned whole, at a few sizes up to the 2 MiB a call carries inline:
+   * the SDK's remote (Jackson writes and reads the bytes) against the raw client sending the same
+   * call as JSON made once beforehand and never reading the result, so the difference is the SDK's
+   * own cost of encoding and decoding.
+   */
+  private static void bytes(
+      SkiffFunction<byte[], byte[]> fn, ControlClient raw, StringBuilder report) throws Exception {
+    report
+        .append("### byte[] round trip (input and result the same size)\n\n")
+        .append(
+            "| size | calls | SDK p50 (ms) | raw p50 (ms) | SDK MB/s each way | ratio |\n"
+                + "| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int size : new int[] {1 << 10, 64 << 10, 1 << 20}) {
+      byte[] data = new byte[size];
+      new java.util.SplittableRandom(size).nextBytes(data);
+      Input in =
+          ControlClient.input(
+              "[\"" + java.util.Base64.getEncoder().encodeToString(data) + "\"]", "");
+      int calls = Math.max(20, Math.min(500, (int) ((64L << 20) / size)));
+      log("byte[] of " + size + " bytes: " + calls + " calls each way");
+      for (int i = 0; i < calls / 4 + 10; i++) {
+        fn.remote(data);
+        raw.call(fn.id(), in, null);
+      }
+      double[] sdk = new double[calls];
+      double[] base = new double[calls];
+      for (int i = 0; i < calls; i++) {
+        long t0 = System.nanoTime();
+        byte[] back = fn.remote(data);
+        sdk[i] = (System.nanoTime() - t0) / 1e6;
+        if (back.length != size) {
+          throw new IllegalStateException("got " + back.length + " bytes back, not " + size);
+        }
+        t0 = System.nanoTime();
+        if (raw.call(fn.id(), in, null).getStatus() != Status.SUCCESS) {
+          throw new IllegalStateException("raw call failed");
+        }
+        base[i] = (System.nanoTime() - t0) / 1e6;
+      }
+      Arrays.sort(sdk);
+      Arrays.sort(base);
+      double p50 = pct(sdk, 0.5);
+      report.append(
+          String.format(
+              Locale.ROOT,
+              "| %,d | %d | %.3f | %.3f | %.0f | %.2f |%n",
+              size,
+              calls,
+              p50,
+              pct(base, 0.5),
+              size / 1e6 / (p50 / 1e3),
+              p50 / pct(base, 0.5)));
+    }
+    report.append("\n");
   }
 
   private static void map(

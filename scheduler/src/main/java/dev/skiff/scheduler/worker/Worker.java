@@ -409,6 +409,22 @@ public final class Worker implements AutoCloseable {
   }
 
   /**
+   * Renames directory {@code tmp} to {@code dir}, unless a racing start made {@code dir} first
+   * (with the same content, as both are named by it): then {@code tmp} is left for the caller to
+   * remove.
+   */
+  static void publish(Path tmp, Path dir) throws IOException {
+    try {
+      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+    } catch (java.nio.file.FileSystemException raced) {
+      // rename(2) says ENOTEMPTY, which the JDK reports as a plain FileSystemException.
+      if (!Files.isDirectory(dir)) {
+        throw raced;
+      }
+    }
+  }
+
+  /**
    * A Java function's class path as a directory of its jars, named in order ({@code 000.jar}, ...):
    * links to the jars kept by digest, each fetched from the scheduler the first time. The directory
    * is named by the list's digest, so every container of the same class path shares it.
@@ -429,12 +445,7 @@ public final class Worker implements AutoCloseable {
       for (int i = 0; i < jars.size(); i++) {
         Files.createLink(tmp.resolve(String.format("%03d.jar", i)), jars.get(i));
       }
-      try {
-        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-      } catch (java.nio.file.FileAlreadyExistsException
-          | java.nio.file.DirectoryNotEmptyException raced) {
-        // another start made the same directory first: the same links
-      }
+      publish(tmp, dir);
     } finally {
       if (Files.exists(tmp)) {
         try (var files = Files.list(tmp)) {
