@@ -682,7 +682,8 @@ public final class PlatformBench {
           code);
       for (int i = 0; i < 5; i++) {
         Result r = client.call("bench/soak", ControlClient.input("[" + i + "]", ""), null);
-        if (r.getStatus() != Status.SUCCESS || !r.getOutputJson().equals(Integer.toString(i))) {
+        if (r.getStatus() != Status.SUCCESS
+            || !r.getOutputJson().toStringUtf8().equals(Integer.toString(i))) {
           throw new IllegalStateException("soak round " + round + ": " + r);
         }
       }
@@ -692,7 +693,7 @@ public final class PlatformBench {
           IntStream.range(0, 200).mapToObj(i -> ControlClient.input("[" + i + "]", "")).iterator(),
           200,
           (i, r) -> {
-            if (!r.getOutputJson().equals(Long.toString(i))) {
+            if (!r.getOutputJson().toStringUtf8().equals(Long.toString(i))) {
               wrong.incrementAndGet();
             }
           });

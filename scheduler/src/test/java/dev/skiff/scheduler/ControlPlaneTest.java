@@ -165,10 +165,10 @@ class ControlPlaneTest {
     assertEquals("", d.getWarning());
     Result r = client.call("test/square", args("[7]"), null);
     assertEquals(Status.SUCCESS, r.getStatus(), r.toString());
-    assertEquals("49", r.getOutputJson());
+    assertEquals("49", r.getOutputJson().toStringUtf8());
     assertEquals(1, r.getAttempts());
     Result again = client.call("test/square", args("[8]"), null);
-    assertEquals("64", again.getOutputJson());
+    assertEquals("64", again.getOutputJson().toStringUtf8());
     List<String> lines = new ArrayList<>();
     await(
         "the call's log line",
@@ -210,7 +210,7 @@ class ControlPlaneTest {
     assertEquals(300, results.size());
     for (long i = 0; i < 300; i++) {
       assertEquals(Status.SUCCESS, results.get(i).getStatus());
-      assertEquals(Long.toString(i * i), results.get(i).getOutputJson());
+      assertEquals(Long.toString(i * i), results.get(i).getOutputJson().toStringUtf8());
     }
   }
 
@@ -231,7 +231,7 @@ class ControlPlaneTest {
             .setRetries(RetryPolicy.newBuilder().setMaxRetries(3).setInitialDelayMs(50)));
     Result ok = client.call("test/flaky", args("[1]"), null);
     assertEquals(Status.SUCCESS, ok.getStatus(), ok.toString());
-    assertEquals("3", ok.getOutputJson());
+    assertEquals("3", ok.getOutputJson().toStringUtf8());
     assertEquals(3, ok.getAttempts());
   }
 
@@ -268,7 +268,7 @@ class ControlPlaneTest {
     String id = client.spawn("test/spawn", args("[0.2]"));
     Result r = client.get(id, Duration.ofSeconds(60));
     assertEquals(Status.SUCCESS, r.getStatus(), r.toString());
-    assertEquals("0.2", r.getOutputJson());
+    assertEquals("0.2", r.getOutputJson().toStringUtf8());
     assertFalse(client.cancel(id, false), "a finished call cannot be cancelled");
 
     String slow = client.spawn("test/spawn", args("[60]"));
@@ -308,7 +308,7 @@ class ControlPlaneTest {
         fn("gpu", "handlers:env")
             .setResources(Resources.newBuilder().addGpu("H100").addGpu("A100-80GB")));
     Result r = client.call("test/gpu", args("[\"NVIDIA_VISIBLE_DEVICES\"]"), null);
-    assertEquals("\"0\"", r.getOutputJson(), "the fallback GPU was given");
+    assertEquals("\"0\"", r.getOutputJson().toStringUtf8(), "the fallback GPU was given");
   }
 
   @Test
@@ -359,7 +359,7 @@ class ControlPlaneTest {
       e = assertThrows(StatusRuntimeException.class, stranger::functions);
       assertEquals(io.grpc.Status.Code.UNAUTHENTICATED, e.getStatus().getCode());
     }
-    assertEquals("9", client.call("test/bad", args("[3]"), null).getOutputJson());
+    assertEquals("9", client.call("test/bad", args("[3]"), null).getOutputJson().toStringUtf8());
   }
 
   @Test
@@ -370,20 +370,21 @@ class ControlPlaneTest {
     String three = "x".repeat(3 << 20);
     Result r = client.call("test/size", args("[\"" + three + "\"]"), null);
     assertEquals(Status.SUCCESS, r.getStatus(), r.getFailure().toString());
-    assertEquals(Integer.toString(3 << 20), r.getOutputJson());
+    assertEquals(Integer.toString(3 << 20), r.getOutputJson().toStringUtf8());
     Result out = client.call("test/blob", args("[" + (5 << 20) + "]"), null);
     assertEquals(Status.SUCCESS, out.getStatus(), out.getFailure().toString());
-    assertEquals("\"" + "y".repeat(5 << 20) + "\"", out.getOutputJson());
+    assertEquals("\"" + "y".repeat(5 << 20) + "\"", out.getOutputJson().toStringUtf8());
     assertEquals("", out.getOutputPayload(), "the client fetched the output");
     // spawn and get, and a map with large inputs and outputs mixed with small ones
     String id = client.spawn("test/blob", args("[" + (3 << 20) + "]"));
-    assertEquals((3 << 20) + 2, client.get(id, Duration.ofSeconds(60)).getOutputJson().length());
+    assertEquals((3 << 20) + 2, client.get(id, Duration.ofSeconds(60)).getOutputJson().size());
     Map<Long, Result> results = new ConcurrentHashMap<>();
     List<String> inputs = List.of(three, "small", three + "z", "tiny");
     client.map(
         "test/echo", inputs.stream().map(s -> args("[\"" + s + "\"]")).iterator(), 2, results::put);
     for (int i = 0; i < inputs.size(); i++) {
-      assertEquals("\"" + inputs.get(i) + "\"", results.get((long) i).getOutputJson());
+      assertEquals(
+          "\"" + inputs.get(i) + "\"", results.get((long) i).getOutputJson().toStringUtf8());
     }
     // the limits: a result over 64 MiB is the handler's error; an input over it never leaves
     Result tooBig = client.call("test/blob", args("[" + (65 << 20) + "]"), null);
@@ -394,7 +395,8 @@ class ControlPlaneTest {
         assertThrows(
             IllegalArgumentException.class, () -> client.call("test/size", args(huge), null));
     assertTrue(refused.getMessage().contains("64 MiB"), refused.getMessage());
-    assertEquals("5", client.call("test/size", args("[\"hello\"]"), null).getOutputJson());
+    assertEquals(
+        "5", client.call("test/size", args("[\"hello\"]"), null).getOutputJson().toStringUtf8());
   }
 
   @Test
@@ -404,12 +406,19 @@ class ControlPlaneTest {
     deploy(fn("without-secret", "handlers:env"));
     assertEquals(
         "\"hunter2\"",
-        client.call("test/with-secret", args("[\"DB_PASSWORD\"]"), null).getOutputJson());
+        client
+            .call("test/with-secret", args("[\"DB_PASSWORD\"]"), null)
+            .getOutputJson()
+            .toStringUtf8());
     assertEquals(
-        "\"p\"", client.call("test/with-secret", args("[\"PLAIN\"]"), null).getOutputJson());
+        "\"p\"",
+        client.call("test/with-secret", args("[\"PLAIN\"]"), null).getOutputJson().toStringUtf8());
     assertEquals(
         "null",
-        client.call("test/without-secret", args("[\"DB_PASSWORD\"]"), null).getOutputJson());
+        client
+            .call("test/without-secret", args("[\"DB_PASSWORD\"]"), null)
+            .getOutputJson()
+            .toStringUtf8());
     StatusRuntimeException e =
         assertThrows(
             StatusRuntimeException.class, () -> deploy(fn("x", "handlers:env").addSecrets("nope")));
@@ -419,12 +428,15 @@ class ControlPlaneTest {
   @Test
   void aRedeployMakesANewVersionAndTheOldContainersDrain() throws Exception {
     deploy(fn("versions", "handlers:square"));
-    assertEquals("4", client.call("test/versions", args("[2]"), null).getOutputJson());
+    assertEquals(
+        "4", client.call("test/versions", args("[2]"), null).getOutputJson().toStringUtf8());
     // the same spec again is no new version
     assertEquals(1, deploy(fn("versions", "handlers:square")).getFunction().getVersion());
     DeployResponse v2 = deploy(fn("versions", "handlers:env"));
     assertEquals(2, v2.getFunction().getVersion());
-    assertEquals("null", client.call("test/versions", args("[\"NOPE\"]"), null).getOutputJson());
+    assertEquals(
+        "null",
+        client.call("test/versions", args("[\"NOPE\"]"), null).getOutputJson().toStringUtf8());
     await(
         "the first version's container to stop",
         () ->
@@ -437,7 +449,7 @@ class ControlPlaneTest {
     deploy(
         fn("scale", "handlers:square")
             .setAutoscaling(Autoscaling.newBuilder().setScaledownWindowMs(1000)));
-    assertEquals("1", client.call("test/scale", args("[1]"), null).getOutputJson());
+    assertEquals("1", client.call("test/scale", args("[1]"), null).getOutputJson().toStringUtf8());
     assertEquals(
         1,
         client.containers().stream().filter(c -> c.getFunctionId().equals("test/scale")).count());

@@ -298,7 +298,7 @@ final class FunctionCommand implements Runnable {
 
   static int finish(Result r) {
     if (r.getStatus() == Status.SUCCESS) {
-      System.out.println(r.getOutputJson());
+      System.out.println(r.getOutputJson().toStringUtf8());
       return 0;
     }
     Inputs.printFailure(r, System.err);

@@ -88,7 +88,7 @@ final class Inputs {
   /** A JSON line for {@code map --return-exceptions}: the output, or {"error": ...}. */
   static String line(Result r) {
     if (r.getStatus() == Status.SUCCESS) {
-      return r.getOutputJson();
+      return r.getOutputJson().toStringUtf8();
     }
     var e = JSON.createObjectNode();
     e.putObject("error")

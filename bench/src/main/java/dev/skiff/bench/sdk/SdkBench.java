@@ -262,7 +262,7 @@ public final class SdkBench {
       report.append(
           String.format(
               Locale.ROOT,
-              "| %,d | %d | %.3f | %.3f | %.0f | %.2f |%n",
+              "| %,d | %d | %.3f | %.3f | %.1f | %.2f |%n",
               size,
               calls,
               p50,

@@ -42,10 +42,17 @@ public final class Payloads {
   public static String upload(
       Function<StreamObserver<PayloadRef>, StreamObserver<PayloadChunk>> start, byte[] data)
       throws IOException {
-    if (data.length > MAX_BYTES) {
+    return upload(start, com.google.protobuf.UnsafeByteOperations.unsafeWrap(data));
+  }
+
+  /** {@link #upload(Function, byte[])} of bytes held in a {@link ByteString}, not copied. */
+  public static String upload(
+      Function<StreamObserver<PayloadRef>, StreamObserver<PayloadChunk>> start, ByteString data)
+      throws IOException {
+    if (data.size() > MAX_BYTES) {
       throw new IllegalArgumentException(
           "a payload of "
-              + data.length
+              + data.size()
               + " bytes is over the "
               + (MAX_BYTES >> 20)
               + " MiB a call may carry");
@@ -69,10 +76,10 @@ public final class Payloads {
                 done.completeExceptionally(new IOException("the upload ended without a name"));
               }
             });
-    for (int at = 0; at < data.length && !done.isDone(); at += CHUNK) {
+    for (int at = 0; at < data.size() && !done.isDone(); at += CHUNK) {
       up.onNext(
           PayloadChunk.newBuilder()
-              .setData(ByteString.copyFrom(data, at, Math.min(CHUNK, data.length - at)))
+              .setData(data.substring(at, Math.min(data.size(), at + CHUNK)))
               .build());
     }
     up.onCompleted();

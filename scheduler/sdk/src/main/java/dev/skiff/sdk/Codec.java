@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JavaType;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.skiff.scheduler.client.ControlClient;
+import com.google.protobuf.ByteString;
 import dev.skiff.scheduler.proto.Input;
 import dev.skiff.scheduler.proto.Result;
 import java.lang.reflect.Type;
@@ -20,7 +20,8 @@ final class Codec {
   static final ObjectMapper JSON =
       new ObjectMapper()
           .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false)
-          .configure(SerializationFeature.FAIL_ON_EMPTY_BEANS, true);
+          .configure(SerializationFeature.FAIL_ON_EMPTY_BEANS, true)
+          .configure(com.fasterxml.jackson.core.JsonGenerator.Feature.AUTO_CLOSE_TARGET, false);
 
   private Codec() {}
 
@@ -41,7 +42,11 @@ final class Codec {
   /** An input as it is sent to {@code function}; a value Jackson cannot write fails here. */
   static Input input(Object value, String function) {
     try {
-      return ControlClient.input("[" + JSON.writeValueAsString(value) + "]", "");
+      ByteString.Output out = ByteString.newOutput(64);
+      out.write('[');
+      JSON.writeValue(out, value);
+      out.write(']');
+      return Input.newBuilder().setArgsJson(out.toByteString()).build();
     } catch (JsonProcessingException e) {
       throw new IllegalArgumentException(
           "cannot send a "
@@ -52,6 +57,8 @@ final class Codec {
               + e.getOriginalMessage()
               + "); give it properties (a record, getters) or send a type that has them",
           e);
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e); // a stream in memory: never
     }
   }
 
@@ -70,10 +77,12 @@ final class Codec {
           yield null;
         }
         try {
-          yield (O) JSON.readValue(r.getOutputJson(), type);
+          yield (O) JSON.readValue(r.getOutputJson().newInput(), type);
         } catch (JsonProcessingException e) {
           throw new IllegalStateException(
               call + " returned JSON that is not a " + type + ": " + e.getOriginalMessage(), e);
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e); // bytes in memory: never
         }
       }
       case HANDLER_ERROR ->

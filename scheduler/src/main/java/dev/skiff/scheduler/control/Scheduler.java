@@ -615,7 +615,7 @@ public final class Scheduler implements AutoCloseable {
       }
       return; // the worker parses it: it may be as large as a payload may be
     }
-    long size = (long) in.getArgsJson().length() + in.getKwargsJson().length();
+    long size = (long) in.getArgsJson().size() + in.getKwargsJson().size();
     if (size > Payloads.INLINE_MAX) {
       throw io.grpc.Status.RESOURCE_EXHAUSTED
           .withDescription(
@@ -625,15 +625,33 @@ public final class Scheduler implements AutoCloseable {
                   + " payload, as Skiff's clients send them)")
           .asRuntimeException();
     }
-    try {
-      if (!in.getArgsJson().isEmpty() && !JSON.readTree(in.getArgsJson()).isArray()) {
-        throw new IllegalArgumentException("args must be a JSON array");
+    checkJson(in.getArgsJson(), com.fasterxml.jackson.core.JsonToken.START_ARRAY, "args", "array");
+    checkJson(
+        in.getKwargsJson(), com.fasterxml.jackson.core.JsonToken.START_OBJECT, "kwargs", "object");
+  }
+
+  /**
+   * Checks that {@code json} (empty: none) is one JSON value that starts with {@code start}, by
+   * reading its tokens without building it: no tree or strings made of a large input.
+   */
+  private static void checkJson(
+      com.google.protobuf.ByteString json,
+      com.fasterxml.jackson.core.JsonToken start,
+      String what,
+      String kind) {
+    if (json.isEmpty()) {
+      return;
+    }
+    try (var p = JSON.getFactory().createParser(json.newInput())) {
+      if (p.nextToken() != start) {
+        throw new IllegalArgumentException(what + " must be a JSON " + kind);
       }
-      if (!in.getKwargsJson().isEmpty() && !JSON.readTree(in.getKwargsJson()).isObject()) {
-        throw new IllegalArgumentException("kwargs must be a JSON object");
+      p.skipChildren(); // every token read once: the parser checks the syntax as it goes
+      if (p.nextToken() != null) {
+        throw new IllegalArgumentException(what + " must be one JSON " + kind + ", and no more");
       }
     } catch (IOException e) {
-      throw new IllegalArgumentException("the input is not JSON: " + e.getMessage());
+      throw new IllegalArgumentException("the input's " + what + " is not JSON: " + e.getMessage());
     }
   }
 

@@ -1,17 +1,30 @@
 package dev.skiff.scheduler.runner;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.google.protobuf.ByteString;
 
 /**
  * How one call of a handler ended, as the worker reports it: the handler's result, its error (type,
  * message, traceback), or the container's fate (timed out, killed for memory, crashed).
  */
 public sealed interface Outcome {
-  /** The handler returned {@code output} (JSON) after running {@code micros}. */
-  record Success(JsonNode output, long micros) implements Outcome {
+  /** The handler returned {@code json} (UTF-8 JSON) after running {@code micros}. */
+  record Success(ByteString json, long micros) implements Outcome {
     public Success(JsonNode output) {
-      this(output, 0);
+      this(ByteString.copyFromUtf8(output.toString()), 0);
     }
+
+    /** The output, parsed. */
+    public JsonNode output() {
+      try {
+        return JSON.readTree(json.newInput());
+      } catch (java.io.IOException e) {
+        throw new IllegalStateException("a runner's output is not JSON: " + e.getMessage(), e);
+      }
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON =
+        new com.fasterxml.jackson.databind.ObjectMapper();
   }
 
   /** The handler raised, after running {@code micros}. */

@@ -1,8 +1,12 @@
 package dev.skiff.scheduler.runner;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.io.JsonStringEncoder;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import dev.skiff.scheduler.Payloads;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
@@ -10,7 +14,6 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -95,24 +98,23 @@ public final class RunnerChannel {
   private void readAnswers() {
     try {
       while (true) {
-        JsonNode reply = receive();
-        CompletableFuture<Outcome> f = waiting.remove(reply.path("id").asText());
+        Reply reply = Reply.parse(receiveBytes());
+        CompletableFuture<Outcome> f = waiting.remove(reply.id);
         if (f == null) {
-          throw new IOException("the runner answered call " + reply.path("id") + ", never asked");
+          throw new IOException("the runner answered call " + reply.id + ", never asked");
         }
-        long us = reply.path("us").asLong();
         Outcome o;
-        if (reply.path("ok").asBoolean()) {
-          o = new Outcome.Success(reply.path("output"), us);
-        } else if (reply.path("out_of_memory").asBoolean()) {
+        if (reply.ok) {
+          o = new Outcome.Success(reply.output, reply.us);
+        } else if (reply.outOfMemory) {
           o = new Outcome.OutOfMemory();
-        } else if (reply.path("timed_out").asBoolean()) {
-          o = new Outcome.TimedOut(timeouts.getOrDefault(reply.path("id").asText(), 0L));
+        } else if (reply.timedOut) {
+          o = new Outcome.TimedOut(timeouts.getOrDefault(reply.id, 0L));
         } else {
-          Outcome.HandlerError e = error(reply.path("error"));
-          o = new Outcome.HandlerError(e.type(), e.message(), e.traceback(), us);
+          Outcome.HandlerError e = error(reply.error);
+          o = new Outcome.HandlerError(e.type(), e.message(), e.traceback(), reply.us);
         }
-        timeouts.remove(reply.path("id").asText());
+        timeouts.remove(reply.id);
         f.complete(o);
       }
     } catch (IOException e) {
@@ -122,6 +124,69 @@ public final class RunnerChannel {
       ended.complete(null);
     }
   }
+
+  /**
+   * A runner's answer, read token by token: the output is kept as the bytes of its JSON, a slice of
+   * the frame, never parsed into a tree and written out again (for a large output that was most of
+   * a call's cost on the worker).
+   */
+  private static final class Reply {
+    String id = "";
+    boolean ok;
+    boolean outOfMemory;
+    boolean timedOut;
+    long us;
+    ByteString output = NULL;
+    JsonNode error = com.fasterxml.jackson.databind.node.MissingNode.getInstance();
+
+    static Reply parse(byte[] body) throws IOException {
+      Reply r = new Reply();
+      try (JsonParser p = JSON.getFactory().createParser(body)) {
+        if (p.nextToken() != JsonToken.START_OBJECT) {
+          throw new IOException("the runner sent a frame that is not a JSON object");
+        }
+        int outputFrom = -1;
+        while (true) {
+          JsonToken t = p.nextToken();
+          if (outputFrom >= 0) {
+            // The output ends where this token starts, less the comma and space between: a
+            // string's end is known only once the parser has moved past it (unread, not decoded).
+            int to = (int) p.currentTokenLocation().getByteOffset();
+            while (to > outputFrom
+                && (body[to - 1] == ',' || Character.isWhitespace(body[to - 1]))) {
+              to--;
+            }
+            r.output = UnsafeByteOperations.unsafeWrap(body, outputFrom, to - outputFrom);
+            outputFrom = -1;
+          }
+          if (t != JsonToken.FIELD_NAME) {
+            break;
+          }
+          String field = p.currentName();
+          JsonToken value = p.nextToken();
+          switch (field) {
+            case "id" -> r.id = p.getValueAsString("");
+            case "ok" -> r.ok = value == JsonToken.VALUE_TRUE;
+            case "out_of_memory" -> r.outOfMemory = value == JsonToken.VALUE_TRUE;
+            case "timed_out" -> r.timedOut = value == JsonToken.VALUE_TRUE;
+            case "us" -> r.us = p.getValueAsLong(0);
+            case "error" -> r.error = JSON.readTree(p);
+            case "output" -> {
+              outputFrom = (int) p.currentTokenLocation().getByteOffset();
+              p.skipChildren();
+            }
+            default -> p.skipChildren();
+          }
+        }
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new IOException(
+            "the runner sent a frame that is not JSON: " + e.getOriginalMessage());
+      }
+      return r;
+    }
+  }
+
+  private static final ByteString NULL = ByteString.copyFromUtf8("null");
 
   /** Completes when the reader has stopped: the runner ended or the channel broke. */
   public CompletableFuture<Void> ended() {
@@ -139,23 +204,20 @@ public final class RunnerChannel {
    * @throws IllegalArgumentException if the request is over {@link #MAX_FRAME}
    */
   public CompletableFuture<Outcome> call(
-      String callId, String argsJson, String kwargsJson, long timeoutMillis) {
+      String callId, ByteString argsJson, ByteString kwargsJson, long timeoutMillis) {
     String id = callId != null ? callId : Long.toString(nextId.incrementAndGet());
-    StringBuilder json = new StringBuilder(64 + argsJson.length() + kwargsJson.length());
-    json.append("{\"id\":\"");
-    JsonStringEncoder.getInstance().quoteAsString(id, json);
-    json.append("\",\"args\":")
-        .append(argsJson.isEmpty() ? "[]" : argsJson)
-        .append(",\"kwargs\":")
-        .append(kwargsJson.isEmpty() ? "{}" : kwargsJson)
-        .append(",\"timeout_ms\":")
-        .append(timeoutMillis)
-        .append('}');
-    byte[] body = json.toString().getBytes(StandardCharsets.UTF_8);
-    if (body.length > MAX_FRAME) {
+    StringBuilder head = new StringBuilder(32).append("{\"id\":\"");
+    JsonStringEncoder.getInstance().quoteAsString(id, head);
+    ByteString body =
+        ByteString.copyFromUtf8(head.append("\",\"args\":").toString())
+            .concat(argsJson.isEmpty() ? EMPTY_ARRAY : argsJson)
+            .concat(KWARGS)
+            .concat(kwargsJson.isEmpty() ? EMPTY_OBJECT : kwargsJson)
+            .concat(ByteString.copyFromUtf8(",\"timeout_ms\":" + timeoutMillis + "}"));
+    if (body.size() > MAX_FRAME) {
       throw new IllegalArgumentException(
           "an input of "
-              + body.length
+              + body.size()
               + " bytes is over the "
               + (Payloads.MAX_BYTES >> 20)
               + " MiB a call may carry");
@@ -165,8 +227,8 @@ public final class RunnerChannel {
     timeouts.put(id, timeoutMillis);
     try {
       synchronized (toRunner) {
-        toRunner.writeInt(body.length);
-        toRunner.write(body);
+        toRunner.writeInt(body.size());
+        body.writeTo(toRunner);
         toRunner.flush();
       }
     } catch (IOException e) {
@@ -180,15 +242,9 @@ public final class RunnerChannel {
     return f;
   }
 
-  /** {@link #call(String, String, String, long)} with parsed arguments. */
-  public CompletableFuture<Outcome> call(
-      String callId, JsonNode args, JsonNode kwargs, long timeoutMillis) {
-    return call(
-        callId,
-        args == null ? "" : args.toString(),
-        kwargs == null ? "" : kwargs.toString(),
-        timeoutMillis);
-  }
+  private static final ByteString EMPTY_ARRAY = ByteString.copyFromUtf8("[]");
+  private static final ByteString EMPTY_OBJECT = ByteString.copyFromUtf8("{}");
+  private static final ByteString KWARGS = ByteString.copyFromUtf8(",\"kwargs\":");
 
   /** Tells the runner that no more calls come (it exits once the running ones answer). */
   public void close() throws IOException {
@@ -205,6 +261,10 @@ public final class RunnerChannel {
   }
 
   private JsonNode receive() throws IOException {
+    return JSON.readTree(receiveBytes());
+  }
+
+  private byte[] receiveBytes() throws IOException {
     int length;
     try {
       length = fromRunner.readInt();
@@ -216,6 +276,6 @@ public final class RunnerChannel {
     }
     byte[] body = new byte[length];
     fromRunner.readFully(body);
-    return JSON.readTree(body);
+    return body;
   }
 }

@@ -1,6 +1,7 @@
 package dev.skiff.scheduler.worker;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.google.protobuf.ByteString;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.runtime.ExitStatus;
 import dev.skiff.runtime.Sandbox;
@@ -406,7 +407,7 @@ public final class FunctionContainer implements AutoCloseable {
     return running.size();
   }
 
-  /** {@link #call(String, String, String, Duration)} with parsed arguments (null: none). */
+  /** {@link #call(String, ByteString, ByteString, Duration)} with parsed arguments (null: none). */
   public CompletableFuture<Outcome> call(
       String callId, JsonNode args, JsonNode kwargs, Duration timeout) {
     return call(
@@ -416,15 +417,22 @@ public final class FunctionContainer implements AutoCloseable {
         timeout);
   }
 
+  /** {@link #call(String, ByteString, ByteString, Duration)} with JSON text (empty: none). */
+  public CompletableFuture<Outcome> call(
+      String callId, String argsJson, String kwargsJson, Duration timeout) {
+    return call(
+        callId, ByteString.copyFromUtf8(argsJson), ByteString.copyFromUtf8(kwargsJson), timeout);
+  }
+
   /**
-   * Runs one call, {@code callId} naming it in the logs, with its arguments as JSON text (an array
+   * Runs one call, {@code callId} naming it in the logs, with its arguments as UTF-8 JSON (an array
    * and an object; empty for none); a timeout of null or zero means none. Calls beyond the
    * container's concurrency wait in the runner's pipe; a call's timeout counts from when it starts
    * there (the runner ends itself when one runs past it, and a timer here is the backstop). The
    * future never fails: a broken container gives an outcome that says so.
    */
   public CompletableFuture<Outcome> call(
-      String callId, String argsJson, String kwargsJson, Duration timeout) {
+      String callId, ByteString argsJson, ByteString kwargsJson, Duration timeout) {
     if (!alive()) {
       return CompletableFuture.completedFuture(new Outcome.Crashed("the container is not running"));
     }

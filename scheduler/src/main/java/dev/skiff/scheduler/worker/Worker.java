@@ -2,6 +2,7 @@ package dev.skiff.scheduler.worker;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.ByteString;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageInfo;
 import dev.skiff.casfs.ImageStore;
@@ -732,8 +733,8 @@ public final class Worker implements AutoCloseable {
 
   /** Fetches a call's input from the payload store, then runs it. */
   private void runPayload(FunctionContainer c, RunInput in) {
-    String args;
-    String kwargs;
+    ByteString args;
+    ByteString kwargs;
     try {
       byte[] data =
           Payloads.download(
@@ -748,8 +749,8 @@ public final class Worker implements AutoCloseable {
         throw new IllegalArgumentException(
             "the payload is not {\"args\": [...], \"kwargs\": {...}}");
       }
-      args = a.isMissingNode() ? "" : a.toString();
-      kwargs = k.isMissingNode() ? "" : k.toString();
+      args = a.isMissingNode() ? ByteString.EMPTY : ByteString.copyFromUtf8(a.toString());
+      kwargs = k.isMissingNode() ? ByteString.EMPTY : ByteString.copyFromUtf8(k.toString());
     } catch (IOException | RuntimeException e) {
       // a payload that cannot be had is the call's failure, not the container's
       done(
@@ -770,7 +771,7 @@ public final class Worker implements AutoCloseable {
     run(c, in, args, kwargs);
   }
 
-  private void run(FunctionContainer c, RunInput in, String args, String kwargs) {
+  private void run(FunctionContainer c, RunInput in, ByteString args, ByteString kwargs) {
     c.call(in.getCallId(), args, kwargs, Duration.ofMillis(in.getTimeoutMs()))
         .thenAccept(
             o -> {
@@ -782,7 +783,7 @@ public final class Worker implements AutoCloseable {
                     default -> "";
                   };
               Result r = result(o);
-              if (r.getOutputJson().length() > Payloads.INLINE_MAX) {
+              if (r.getOutputJson().size() > Payloads.INLINE_MAX) {
                 payloadIo.execute(() -> done(in, asPayload(r), ended));
               } else {
                 done(in, r, ended);
@@ -799,7 +800,7 @@ public final class Worker implements AutoCloseable {
                       .withCallCredentials(Tokens.bearer(token))
                       .withDeadlineAfter(5, TimeUnit.MINUTES)
                   ::putPayload,
-              r.getOutputJson().getBytes(StandardCharsets.UTF_8));
+              r.getOutputJson());
       return r.toBuilder().clearOutputJson().setOutputPayload(name).build();
     } catch (IOException | RuntimeException e) {
       return Result.newBuilder()
@@ -818,7 +819,7 @@ public final class Worker implements AutoCloseable {
       case Outcome.Success s ->
           Result.newBuilder()
               .setStatus(Status.SUCCESS)
-              .setOutputJson(s.output().toString())
+              .setOutputJson(s.json())
               .setDurationUs(Math.max(1, s.micros()))
               .build();
       case Outcome.HandlerError e ->

@@ -117,7 +117,7 @@ class SchedulerPlacementTest {
                           Result.newBuilder()
                               .setCallId(run.getCallId())
                               .setStatus(Status.SUCCESS)
-                              .setOutputJson(output)
+                              .setOutputJson(com.google.protobuf.ByteString.copyFromUtf8(output))
                               .setDurationUs(micros)))
               .build());
     }
@@ -147,7 +147,7 @@ class SchedulerPlacementTest {
   }
 
   private static Input input() {
-    return Input.newBuilder().setArgsJson("[1]").build();
+    return dev.skiff.scheduler.client.ControlClient.input("[1]", "");
   }
 
   private static <T> T await(
@@ -229,7 +229,8 @@ class SchedulerPlacementTest {
     one.started(start);
     RunInput run = await("the call", one::runs, l -> l.size() == 1);
     one.done(run, "1");
-    assertEquals("1", scheduler.result(first).get(5, TimeUnit.SECONDS).getOutputJson());
+    assertEquals(
+        "1", scheduler.result(first).get(5, TimeUnit.SECONDS).getOutputJson().toStringUtf8());
 
     String second = scheduler.submit("t/warm", List.of(input())).get(0);
     await("the next call on the warm container", one::runs, l -> l.size() == 2);
@@ -243,10 +244,10 @@ class SchedulerPlacementTest {
     assertEquals(second, again.getCallId());
     two.done(again, "2");
     Result r = scheduler.result(second).get(5, TimeUnit.SECONDS);
-    assertEquals("2", r.getOutputJson());
+    assertEquals("2", r.getOutputJson().toStringUtf8());
     assertEquals(1, r.getAttempts(), "the lost attempt does not count");
     one.done(one.runs().get(1), "stale"); // a late answer from the lost worker changes nothing
-    assertEquals("2", scheduler.peek(second).getOutputJson());
+    assertEquals("2", scheduler.peek(second).getOutputJson().toStringUtf8());
   }
 
   @Test

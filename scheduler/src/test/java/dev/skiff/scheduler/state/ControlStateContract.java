@@ -45,7 +45,7 @@ public abstract class ControlStateContract {
   }
 
   private static Input input(int x) {
-    return Input.newBuilder().setArgsJson("[" + x + "]").build();
+    return dev.skiff.scheduler.client.ControlClient.input("[" + x + "]", "");
   }
 
   @Test
@@ -86,7 +86,7 @@ public abstract class ControlStateContract {
       assertEquals(ids, pending.stream().map(CallRecord::getCallId).toList());
       CallRecord first = again.call(ids.get(0)).orElseThrow();
       assertEquals(Status.PENDING, first.getStatus());
-      assertEquals("[1]", first.getInput().getArgsJson());
+      assertEquals("[1]", first.getInput().getArgsJson().toStringUtf8());
       assertEquals("app/sq", first.getFunctionId());
       assertEquals(1, first.getVersion());
       assertEquals(ids.reversed(), again.recent(10).stream().map(CallRecord::getCallId).toList());
@@ -110,7 +110,7 @@ public abstract class ControlStateContract {
         Result.newBuilder()
             .setCallId(ids.get(0))
             .setStatus(Status.SUCCESS)
-            .setOutputJson("1")
+            .setOutputJson(com.google.protobuf.ByteString.copyFromUtf8("1"))
             .build();
     s.update(ControlState.finish(running, ok, 6000));
     s = reopen(s);
@@ -119,7 +119,7 @@ public abstract class ControlStateContract {
           List.of(ids.get(1)), again.unfinished().stream().map(CallRecord::getCallId).toList());
       CallRecord done = again.call(ids.get(0)).orElseThrow();
       assertEquals(Status.SUCCESS, done.getStatus());
-      assertEquals("1", done.getResult().getOutputJson());
+      assertEquals("1", done.getResult().getOutputJson().toStringUtf8());
       assertEquals(1, done.getAttempts());
       assertThrows(
           IOException.class,
@@ -191,7 +191,11 @@ public abstract class ControlStateContract {
     try (ControlState s = fresh()) {
       Function f = s.deploy(spec("app", "sq", "h:sq"), 1000);
       List<String> ids = ids(s.accept(f, List.of(input(1), input(2)), 5000));
-      Result ok = Result.newBuilder().setStatus(Status.SUCCESS).setOutputJson("1").build();
+      Result ok =
+          Result.newBuilder()
+              .setStatus(Status.SUCCESS)
+              .setOutputJson(com.google.protobuf.ByteString.copyFromUtf8("1"))
+              .build();
       CallRecord done = ControlState.finish(s.call(ids.get(0)).orElseThrow(), ok, 6000);
       assertThrows(
           IOException.class,

@@ -1,6 +1,7 @@
 package dev.skiff.scheduler.client;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import dev.skiff.scheduler.CodeBundle;
 import dev.skiff.scheduler.Payloads;
 import dev.skiff.scheduler.proto.CallInfo;
@@ -119,12 +120,22 @@ public final class ControlClient implements AutoCloseable {
     return blocking.deploy(b.build());
   }
 
+  /** An input of JSON text: an array of arguments and an object of named ones (null: none). */
   public static Input input(String argsJson, String kwargsJson) {
-    return Input.newBuilder()
-        .setArgsJson(argsJson == null ? "" : argsJson)
-        .setKwargsJson(kwargsJson == null ? "" : kwargsJson)
-        .build();
+    return Input.newBuilder().setArgsJson(utf8(argsJson)).setKwargsJson(utf8(kwargsJson)).build();
   }
+
+  private static ByteString utf8(String s) {
+    return s == null || s.isEmpty()
+        ? ByteString.EMPTY
+        : UnsafeByteOperations.unsafeWrap(s.getBytes(StandardCharsets.UTF_8));
+  }
+
+  private static final ByteString ARGS = ByteString.copyFromUtf8("{\"args\":");
+  private static final ByteString KWARGS = ByteString.copyFromUtf8(",\"kwargs\":");
+  private static final ByteString EMPTY_ARRAY = ByteString.copyFromUtf8("[]");
+  private static final ByteString EMPTY_OBJECT = ByteString.copyFromUtf8("{}");
+  private static final ByteString END = ByteString.copyFromUtf8("}");
 
   /** Calls and waits up to {@code wait} (null: as long as the scheduler lets a call wait). */
   public Result call(String functionId, Input input, Duration wait) {
@@ -155,20 +166,16 @@ public final class ControlClient implements AutoCloseable {
    * store first and named.
    */
   Input prepare(Input in) {
-    if ((long) in.getArgsJson().length() + in.getKwargsJson().length() <= Payloads.INLINE_MAX) {
+    if ((long) in.getArgsJson().size() + in.getKwargsJson().size() <= Payloads.INLINE_MAX) {
       return in;
     }
-    String doc =
-        "{\"args\":"
-            + (in.getArgsJson().isEmpty() ? "[]" : in.getArgsJson())
-            + ",\"kwargs\":"
-            + (in.getKwargsJson().isEmpty() ? "{}" : in.getKwargsJson())
-            + "}";
+    ByteString doc =
+        ARGS.concat(in.getArgsJson().isEmpty() ? EMPTY_ARRAY : in.getArgsJson())
+            .concat(KWARGS)
+            .concat(in.getKwargsJson().isEmpty() ? EMPTY_OBJECT : in.getKwargsJson())
+            .concat(END);
     try {
-      String name =
-          Payloads.upload(
-              async.withDeadlineAfter(5, TimeUnit.MINUTES)::putPayload,
-              doc.getBytes(StandardCharsets.UTF_8));
+      String name = Payloads.upload(async.withDeadlineAfter(5, TimeUnit.MINUTES)::putPayload, doc);
       return Input.newBuilder().setPayload(name).build();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
@@ -188,7 +195,7 @@ public final class ControlClient implements AutoCloseable {
                   .getPayload(PayloadRef.newBuilder().setName(r.getOutputPayload()).build()));
       return r.toBuilder()
           .clearOutputPayload()
-          .setOutputJson(new String(out, StandardCharsets.UTF_8))
+          .setOutputJson(UnsafeByteOperations.unsafeWrap(out))
           .build();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
