@@ -397,6 +397,13 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
           "snapshots belong to an image; sandbox " + id + " runs on a host directory");
     }
     requireRunning("checkpoint it");
+    if (!options.devices().isEmpty()) {
+      throw new IllegalStateException(
+          "sandbox "
+              + id
+              + " has GPUs: gVisor cannot checkpoint a sandbox whose nvproxy holds the driver's"
+              + " state (GPU memory snapshots are not supported)");
+    }
     awaitStarted();
     Snapshot snap =
         rt.snapshots()

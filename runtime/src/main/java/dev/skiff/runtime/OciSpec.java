@@ -89,7 +89,36 @@ final class OciSpec {
     if (!cwd.startsWith("/")) {
       throw new IllegalArgumentException("working directory must be absolute: " + cwd);
     }
-    return new Process(argv, image.env(o.env()), cwd, ids[0], ids[1], List.of());
+    List<String> env = image.env(o.env());
+    if (!o.devices().isEmpty()) {
+      env = withDriverLibraries(env);
+    }
+    return new Process(argv, env, cwd, ids[0], ids[1], List.of());
+  }
+
+  /**
+   * {@code env} with the NVIDIA driver's libraries ({@link SandboxOptions#NVIDIA_DRIVER_DIR}) at
+   * the end of {@code LD_LIBRARY_PATH}: the image's own directories still come first, and CUDA
+   * images, which list the directory already, are left as they are.
+   */
+  static List<String> withDriverLibraries(List<String> env) {
+    String dir = SandboxOptions.NVIDIA_DRIVER_DIR + "/lib64";
+    List<String> out = new ArrayList<>();
+    boolean found = false;
+    for (String e : env) {
+      if (e.startsWith("LD_LIBRARY_PATH=")) {
+        found = true;
+        String v = e.substring("LD_LIBRARY_PATH=".length());
+        if (!List.of(v.split(":")).contains(dir)) {
+          e = "LD_LIBRARY_PATH=" + (v.isEmpty() ? dir : v + ":" + dir);
+        }
+      }
+      out.add(e);
+    }
+    if (!found) {
+      out.add("LD_LIBRARY_PATH=" + dir);
+    }
+    return out;
   }
 
   /**
@@ -212,6 +241,21 @@ final class OciSpec {
       if (!t.equals("network")
           || !o.network()) { // runsc gives a sandbox with its own netns no host network
         ns.addObject().put("type", t);
+      }
+    }
+    if (!o.devices().isEmpty()) {
+      // nvproxy makes a device file in the sandbox's /dev for each of these, and no others
+      ArrayNode devices = linux.putArray("devices");
+      for (SandboxOptions.Device d : o.devices()) {
+        devices
+            .addObject()
+            .put("path", d.path())
+            .put("type", "c")
+            .put("major", d.major())
+            .put("minor", d.minor())
+            .put("fileMode", 0666)
+            .put("uid", 0)
+            .put("gid", 0);
       }
     }
     limits(linux, o, cgroupsPath);

@@ -27,6 +27,8 @@ public final class Runsc {
   /** systrap arrived in gVisor in 2023; releases before it have ptrace and kvm only. */
   private static final int SYSTRAP_SINCE = 20230601;
 
+  private static final int NVPROXY_SINCE = 20240101;
+
   private static final Path BOOT_ID = Path.of("/proc/sys/kernel/random/boot_id");
 
   /** How the sandbox's kernel intercepts the application's system calls. */
@@ -160,6 +162,31 @@ public final class Runsc {
     return date >= SYSTRAP_SINCE;
   }
 
+  /**
+   * Whether this runsc has nvproxy, gVisor's proxy of NVIDIA's driver, and can list its drivers.
+   */
+  public boolean hasNvproxy() {
+    return date >= NVPROXY_SINCE;
+  }
+
+  /**
+   * The NVIDIA driver versions this runsc's nvproxy accepts ({@code runsc nvproxy
+   * list-supported-drivers}); empty for a runsc without nvproxy.
+   */
+  public List<String> nvproxyDrivers() throws IOException {
+    if (!hasNvproxy()) {
+      return List.of();
+    }
+    Result r =
+        run(
+            List.of(binary.toString(), "nvproxy", "list-supported-drivers"),
+            Duration.ofSeconds(20));
+    if (r.exit() != 0) {
+      throw new IOException("runsc nvproxy list-supported-drivers failed: " + r.output().strip());
+    }
+    return r.output().lines().map(String::strip).filter(l -> l.matches("[0-9.]+")).toList();
+  }
+
   /** The global flags of a call about a sandbox with these options. */
   List<String> command(SandboxOptions o, Path logDir, String... subcommand) {
     List<String> cmd = new ArrayList<>();
@@ -168,6 +195,16 @@ public final class Runsc {
     cmd.add("--platform=" + platform.flag());
     cmd.add("--network=" + (o.network() ? "host" : "none"));
     cmd.add("--overlay2=root:" + overlayMedium(o.scratch()));
+    if (!o.devices().isEmpty()) {
+      if (!hasNvproxy()) {
+        throw new IllegalStateException(
+            "runsc "
+                + version
+                + " has no nvproxy, which GPUs in a sandbox need (Debian's bookworm-backports"
+                + " has runsc 2024-07 with it)");
+      }
+      cmd.add("--nvproxy=true");
+    }
     if (logDir != null) {
       cmd.add("--log=" + logDir.resolve("runsc.log"));
       cmd.add("--panic-log=" + logDir.resolve("panic.log"));

@@ -21,6 +21,10 @@ import java.util.List;
  *     directory holds them in a file there. Either way they vanish with the sandbox.
  * @param entrypoint replaces the image's entrypoint for a sandbox's first process (and, as with
  *     {@code docker run --entrypoint}, drops the image's command); null keeps the image's
+ * @param devices NVIDIA device nodes the sandbox sees, served by gVisor's nvproxy (which proxies
+ *     their ioctls to the host's driver): a GPU's own node and the driver's control nodes. Any
+ *     turns nvproxy on; none (the default) leaves the sandbox without GPU functionality at all. The
+ *     driver's user-space files are bound in as read-only volumes (module {@code gpu} builds both).
  */
 public record SandboxOptions(
     List<String> env,
@@ -32,7 +36,27 @@ public record SandboxOptions(
     double cpus,
     boolean network,
     Path scratch,
-    List<String> entrypoint) {
+    List<String> entrypoint,
+    List<Device> devices) {
+
+  /**
+   * Where a sandbox with GPUs finds the NVIDIA driver's user-space files ({@code lib64/}, {@code
+   * bin/}), bound read-only; {@code LD_LIBRARY_PATH} gets its {@code lib64} at the end.
+   */
+  public static final String NVIDIA_DRIVER_DIR = "/usr/local/nvidia";
+
+  /**
+   * A character device node at {@code path} in the sandbox, the host's {@code major:minor}, served
+   * by nvproxy.
+   */
+  public record Device(String path, long major, long minor) {
+    public Device {
+      if (!path.startsWith("/dev/nvidia") || path.contains("/..")) {
+        throw new IllegalArgumentException(
+            "only NVIDIA device nodes (/dev/nvidia*) are passed to a sandbox, not " + path);
+      }
+    }
+  }
 
   /**
    * A host directory (or file) bound at {@code target} inside the sandbox. A read-only one is
@@ -68,6 +92,7 @@ public record SandboxOptions(
   public SandboxOptions {
     env = List.copyOf(env);
     volumes = List.copyOf(volumes);
+    devices = devices == null ? List.of() : List.copyOf(devices);
     entrypoint = entrypoint == null ? null : List.copyOf(entrypoint);
     if (memoryBytes < 0 || cpus < 0) {
       throw new IllegalArgumentException("memory and CPU limits must not be negative");
@@ -94,6 +119,7 @@ public record SandboxOptions(
     b.network = network;
     b.scratch = scratch;
     b.entrypoint = entrypoint;
+    b.devices.addAll(devices);
     return b;
   }
 
@@ -108,6 +134,7 @@ public record SandboxOptions(
     private boolean network;
     private Path scratch;
     private List<String> entrypoint;
+    private final List<Device> devices = new ArrayList<>();
 
     public Builder env(String nameEqualsValue) {
       env.add(nameEqualsValue);
@@ -159,9 +186,24 @@ public record SandboxOptions(
       return this;
     }
 
+    public Builder device(Device d) {
+      devices.add(d);
+      return this;
+    }
+
     public SandboxOptions build() {
       return new SandboxOptions(
-          env, workdir, user, volumes, timeout, memoryBytes, cpus, network, scratch, entrypoint);
+          env,
+          workdir,
+          user,
+          volumes,
+          timeout,
+          memoryBytes,
+          cpus,
+          network,
+          scratch,
+          entrypoint,
+          devices);
     }
   }
 }

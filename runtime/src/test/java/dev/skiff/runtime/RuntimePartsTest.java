@@ -106,6 +106,75 @@ class RuntimePartsTest {
         recent.plain("kill", "--all", "x", "KILL"));
   }
 
+  /** What the gpu module gives a sandbox with GPUs 0 and 4: their nodes and the driver's two. */
+  private static SandboxOptions gpus() {
+    return SandboxOptions.builder()
+        .device(new SandboxOptions.Device("/dev/nvidiactl", 195, 255))
+        .device(new SandboxOptions.Device("/dev/nvidia-uvm", 510, 0))
+        .device(new SandboxOptions.Device("/dev/nvidia0", 195, 0))
+        .device(new SandboxOptions.Device("/dev/nvidia4", 195, 4))
+        .build();
+  }
+
+  @Test
+  void aSandboxWithGpusHasExactlyTheirDeviceNodesInItsSpec() throws IOException {
+    assertEquals(
+        JSON.readTree(
+            """
+            [{"path":"/dev/nvidiactl","type":"c","major":195,"minor":255,"fileMode":438,"uid":0,"gid":0},
+             {"path":"/dev/nvidia-uvm","type":"c","major":510,"minor":0,"fileMode":438,"uid":0,"gid":0},
+             {"path":"/dev/nvidia0","type":"c","major":195,"minor":0,"fileMode":438,"uid":0,"gid":0},
+             {"path":"/dev/nvidia4","type":"c","major":195,"minor":4,"fileMode":438,"uid":0,"gid":0}]
+            """),
+        spec(gpus(), null).path("linux").path("devices"));
+    assertTrue(
+        spec(SandboxOptions.defaults(), null).path("linux").path("devices").isMissingNode(),
+        "no GPUs: no devices at all");
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new SandboxOptions.Device("/dev/sda", 8, 0),
+        "only NVIDIA nodes pass");
+  }
+
+  @Test
+  void theDriversLibrariesComeAfterTheImagesOwn() {
+    assertEquals(
+        List.of("PATH=/bin", "LD_LIBRARY_PATH=/usr/local/nvidia/lib64"),
+        OciSpec.withDriverLibraries(List.of("PATH=/bin")));
+    assertEquals(
+        List.of("LD_LIBRARY_PATH=/opt/lib:/usr/local/nvidia/lib64"),
+        OciSpec.withDriverLibraries(List.of("LD_LIBRARY_PATH=/opt/lib")));
+    assertEquals(
+        List.of("LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64"),
+        OciSpec.withDriverLibraries(
+            List.of("LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64")),
+        "a CUDA image's value, which has it, is left as it is");
+  }
+
+  @Test
+  void aSandboxWithGpusRunsWithNvproxyOnARunscThatHasIt() {
+    Path bin = Path.of("/usr/bin/runsc");
+    Runsc recent = Runsc.of(bin, "release-20240729.0", 20240729, tmp, Runsc.Platform.SYSTRAP);
+    assertEquals(
+        List.of(
+            bin.toString(),
+            "--root=" + tmp,
+            "--platform=systrap",
+            "--network=none",
+            "--overlay2=root:memory",
+            "--nvproxy=true",
+            "run",
+            "--bundle=/b",
+            "id"),
+        recent.command(gpus(), null, "run", "--bundle=/b", "id"));
+    assertFalse(recent.command(SandboxOptions.defaults(), null, "run").contains("--nvproxy=true"));
+    Runsc old = Runsc.of(bin, "release-20221212.0", 20221212, tmp, Runsc.Platform.PTRACE);
+    assertFalse(old.hasNvproxy());
+    IllegalStateException e =
+        assertThrows(IllegalStateException.class, () -> old.command(gpus(), null, "run"));
+    assertTrue(e.getMessage().contains("has no nvproxy"), e.getMessage());
+  }
+
   @Test
   void aSnapshotRestoresOnlyOnItsImageReleaseAndPlatform() throws IOException {
     Digest d = Digest.parse("xxh3-128:" + "ab".repeat(16));

@@ -1,0 +1,67 @@
+package dev.skiff.gpu;
+
+import dev.skiff.runtime.SandboxOptions;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * Gives GPUs to a sandbox through gVisor's nvproxy: their device nodes and the driver's control
+ * nodes (nvproxy makes device files for these and no others), the driver's user-space files
+ * read-only at {@link DriverFiles#MOUNT}, and {@code NVIDIA_VISIBLE_DEVICES} (the host's indices)
+ * and {@code CUDA_VISIBLE_DEVICES} (their UUIDs, which CUDA matches whatever order it counts in).
+ * Nothing else of the host is exposed.
+ *
+ * @param host the host's GPUs and driver
+ * @param files where the driver's nodes and files are on the host
+ * @param staging where the driver's files are gathered per version
+ * @param supportedDrivers the driver versions this runsc's nvproxy accepts ({@code runsc nvproxy
+ *     list-supported-drivers})
+ */
+public record GpuSandbox(
+    GpuHost host, DriverFiles files, Path staging, List<String> supportedDrivers) {
+
+  /**
+   * Adds {@code gpus} to {@code options}.
+   *
+   * @throws IllegalStateException if nvproxy does not accept this host's driver: the message names
+   *     the driver and the versions it does accept
+   * @throws IOException if a device node or the driver's libraries are missing
+   */
+  public SandboxOptions.Builder give(SandboxOptions.Builder options, List<Gpu> gpus)
+      throws IOException {
+    if (gpus.isEmpty()) {
+      return options;
+    }
+    checkDriver();
+    for (SandboxOptions.Device d : files.devices(gpus)) {
+      options.device(d);
+    }
+    Path driver = files.stage(host.driverVersion(), staging);
+    options.volume(new SandboxOptions.Volume(driver, DriverFiles.MOUNT, true));
+    options.env(
+        "NVIDIA_VISIBLE_DEVICES="
+            + gpus.stream().map(g -> Integer.toString(g.index())).collect(Collectors.joining(",")));
+    options.env(
+        "CUDA_VISIBLE_DEVICES=" + gpus.stream().map(Gpu::uuid).collect(Collectors.joining(",")));
+    return options;
+  }
+
+  /** Refuses a driver that this runsc's nvproxy does not know. */
+  void checkDriver() {
+    if (supportedDrivers.isEmpty()) {
+      throw new IllegalStateException(
+          "this runsc has no nvproxy: GPUs in a sandbox need runsc 2024-07 or later (Debian's"
+              + " bookworm-backports has it)");
+    }
+    if (!supportedDrivers.contains(host.driverVersion())) {
+      throw new IllegalStateException(
+          "NVIDIA driver "
+              + (host.driverVersion().isEmpty() ? "(none found)" : host.driverVersion())
+              + " is not one this runsc's nvproxy supports ("
+              + String.join(", ", supportedDrivers)
+              + "): install one of those drivers, or a runsc whose nvproxy knows this one");
+    }
+  }
+}
