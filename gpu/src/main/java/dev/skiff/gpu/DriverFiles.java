@@ -50,12 +50,25 @@ public record DriverFiles(Path devRoot, List<Path> libraryDirs, List<Path> binDi
   /** Its tools a sandbox gets. */
   static final List<String> TOOLS = List.of("nvidia-smi", "nvidia-debugdump");
 
-  /** This host's places. */
+  /**
+   * This host's places: under {@code /}, or under {@code $SKIFF_GPU_ROOT} where the driver lives in
+   * a directory of its own (as NVIDIA's GPU operator installs it, under {@code
+   * /run/nvidia/driver}).
+   */
   public static DriverFiles host() {
+    String root = System.getenv("SKIFF_GPU_ROOT");
+    return under(Path.of(root == null || root.isBlank() ? "/" : root));
+  }
+
+  /** The usual places under {@code root}. */
+  public static DriverFiles under(Path root) {
     return new DriverFiles(
-        Path.of("/dev"),
-        Nvml.LIBRARY_DIRS.stream().map(Path::of).toList(),
-        List.of(Path.of("/usr/bin"), Path.of("/usr/local/nvidia/bin"), Path.of("/usr/sbin")));
+        root.resolve("dev"),
+        Nvml.LIBRARY_DIRS.stream().map(d -> root.resolve(d.substring(1))).toList(),
+        List.of(
+            root.resolve("usr/bin"),
+            root.resolve("usr/local/nvidia/bin"),
+            root.resolve("usr/sbin")));
   }
 
   /**

@@ -32,6 +32,11 @@ public final class GpuClaims {
     this.dir = dir;
   }
 
+  /** The claims of everything that uses the Skiff home {@code home} (its {@code gpus/claims}). */
+  public static GpuClaims of(Path home) {
+    return new GpuClaims(home.resolve("gpus").resolve("claims"));
+  }
+
   /** GPUs claimed together; closing releases them all. */
   public static final class Claim implements AutoCloseable {
     private final List<Gpu> gpus;
@@ -68,6 +73,14 @@ public final class GpuClaims {
    * if there are not that many free.
    */
   public Optional<Claim> claim(List<Gpu> candidates, int count) throws IOException {
+    return claim(candidates, count, "pid " + ProcessHandle.current().pid());
+  }
+
+  /**
+   * {@link #claim(List, int)}, saying who holds them ({@code holder}: "container ab12 of app/f"),
+   * which {@link #holder} reads back.
+   */
+  public Optional<Claim> claim(List<Gpu> candidates, int count, String holder) throws IOException {
     Files.createDirectories(dir);
     List<Gpu> got = new ArrayList<>();
     List<FileChannel> held = new ArrayList<>();
@@ -88,6 +101,8 @@ public final class GpuClaims {
           HELD.remove(file);
           continue;
         }
+        c.truncate(0);
+        c.write(java.nio.ByteBuffer.wrap(holder.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
       } catch (IOException | RuntimeException e) {
         if (c != null) {
           c.close();
@@ -106,6 +121,19 @@ public final class GpuClaims {
       return Optional.empty();
     }
     return Optional.of(claim);
+  }
+
+  /** Who holds {@code g} now, as its claim said; empty if nobody does. */
+  public Optional<String> holder(Gpu g) throws IOException {
+    if (!inUse(g)) {
+      return Optional.empty();
+    }
+    Path file = dir.resolve(g.uuid().replaceAll("[^A-Za-z0-9-]", "_") + ".lock");
+    try {
+      return Optional.of(Files.readString(file).strip());
+    } catch (java.nio.file.NoSuchFileException gone) {
+      return Optional.empty();
+    }
   }
 
   /** Whether {@code g} is claimed now, by this process or another. */

@@ -104,7 +104,11 @@ public final class NvidiaSmi {
     try {
       p = new ProcessBuilder(command).redirectErrorStream(true).start();
     } catch (IOException e) {
-      throw new IOException("cannot run " + smi + ": " + e.getMessage(), e);
+      throw new IOException(
+          String.valueOf(e.getMessage()).contains("No such file")
+              ? "no " + smi + " and no NVML here: no NVIDIA driver is installed"
+              : "cannot run " + smi + ": " + e.getMessage(),
+          e);
     }
     p.getOutputStream().close();
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

@@ -106,7 +106,7 @@ class GpuInventoryTest {
     assertTrue(host.note().contains("couldn't communicate"), host.note());
 
     GpuHost missing = new GpuInventory(null, tmp.resolve("no-such-smi").toString(), tmp).read();
-    assertTrue(missing.note().contains("cannot run"), missing.note());
+    assertTrue(missing.note().contains("no NVIDIA driver is installed"), missing.note());
   }
 
   /** Builds the NVML stand-in with the host's C compiler. */

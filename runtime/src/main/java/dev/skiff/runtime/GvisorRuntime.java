@@ -93,6 +93,11 @@ final class GvisorRuntime implements SandboxRuntime {
     return runsc;
   }
 
+  @Override
+  public List<String> gpuDrivers() throws IOException {
+    return runsc.nvproxyDrivers();
+  }
+
   ImageStore store() {
     return store;
   }

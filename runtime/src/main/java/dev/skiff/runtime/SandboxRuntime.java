@@ -166,6 +166,14 @@ public interface SandboxRuntime extends AutoCloseable {
   /** Where snapshots are kept, listed, fetched and removed. */
   SnapshotStore snapshots();
 
+  /**
+   * The NVIDIA driver versions whose GPUs this runtime can put in a sandbox (gVisor's nvproxy
+   * supports a list of them); empty where it can put none in.
+   */
+  default List<String> gpuDrivers() throws IOException {
+    return List.of();
+  }
+
   /** The sandboxes of this home: listing, killing, cleaning what dead owners left. */
   SandboxRegistry sandboxes();
 

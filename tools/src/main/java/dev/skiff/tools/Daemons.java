@@ -1,6 +1,10 @@
 package dev.skiff.tools;
 
 import dev.skiff.api.Resources;
+import dev.skiff.gpu.DriverFiles;
+import dev.skiff.gpu.GpuHost;
+import dev.skiff.gpu.GpuSandbox;
+import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.scheduler.state.ControlState;
 import dev.skiff.scheduler.state.LmdbControlState;
 import dev.skiff.scheduler.worker.GpuInventory;
@@ -73,7 +77,7 @@ final class Daemons {
         names = "--gpus",
         paramLabel = "TYPE[:N],...",
         description =
-            "the GPUs offered, by type (H100:2,A100-80GB); 'none' for none (default: what nvidia-smi lists)")
+            "the GPUs offered, by type (H100:2,A100-80GB), told to containers by index only; 'none' for none (default: the driver's GPUs, through NVML or nvidia-smi, given to containers through nvproxy)")
     String gpus;
 
     @Option(
@@ -91,22 +95,37 @@ final class Daemons {
         description = "containers started at once (default ${DEFAULT-VALUE})")
     int parallelStarts;
 
-    Worker.Options options(Path home, String defaultId) {
+    /**
+     * The worker's options: GPUs as declared with {@code --gpus}, else as the driver lists them
+     * (then containers get them through {@code rt}'s nvproxy).
+     */
+    Worker.Options options(Path home, String defaultId, SandboxRuntime rt) throws IOException {
       long mem =
           memory != null
               ? Resources.parseBytes(memory)
               : ((com.sun.management.OperatingSystemMXBean)
                       ManagementFactory.getOperatingSystemMXBean())
                   .getTotalMemorySize();
-      List<String> g = gpus != null ? GpuInventory.parse(gpus) : GpuInventory.detect();
+      List<String> offered;
+      GpuSandbox sandbox = null;
+      if (gpus != null) {
+        offered = GpuInventory.parse(gpus);
+      } else {
+        GpuHost host = dev.skiff.gpu.GpuInventory.fromEnvironment().read();
+        offered = host.offered();
+        if (!offered.isEmpty()) {
+          sandbox = new GpuSandbox(host, DriverFiles.host(), home.resolve("gpus"), rt.gpuDrivers());
+        }
+      }
       return new Worker.Options(
           id != null ? id : defaultId,
           cpus != null ? cpus : Runtime.getRuntime().availableProcessors(),
           mem,
-          new ArrayList<>(g),
+          new ArrayList<>(offered),
           home.resolve("worker"),
           python,
-          parallelStarts);
+          parallelStarts,
+          sandbox);
     }
   }
 

@@ -45,13 +45,26 @@ final class PlatformLists {
       try (ControlClient c = scheduler.connect()) {
         System.out.printf(
             "%-20s %-11s %-19s %-22s %-10s %-9s %s%n",
-            "WORKER", "CPUS", "MEMORY", "GPUS", "CONTAINERS", "SEEN", "IMAGES");
+            "WORKER", "CPUS", "MEMORY", "GPUS USED", "CONTAINERS", "SEEN", "IMAGES");
         for (WorkerInfo w : c.workers()) {
-          Map<String, Integer> gpus = new TreeMap<>();
-          w.getGpusList().forEach(g -> gpus.merge(g, 1, Integer::sum));
+          // per type: used/all ("H100 1/2")
+          Map<String, int[]> gpus = new TreeMap<>();
+          for (int i = 0; i < w.getGpusCount(); i++) {
+            int[] n = gpus.computeIfAbsent(w.getGpus(i), k -> new int[2]);
+            n[1]++;
+            if (w.getGpusUsedList().contains(i)) {
+              n[0]++;
+            }
+          }
           StringBuilder g = new StringBuilder();
           gpus.forEach(
-              (t, n) -> g.append(g.isEmpty() ? "" : ",").append(t).append(n > 1 ? ":" + n : ""));
+              (t, n) ->
+                  g.append(g.isEmpty() ? "" : ",")
+                      .append(t)
+                      .append(' ')
+                      .append(n[0])
+                      .append('/')
+                      .append(n[1]));
           System.out.printf(
               Locale.ROOT,
               "%-20s %-11s %-19s %-22s %-10d %-9s %s%n",

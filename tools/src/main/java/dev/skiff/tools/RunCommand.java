@@ -1,9 +1,17 @@
 package dev.skiff.tools;
 
+import dev.skiff.api.GpuRequest;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.gpu.DriverFiles;
+import dev.skiff.gpu.GpuClaims;
+import dev.skiff.gpu.GpuHost;
+import dev.skiff.gpu.GpuInventory;
+import dev.skiff.gpu.GpuPick;
+import dev.skiff.gpu.GpuSandbox;
 import dev.skiff.runtime.ExitStatus;
 import dev.skiff.runtime.Sandbox;
+import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxProcess;
 import dev.skiff.runtime.SandboxRuntime;
 import java.io.FileDescriptor;
@@ -45,6 +53,15 @@ final class RunCommand implements Callable<Integer> {
       description = "record the start's reads into the image's trace (see skiff trace)")
   boolean record;
 
+  @Option(
+      names = "--gpu",
+      paramLabel = "TYPE[:N],...",
+      split = ",",
+      description =
+          "give the sandbox GPUs of this host: H100, A100-80GB:2, any; several in rank order (the"
+              + " first that is free is taken), through gVisor's nvproxy")
+  List<String> gpu = new ArrayList<>();
+
   @Parameters(index = "0", paramLabel = "IMAGE")
   String image;
 
@@ -53,6 +70,9 @@ final class RunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (!gpu.isEmpty()) {
+      return runWithGpus();
+    }
     if (!record && sandbox.runtime.isDefault() && remote.isDefault()) {
       var handedOff =
           LocalDaemon.tryHandOff(
@@ -65,6 +85,28 @@ final class RunCommand implements Callable<Integer> {
         SandboxRuntime rt = sandbox.open(s, remote, record)) {
       return runToExit(
           rt, rt.run(ImageSpec.parse(image), sandbox.options(), command, stdin), stdin);
+    }
+  }
+
+  /**
+   * Runs in this process (a running daemon's runtime is not asked to) with the GPUs claimed here
+   * until it exits; a killed process's claim goes with it.
+   */
+  private int runWithGpus() throws Exception {
+    List<GpuRequest> ranks = gpu.stream().map(GpuRequest::parse).toList();
+    GpuHost host = GpuInventory.fromEnvironment().read();
+    try (ImageStore s = ImageStore.open(store.home());
+        SandboxRuntime rt = sandbox.open(s, remote, record);
+        GpuClaims.Claim claim =
+            GpuPick.claim(
+                host,
+                ranks,
+                GpuClaims.of(store.home()),
+                "skiff run " + image + " (pid " + ProcessHandle.current().pid() + ")")) {
+      SandboxOptions.Builder o = sandbox.options().toBuilder();
+      new GpuSandbox(host, DriverFiles.host(), store.home().resolve("gpus"), rt.gpuDrivers())
+          .give(o, claim.gpus());
+      return runToExit(rt, rt.run(ImageSpec.parse(image), o.build(), command, stdin), stdin);
     }
   }
 

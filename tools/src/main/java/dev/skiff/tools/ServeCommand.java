@@ -68,7 +68,7 @@ final class ServeCommand implements Callable<Integer> {
       images = ImageStore.open(home);
       rt = SandboxRuntime.open(images, runtime.config(remote, false));
       channel = ControlClient.channel(target, null);
-      Worker.Options wo = worker.options(home, "local");
+      Worker.Options wo = worker.options(home, "local", rt);
       w = Worker.start(images, rt, channel, tokens.worker(), wo);
       w.attached().get(30, TimeUnit.SECONDS);
       daemon = LocalDaemon.start(home, rt); // skiff run and restore of this home use rt

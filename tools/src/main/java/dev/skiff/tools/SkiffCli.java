@@ -36,6 +36,7 @@ import picocli.CommandLine.Option;
       TraceCommand.class,
       OptimizeCommand.class,
       RunCommand.class,
+      GpusCommand.class,
       PsCommand.class,
       KillCommand.class,
       SnapshotCommand.class,

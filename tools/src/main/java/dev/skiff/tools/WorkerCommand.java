@@ -69,7 +69,7 @@ final class WorkerCommand implements Callable<Integer> {
     try {
       rt = SandboxRuntime.open(images, runtime.config(remote, false));
       channel = ControlClient.channel(target, trust);
-      Worker.Options o = worker.options(home, Daemons.hostName());
+      Worker.Options o = worker.options(home, Daemons.hostName(), rt);
       w = Worker.start(images, rt, channel, token, o);
       daemon = LocalDaemon.start(home, rt); // skiff run and restore of this home use rt
       try {

@@ -1462,6 +1462,7 @@ public final class Scheduler implements AutoCloseable {
                     .addAllImages(new java.util.TreeSet<>(w.images))
                     .setCpusUsed(w.usedCpus())
                     .setMemoryUsed(w.usedMemory())
+                    .addAllGpusUsed(new java.util.TreeSet<>(w.usedGpus()))
                     .build())
         .toList();
   }

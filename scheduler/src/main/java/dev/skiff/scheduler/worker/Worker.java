@@ -7,6 +7,9 @@ import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageInfo;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.NoSuchImageException;
+import dev.skiff.gpu.Gpu;
+import dev.skiff.gpu.GpuClaims;
+import dev.skiff.gpu.GpuSandbox;
 import dev.skiff.runtime.SandboxOptions;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.Snapshot;
@@ -88,6 +91,10 @@ public final class Worker implements AutoCloseable {
    * @param python the interpreter to run in containers (a path, or a name found on the image's
    *     PATH)
    * @param parallelStarts containers started at once
+   * @param gpuSandbox how a container gets the host's GPUs (device nodes, driver files), for GPUs
+   *     read off the driver, whose {@link GpuSandbox#host() host} lists them in the order of {@code
+   *     gpus}; null where {@code gpus} are declared (a test's, or an operator's who says them):
+   *     then a container is only told its GPUs' indexes ({@code NVIDIA_VISIBLE_DEVICES})
    */
   public record Options(
       String id,
@@ -96,9 +103,25 @@ public final class Worker implements AutoCloseable {
       List<String> gpus,
       Path dir,
       String python,
-      int parallelStarts) {
+      int parallelStarts,
+      GpuSandbox gpuSandbox) {
     public Options {
       gpus = List.copyOf(gpus);
+      if (gpuSandbox != null && gpuSandbox.host().gpus().size() != gpus.size()) {
+        throw new IllegalArgumentException("the GPUs offered are not the host's GPUs");
+      }
+    }
+
+    /** Options with declared GPUs (or none). */
+    public Options(
+        String id,
+        double cpus,
+        long memoryBytes,
+        List<String> gpus,
+        Path dir,
+        String python,
+        int parallelStarts) {
+      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, null);
     }
   }
 
@@ -119,6 +142,9 @@ public final class Worker implements AutoCloseable {
       Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("skiff-worker-payload").factory());
   private final ScheduledExecutorService timers;
   private final Map<String, FunctionContainer> containers = new ConcurrentHashMap<>();
+  // the GPUs each container holds on this host, released when it ends (see GpuClaims)
+  private final Map<String, GpuClaims.Claim> gpuClaims = new ConcurrentHashMap<>();
+  private final GpuClaims claims;
   private final Map<String, CompletableFuture<Path>> code = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Snapshot>> snapshots = new ConcurrentHashMap<>();
   private final Object sendLock = new Object();
@@ -148,6 +174,7 @@ public final class Worker implements AutoCloseable {
     this.channel = channel;
     this.token = token;
     this.options = options;
+    this.claims = GpuClaims.of(store.home());
     this.runnerDir = PythonRunner.install(options.dir().resolve("runner"));
     JavaRunnerJars.install(runnerDir);
     this.runnerDigest = digestOf(runnerDir);
@@ -326,6 +353,7 @@ public final class Worker implements AutoCloseable {
       if (closed || gen != generation.get()) {
         containers.remove(id, c);
         closeQuietly(c);
+        releaseGpus(id);
         return;
       }
       c.ended()
@@ -383,9 +411,30 @@ public final class Worker implements AutoCloseable {
     o.env("SKIFF_FUNCTION=" + s.getFunction().getId());
     o.env("SKIFF_FUNCTION_VERSION=" + s.getFunction().getVersion());
     if (s.getGpuIndexesCount() > 0) {
-      o.env(
-          "NVIDIA_VISIBLE_DEVICES="
-              + String.join(",", s.getGpuIndexesList().stream().map(String::valueOf).toList()));
+      if (options.gpuSandbox() == null) {
+        o.env(
+            "NVIDIA_VISIBLE_DEVICES="
+                + String.join(",", s.getGpuIndexesList().stream().map(String::valueOf).toList()));
+      } else {
+        List<Gpu> mine =
+            s.getGpuIndexesList().stream()
+                .map(i -> options.gpuSandbox().host().gpus().get(i))
+                .toList();
+        // The scheduler gives a GPU to one container at a time; the claim keeps `skiff run
+        // --gpu` on this host (and a worker that outlived its scheduler) off it too.
+        GpuClaims.Claim claim =
+            claims
+                .claim(mine, mine.size())
+                .orElseThrow(
+                    () ->
+                        new IOException(
+                            "GPUs "
+                                + s.getGpuIndexesList()
+                                + " are in use on this host by something else (skiff run"
+                                + " --gpu?)"));
+        gpuClaims.put(s.getContainerId(), claim);
+        options.gpuSandbox().give(o, mine);
+      }
     }
     boolean java = fs.getLanguage().equals("java");
     Path code;
@@ -873,7 +922,16 @@ public final class Worker implements AutoCloseable {
             .build());
   }
 
+  /** Releases the GPUs container {@code id} held, if any. */
+  private void releaseGpus(String id) {
+    GpuClaims.Claim c = gpuClaims.remove(id);
+    if (c != null) {
+      c.close();
+    }
+  }
+
   private void failed(String id, Failure f) {
+    releaseGpus(id);
     send(
         WorkerMessage.newBuilder()
             .setFailed(ContainerFailed.newBuilder().setContainerId(id).setFailure(f))
@@ -881,6 +939,7 @@ public final class Worker implements AutoCloseable {
   }
 
   private void exited(String id, String why) {
+    releaseGpus(id);
     send(
         WorkerMessage.newBuilder()
             .setExited(ContainerExited.newBuilder().setContainerId(id).setWhy(why))
@@ -912,7 +971,11 @@ public final class Worker implements AutoCloseable {
     for (String id : List.copyOf(containers.keySet())) {
       FunctionContainer c = containers.remove(id);
       if (c != null) {
-        starts.execute(() -> closeQuietly(c));
+        starts.execute(
+            () -> {
+              closeQuietly(c);
+              releaseGpus(id);
+            });
       }
     }
   }

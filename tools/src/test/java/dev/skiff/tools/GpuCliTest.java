@@ -1,0 +1,164 @@
+package dev.skiff.tools;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.skiff.casfs.testing.Environment;
+import dev.skiff.gpu.Gpu;
+import dev.skiff.gpu.GpuClaims;
+import dev.skiff.runtime.testing.HostRootfs;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code skiff gpus} and {@code skiff run --gpu} as a user runs them, on a host made to look like
+ * one with two H100s and an L4: a fake nvidia-smi ({@code $SKIFF_NVIDIA_SMI}) and the driver's
+ * device nodes (mknod, as root) and libraries under {@code $SKIFF_GPU_ROOT}. No sandbox can get a
+ * GPU here (runsc's nvproxy needs the real driver), so the runs tried are those refused before one
+ * starts, each with what to do.
+ */
+@Timeout(300)
+class GpuCliTest {
+  @TempDir Path tmp;
+  String home;
+  Map<String, String> env;
+
+  static final String QUERY =
+      """
+      0, NVIDIA H100 80GB HBM3, GPU-aaaaaaaa-0000-0000-0000-000000000000, 81559, 3, 0, 33, 69.90, Disabled, %1$s, 00000000:1B:00.0
+      1, NVIDIA H100 80GB HBM3, GPU-bbbbbbbb-0000-0000-0000-000000000000, 81559, 3, 0, 31, 68.00, Disabled, %1$s, 00000000:3B:00.0
+      2, NVIDIA L4, GPU-cccccccc-0000-0000-0000-000000000000, 23034, 0, 0, 40, 16.00, [N/A], %1$s, 00000000:9A:00.0
+      """;
+
+  private void host(String driver) throws Exception {
+    Path smi = tmp.resolve("nvidia-smi");
+    Files.writeString(tmp.resolve("query.csv"), QUERY.formatted(driver));
+    Files.writeString(
+        smi,
+        "#!/bin/sh\ncase \"$1\" in --query-gpu=*) cat '"
+            + tmp.resolve("query.csv")
+            + "';; *) echo '| Driver Version: "
+            + driver
+            + "   CUDA Version: 12.4 |';; esac\n");
+    Files.setPosixFilePermissions(smi, PosixFilePermissions.fromString("rwxr-xr-x"));
+    Path root = tmp.resolve("driver-root");
+    Path dev = Files.createDirectories(root.resolve("dev"));
+    mknod(dev.resolve("nvidiactl"), 195, 255);
+    mknod(dev.resolve("nvidia-uvm"), 510, 0);
+    for (int i = 0; i < 3; i++) {
+      mknod(dev.resolve("nvidia" + i), 195, i);
+    }
+    Path lib = Files.createDirectories(root.resolve("usr/lib/x86_64-linux-gnu"));
+    Files.writeString(lib.resolve("libcuda.so." + driver), "libcuda");
+    Files.writeString(lib.resolve("libnvidia-ml.so." + driver), "libnvidia-ml");
+    env =
+        Map.of(
+            "SKIFF_NVIDIA_SMI", smi.toString(),
+            "SKIFF_NVML", tmp.resolve("no-nvml.so").toString(),
+            "SKIFF_GPU_ROOT", root.toString());
+  }
+
+  private static void mknod(Path p, int major, int minor) throws Exception {
+    Process m =
+        new ProcessBuilder("mknod", p.toString(), "c", "" + major, "" + minor)
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(m.getInputStream().readAllBytes());
+    m.waitFor(10, TimeUnit.SECONDS);
+    Assumptions.assumeTrue(
+        m.exitValue() == 0, "fake device nodes need root (mknod): " + out.strip());
+  }
+
+  @BeforeEach
+  void setUp() throws Exception {
+    Environment.requireRunsc();
+    home = tmp.resolve("home").toString();
+    Path rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
+    Cli.run(0, "import", "-q", "--store", home, rootfs.toString(), "tools:1");
+  }
+
+  private SkiffProcess skiff(String... args) throws Exception {
+    List<String> all = new java.util.ArrayList<>(List.of(args));
+    all.add(1, "--store=" + home);
+    SkiffProcess p = new SkiffProcess(env, List.of(), all.toArray(String[]::new));
+    p.exit();
+    return p;
+  }
+
+  @Test
+  void gpusListsTheHostsGpusAndWhoHoldsThem() throws Exception {
+    host("550.90.07");
+    GpuClaims claims = GpuClaims.of(Path.of(home));
+    Gpu second =
+        new Gpu(
+            1,
+            1,
+            "NVIDIA H100 80GB HBM3",
+            "H100",
+            "GPU-bbbbbbbb-0000-0000-0000-000000000000",
+            81559,
+            3,
+            0,
+            31,
+            68,
+            false);
+    try (GpuClaims.Claim held =
+        claims.claim(List.of(second), 1, "container c-42 of app/f").orElseThrow()) {
+      SkiffProcess gpus = skiff("gpus");
+      assertEquals(0, gpus.process.exitValue(), gpus.err());
+      String out = gpus.out();
+      assertTrue(out.startsWith("driver 550.90.07, CUDA 12.4 (read through nvidia-smi); "), out);
+      List<String> rows = out.lines().skip(2).toList();
+      assertEquals(3, rows.size(), out);
+      assertTrue(
+          rows.get(0).matches("0 +H100 +NVIDIA H100 80GB HBM3 +81559 MiB .* -$"), rows.get(0));
+      assertTrue(rows.get(1).endsWith("container c-42 of app/f"), rows.get(1));
+      assertTrue(rows.get(2).matches("2 +L4 +NVIDIA L4 .*GPU-cccccccc.* -$"), rows.get(2));
+    }
+  }
+
+  @Test
+  void runRefusesWhatItCannotGiveAndSaysWhatToDo() throws Exception {
+    host("550.90.07");
+    SkiffProcess unknown = skiff("run", "--gpu", "H900", "tools:1", "--", "true");
+    assertEquals(1, unknown.process.exitValue());
+    assertTrue(
+        unknown.err().contains("unknown GPU type 'H900': want one of B200, H200, H100"),
+        unknown.err());
+
+    SkiffProcess none = skiff("run", "--gpu", "H200,A100-80GB", "tools:1", "--", "true");
+    assertEquals(1, none.process.exitValue());
+    assertTrue(
+        none.err()
+            .contains(
+                "no free GPUs for H200, A100-80GB on this host: it has 2 H100 (2 free), 1 L4 (1"
+                    + " free)"),
+        none.err());
+
+    SkiffProcess tooMany = skiff("run", "--gpu", "any:3", "tools:1", "--", "true");
+    assertTrue(tooMany.err().contains("no free GPUs for any:3"), tooMany.err());
+  }
+
+  @Test
+  void aDriverThisRunscsNvproxyDoesNotKnowIsRefusedByVersion() throws Exception {
+    host("999.1.2");
+    SkiffProcess run = skiff("run", "--gpu", "H100", "tools:1", "--", "true");
+    assertEquals(1, run.process.exitValue());
+    String err = run.err();
+    assertTrue(
+        err.contains("NVIDIA driver 999.1.2 is not one this runsc's nvproxy supports (")
+            || err.contains("this runsc has no nvproxy"),
+        err);
+    // The GPU it had claimed is free again.
+    assertTrue(skiff("gpus").out().lines().skip(2).allMatch(l -> l.endsWith(" -")));
+  }
+}
