@@ -106,6 +106,22 @@ class SchedulerPlacementTest {
       done(run, output, 500_000);
     }
 
+    /** Container {@code id} ended by itself. */
+    void exited(String id) {
+      up.onNext(
+          WorkerMessage.newBuilder()
+              .setExited(
+                  dev.skiff.scheduler.proto.ContainerExited.newBuilder()
+                      .setContainerId(id)
+                      .setWhy("its process exited"))
+              .build());
+    }
+
+    /** The worker process died: its stream breaks. */
+    void crash() {
+      up.onError(new RuntimeException("connection reset"));
+    }
+
     /** The call ended with {@code output} after the handler ran {@code micros}. */
     void done(RunInput run, String output, long micros) {
       up.onNext(
@@ -187,6 +203,57 @@ class SchedulerPlacementTest {
             .orElseThrow()
             .getWaiting();
     assertTrue(why.contains("every worker that could run it is full"), why);
+  }
+
+  private List<Integer> gpusUsed(String worker) {
+    return scheduler.workers().stream()
+        .filter(w -> w.getId().equals(worker))
+        .findFirst()
+        .map(w -> w.getGpusUsedList())
+        .orElse(List.of());
+  }
+
+  @Test
+  void aGpuIsOneContainersUntilItEndsAndNothingIsLeftHeldByADeadWorker() throws Exception {
+    FakeWorker w = new FakeWorker("w", 8, 0, List.of("H100", "H100"), List.of());
+    scheduler.deploy(
+        fn("gpu").setResources(Resources.newBuilder().addGpu("H100")).build(), new byte[0]);
+    scheduler.submit("t/gpu", List.of(input()));
+    Assignment first = await("a first container", w::starts, l -> l.size() == 1);
+    w.started(first);
+    await("the first call", w::runs, l -> l.size() == 1);
+    scheduler.submit("t/gpu", List.of(input())); // the first container is busy
+    Assignment second = await("a second container", w::starts, l -> l.size() == 2);
+    assertEquals(List.of(0), first.getStart().getGpuIndexesList());
+    assertEquals(List.of(1), second.getStart().getGpuIndexesList(), "not the first one's GPU");
+    assertEquals(List.of(0, 1), gpusUsed("w"));
+    w.started(second);
+    await("the second call", w::runs, l -> l.size() == 2);
+
+    scheduler.submit("t/gpu", List.of(input())); // both GPUs are held: it waits
+    Thread.sleep(200);
+    assertEquals(2, w.starts().size());
+    // The first container ends: its GPU goes to the waiting call's container.
+    w.exited(first.getStart().getContainerId());
+    Assignment third = await("a third container", w::starts, l -> l.size() == 3);
+    assertEquals(List.of(0), third.getStart().getGpuIndexesList());
+
+    // The worker dies with both GPUs held; it comes back (same host, same GPUs): every GPU is
+    // free to give again, each to one container.
+    w.crash();
+    await("the dead worker gone", () -> gpusUsed("w"), List::isEmpty);
+    FakeWorker back = new FakeWorker("w", 8, 0, List.of("H100", "H100"), List.of());
+    // The calls the dead containers held are run again, and two more come.
+    scheduler.submit("t/gpu", List.of(input(), input()));
+    await("containers on the returned worker", back::starts, l -> l.size() >= 2);
+    Thread.sleep(200);
+    List<Assignment> starts = back.starts();
+    assertEquals(2, starts.size(), "no more containers than GPUs");
+    assertEquals(
+        java.util.Set.of(0, 1),
+        new java.util.HashSet<>(starts.stream().map(a -> a.getStart().getGpuIndexes(0)).toList()),
+        "two containers, two GPUs: none leaked, none given twice");
+    assertEquals(List.of(0, 1), gpusUsed("w"));
   }
 
   @Test
