@@ -316,14 +316,14 @@ public final class FunctionContainer implements AutoCloseable {
         Thread.currentThread().interrupt();
         status = Optional.empty();
       }
+      String printed = c.lastErrorLines();
       throw new IOException(
           "the runner did not start in "
               + spec.image()
               + " ("
               + status.map(ExitStatus::toString).orElse("still running")
-              + "): is "
-              + spec.interpreter()
-              + " in the image?",
+              + "): "
+              + (printed.isEmpty() ? "is " + spec.interpreter() + " in the image?" : printed),
           e);
     }
     if (!ready.ok()) {
@@ -362,30 +362,56 @@ public final class FunctionContainer implements AutoCloseable {
     }
   }
 
+  // the last lines the container printed to stderr: what a failed start says (runsc's own error)
+  private final java.util.ArrayDeque<String> lastErr = new java.util.ArrayDeque<>();
+  private volatile Thread logPump;
+
+  /** The last few lines the container printed, oldest first. */
+  private String lastErrorLines() {
+    Thread t = logPump;
+    if (t != null) {
+      try {
+        t.join(2_000); // the process has ended: what it printed is on its way
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    synchronized (lastErr) {
+      return String.join(" | ", lastErr);
+    }
+  }
+
   private void pumpLogs(LogSink logs) {
-    Thread.ofPlatform()
-        .daemon()
-        .name("skiff-container-log")
-        .start(
-            () -> {
-              try (BufferedReader r =
-                  new BufferedReader(
-                      new InputStreamReader(runner.stderr(), StandardCharsets.UTF_8))) {
-                for (String line; (line = r.readLine()) != null; ) {
-                  String call = "";
-                  int end;
-                  if (line.startsWith("\u001e") && (end = line.indexOf('\u001f')) > 0) {
-                    call = line.substring(1, end);
-                    line = line.substring(end + 1);
-                  } else if (running.size() == 1) {
-                    call = running.iterator().next(); // printed from C, say, in the only call
+    logPump =
+        Thread.ofPlatform()
+            .daemon()
+            .name("skiff-container-log")
+            .start(
+                () -> {
+                  try (BufferedReader r =
+                      new BufferedReader(
+                          new InputStreamReader(runner.stderr(), StandardCharsets.UTF_8))) {
+                    for (String line; (line = r.readLine()) != null; ) {
+                      String call = "";
+                      int end;
+                      if (line.startsWith("\u001e") && (end = line.indexOf('\u001f')) > 0) {
+                        call = line.substring(1, end);
+                        line = line.substring(end + 1);
+                      } else if (running.size() == 1) {
+                        call = running.iterator().next(); // printed from C, say, in the only call
+                      }
+                      logs.line(sandbox.id(), call, line);
+                      synchronized (lastErr) {
+                        lastErr.addLast(line.length() > 300 ? line.substring(0, 300) : line);
+                        if (lastErr.size() > 3) {
+                          lastErr.removeFirst();
+                        }
+                      }
+                    }
+                  } catch (IOException | RuntimeException e) {
+                    // the container went away
                   }
-                  logs.line(sandbox.id(), call, line);
-                }
-              } catch (IOException | RuntimeException e) {
-                // the container went away
-              }
-            });
+                });
   }
 
   /** The container's id (its sandbox's). */
