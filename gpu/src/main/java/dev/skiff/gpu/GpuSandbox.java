@@ -18,9 +18,28 @@ import java.util.stream.Collectors;
  * @param staging where the driver's files are gathered per version
  * @param supportedDrivers the driver versions this runsc's nvproxy accepts ({@code runsc nvproxy
  *     list-supported-drivers})
+ * @param withoutGvisor the operator's choice, off by default: where nvproxy does not accept the
+ *     driver, run GPU sandboxes under runc instead of refusing them (trusted code only: there is no
+ *     second kernel between it and the host)
  */
 public record GpuSandbox(
-    GpuHost host, DriverFiles files, Path staging, List<String> supportedDrivers) {
+    GpuHost host,
+    DriverFiles files,
+    Path staging,
+    List<String> supportedDrivers,
+    boolean withoutGvisor) {
+
+  /** GPU sandboxes under gVisor only. */
+  public GpuSandbox(GpuHost host, DriverFiles files, Path staging, List<String> supportedDrivers) {
+    this(host, files, staging, supportedDrivers, false);
+  }
+
+  /**
+   * Whether GPU sandboxes here run under runc (nvproxy refuses the driver, the operator allows).
+   */
+  public boolean runsWithoutGvisor() {
+    return withoutGvisor && !supportedDrivers.contains(host.driverVersion());
+  }
 
   /**
    * Adds {@code gpus} to {@code options}.
@@ -34,7 +53,11 @@ public record GpuSandbox(
     if (gpus.isEmpty()) {
       return options;
     }
-    checkDriver();
+    if (runsWithoutGvisor()) {
+      options.runc(true);
+    } else {
+      checkDriver();
+    }
     for (SandboxOptions.Device d : files.devices(gpus)) {
       options.device(d);
     }
@@ -61,7 +84,8 @@ public record GpuSandbox(
               + (host.driverVersion().isEmpty() ? "(none found)" : host.driverVersion())
               + " is not one this runsc's nvproxy supports ("
               + String.join(", ", supportedDrivers)
-              + "): install one of those drivers, or a runsc whose nvproxy knows this one");
+              + "): install one of those drivers or a runsc whose nvproxy knows this one, or, for"
+              + " trusted code only, run GPU sandboxes without gVisor (--gpus-without-gvisor)");
     }
   }
 }

@@ -92,7 +92,16 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
       // read-only casfs mount refuses: with binds, the root is an overlayfs over the mount whose
       // upper layer takes those (empty) targets. Sandbox writes still go to gVisor's overlay.
       boolean binds =
-          kind == Kind.WARM || !o.volumes().isEmpty() || (snapshot != null && snapshot.hasBinds());
+          kind == Kind.WARM
+              || !o.volumes().isEmpty()
+              || (snapshot != null && snapshot.hasBinds())
+              || o.runc(); // runc writes to its root: the overlay's upper directory takes them
+      if (o.runc()) {
+        if (snapshot != null) {
+          throw new IllegalArgumentException("a snapshot restores under gVisor only, not runc");
+        }
+        Files.createFile(sb.dir.resolve(SandboxRegistry.RUNC_MARK));
+      }
       sb.lease = rt.mounts().acquire(image);
       Path lower = sb.lease.path();
       sb.imageRef = sb.lease.ref();
@@ -339,7 +348,8 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
   private void awaitStarted() throws IOException {
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (true) {
-      Runsc.Result r = Runsc.run(rt.runsc().plain("state", id), Duration.ofSeconds(10));
+      Runsc.Result r =
+          Runsc.run(rt.runsc().plain(options.runc(), "state", id), Duration.ofSeconds(10));
       if (r.exit() == 0 && !r.output().contains("\"creating\"")) {
         return;
       }
@@ -375,7 +385,7 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
     e.env().forEach(b::env);
     OciSpec.Process p = OciSpec.execProcess(imageConfig, b.build(), args, root);
     Path spec = dir.resolve("exec-" + execs.incrementAndGet() + ".json");
-    Files.write(spec, OciSpec.json(OciSpec.processJson(p)));
+    Files.write(spec, OciSpec.json(OciSpec.processJson(p, options.runc())));
     return start(
         rt.runsc().command(options, logs(), "exec", "--process=" + spec, id),
         e.stdin(),
@@ -387,7 +397,8 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
     if (state == State.CLOSED) {
       return;
     }
-    Runsc.run(rt.runsc().plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
+    Runsc.run(
+        rt.runsc().plain(options.runc(), "kill", "--all", id, "KILL"), Duration.ofSeconds(10));
   }
 
   @Override
@@ -397,6 +408,10 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
           "snapshots belong to an image; sandbox " + id + " runs on a host directory");
     }
     requireRunning("checkpoint it");
+    if (options.runc()) {
+      throw new IllegalStateException(
+          "sandbox " + id + " runs under runc, not gVisor: only gVisor sandboxes have snapshots");
+    }
     if (!options.devices().isEmpty()) {
       throw new IllegalStateException(
           "sandbox "
@@ -444,7 +459,9 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
     if (main != null) {
       try {
         if (main.isAlive()) {
-          Runsc.run(rt.runsc().plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
+          Runsc.run(
+              rt.runsc().plain(options.runc(), "kill", "--all", id, "KILL"),
+              Duration.ofSeconds(10));
           if (main.waitFor(Duration.ofSeconds(10)).isEmpty()) {
             main.process().destroyForcibly();
           }
@@ -461,7 +478,8 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
       // Everything in it is dead by now (killed, or its first process ended): runsc's delete,
       // which waits seconds for the gofer to go, runs in the background; the runtime reaps it.
       if (main == null) { // a warm sandbox: its init and execs die now
-        Runsc.run(rt.runsc().plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
+        Runsc.run(
+            rt.runsc().plain(options.runc(), "kill", "--all", id, "KILL"), Duration.ofSeconds(10));
       }
       rt.deleting(rt.sandboxes().clean(dir, main == null || !main.isAlive()));
     } catch (IOException e) {

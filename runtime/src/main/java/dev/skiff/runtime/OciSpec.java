@@ -193,7 +193,7 @@ final class OciSpec {
       throws IOException {
     ObjectNode spec = JSON.createObjectNode();
     spec.put("ociVersion", "1.0.0");
-    spec.set("process", processJson(p));
+    spec.set("process", processJson(p, o.runc()));
     ObjectNode root = spec.putObject("root");
     root.put("path", rootfs.toString());
     root.put("readonly", false); // the overlay takes the writes; the casfs mount below is read-only
@@ -259,6 +259,23 @@ final class OciSpec {
       }
     }
     limits(linux, o, cgroupsPath);
+    if (o.runc() && !o.devices().isEmpty()) {
+      // runc makes the nodes; its device cgroup must let the container open them
+      ObjectNode res =
+          linux.has("resources")
+              ? (ObjectNode) linux.get("resources")
+              : linux.putObject("resources");
+      ArrayNode rules = res.putArray("devices");
+      for (SandboxOptions.Device d : o.devices()) {
+        rules
+            .addObject()
+            .put("allow", true)
+            .put("type", "c")
+            .put("major", d.major())
+            .put("minor", d.minor())
+            .put("access", "rwm");
+      }
+    }
     return json(spec);
   }
 
@@ -289,6 +306,14 @@ final class OciSpec {
   }
 
   static ObjectNode processJson(Process p) {
+    return processJson(p, false);
+  }
+
+  /**
+   * The process's JSON; under runc ({@code runc}) without the file limit gVisor is given, which the
+   * host's own limit may not allow (runc sets it with the host kernel).
+   */
+  static ObjectNode processJson(Process p, boolean runc) {
     ObjectNode proc = JSON.createObjectNode();
     proc.put("terminal", false);
     ObjectNode user = proc.putObject("user");
@@ -306,8 +331,10 @@ final class OciSpec {
         CAPS.forEach(a::add);
       }
     }
-    ArrayNode rl = proc.putArray("rlimits");
-    rl.addObject().put("type", "RLIMIT_NOFILE").put("hard", 1048576).put("soft", 1048576);
+    if (!runc) {
+      ArrayNode rl = proc.putArray("rlimits");
+      rl.addObject().put("type", "RLIMIT_NOFILE").put("hard", 1048576).put("soft", 1048576);
+    }
     proc.put("noNewPrivileges", true);
     return proc;
   }

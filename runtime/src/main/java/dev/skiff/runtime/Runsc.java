@@ -187,8 +187,43 @@ public final class Runsc {
     return r.output().lines().map(String::strip).filter(l -> l.matches("[0-9.]+")).toList();
   }
 
+  /**
+   * runc, for sandboxes that run without gVisor ({@link SandboxOptions#runc()}): {@code
+   * $SKIFF_RUNC}, else the PATH.
+   *
+   * @throws IllegalStateException if there is none
+   */
+  static Path runc() {
+    String explicit = System.getenv("SKIFF_RUNC");
+    if (explicit != null && !explicit.isBlank()) {
+      return Path.of(explicit);
+    }
+    for (String d : System.getenv().getOrDefault("PATH", "/usr/bin:/usr/sbin").split(":")) {
+      Path p = Path.of(d, "runc");
+      if (Files.isExecutable(p)) {
+        return p;
+      }
+    }
+    throw new IllegalStateException(
+        "a sandbox without gVisor runs under runc, which is not installed (Debian: apt-get install"
+            + " runc)");
+  }
+
+  /** Where runc keeps the state of this home's sandboxes that run under it. */
+  Path runcRoot() {
+    return root.resolveSibling("runc");
+  }
+
   /** The global flags of a call about a sandbox with these options. */
   List<String> command(SandboxOptions o, Path logDir, String... subcommand) {
+    if (o.runc()) {
+      List<String> cmd = new ArrayList<>(List.of(runc().toString(), "--root=" + runcRoot()));
+      if (logDir != null) {
+        cmd.add("--log=" + logDir.resolve("runc.log"));
+      }
+      cmd.addAll(List.of(subcommand));
+      return cmd;
+    }
     List<String> cmd = new ArrayList<>();
     cmd.add(binary.toString());
     cmd.add("--root=" + root);
@@ -219,6 +254,16 @@ public final class Runsc {
    */
   List<String> checkpointFlags() {
     return date >= SYSTRAP_SINCE ? List.of("--compression=none") : List.of();
+  }
+
+  /** {@link #plain(String...)} for a sandbox under runc ({@code runc}) or gVisor. */
+  List<String> plain(boolean runc, String... subcommand) {
+    if (!runc) {
+      return plain(subcommand);
+    }
+    List<String> cmd = new ArrayList<>(List.of(runc().toString(), "--root=" + runcRoot()));
+    cmd.addAll(List.of(subcommand));
+    return cmd;
   }
 
   /** The flags of a call that only names a sandbox (kill, delete, state, list). */

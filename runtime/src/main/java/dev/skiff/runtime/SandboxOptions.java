@@ -37,7 +37,8 @@ public record SandboxOptions(
     boolean network,
     Path scratch,
     List<String> entrypoint,
-    List<Device> devices) {
+    List<Device> devices,
+    boolean runc) {
 
   /**
    * Where a sandbox with GPUs finds the NVIDIA driver's user-space files ({@code lib64/}, {@code
@@ -120,6 +121,7 @@ public record SandboxOptions(
     b.scratch = scratch;
     b.entrypoint = entrypoint;
     b.devices.addAll(devices);
+    b.runc = runc;
     return b;
   }
 
@@ -135,6 +137,7 @@ public record SandboxOptions(
     private Path scratch;
     private List<String> entrypoint;
     private final List<Device> devices = new ArrayList<>();
+    private boolean runc;
 
     public Builder env(String nameEqualsValue) {
       env.add(nameEqualsValue);
@@ -191,6 +194,11 @@ public record SandboxOptions(
       return this;
     }
 
+    public Builder runc(boolean on) {
+      this.runc = on;
+      return this;
+    }
+
     public SandboxOptions build() {
       return new SandboxOptions(
           env,
@@ -203,7 +211,8 @@ public record SandboxOptions(
           network,
           scratch,
           entrypoint,
-          devices);
+          devices,
+          runc);
     }
   }
 }

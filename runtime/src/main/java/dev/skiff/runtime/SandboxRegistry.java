@@ -88,7 +88,7 @@ public final class SandboxRegistry {
 
   private String state(String id) {
     try {
-      Runsc.Result r = Runsc.run(runsc().plain("state", id), Duration.ofSeconds(10));
+      Runsc.Result r = Runsc.run(runsc().plain(underRunc(id), "state", id), Duration.ofSeconds(10));
       if (r.exit() != 0) {
         return "starting";
       }
@@ -113,7 +113,7 @@ public final class SandboxRegistry {
       clean(dir(id), false);
       return true;
     }
-    Runsc.run(runsc().plain("kill", "--all", id, "KILL"), Duration.ofSeconds(10));
+    Runsc.run(runsc().plain(underRunc(id), "kill", "--all", id, "KILL"), Duration.ofSeconds(10));
     return true;
   }
 
@@ -142,6 +142,13 @@ public final class SandboxRegistry {
     return done;
   }
 
+  /** A file in a sandbox's directory that says it runs under runc, not gVisor. */
+  static final String RUNC_MARK = "runc";
+
+  private boolean underRunc(String id) {
+    return Files.exists(dir(id).resolve(RUNC_MARK));
+  }
+
   /** How many state directories there are (for soak measurements). */
   public int size() throws IOException {
     return dirs().size();
@@ -168,12 +175,12 @@ public final class SandboxRegistry {
     try {
       if (deleteInBackground) {
         delete =
-            new ProcessBuilder(runsc().plain("delete", "--force", id))
+            new ProcessBuilder(runsc().plain(underRunc(id), "delete", "--force", id))
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .start();
       } else {
-        Runsc.run(runsc().plain("delete", "--force", id), Duration.ofSeconds(30));
+        Runsc.run(runsc().plain(underRunc(id), "delete", "--force", id), Duration.ofSeconds(30));
       }
     } catch (IOException e) {
       first = e;

@@ -81,6 +81,14 @@ final class Daemons {
     String gpus;
 
     @Option(
+        names = "--gpus-without-gvisor",
+        description =
+            "where runsc's nvproxy does not support this host's NVIDIA driver, run GPU containers"
+                + " under runc instead of refusing them: trusted code only (no second kernel"
+                + " between it and the host); off by default, and shown in skiff workers")
+    boolean gpusWithoutGvisor;
+
+    @Option(
         names = "--python",
         defaultValue = "python3",
         paramLabel = "PATH",
@@ -114,7 +122,13 @@ final class Daemons {
         GpuHost host = dev.skiff.gpu.GpuInventory.fromEnvironment().read();
         offered = host.offered();
         if (!offered.isEmpty()) {
-          sandbox = new GpuSandbox(host, DriverFiles.host(), home.resolve("gpus"), rt.gpuDrivers());
+          sandbox =
+              new GpuSandbox(
+                  host,
+                  DriverFiles.host(),
+                  home.resolve("gpus"),
+                  rt.gpuDrivers(),
+                  gpusWithoutGvisor);
         }
       }
       return new Worker.Options(

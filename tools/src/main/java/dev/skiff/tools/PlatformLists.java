@@ -71,7 +71,7 @@ final class PlatformLists {
               w.getId(),
               String.format(Locale.ROOT, "%.1f/%.0f", w.getCpusUsed(), w.getCpus()),
               Human.bytes(w.getMemoryUsed()) + "/" + Human.bytes(w.getMemoryBytes()),
-              g.isEmpty() ? "-" : g,
+              g.isEmpty() ? "-" : g + (w.getGpusWithoutGvisor() ? " (runc)" : ""),
               w.getContainers(),
               ago(w.getLastSeenMs()),
               String.join(",", w.getImagesList()));

@@ -62,6 +62,13 @@ final class RunCommand implements Callable<Integer> {
               + " first that is free is taken), through gVisor's nvproxy")
   List<String> gpu = new ArrayList<>();
 
+  @Option(
+      names = "--gpus-without-gvisor",
+      description =
+          "with --gpu, where runsc's nvproxy does not support the driver, run under runc instead"
+              + " (trusted code only)")
+  boolean gpusWithoutGvisor;
+
   @Parameters(index = "0", paramLabel = "IMAGE")
   String image;
 
@@ -104,7 +111,12 @@ final class RunCommand implements Callable<Integer> {
                 GpuClaims.of(store.home()),
                 "skiff run " + image + " (pid " + ProcessHandle.current().pid() + ")")) {
       SandboxOptions.Builder o = sandbox.options().toBuilder();
-      new GpuSandbox(host, DriverFiles.host(), store.home().resolve("gpus"), rt.gpuDrivers())
+      new GpuSandbox(
+              host,
+              DriverFiles.host(),
+              store.home().resolve("gpus"),
+              rt.gpuDrivers(),
+              gpusWithoutGvisor)
           .give(o, claim.gpus());
       return runToExit(rt, rt.run(ImageSpec.parse(image), o.build(), command, stdin), stdin);
     }

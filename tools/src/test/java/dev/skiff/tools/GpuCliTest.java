@@ -160,5 +160,32 @@ class GpuCliTest {
         err);
     // The GPU it had claimed is free again.
     assertTrue(skiff("gpus").out().lines().skip(2).allMatch(l -> l.endsWith(" -")));
+
+    // The operator's choice: the same run under runc, which makes the GPU's nodes itself (no
+    // driver is needed to see them), with the driver's files and the environment.
+    SkiffProcess trusted =
+        skiff(
+            "run",
+            "--gpu",
+            "H100",
+            "--gpus-without-gvisor",
+            "tools:1",
+            "--",
+            "sh",
+            "-c",
+            "echo nodes /dev/nvidia*; echo $NVIDIA_VISIBLE_DEVICES $CUDA_VISIBLE_DEVICES;"
+                + " ls /usr/local/nvidia/lib64");
+    assertEquals(0, trusted.process.exitValue(), trusted.err());
+    assertEquals(
+        List.of(
+            "nodes /dev/nvidia-uvm /dev/nvidia0 /dev/nvidiactl",
+            "0 GPU-aaaaaaaa-0000-0000-0000-000000000000",
+            "libcuda.so",
+            "libcuda.so.1",
+            "libcuda.so.999.1.2",
+            "libnvidia-ml.so",
+            "libnvidia-ml.so.1",
+            "libnvidia-ml.so.999.1.2"),
+        trusted.out().lines().toList());
   }
 }

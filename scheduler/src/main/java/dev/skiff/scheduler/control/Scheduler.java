@@ -143,6 +143,7 @@ public final class Scheduler implements AutoCloseable {
     final double cpus;
     final long memory;
     final List<String> gpus;
+    boolean gpusWithoutGvisor; // as its hello said
     final Set<String> images;
     final StreamObserver<dev.skiff.scheduler.proto.Assignment> out;
     final Map<String, Ctr> containers = new LinkedHashMap<>();
@@ -1279,6 +1280,7 @@ public final class Scheduler implements AutoCloseable {
                   new HashSet<>(h.getImagesList()),
                   out);
           w.lastSeen = now();
+          w.gpusWithoutGvisor = h.getGpusWithoutGvisor();
           workers.put(workerId, w);
           w.send(
               Assignment.newBuilder()
@@ -1463,6 +1465,7 @@ public final class Scheduler implements AutoCloseable {
                     .setCpusUsed(w.usedCpus())
                     .setMemoryUsed(w.usedMemory())
                     .addAllGpusUsed(new java.util.TreeSet<>(w.usedGpus()))
+                    .setGpusWithoutGvisor(w.gpusWithoutGvisor)
                     .build())
         .toList();
   }

@@ -268,6 +268,8 @@ public final class Worker implements AutoCloseable {
         .setCpus(options.cpus())
         .setMemoryBytes(options.memoryBytes())
         .addAllGpus(options.gpus())
+        .setGpusWithoutGvisor(
+            options.gpuSandbox() != null && options.gpuSandbox().runsWithoutGvisor())
         .addAllImages(images)
         .build();
   }
