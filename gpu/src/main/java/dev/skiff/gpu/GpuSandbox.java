@@ -4,6 +4,8 @@ import dev.skiff.runtime.SandboxOptions;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.Collectors;
 
 /**
@@ -21,17 +23,40 @@ import java.util.stream.Collectors;
  * @param withoutGvisor the operator's choice, off by default: where nvproxy does not accept the
  *     driver, run GPU sandboxes under runc instead of refusing them (trusted code only: there is no
  *     second kernel between it and the host)
+ * @param inventory where {@link #sample} reads the GPUs again (null: never)
  */
 public record GpuSandbox(
     GpuHost host,
     DriverFiles files,
     Path staging,
     List<String> supportedDrivers,
-    boolean withoutGvisor) {
+    boolean withoutGvisor,
+    GpuInventory inventory) {
 
-  /** GPU sandboxes under gVisor only. */
+  /** GPU sandboxes under gVisor only, never sampled. */
   public GpuSandbox(GpuHost host, DriverFiles files, Path staging, List<String> supportedDrivers) {
-    this(host, files, staging, supportedDrivers, false);
+    this(host, files, staging, supportedDrivers, false, null);
+  }
+
+  /**
+   * What {@link #host}'s GPUs are doing now, by their position in it (matched by UUID; a GPU no
+   * longer read is left out); empty without an inventory to read.
+   */
+  public Map<Integer, Gpu> sample() {
+    Map<Integer, Gpu> out = new TreeMap<>();
+    if (inventory == null) {
+      return out;
+    }
+    GpuHost now = inventory.read();
+    for (int i = 0; i < host.gpus().size(); i++) {
+      String uuid = host.gpus().get(i).uuid();
+      for (Gpu g : now.gpus()) {
+        if (g.uuid().equals(uuid)) {
+          out.put(i, g);
+        }
+      }
+    }
+    return out;
   }
 
   /**

@@ -154,13 +154,13 @@ class GpuSandboxTest {
     GpuHost newer = new GpuHost("nvml", "560.28.03", "12.6", HOST.gpus(), "");
     Files.writeString(lib.resolve("libcuda.so.560.28.03"), "libcuda");
     Files.writeString(lib.resolve("libnvidia-ml.so.560.28.03"), "libnvidia-ml");
-    GpuSandbox g = new GpuSandbox(newer, files, tmp.resolve("staging"), SUPPORTED, true);
+    GpuSandbox g = new GpuSandbox(newer, files, tmp.resolve("staging"), SUPPORTED, true, null);
     assertTrue(g.runsWithoutGvisor());
     SandboxOptions o = g.give(SandboxOptions.builder(), List.of(HOST.gpus().get(0))).build();
     assertTrue(o.runc(), "under runc");
     assertEquals(3, o.devices().size());
     // A driver nvproxy knows stays under gVisor, whatever the choice.
-    GpuSandbox known = new GpuSandbox(HOST, files, tmp.resolve("staging"), SUPPORTED, true);
+    GpuSandbox known = new GpuSandbox(HOST, files, tmp.resolve("staging"), SUPPORTED, true, null);
     assertTrue(!known.runsWithoutGvisor());
     assertTrue(!known.give(SandboxOptions.builder(), List.of(HOST.gpus().get(0))).build().runc());
   }

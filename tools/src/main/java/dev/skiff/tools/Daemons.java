@@ -128,7 +128,8 @@ final class Daemons {
                   DriverFiles.host(),
                   home.resolve("gpus"),
                   rt.gpuDrivers(),
-                  gpusWithoutGvisor);
+                  gpusWithoutGvisor,
+                  dev.skiff.gpu.GpuInventory.fromEnvironment());
         }
       }
       return new Worker.Options(

@@ -8,6 +8,7 @@ import dev.skiff.scheduler.proto.WorkerInfo;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
@@ -113,10 +114,32 @@ final class PlatformLists {
               x.getRunning(),
               x.getCalls(),
               time(x.getStartedMs()),
-              x.getGpusCount() == 0 ? "-" : String.join(",", x.getGpusList()));
+              x.getGpusCount() == 0 ? "-" : gpus(x));
         }
       }
       return 0;
+    }
+
+    /** Its GPUs with what they do: "H100 42% 10.5/80 GiB 61C 300W", one after another. */
+    static String gpus(ContainerInfo x) {
+      List<String> out = new java.util.ArrayList<>();
+      for (int i = 0; i < x.getGpusCount(); i++) {
+        String g = x.getGpus(i);
+        if (i < x.getGpuSamplesCount()) {
+          var s = x.getGpuSamples(i);
+          g +=
+              String.format(
+                  Locale.ROOT,
+                  " %s %.1f/%.0f GiB %s %s",
+                  s.getUtilisation() < 0 ? "?%" : s.getUtilisation() + "%",
+                  s.getMemoryUsedMib() / 1024.0,
+                  s.getMemoryMib() / 1024.0,
+                  s.getTemperatureC() < 0 ? "?C" : s.getTemperatureC() + "C",
+                  s.getPowerWatts() < 0 ? "?W" : Math.round(s.getPowerWatts()) + "W");
+        }
+        out.add(g);
+      }
+      return String.join(", ", out);
     }
   }
 

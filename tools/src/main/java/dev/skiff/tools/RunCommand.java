@@ -116,7 +116,8 @@ final class RunCommand implements Callable<Integer> {
               DriverFiles.host(),
               store.home().resolve("gpus"),
               rt.gpuDrivers(),
-              gpusWithoutGvisor)
+              gpusWithoutGvisor,
+              null)
           .give(o, claim.gpus());
       return runToExit(rt, rt.run(ImageSpec.parse(image), o.build(), command, stdin), stdin);
     }

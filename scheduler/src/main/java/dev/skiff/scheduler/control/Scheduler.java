@@ -144,6 +144,8 @@ public final class Scheduler implements AutoCloseable {
     final long memory;
     final List<String> gpus;
     boolean gpusWithoutGvisor; // as its hello said
+    // its GPUs' latest samples, by position
+    final Map<Integer, dev.skiff.scheduler.proto.GpuSample> gpuSamples = new HashMap<>();
     final Set<String> images;
     final StreamObserver<dev.skiff.scheduler.proto.Assignment> out;
     final Map<String, Ctr> containers = new LinkedHashMap<>();
@@ -1323,6 +1325,10 @@ public final class Scheduler implements AutoCloseable {
           case EXITED -> containerEnded(w, m.getExited().getContainerId(), m.getExited().getWhy());
           case DONE -> done(w, m.getDone());
           case DONE_BATCH -> m.getDoneBatch().getDoneList().forEach(d -> done(w, d));
+          case GPU_SAMPLES -> {
+            m.getGpuSamples().getSampleList().forEach(g -> w.gpuSamples.put(g.getIndex(), g));
+            return; // nothing to place
+          }
           default -> {}
         }
         pump();
@@ -1488,6 +1494,11 @@ public final class Scheduler implements AutoCloseable {
                     .setCalls(c.calls)
                     .setRunning(c.running.size())
                     .addAllGpus(c.gpus.stream().map(i -> c.worker.gpus.get(i)).toList())
+                    .addAllGpuSamples(
+                        c.gpus.stream()
+                            .map(c.worker.gpuSamples::get)
+                            .filter(java.util.Objects::nonNull)
+                            .toList())
                     .setStartedMs(c.startedAt)
                     .build())
         .toList();

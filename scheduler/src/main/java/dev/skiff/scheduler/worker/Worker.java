@@ -27,6 +27,8 @@ import dev.skiff.scheduler.proto.DoneBatch;
 import dev.skiff.scheduler.proto.Failure;
 import dev.skiff.scheduler.proto.Function;
 import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.GpuSample;
+import dev.skiff.scheduler.proto.GpuSamples;
 import dev.skiff.scheduler.proto.Hello;
 import dev.skiff.scheduler.proto.InputDone;
 import dev.skiff.scheduler.proto.LogLine;
@@ -185,6 +187,37 @@ public final class Worker implements AutoCloseable {
             Math.max(1, options.parallelStarts()),
             r -> Thread.ofPlatform().daemon().name("skiff-worker-start").unstarted(r));
     this.timers = dev.skiff.runtime.Timers.single("skiff-worker-timers");
+    if (options.gpuSandbox() != null && options.gpuSandbox().inventory() != null) {
+      timers.scheduleWithFixedDelay(this::sampleGpus, 1, GPU_SAMPLE_SECONDS, TimeUnit.SECONDS);
+    }
+  }
+
+  /** How often a worker with GPUs tells the scheduler what they are doing. */
+  static final int GPU_SAMPLE_SECONDS = 5;
+
+  /** Sends what the GPUs are doing now (utilisation, memory, temperature, power). */
+  private void sampleGpus() {
+    try {
+      GpuSamples.Builder b = GpuSamples.newBuilder();
+      options
+          .gpuSandbox()
+          .sample()
+          .forEach(
+              (i, g) ->
+                  b.addSample(
+                      GpuSample.newBuilder()
+                          .setIndex(i)
+                          .setUtilisation(g.utilisation())
+                          .setMemoryUsedMib(g.memoryUsedMib())
+                          .setMemoryMib(g.memoryMib())
+                          .setTemperatureC(g.temperatureC())
+                          .setPowerWatts(g.powerWatts())));
+      if (b.getSampleCount() > 0) {
+        send(WorkerMessage.newBuilder().setGpuSamples(b).build());
+      }
+    } catch (RuntimeException e) {
+      LOG.debug("sampling the GPUs: {}", e.toString()); // the next round tries again
+    }
   }
 
   /**
