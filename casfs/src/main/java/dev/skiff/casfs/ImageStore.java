@@ -120,18 +120,41 @@ public final class ImageStore implements AutoCloseable {
    */
   public ImportResult importImage(String source, ImageRef ref, ImportProgress progress)
       throws IOException {
+    return importTagged(ref, importer -> importer.importFrom(source, progress));
+  }
+
+  /**
+   * Imports the image {@code source} from its registry and tags it {@code ref}: layers stream
+   * straight into the store (chunks it has already are not stored again); the tag is written only
+   * once all of it is stored, so a pull that fails leaves nothing tagged.
+   */
+  public ImportResult pullFromRegistry(
+      dev.skiff.casfs.registry.RegistryRef source,
+      dev.skiff.casfs.registry.RegistryClient.Options registry,
+      ImageRef ref,
+      ImportProgress progress)
+      throws IOException {
+    return importTagged(ref, importer -> importer.importFrom(source, registry, progress));
+  }
+
+  /** An import under the writer lock, tagged {@code ref} once its index and packs are stored. */
+  private ImportResult importTagged(ImageRef ref, ImportWith body) throws IOException {
     Path tmp = scratch();
     return locked(
         () -> {
           GarbageCollector.reapScratch(
               this,
               java.time.Duration.ofMinutes(10)); // the next writer clears what killed ones left
-          ImageImporter importer = new ImageImporter(blobs, catalog(), tmp, options);
-          ImportResult r = importer.importFrom(source, progress);
+          ImportResult r = body.run(new ImageImporter(blobs, catalog(), tmp, options));
           verifier.remember(indexFile(r.index()), r.index());
           writeTag(ref, TagDocument.local(r.index(), r.source(), r.newBytes(), r.newChunks()));
           return r;
         });
+  }
+
+  @FunctionalInterface
+  private interface ImportWith {
+    ImportResult run(ImageImporter importer) throws IOException;
   }
 
   void writeTag(ImageRef ref, TagDocument tag) throws IOException {

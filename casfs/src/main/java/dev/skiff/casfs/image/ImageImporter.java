@@ -9,6 +9,8 @@ import dev.skiff.casfs.index.IndexWriter;
 import dev.skiff.casfs.index.Inode;
 import dev.skiff.casfs.pack.ChunkCatalog;
 import dev.skiff.casfs.pack.ChunkLocation;
+import dev.skiff.casfs.registry.RegistryClient;
+import dev.skiff.casfs.registry.RegistryRef;
 import dev.skiff.casfs.store.BlobNames;
 import dev.skiff.casfs.store.BlobStore;
 import java.io.IOException;
@@ -68,7 +70,8 @@ public final class ImageImporter {
 
   /**
    * Imports from a source spec: {@code PATH[:TAG]} naming an OCI layout directory, a docker save or
-   * OCI archive, a rootfs tarball (gzip, zstd or none), or a plain directory.
+   * OCI archive, a rootfs tarball (gzip, zstd or none), or a plain directory; or {@code
+   * docker://...}, an image in a registry (with {@link RegistryClient.Options#defaults()}).
    */
   public ImportResult importFrom(String spec, ImportProgress progress) throws IOException {
     try (ImageSource source = openSource(spec)) {
@@ -76,7 +79,22 @@ public final class ImageImporter {
     }
   }
 
+  /**
+   * Imports the image {@code ref} from its registry: layers stream from the registry into the
+   * store, no tar on disk between them.
+   */
+  public ImportResult importFrom(
+      RegistryRef ref, RegistryClient.Options registry, ImportProgress progress)
+      throws IOException {
+    try (ImageSource source = RegistrySource.open(ref, registry)) {
+      return importFrom(source, progress);
+    }
+  }
+
   ImageSource openSource(String spec) throws IOException {
+    if (RegistryRef.is(spec)) {
+      return RegistrySource.open(RegistryRef.parse(spec), RegistryClient.Options.defaults());
+    }
     Path path = Path.of(spec);
     String tag = null;
     if (!Files.exists(path)) {

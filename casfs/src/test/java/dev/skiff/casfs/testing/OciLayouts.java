@@ -57,11 +57,10 @@ public final class OciLayouts {
       throws IOException {
     Files.createDirectories(layout);
     Files.writeString(layout.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
-    String config =
-        put(
-            layout,
-            "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]}}"
-                .getBytes(UTF_8));
+    byte[] configJson =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]}}"
+            .getBytes(UTF_8);
+    String config = put(layout, configJson);
     StringBuilder layers = new StringBuilder();
     for (byte[] tar : tars) {
       byte[] gz = gzip ? gzip(tar) : tar;
@@ -80,7 +79,9 @@ public final class OciLayouts {
         ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
                 + "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\""
                 + config
-                + "\",\"size\":1},\"layers\":["
+                + "\",\"size\":"
+                + configJson.length
+                + "},\"layers\":["
                 + layers
                 + "]}")
             .getBytes(UTF_8);
