@@ -137,6 +137,18 @@ public final class ImageStore implements AutoCloseable {
     return importTagged(ref, importer -> importer.importFrom(source, registry, progress));
   }
 
+  /**
+   * Pushes image {@code ref} to a registry as an OCI image of one layer, tagged as {@code dest}
+   * says (see {@link dev.skiff.casfs.registry.RegistryPush}).
+   */
+  public dev.skiff.casfs.registry.RegistryPush.Result pushToRegistry(
+      ImageRef ref,
+      dev.skiff.casfs.registry.RegistryRef dest,
+      dev.skiff.casfs.registry.RegistryClient.Options registry)
+      throws IOException {
+    return dev.skiff.casfs.registry.RegistryPush.push(this, ref, dest, registry);
+  }
+
   /** An import under the writer lock, tagged {@code ref} once its index and packs are stored. */
   private ImportResult importTagged(ImageRef ref, ImportWith body) throws IOException {
     Path tmp = scratch();

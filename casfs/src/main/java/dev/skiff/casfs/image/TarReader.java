@@ -175,6 +175,18 @@ final class TarReader {
             xattrs.put(
                 new String(k.substring("SCHILY.xattr.".length()).getBytes(ISO_8859_1), ISO_8859_1),
                 v);
+          } else if (k.startsWith("LIBARCHIVE.xattr.")) {
+            // libarchive's form (bsdtar, Skiff's push): the name URL-encoded, the value base64
+            try {
+              xattrs.put(
+                  new String(
+                      java.net.URLDecoder.decode(k.substring("LIBARCHIVE.xattr.".length()), UTF_8)
+                          .getBytes(UTF_8),
+                      ISO_8859_1),
+                  java.util.Base64.getDecoder().decode(new String(v, ISO_8859_1).strip()));
+            } catch (IllegalArgumentException e) {
+              throw new ImportException(source, name, "bad base64 in PAX record " + k);
+            }
           }
         }
       }

@@ -50,6 +50,15 @@ public final class Tars {
     return this;
   }
 
+  /** Any entry, as built by the caller (owners, devices, PAX records), with its content. */
+  public Tars entry(TarArchiveEntry e, byte[] content) throws IOException {
+    e.setSize(content.length);
+    out.putArchiveEntry(e);
+    out.write(content);
+    out.closeArchiveEntry();
+    return this;
+  }
+
   public Tars symlink(String name, String target) throws IOException {
     TarArchiveEntry e = new TarArchiveEntry(name, TarConstants.LF_SYMLINK);
     e.setLinkName(target);
