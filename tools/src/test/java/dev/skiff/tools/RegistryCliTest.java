@@ -51,6 +51,14 @@ class RegistryCliTest {
       assertEquals("from the registry\n", run.out());
       String missing = Cli.run(1, "pull", "--store", home, url.replace(":1", ":2"), "app:2");
       assertTrue(missing.contains("404 MANIFEST_UNKNOWN"), missing);
+
+      // And back out, under another name, which skopeo reads.
+      String dest = "docker://" + registry.address() + "/team/copy:1";
+      String pushed = Cli.run(0, "push", "--store", home, "app:1", dest);
+      assertTrue(pushed.startsWith("pushed app:1 to " + dest + "@sha256:"), pushed);
+      String inspect =
+          DockerRegistry.run(java.util.List.of("skopeo", "inspect", "--tls-verify=false", dest));
+      assertTrue(inspect.contains("\"Architecture\": \"amd64\""), inspect);
     }
   }
 }
