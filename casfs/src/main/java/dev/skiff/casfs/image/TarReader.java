@@ -49,6 +49,9 @@ final class TarReader {
   /** The next entry, or null at the end of the archive. Skips what is left of the current one. */
   TarEntry next() throws IOException {
     skipRest();
+    if (ended) {
+      return null;
+    }
     Map<String, byte[]> pax = new LinkedHashMap<>(globalPax);
     String longName = null;
     String longLink = null;
@@ -233,7 +236,14 @@ final class TarReader {
     return current;
   }
 
+  /**
+   * Skips what is left of the current entry: its unread data, then the padding to the next block. A
+   * stream that ends in that padding, with every byte of the entry's data read, has simply lost its
+   * end (umoci 0.4 writes layers that way, and Docker's tools read them): that is the end of the
+   * archive, with every entry whole. One that ends in the data is truncated.
+   */
   private void skipRest() throws IOException {
+    long data = remaining;
     long n = remaining + padding;
     remaining = 0;
     padding = 0;
@@ -241,11 +251,16 @@ final class TarReader {
       long s = in.skip(n);
       if (s <= 0) {
         if (in.read() < 0) {
+          if (data <= 0) { // in the padding: the entry is whole
+            ended = true;
+            return;
+          }
           throw truncated("after " + describeCurrent());
         }
         s = 1;
       }
       n -= s;
+      data -= s;
       position += s;
     }
   }
@@ -290,6 +305,8 @@ final class TarReader {
     }
     return true;
   }
+
+  private boolean ended; // the stream ended in the last entry's padding
 
   private IOException truncated(String where) {
     return new ImportException(

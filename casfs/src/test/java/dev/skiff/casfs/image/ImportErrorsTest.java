@@ -95,6 +95,20 @@ class ImportErrorsTest {
   }
 
   @Test
+  void aLayerThatLostOnlyItsEndImportsWhole() throws IOException {
+    // umoci 0.4's layers end right after the last file's data: no padding, no end blocks.
+    byte[] tar = new Tars().file("a", "hello").file("b", new byte[700], 0644).bytes();
+    int end = 512 + 512 + 512 + 700; // a's header and block, b's header, b's data
+    Path cut = Files.write(dir.resolve("no-end.tar"), Arrays.copyOf(tar, end));
+    try (ImageStore s = ImageStore.open(dir.resolve("home-no-end"))) {
+      var r = s.importImage(cut.toString(), ImageRef.parse("no-end:1"), ImportProgress.NONE);
+      assertEquals(2, r.files());
+    }
+    // Cut one byte into b's data, it is truncated.
+    refused(Files.write(dir.resolve("short.tar"), Arrays.copyOf(tar, end - 1)), "truncated");
+  }
+
+  @Test
   void corruptTarHeader() throws IOException {
     byte[] tar = new Tars().file("a", "hello").bytes();
     tar[100] = 'Z'; // inside the mode field: breaks the checksum
