@@ -71,8 +71,14 @@ final class TarReader {
           Map<String, byte[]> records = parsePax(readData(size, "PAX header"), headerAt);
           if (type == 'g') {
             globalPax.putAll(records);
+            pax.putAll(records);
+          } else {
+            // An extended header applies to the next header: one followed by another applied to
+            // that one (a writer's header for its own extended header), and is dropped, as GNU
+            // tar and Go read it.
+            pax = new LinkedHashMap<>(globalPax);
+            pax.putAll(records);
           }
-          pax.putAll(records);
         }
         case 'L' -> longName = cString(readData(size, "GNU long name"));
         case 'K' -> longLink = cString(readData(size, "GNU long link"));

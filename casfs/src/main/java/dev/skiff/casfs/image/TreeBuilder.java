@@ -193,7 +193,9 @@ final class TreeBuilder {
   }
 
   private static void setAttrs(Node n, TarEntry e, int layer) {
-    n.mode = (n.mode & Node.S_IFMT) | (e.mode() & 07777);
+    // a symlink's permission bits are 0777 on Linux whatever the archive says (as unpacked)
+    n.mode =
+        (n.mode & Node.S_IFMT) | ((n.mode & Node.S_IFMT) == Node.S_IFLNK ? 0777 : e.mode() & 07777);
     n.uid = e.uid();
     n.gid = e.gid();
     n.mtimeSeconds = e.mtimeSeconds();

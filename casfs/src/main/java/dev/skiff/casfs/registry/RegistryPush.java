@@ -128,8 +128,7 @@ public final class RegistryPush {
         DigestOutputStream raw = new DigestOutputStream(gz, inner);
         TarArchiveOutputStream tar = new TarArchiveOutputStream(raw, "UTF-8")) {
       tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
-      tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
-      tar.setAddPaxHeadersForNonAsciiNames(true);
+      tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_STAR); // base-256: no PAX of its own
       walk(fs, ImageIndex.ROOT, "", tar, new HashMap<>());
       tar.finish();
     }
@@ -162,47 +161,87 @@ public final class RegistryPush {
       long ino = (Long) e[1];
       Inode in = fs.getattr(ino);
       int type = in.mode() & Inode.S_IFMT;
-      TarArchiveEntry t;
+      // Every PAX record an entry needs goes into one extended header written here, with raw
+      // bytes (Commons Compress writes its records as UTF-8 text, which a binary attribute value
+      // is not); the entry itself is given what needs no record (a short ASCII name, whole
+      // seconds, numbers in base-256), so Commons Compress adds no header of its own, and readers
+      // that take only the last extended header before an entry (Go's) see all of them.
+      java.io.ByteArrayOutputStream records = new java.io.ByteArrayOutputStream();
+      String name = type == Inode.S_IFDIR ? path + "/" : path;
+      String link = null;
+      byte flag;
       boolean content = false;
       if (type == Inode.S_IFDIR) {
-        t = new TarArchiveEntry(path + "/", TarConstants.LF_DIR);
+        flag = TarConstants.LF_DIR;
       } else if (type == Inode.S_IFLNK) {
-        t = new TarArchiveEntry(path, TarConstants.LF_SYMLINK);
-        t.setLinkName(new String(fs.readlink(ino), StandardCharsets.UTF_8));
+        flag = TarConstants.LF_SYMLINK;
+        link = new String(fs.readlink(ino), StandardCharsets.UTF_8);
       } else if (type == Inode.S_IFREG && in.nlink() > 1 && links.containsKey(ino)) {
-        t = new TarArchiveEntry(path, TarConstants.LF_LINK);
-        t.setLinkName(links.get(ino));
+        flag = TarConstants.LF_LINK;
+        link = links.get(ino);
       } else if (type == Inode.S_IFREG) {
-        t = new TarArchiveEntry(path, TarConstants.LF_NORMAL);
-        t.setSize(in.size());
+        flag = TarConstants.LF_NORMAL;
         content = true;
         if (in.nlink() > 1) {
           links.put(ino, path);
         }
       } else if (type == 0020000 || type == 0060000) {
-        t = new TarArchiveEntry(path, type == 0020000 ? TarConstants.LF_CHR : TarConstants.LF_BLK);
-        t.setDevMajor((int) ((in.rdev() >>> 8) & 0xfff));
-        t.setDevMinor((int) ((in.rdev() & 0xff) | ((in.rdev() >>> 12) & 0xfff00)));
+        flag = type == 0020000 ? TarConstants.LF_CHR : TarConstants.LF_BLK;
       } else if (type == 0010000) {
-        t = new TarArchiveEntry(path, TarConstants.LF_FIFO);
+        flag = TarConstants.LF_FIFO;
       } else {
         continue; // sockets are not archived
+      }
+      if (!fitsUstar(name)) {
+        paxRecord(records, "path", name.getBytes(StandardCharsets.UTF_8));
+        name = "PaxHeaders/" + ino + (type == Inode.S_IFDIR ? "/" : "");
+      }
+      if (link != null && !fitsUstar(link)) {
+        paxRecord(records, "linkpath", link.getBytes(StandardCharsets.UTF_8));
+        link = "PaxHeaders/link";
+      }
+      if (in.mtimeNanos() != 0) {
+        paxRecord(
+            records,
+            "mtime",
+            String.format("%d.%09d", in.mtimeSeconds(), in.mtimeNanos())
+                .getBytes(StandardCharsets.US_ASCII));
+      }
+      TarArchiveEntry t = new TarArchiveEntry(name, flag);
+      if (link != null) {
+        t.setLinkName(link);
+      }
+      if (content) {
+        t.setSize(in.size());
+      }
+      if (flag == TarConstants.LF_CHR || flag == TarConstants.LF_BLK) {
+        t.setDevMajor((int) ((in.rdev() >>> 8) & 0xfff));
+        t.setDevMinor((int) ((in.rdev() & 0xff) | ((in.rdev() >>> 12) & 0xfff00)));
       }
       t.setMode(in.mode() & 07777);
       t.setUserId(in.uid());
       t.setGroupId(in.gid());
-      t.setModTime(in.mtimeSeconds() * 1000 + in.mtimeNanos() / 1_000_000);
+      t.setModTime(in.mtimeSeconds() * 1000);
       byte[] names = fs.listxattr(ino);
       int start = 0;
       for (int i = 0; i < names.length; i++) {
         if (names[i] == 0) {
-          byte[] name = java.util.Arrays.copyOfRange(names, start, i);
-          byte[] value = fs.getxattr(ino, name);
+          byte[] xname = java.util.Arrays.copyOfRange(names, start, i);
+          byte[] value = fs.getxattr(ino, xname);
           if (value != null) {
-            addXattr(t, name, value);
+            paxRecord(records, "SCHILY.xattr." + new String(xname, StandardCharsets.UTF_8), value);
           }
           start = i + 1;
         }
+      }
+      if (records.size() > 0) {
+        TarArchiveEntry x =
+            new TarArchiveEntry("PaxHeaders/" + ino, TarConstants.LF_PAX_EXTENDED_HEADER_LC);
+        x.setSize(records.size());
+        x.setModTime(in.mtimeSeconds() * 1000);
+        tar.putArchiveEntry(x);
+        records.writeTo(tar);
+        tar.closeArchiveEntry();
       }
       tar.putArchiveEntry(t);
       if (content) {
@@ -226,31 +265,24 @@ public final class RegistryPush {
     }
   }
 
-  /**
-   * An extended attribute as a PAX record: {@code SCHILY.xattr.NAME} (GNU tar's, what Docker and
-   * containerd read) when the value is text, as PAX records are written as UTF-8; a binary value
-   * ({@code security.capability}, say) as libarchive's {@code LIBARCHIVE.xattr.NAME} with the value
-   * in base64, which survives that, and which Skiff's importer and bsdtar read.
-   */
-  static void addXattr(TarArchiveEntry t, byte[] name, byte[] value) {
-    String n = new String(name, StandardCharsets.UTF_8);
-    var decoder =
-        StandardCharsets.UTF_8
-            .newDecoder()
-            .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
-            .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
-    try {
-      String text = decoder.decode(ByteBuffer.wrap(value)).toString();
-      if (text.indexOf('\0') < 0) {
-        t.addPaxHeader("SCHILY.xattr." + n, text);
-        return;
-      }
-    } catch (java.nio.charset.CharacterCodingException binary) {
-      // below
+  /** Whether a name fits a ustar header's name field as it is: ASCII, at most 100 bytes. */
+  private static boolean fitsUstar(String name) {
+    return name.length() <= 100 && name.chars().allMatch(c -> c > 0 && c < 128);
+  }
+
+  /** A PAX record, {@code LENGTH KEY=VALUE\n}, whose length counts itself. */
+  static void paxRecord(java.io.ByteArrayOutputStream out, String key, byte[] value) {
+    byte[] k = key.getBytes(StandardCharsets.UTF_8);
+    int body = 1 + k.length + 1 + value.length + 1; // " " key "=" value "\n"
+    int len = body + Integer.toString(body).length();
+    if (Integer.toString(len).length() != Integer.toString(body).length()) {
+      len++;
     }
-    t.addPaxHeader(
-        "LIBARCHIVE.xattr." + java.net.URLEncoder.encode(n, StandardCharsets.UTF_8),
-        java.util.Base64.getEncoder().encodeToString(value));
+    out.writeBytes((len + " ").getBytes(StandardCharsets.US_ASCII));
+    out.writeBytes(k);
+    out.write('=');
+    out.writeBytes(value);
+    out.write('\n');
   }
 
   private static MessageDigest sha256() {

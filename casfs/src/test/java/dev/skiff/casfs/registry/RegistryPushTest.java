@@ -8,21 +8,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
-import dev.skiff.casfs.cache.ChunkReader;
-import dev.skiff.casfs.fs.ImageFileSystem;
 import dev.skiff.casfs.image.ImportProgress;
-import dev.skiff.casfs.index.ImageIndex;
-import dev.skiff.casfs.index.Inode;
 import dev.skiff.casfs.testing.DockerRegistry;
 import dev.skiff.casfs.testing.OciLayouts;
 import dev.skiff.casfs.testing.Tars;
+import dev.skiff.casfs.testing.Trees;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
@@ -49,7 +41,8 @@ class RegistryPushTest {
     return e;
   }
 
-  private Path layout() throws IOException {
+  /** An OCI layout of one layer with every kind of file, owner and attribute in it. */
+  static Path richLayout(Path dir) throws IOException {
     byte[] big = new byte[(3 << 20) + 17];
     new SplittableRandom(9).nextBytes(big);
     TarArchiveEntry cap = owned("usr/bin/pinger", TarConstants.LF_NORMAL, 0, 0, 0755);
@@ -82,90 +75,16 @@ class RegistryPushTest {
             .entry(owned("dev/pipe", TarConstants.LF_FIFO, 0, 0, 0644), new byte[0])
             .entry(owned("tmp/", TarConstants.LF_DIR, 0, 0, 01777), new byte[0])
             .bytes();
-    return OciLayouts.write(
-        tmp.resolve("oci"), "t", "application/vnd.oci.image.layer.v1.tar+gzip", tar);
-  }
-
-  /** The tree of an image, one line per file, everything a file is. */
-  private static List<String> tree(ImageStore store, ImageRef ref) throws IOException {
-    List<String> out = new ArrayList<>();
-    try (ImageIndex index = store.openIndex(store.resolve(ref).orElseThrow())) {
-      ImageFileSystem fs =
-          new ImageFileSystem(index, new ChunkReader(store.blobs(), 16 << 20, null, Runnable::run));
-      walk(fs, ImageIndex.ROOT, "", out);
-    }
-    return out;
-  }
-
-  private static void walk(ImageFileSystem fs, long dir, String prefix, List<String> out)
-      throws IOException {
-    List<Object[]> entries = new ArrayList<>();
-    fs.readdir(
-        dir,
-        0,
-        (pos, name, ino) -> {
-          String n = new String(name, StandardCharsets.UTF_8);
-          if (!n.equals(".") && !n.equals("..")) {
-            entries.add(new Object[] {n, ino});
-          }
-          return true;
-        });
-    for (Object[] e : entries) {
-      long ino = (Long) e[1];
-      String path = prefix + e[0];
-      Inode in = fs.getattr(ino);
-      StringBuilder line =
-          new StringBuilder(
-              String.format(
-                  "%s mode=%o uid=%d gid=%d nlink=%d mtime=%d rdev=%d size=%d",
-                  path,
-                  in.mode(),
-                  in.uid(),
-                  in.gid(),
-                  in.nlink(),
-                  in.mtimeSeconds(),
-                  in.rdev(),
-                  in.size()));
-      if (in.isRegular()) {
-        ByteBuffer b = ByteBuffer.allocate((int) in.size());
-        while (b.hasRemaining() && fs.read(ino, b.position(), b.remaining(), b) > 0) {}
-        try {
-          line.append(" sha256=")
-              .append(
-                  HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b.array())));
-        } catch (java.security.NoSuchAlgorithmException x) {
-          throw new IllegalStateException(x);
-        }
-      }
-      if ((in.mode() & Inode.S_IFMT) == Inode.S_IFLNK) {
-        line.append(" -> ").append(new String(fs.readlink(ino), StandardCharsets.UTF_8));
-      }
-      byte[] names = fs.listxattr(ino);
-      int start = 0;
-      for (int i = 0; i < names.length; i++) {
-        if (names[i] == 0) {
-          byte[] n = java.util.Arrays.copyOfRange(names, start, i);
-          line.append(' ')
-              .append(new String(n, StandardCharsets.UTF_8))
-              .append('=')
-              .append(HexFormat.of().formatHex(fs.getxattr(ino, n)));
-          start = i + 1;
-        }
-      }
-      out.add(line.toString());
-      if (in.isDirectory()) {
-        walk(fs, ino, path + "/", out);
-      }
-    }
+    return OciLayouts.write(dir, "t", "application/vnd.oci.image.layer.v1.tar+gzip", tar);
   }
 
   @Test
   void whatIsPushedIsAValidImageAndComesBackTheSame() throws Exception {
-    Path oci = layout();
+    Path oci = richLayout(tmp.resolve("oci"));
     try (DockerRegistry registry = DockerRegistry.start(tmp.resolve("registry"));
         ImageStore store = ImageStore.open(tmp.resolve("home"))) {
       store.importImage(oci + ":t", ImageRef.parse("app:1"), ImportProgress.NONE);
-      List<String> before = tree(store, ImageRef.parse("app:1"));
+      List<String> before = Trees.ofImage(store, ImageRef.parse("app:1"));
       assertTrue(
           before.stream().anyMatch(l -> l.contains("security.capability=01000002")),
           before.toString());
@@ -189,7 +108,7 @@ class RegistryPushTest {
 
       store.pullFromRegistry(
           dest, RegistryClient.Options.defaults(), ImageRef.parse("back:1"), ImportProgress.NONE);
-      assertEquals(before, tree(store, ImageRef.parse("back:1")));
+      assertEquals(before, Trees.ofImage(store, ImageRef.parse("back:1")));
 
       RegistryPush.Result again =
           store.pushToRegistry(

@@ -57,8 +57,19 @@ public final class OciLayouts {
       throws IOException {
     Files.createDirectories(layout);
     Files.writeString(layout.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+    StringBuilder diffIds = new StringBuilder();
+    for (byte[] tar : tars) {
+      diffIds
+          .append(diffIds.length() == 0 ? "" : ",")
+          .append("\"")
+          .append(sha256(tar))
+          .append("\"");
+    }
     byte[] configJson =
-        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]}}"
+        ("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]},"
+                + "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":["
+                + diffIds
+                + "]}}")
             .getBytes(UTF_8);
     String config = put(layout, configJson);
     StringBuilder layers = new StringBuilder();
