@@ -13,6 +13,7 @@ import dev.skiff.gpu.GpuClaims;
 import dev.skiff.gpu.GpuHost;
 import dev.skiff.gpu.GpuInventory;
 import dev.skiff.gpu.GpuSandbox;
+import dev.skiff.gpu.testing.FakeGpuHost;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.testing.HostRootfs;
 import dev.skiff.scheduler.client.ControlClient;
@@ -26,10 +27,8 @@ import dev.skiff.scheduler.state.LmdbControlState;
 import dev.skiff.scheduler.worker.Worker;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -50,15 +49,6 @@ class GpuWorkerTest {
 
   static final String DRIVER = "999.1.2";
 
-  private void mknod(Path p, int major, int minor) throws Exception {
-    Process m =
-        new ProcessBuilder("mknod", p.toString(), "c", "" + major, "" + minor)
-            .redirectErrorStream(true)
-            .start();
-    m.waitFor(10, TimeUnit.SECONDS);
-    Assumptions.assumeTrue(m.exitValue() == 0, "fake device nodes need root (mknod)");
-  }
-
   private static void await(String what, BooleanSupplier ok) throws InterruptedException {
     for (int i = 0; i < 300; i++) {
       if (ok.getAsBoolean()) {
@@ -76,30 +66,20 @@ class GpuWorkerTest {
         Files.isExecutable(Path.of("/usr/sbin/runc"))
             || Files.isExecutable(Path.of("/usr/bin/runc")),
         "needs runc (Debian package runc)");
-    // The host: nvidia-smi, nodes, libraries.
-    Path smi = tmp.resolve("nvidia-smi");
-    Files.writeString(
-        tmp.resolve("query.csv"),
-        """
-        0, NVIDIA H100 80GB HBM3, GPU-aaaaaaaa-0000-0000-0000-000000000000, 81559, 10240, 42, 61, 300.00, Disabled, 999.1.2, 00000000:1B:00.0
-        1, NVIDIA H100 80GB HBM3, GPU-bbbbbbbb-0000-0000-0000-000000000000, 81559, 0, 0, 30, 70.00, Disabled, 999.1.2, 00000000:3B:00.0
-        """);
-    Files.writeString(
-        smi,
-        "#!/bin/sh\ncase \"$1\" in --query-gpu=*) cat '"
-            + tmp.resolve("query.csv")
-            + "';; *) echo '| CUDA Version: 12.4 |';; esac\n");
-    Files.setPosixFilePermissions(smi, PosixFilePermissions.fromString("rwxr-xr-x"));
-    Path root = tmp.resolve("driver-root");
-    Path dev = Files.createDirectories(root.resolve("dev"));
-    mknod(dev.resolve("nvidiactl"), 195, 255);
-    mknod(dev.resolve("nvidia-uvm"), 510, 0);
-    mknod(dev.resolve("nvidia0"), 195, 0);
-    mknod(dev.resolve("nvidia1"), 195, 1);
-    Path lib = Files.createDirectories(root.resolve("usr/lib/x86_64-linux-gnu"));
-    Files.writeString(lib.resolve("libcuda.so." + DRIVER), "libcuda");
-    Files.writeString(lib.resolve("libnvidia-ml.so." + DRIVER), "libnvidia-ml");
-    GpuInventory inventory = new GpuInventory(tmp.resolve("no-nvml.so"), smi.toString(), tmp);
+    FakeGpuHost fake =
+        FakeGpuHost.create(
+            tmp.resolve("gpu-host"),
+            DRIVER,
+            List.of(
+                new FakeGpuHost.Card(
+                    "NVIDIA H100 80GB HBM3",
+                    "GPU-aaaaaaaa-0000-0000-0000-000000000000",
+                    81559,
+                    10240,
+                    42),
+                FakeGpuHost.h100('b')));
+    Path root = fake.root;
+    GpuInventory inventory = fake.inventory();
     GpuHost host = inventory.read();
     assertEquals(List.of("H100", "H100"), host.offered());
 

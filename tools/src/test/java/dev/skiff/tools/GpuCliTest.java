@@ -6,14 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.skiff.casfs.testing.Environment;
 import dev.skiff.gpu.Gpu;
 import dev.skiff.gpu.GpuClaims;
+import dev.skiff.gpu.testing.FakeGpuHost;
 import dev.skiff.runtime.testing.HostRootfs;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -32,50 +29,17 @@ class GpuCliTest {
   String home;
   Map<String, String> env;
 
-  static final String QUERY =
-      """
-      0, NVIDIA H100 80GB HBM3, GPU-aaaaaaaa-0000-0000-0000-000000000000, 81559, 3, 0, 33, 69.90, Disabled, %1$s, 00000000:1B:00.0
-      1, NVIDIA H100 80GB HBM3, GPU-bbbbbbbb-0000-0000-0000-000000000000, 81559, 3, 0, 31, 68.00, Disabled, %1$s, 00000000:3B:00.0
-      2, NVIDIA L4, GPU-cccccccc-0000-0000-0000-000000000000, 23034, 0, 0, 40, 16.00, [N/A], %1$s, 00000000:9A:00.0
-      """;
-
   private void host(String driver) throws Exception {
-    Path smi = tmp.resolve("nvidia-smi");
-    Files.writeString(tmp.resolve("query.csv"), QUERY.formatted(driver));
-    Files.writeString(
-        smi,
-        "#!/bin/sh\ncase \"$1\" in --query-gpu=*) cat '"
-            + tmp.resolve("query.csv")
-            + "';; *) echo '| Driver Version: "
-            + driver
-            + "   CUDA Version: 12.4 |';; esac\n");
-    Files.setPosixFilePermissions(smi, PosixFilePermissions.fromString("rwxr-xr-x"));
-    Path root = tmp.resolve("driver-root");
-    Path dev = Files.createDirectories(root.resolve("dev"));
-    mknod(dev.resolve("nvidiactl"), 195, 255);
-    mknod(dev.resolve("nvidia-uvm"), 510, 0);
-    for (int i = 0; i < 3; i++) {
-      mknod(dev.resolve("nvidia" + i), 195, i);
-    }
-    Path lib = Files.createDirectories(root.resolve("usr/lib/x86_64-linux-gnu"));
-    Files.writeString(lib.resolve("libcuda.so." + driver), "libcuda");
-    Files.writeString(lib.resolve("libnvidia-ml.so." + driver), "libnvidia-ml");
     env =
-        Map.of(
-            "SKIFF_NVIDIA_SMI", smi.toString(),
-            "SKIFF_NVML", tmp.resolve("no-nvml.so").toString(),
-            "SKIFF_GPU_ROOT", root.toString());
-  }
-
-  private static void mknod(Path p, int major, int minor) throws Exception {
-    Process m =
-        new ProcessBuilder("mknod", p.toString(), "c", "" + major, "" + minor)
-            .redirectErrorStream(true)
-            .start();
-    String out = new String(m.getInputStream().readAllBytes());
-    m.waitFor(10, TimeUnit.SECONDS);
-    Assumptions.assumeTrue(
-        m.exitValue() == 0, "fake device nodes need root (mknod): " + out.strip());
+        FakeGpuHost.create(
+                tmp.resolve("gpu-host"),
+                driver,
+                List.of(
+                    FakeGpuHost.h100('a'),
+                    FakeGpuHost.h100('b'),
+                    new FakeGpuHost.Card(
+                        "NVIDIA L4", "GPU-cccccccc-0000-0000-0000-000000000000", 23034, 0, 0)))
+            .env();
   }
 
   @BeforeEach
