@@ -18,7 +18,8 @@ import java.util.Map;
 /**
  * Cuts file contents into fixed-size chunks aligned to file offsets, names each by its digest, and
  * appends the ones the store lacks to pack files. Files up to the inline limit are kept whole for
- * the index instead. Not thread safe: one import drives one writer.
+ * the index instead. Not thread safe: one import drives one writer (which compresses on a thread of
+ * its own).
  */
 final class ChunkWriter implements AutoCloseable {
   /** A pack whose blob name is known once it is sealed (at once for packs already stored). */
@@ -26,11 +27,36 @@ final class ChunkWriter implements AutoCloseable {
     String name;
   }
 
-  /** A chunk of an imported file: known digest and range, pack name possibly still pending. */
-  record PendingChunk(
-      Digest digest, PackSlot pack, long offset, int storedLength, int plainLength, Codec codec) {
+  /**
+   * A chunk of an imported file: its digest and length at once; where it is stored once the pack
+   * thread has compressed and appended it (at once for a chunk the store has), and the pack's name
+   * once that pack is sealed.
+   */
+  static final class PendingChunk {
+    final Digest digest;
+    final int plainLength;
+    // written by the pack thread before finish() returns, read after: finish() orders them
+    PackSlot pack;
+    long offset;
+    int storedLength;
+    Codec codec;
+
+    PendingChunk(Digest digest, int plainLength) {
+      this.digest = digest;
+      this.plainLength = plainLength;
+    }
+
+    PendingChunk(
+        Digest digest, PackSlot pack, long offset, int storedLength, int plainLength, Codec codec) {
+      this(digest, plainLength);
+      this.pack = pack;
+      this.offset = offset;
+      this.storedLength = storedLength;
+      this.codec = codec;
+    }
+
     ChunkLocation location() {
-      if (pack.name == null) {
+      if (pack == null || pack.name == null) {
         throw new IllegalStateException("pack not sealed yet");
       }
       return new ChunkLocation(digest, pack.name, offset, storedLength, plainLength, codec);
@@ -50,6 +76,17 @@ final class ChunkWriter implements AutoCloseable {
   private final Map<String, PackSlot> storedPacks = new HashMap<>();
   private final Map<String, Boolean> packPresent = new HashMap<>();
   private final List<PendingChunk> newChunks = new ArrayList<>();
+  // New chunks are compressed and appended to packs on a thread of their own, in the order they
+  // come, while this one goes on inflating, parsing and hashing: on two cores that overlaps the
+  // two halves of an import. At most MAX_QUEUED chunks (copies) wait for it.
+  private static final int MAX_QUEUED = 64;
+  private final java.util.concurrent.ExecutorService packer =
+      java.util.concurrent.Executors.newSingleThreadExecutor(
+          r -> Thread.ofPlatform().daemon().name("skiff-import-pack").unstarted(r));
+  private final java.util.concurrent.Semaphore queued =
+      new java.util.concurrent.Semaphore(MAX_QUEUED);
+  private volatile IOException packFailed;
+  // the pack thread's alone
   private PackWriter pack;
   private PackSlot packSlot;
 
@@ -124,20 +161,70 @@ final class ChunkWriter implements AutoCloseable {
       seen.put(d, c);
       return c;
     }
+    throwIfPackFailed();
+    PendingChunk c = new PendingChunk(d, n);
+    seen.put(d, c);
+    newChunks.add(c);
+    newChunkCount++;
+    byte[] copy = java.util.Arrays.copyOf(data, n);
+    try {
+      queued.acquire();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted importing");
+    }
+    packer.execute(
+        () -> {
+          try {
+            if (packFailed == null) {
+              append(c, copy);
+            }
+          } catch (IOException | RuntimeException e) {
+            packFailed = e instanceof IOException io ? io : new IOException(e);
+          } finally {
+            queued.release();
+          }
+        });
+    return c;
+  }
+
+  /** On the pack thread: compresses and appends one chunk, sealing a full pack. */
+  private void append(PendingChunk c, byte[] data) throws IOException {
     if (pack == null) {
       pack = new PackWriter(algorithm, scratch, zstdLevel);
       packSlot = new PackSlot();
     }
-    PackWriter.Appended a = pack.append(d, data, n);
-    PendingChunk c = new PendingChunk(d, packSlot, a.offset(), a.storedLength(), n, a.codec());
-    seen.put(d, c);
-    newChunks.add(c);
-    newChunkCount++;
+    PackWriter.Appended a = pack.append(c.digest, data, data.length);
+    c.pack = packSlot;
+    c.offset = a.offset();
+    c.storedLength = a.storedLength();
+    c.codec = a.codec();
     newStoredBytes += a.storedLength();
     if (pack.size() >= packTarget) {
       sealPack();
     }
-    return c;
+  }
+
+  private void throwIfPackFailed() throws IOException {
+    IOException e = packFailed;
+    if (e != null) {
+      throw e;
+    }
+  }
+
+  /** Runs {@code task} on the pack thread after every chunk queued before it, and waits. */
+  private void onPackThread(java.util.concurrent.Callable<Void> task) throws IOException {
+    try {
+      packer.submit(task).get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted importing");
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      throw new IOException(e.getCause());
+    }
   }
 
   /**
@@ -161,9 +248,14 @@ final class ChunkWriter implements AutoCloseable {
 
   /** Seals the open pack and returns the locations of every chunk this writer added. */
   List<ChunkLocation> finish() throws IOException {
-    if (pack != null) {
-      sealPack();
-    }
+    onPackThread(
+        () -> {
+          if (packFailed == null && pack != null) {
+            sealPack();
+          }
+          return null;
+        });
+    throwIfPackFailed();
     List<ChunkLocation> out = new ArrayList<>(newChunks.size());
     for (PendingChunk c : newChunks) {
       out.add(c.location());
@@ -185,9 +277,20 @@ final class ChunkWriter implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
-    if (pack != null) {
-      pack.close();
-      pack = null;
+    if (packer.isShutdown()) {
+      return;
+    }
+    try {
+      onPackThread(
+          () -> {
+            if (pack != null) {
+              pack.close();
+              pack = null;
+            }
+            return null;
+          });
+    } finally {
+      packer.shutdownNow();
     }
   }
 }

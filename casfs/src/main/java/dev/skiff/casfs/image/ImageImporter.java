@@ -250,8 +250,8 @@ public final class ImageImporter {
             for (int c = 0; c < chunkCount; c++) {
               ChunkWriter.PendingChunk pc = n.chunks.get(c);
               w.putChunk(n.ino, c, pc.location());
-              if (unique.put(pc.digest(), Boolean.TRUE) == null) {
-                uniqueStored += pc.storedLength();
+              if (unique.put(pc.digest, Boolean.TRUE) == null) {
+                uniqueStored += pc.storedLength;
               }
             }
           } else if (n.symlinkTarget != null) {
