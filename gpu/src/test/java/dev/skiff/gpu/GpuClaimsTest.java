@@ -34,6 +34,26 @@ class GpuClaimsTest {
     }
   }
 
+  private static long openFiles() throws java.io.IOException {
+    try (var fds = java.nio.file.Files.list(Path.of("/proc/self/fd"))) {
+      return fds.count();
+    }
+  }
+
+  @Test
+  void aThousandClaimsLeaveNoDescriptorOpen() throws Exception {
+    GpuClaims claims = new GpuClaims(tmp);
+    long before = openFiles();
+    for (int i = 0; i < 1000; i++) {
+      try (GpuClaims.Claim c = claims.claim(GPUS, 2).orElseThrow()) {
+        assertTrue(claims.inUse(c.gpus().get(0)));
+        assertTrue(claims.claim(GPUS, 2).isEmpty(), "only one left");
+      }
+    }
+    assertTrue(openFiles() <= before + 2, "open files " + before + " -> " + openFiles());
+    assertFalse(claims.inUse(GPUS.get(0)));
+  }
+
   @Test
   void aClaimIsExclusiveUntilClosed() throws Exception {
     GpuClaims claims = new GpuClaims(tmp);
