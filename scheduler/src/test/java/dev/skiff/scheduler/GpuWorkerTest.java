@@ -166,6 +166,27 @@ class GpuWorkerTest {
           assertEquals(61, sample.getTemperatureC());
           assertEquals(300.0, sample.getPowerWatts());
 
+          // With a memory snapshot asked for: a GPU container is never checkpointed, so it
+          // starts plainly, with its GPU (the other one: the first is held).
+          client.deploy(
+              FunctionSpec.newBuilder()
+                  .setApp("snap")
+                  .setName("probe")
+                  .setImage("py:1")
+                  .setLanguage("python")
+                  .setHandler("probe:probe")
+                  .setSnapshot(true)
+                  .setResources(Resources.newBuilder().addGpu("H100"))
+                  .build(),
+              code);
+          Result snap =
+              client.call("snap/probe", ControlClient.input("[null]", ""), Duration.ofSeconds(120));
+          assertEquals(Status.SUCCESS, snap.getStatus(), snap.toString());
+          assertEquals(
+              "[\"nvidia-uvm\",\"nvidia1\",\"nvidiactl\"]",
+              json.readTree(snap.getOutputJson().toStringUtf8()).path("nodes").toString());
+          client.stopApp("snap");
+
           client.stopApp("gpu");
           await(
               "the GPU free again",

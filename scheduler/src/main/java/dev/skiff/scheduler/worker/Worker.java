@@ -377,7 +377,12 @@ public final class Worker implements AutoCloseable {
       FunctionContainer.Spec spec = spec(s);
       LogSinkToScheduler logs = new LogSinkToScheduler(id);
       FunctionContainer c;
-      if (f.getSpec().getSnapshot()) {
+      boolean gpus = !spec.options().devices().isEmpty();
+      if (gpus) {
+        // A sandbox with GPUs is never checkpointed (gVisor cannot save nvproxy's state), and a
+        // snapshot taken without them would restore a container without them: start it plainly.
+        c = FunctionContainer.start(rt, spec, runnerDir, timers, logs);
+      } else if (f.getSpec().getSnapshot()) {
         c = fromSnapshot(s, spec, logs);
       } else if (spec.language().equals("java") && spec.options().user() == null) {
         c = fromWarmJvm(spec, logs);
