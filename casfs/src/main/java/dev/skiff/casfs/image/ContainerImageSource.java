@@ -224,12 +224,7 @@ final class ContainerImageSource implements ImageSource {
   private static Layer layer(Archive a, String path, String digest, String mediaType)
       throws IOException {
     String describe = a.describe() + ": layer " + (digest != null ? digest : path);
-    return Layer.of(
-        describe,
-        digest,
-        mediaType,
-        a.size(path),
-        max -> LayerStreams.open(a.open(path), describe, digest, mediaType, max));
+    return Layer.streamed(describe, digest, mediaType, a.size(path), () -> a.open(path));
   }
 
   @Override

@@ -31,6 +31,20 @@ interface ImageSource extends Closeable {
 
     LayerStreams.LayerInput open(long maxExpansion) throws IOException;
 
+    /**
+     * A layer whose compressed bytes {@code raw} opens: decompressed by its media type (or by what
+     * its bytes say) and checked against {@code digest} as it is read.
+     */
+    static Layer streamed(
+        String describe, String digest, String mediaType, long compressedSize, RawOpener raw) {
+      return of(
+          describe,
+          digest,
+          mediaType,
+          compressedSize,
+          max -> LayerStreams.open(raw.open(), describe, digest, mediaType, max));
+    }
+
     /** A layer described by these values and opened by {@code opener}. */
     static Layer of(
         String describe, String digest, String mediaType, long compressedSize, Opener opener) {
@@ -61,6 +75,12 @@ interface ImageSource extends Closeable {
         }
       };
     }
+  }
+
+  /** Opens a layer's bytes as stored (compressed). */
+  @FunctionalInterface
+  interface RawOpener {
+    java.io.InputStream open() throws IOException;
   }
 
   /** Opens a layer's decompressed stream. */

@@ -36,18 +36,12 @@ final class RegistrySource implements ImageSource {
       }
       String describe = ref + ": layer " + d.digest();
       layers.add(
-          Layer.of(
+          Layer.streamed(
               describe,
               d.digest(),
               d.mediaType(),
               d.size(),
-              max ->
-                  LayerStreams.open(
-                      client.openBlob(ref.repository(), d.digest()),
-                      describe,
-                      d.digest(),
-                      d.mediaType(),
-                      max)));
+              () -> client.openBlob(ref.repository(), d.digest())));
     }
     return new RegistrySource(ref, config, layers, m.digest());
   }
