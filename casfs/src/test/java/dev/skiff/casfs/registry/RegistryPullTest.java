@@ -12,11 +12,13 @@ import dev.skiff.casfs.image.ImportResult;
 import dev.skiff.casfs.testing.DockerRegistry;
 import dev.skiff.casfs.testing.OciLayouts;
 import dev.skiff.casfs.testing.Tars;
+import dev.skiff.casfs.testing.Trees;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
+import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -80,6 +82,53 @@ class RegistryPullTest {
               ImageRef.parse("pulled:2"),
               ImportProgress.NONE);
       assertEquals(direct.index(), byDigest.index());
+    }
+  }
+
+  @Test
+  void dockerManifestsAndZstdLayersPullToTheSameImage() throws Exception {
+    Path oci = layout("app", 4);
+    try (DockerRegistry registry = DockerRegistry.start(tmp.resolve("registry"));
+        ImageStore store = ImageStore.open(tmp.resolve("home"))) {
+      store.importImage(oci + ":t", ImageRef.parse("direct:1"), ImportProgress.NONE);
+      registry.putWith(List.of("--format", "v2s2"), oci, "t", "team/docker:1");
+      // The same layers compressed with zstd, as a layout of their own (skopeo copies as is).
+      Path zstd = tmp.resolve("zstd");
+      java.util.List<byte[]> layers = new java.util.ArrayList<>();
+      for (int i = 0; i < 2; i++) {
+        byte[] gz = Files.readAllBytes(OciLayouts.blob(oci, OciLayouts.layerDigest(oci, i)));
+        byte[] tar =
+            new java.util.zip.GZIPInputStream(new java.io.ByteArrayInputStream(gz)).readAllBytes();
+        layers.add(com.github.luben.zstd.Zstd.compress(tar));
+      }
+      OciLayouts.write(
+          zstd,
+          "t",
+          "application/vnd.oci.image.layer.v1.tar+zstd",
+          false,
+          layers.toArray(byte[][]::new));
+      registry.put(zstd, "t", "team/zstd:1");
+      int n = 0;
+      for (String repo : List.of("team/docker:1", "team/zstd:1")) {
+        RegistryRef ref = RegistryRef.parse("docker://" + registry.address() + "/" + repo);
+        RegistryClient.Manifest m =
+            new RegistryClient(registry.address(), RegistryClient.Options.defaults()).manifest(ref);
+        String layerType = m.layers().get(0).mediaType();
+        ImageRef as = ImageRef.parse("p:" + ++n);
+        ImportResult pulled =
+            store.pullFromRegistry(ref, RegistryClient.Options.defaults(), as, ImportProgress.NONE);
+        assertEquals(
+            Trees.ofImage(store, ImageRef.parse("direct:1")),
+            Trees.ofImage(store, as),
+            repo + " (" + m.mediaType() + ", layers " + layerType + ")");
+        if (repo.contains("docker")) {
+          assertEquals(RegistryClient.DOCKER_MANIFEST, m.mediaType());
+          assertEquals("application/vnd.docker.image.rootfs.diff.tar.gzip", layerType);
+        } else {
+          assertTrue(layerType.endsWith("+zstd"), layerType);
+        }
+        assertEquals(0, pulled.newChunks(), "the same content as the direct import");
+      }
     }
   }
 

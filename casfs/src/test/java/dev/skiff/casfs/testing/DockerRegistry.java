@@ -101,8 +101,16 @@ public final class DockerRegistry implements AutoCloseable {
   /** Copies an OCI layout's image into the registry as {@code repository:tag}. */
   public void put(Path layout, String layoutTag, String repositoryAndTag, String... creds)
       throws IOException {
+    putWith(List.of(), layout, layoutTag, repositoryAndTag, creds);
+  }
+
+  /** {@link #put} with more skopeo options ({@code --format v2s2}, say). */
+  public void putWith(
+      List<String> options, Path layout, String layoutTag, String repositoryAndTag, String... creds)
+      throws IOException {
     List<String> cmd =
         new java.util.ArrayList<>(List.of("skopeo", "copy", "--quiet", "--dest-tls-verify=false"));
+    cmd.addAll(options);
     if (creds.length == 1) {
       cmd.add("--dest-creds=" + creds[0]);
     }
