@@ -149,6 +149,19 @@ public final class ImageStore implements AutoCloseable {
     return dev.skiff.casfs.registry.RegistryPush.push(this, ref, dest, registry);
   }
 
+  /**
+   * Imports a step of an image build and tags it {@code ref} (see {@link
+   * ImageImporter#importBuilt}).
+   */
+  public ImportResult importBuilt(
+      Path base, Path diff, boolean overlay, byte[] config, String describe, ImageRef ref)
+      throws IOException {
+    return importTagged(
+        ref,
+        importer ->
+            importer.importBuilt(base, diff, overlay, config, describe, ImportProgress.NONE));
+  }
+
   /** An import under the writer lock, tagged {@code ref} once its index and packs are stored. */
   private ImportResult importTagged(ImageRef ref, ImportWith body) throws IOException {
     Path tmp = scratch();

@@ -95,7 +95,8 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
           kind == Kind.WARM
               || !o.volumes().isEmpty()
               || (snapshot != null && snapshot.hasBinds())
-              || o.runc(); // runc writes to its root: the overlay's upper directory takes them
+              || o.runc() // runc writes to its root: the overlay's upper directory takes them
+              || o.captureWrites() != null;
       if (o.runc()) {
         if (snapshot != null) {
           throw new IllegalArgumentException("a snapshot restores under gVisor only, not runc");
@@ -111,7 +112,12 @@ final class GvisorSandbox implements Sandbox, RunscProcess.Fate {
               ? ImageConfig.defaults()
               : ImageConfig.parse(sb.lease.configJson());
       if (binds) {
-        HostOverlay.mount(lower, sb.dir.resolve("upper"), sb.dir.resolve("work"), sb.rootfs);
+        Path upper = o.captureWrites() != null ? o.captureWrites() : sb.dir.resolve("upper");
+        Path work =
+            o.captureWrites() != null
+                ? o.captureWrites().resolveSibling(o.captureWrites().getFileName() + ".work")
+                : sb.dir.resolve("work");
+        HostOverlay.mount(lower, upper, work, sb.rootfs);
       }
       sb.root = binds ? sb.rootfs : lower;
       Runsc runsc = rt.runsc();

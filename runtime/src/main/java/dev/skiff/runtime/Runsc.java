@@ -229,7 +229,11 @@ public final class Runsc {
     cmd.add("--root=" + root);
     cmd.add("--platform=" + platform.flag());
     cmd.add("--network=" + (o.network() ? "host" : "none"));
-    cmd.add("--overlay2=root:" + overlayMedium(o.scratch()));
+    // writes captured for a build go through to the host overlay's upper directory
+    cmd.add(
+        o.captureWrites() != null
+            ? "--overlay2=none"
+            : "--overlay2=root:" + overlayMedium(o.scratch()));
     if (!o.devices().isEmpty()) {
       if (!hasNvproxy()) {
         throw new IllegalStateException(

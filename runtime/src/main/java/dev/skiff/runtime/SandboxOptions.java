@@ -38,7 +38,8 @@ public record SandboxOptions(
     Path scratch,
     List<String> entrypoint,
     List<Device> devices,
-    boolean runc) {
+    boolean runc,
+    Path captureWrites) {
 
   /**
    * Where a sandbox with GPUs finds the NVIDIA driver's user-space files ({@code lib64/}, {@code
@@ -122,6 +123,7 @@ public record SandboxOptions(
     b.entrypoint = entrypoint;
     b.devices.addAll(devices);
     b.runc = runc;
+    b.captureWrites = captureWrites;
     return b;
   }
 
@@ -138,6 +140,7 @@ public record SandboxOptions(
     private List<String> entrypoint;
     private final List<Device> devices = new ArrayList<>();
     private boolean runc;
+    private Path captureWrites;
 
     public Builder env(String nameEqualsValue) {
       env.add(nameEqualsValue);
@@ -194,6 +197,11 @@ public record SandboxOptions(
       return this;
     }
 
+    public Builder captureWrites(Path dir) {
+      this.captureWrites = dir;
+      return this;
+    }
+
     public Builder runc(boolean on) {
       this.runc = on;
       return this;
@@ -212,7 +220,8 @@ public record SandboxOptions(
           scratch,
           entrypoint,
           devices,
-          runc);
+          runc,
+          captureWrites);
     }
   }
 }

@@ -23,6 +23,7 @@ import picocli.CommandLine.Option;
             + " them through a scheduler and worker daemons.",
     subcommands = {
       ImportCommand.class,
+      BuildCommand.class,
       ImagesCommand.class,
       InspectCommand.class,
       RmiCommand.class,

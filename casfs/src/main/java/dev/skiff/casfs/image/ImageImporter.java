@@ -20,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -89,6 +90,80 @@ public final class ImageImporter {
     try (ImageSource source = RegistrySource.open(ref, registry)) {
       return importFrom(source, progress);
     }
+  }
+
+  /**
+   * Imports an image built in steps: {@code base} (a tar, compressed or not, of the tree so far;
+   * null for none), then {@code diff} (a directory: a kernel overlayfs upper directory when {@code
+   * overlay}, else files as they are), with {@code config} as its image config.
+   */
+  public ImportResult importBuilt(
+      Path base,
+      Path diff,
+      boolean overlay,
+      byte[] config,
+      String describe,
+      ImportProgress progress)
+      throws IOException {
+    List<ImageSource.Layer> layers = new ArrayList<>();
+    if (base != null) {
+      layers.addAll(RootfsSources.tarball(base).layers());
+    }
+    if (diff != null) {
+      ImageSource.Layer d = RootfsSources.directory(diff).layers().get(0);
+      layers.add(
+          !overlay
+              ? d
+              : new ImageSource.Layer() {
+                @Override
+                public String describe() {
+                  return d.describe();
+                }
+
+                @Override
+                public String digest() {
+                  return null;
+                }
+
+                @Override
+                public String mediaType() {
+                  return null;
+                }
+
+                @Override
+                public long compressedSize() {
+                  return -1;
+                }
+
+                @Override
+                public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
+                  return d.open(maxExpansion);
+                }
+
+                @Override
+                public boolean overlayDiff() {
+                  return true;
+                }
+              });
+    }
+    ImageSource source =
+        new ImageSource() {
+          @Override
+          public String describe() {
+            return describe;
+          }
+
+          @Override
+          public byte[] config() {
+            return config;
+          }
+
+          @Override
+          public List<Layer> layers() {
+            return layers;
+          }
+        };
+    return importFrom(source, progress);
   }
 
   ImageSource openSource(String spec) throws IOException {
@@ -190,7 +265,11 @@ public final class ImageImporter {
           TarReader reader = new TarReader(in, layer.describe());
           TarEntry e;
           while ((e = reader.next()) != null) {
-            tree.apply(layerNo, e, reader.content(), layer.describe());
+            if (layer.overlayDiff()) {
+              tree.applyOverlay(layerNo, e, reader.content(), layer.describe());
+            } else {
+              tree.apply(layerNo, e, reader.content(), layer.describe());
+            }
             if (e.type() == TarEntry.REGULAR) {
               files[0]++;
               progress.update(files[0], chunks.logicalBytes, layerNo, layers.size());

@@ -32,6 +32,14 @@ interface ImageSource extends Closeable {
     LayerStreams.LayerInput open(long maxExpansion) throws IOException;
 
     /**
+     * Whether this layer is a kernel overlayfs upper directory (whiteouts as 0:0 character devices,
+     * opaque directories marked with an attribute), as an image build's step leaves it.
+     */
+    default boolean overlayDiff() {
+      return false;
+    }
+
+    /**
      * A layer whose compressed bytes {@code raw} opens: decompressed by its media type (or by what
      * its bytes say) and checked against {@code digest} as it is read.
      */

@@ -28,4 +28,23 @@ record TarEntry(
   static final char BLOCK_DEVICE = '4';
   static final char DIRECTORY = '5';
   static final char FIFO = '6';
+
+  /** This entry without extended attribute {@code name}. */
+  TarEntry withoutXattr(String name) {
+    Map<String, byte[]> x = new java.util.LinkedHashMap<>(xattrs);
+    x.remove(name);
+    return new TarEntry(
+        this.name,
+        type,
+        mode,
+        uid,
+        gid,
+        size,
+        mtimeSeconds,
+        mtimeNanos,
+        linkName,
+        devMajor,
+        devMinor,
+        x);
+  }
 }

@@ -40,6 +40,35 @@ final class TreeBuilder {
     return root;
   }
 
+  /**
+   * Applies an entry of a layer that is a kernel overlayfs upper directory (an image build's step):
+   * a 0:0 character device is a whiteout, a directory marked {@code trusted.overlay.opaque=y}
+   * replaces what was there (the mark itself is not kept).
+   */
+  void applyOverlay(int layer, TarEntry e, InputStream content, String source) throws IOException {
+    List<String> parts = split(e.name(), source, e.name());
+    if (!parts.isEmpty()
+        && e.type() == TarEntry.CHAR_DEVICE
+        && e.devMajor() == 0
+        && e.devMinor() == 0) {
+      Node dir = find(parts.subList(0, parts.size() - 1));
+      if (dir != null && dir.isDir()) {
+        whiteout(dir, parts.get(parts.size() - 1), layer);
+      }
+      return;
+    }
+    byte[] opaque = e.xattrs().get(OVERLAY_OPAQUE);
+    if (e.type() == TarEntry.DIRECTORY && opaque != null) {
+      Node existing = parts.isEmpty() ? root : find(parts);
+      if (existing != null && existing.isDir()) {
+        purgeLower(existing, layer);
+      }
+    }
+    apply(layer, opaque == null ? e : e.withoutXattr(OVERLAY_OPAQUE), content, source);
+  }
+
+  static final String OVERLAY_OPAQUE = "trusted.overlay.opaque";
+
   void apply(int layer, TarEntry e, InputStream content, String source) throws IOException {
     List<String> parts = split(e.name(), source, e.name());
     if (parts.isEmpty()) {

@@ -118,6 +118,17 @@ public final class RegistryPush {
     return JSON.writeValueAsBytes(c);
   }
 
+  /** Writes image {@code ref}'s tree to {@code file} as a gzip tar (an image build's base). */
+  public static void exportTree(ImageStore store, ImageRef ref, Path file) throws IOException {
+    var digest = store.resolve(ref).orElseThrow(() -> new NoSuchImageException(ref, null));
+    try (ImageIndex index = store.openIndex(digest)) {
+      writeLayer(
+          new ImageFileSystem(
+              index, new ChunkReader(store.blobs(), 64L << 20, null, Runnable::run)),
+          file);
+    }
+  }
+
   /** Writes the tree as a gzip tar; returns {compressed digest, uncompressed digest (diff id)}. */
   static String[] writeLayer(ImageFileSystem fs, Path file) throws IOException {
     MessageDigest outer = sha256();

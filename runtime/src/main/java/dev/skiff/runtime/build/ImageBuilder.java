@@ -1,0 +1,609 @@
+package dev.skiff.runtime.build;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.digest.Digest;
+import dev.skiff.casfs.image.ImportProgress;
+import dev.skiff.casfs.index.ImageIndex;
+import dev.skiff.casfs.registry.RegistryClient;
+import dev.skiff.casfs.registry.RegistryPush;
+import dev.skiff.casfs.registry.RegistryRef;
+import dev.skiff.runtime.ExitStatus;
+import dev.skiff.runtime.Sandbox;
+import dev.skiff.runtime.SandboxOptions;
+import dev.skiff.runtime.SandboxProcess;
+import dev.skiff.runtime.SandboxRuntime;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.PipedInputStream;
+import java.io.PipedOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * Builds an image from a Dockerfile, step by step, into the store: {@code FROM} (an image of the
+ * store, or {@code docker://...} pulled into it), {@code RUN} in a gVisor sandbox on the image so
+ * far (network on, for apt and pip) whose writes become the next layer, {@code COPY} (and {@code
+ * ADD} of local files) from the context, and {@code ENV}, {@code WORKDIR}, {@code USER}, {@code
+ * CMD}, {@code ENTRYPOINT}, {@code LABEL}, {@code ARG}.
+ *
+ * <p>Each {@code RUN} and {@code COPY} is cached in the store under a key of the image it starts
+ * from (its index digest), the step's text, the environment it runs with, and the content of what
+ * it copies: a rebuild with nothing changed runs nothing, and a changed step reruns from there on.
+ * Every host that shares the store shares the cache.
+ */
+public final class ImageBuilder {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final String CACHE = "skiff-build-cache";
+
+  private final ImageStore store;
+  private final SandboxRuntime rt;
+  private final Consumer<String> log;
+
+  /** What a build did. */
+  public record Result(ImageRef image, Digest index, int steps, int cached, double seconds) {}
+
+  /** Build failed at {@code line}: what, and what to do. */
+  public static final class BuildException extends IOException {
+    public BuildException(String message) {
+      super(message);
+    }
+  }
+
+  public ImageBuilder(ImageStore store, SandboxRuntime rt, Consumer<String> log) {
+    this.store = store;
+    this.rt = rt;
+    this.log = log;
+  }
+
+  /**
+   * Builds {@code dockerfile} with {@code context} and tags the image {@code target}.
+   *
+   * @param force run every step, cached or not
+   */
+  public Result build(
+      String dockerfile,
+      Path context,
+      ImageRef target,
+      Map<String, String> buildArgs,
+      boolean force)
+      throws IOException {
+    long t0 = System.nanoTime();
+    List<Dockerfile.Instruction> steps = Dockerfile.parse(dockerfile);
+    Map<String, String> args = new LinkedHashMap<>();
+    ImageRef current = null;
+    ObjectNode config = null;
+    int runOrCopy = 0;
+    int cached = 0;
+    for (Dockerfile.Instruction ins : steps) {
+      String where = "line " + ins.line() + " (" + ins.keyword() + ")";
+      Map<String, String> vars = new LinkedHashMap<>(args);
+      if (config != null) {
+        env(config).forEach(vars::put);
+      }
+      String a = ins.keyword().equals("RUN") ? ins.args() : Dockerfile.substitute(ins.args(), vars);
+      if (current == null && !ins.keyword().equals("FROM") && !ins.keyword().equals("ARG")) {
+        throw new BuildException(where + ": the first instruction must be FROM");
+      }
+      switch (ins.keyword()) {
+        case "ARG" -> {
+          int eq = a.indexOf('=');
+          String name = eq < 0 ? a : a.substring(0, eq);
+          args.put(name, buildArgs.getOrDefault(name, eq < 0 ? "" : a.substring(eq + 1)));
+        }
+        case "FROM" -> {
+          current = from(a.split("\\s+")[0]);
+          config = configOf(current);
+          log.accept("FROM " + current);
+        }
+        case "ENV" -> {
+          for (var e : pairs(a, where).entrySet()) {
+            setEnv(config, e.getKey(), e.getValue());
+          }
+        }
+        case "LABEL" -> {
+          ObjectNode labels = inner(config).with("Labels");
+          pairs(a, where).forEach(labels::put);
+        }
+        case "WORKDIR" -> {
+          String wd =
+              a.startsWith("/") ? a : inner(config).path("WorkingDir").asText("/") + "/" + a;
+          inner(config).put("WorkingDir", Path.of(wd).normalize().toString());
+        }
+        case "USER" -> inner(config).put("User", a);
+        case "CMD", "ENTRYPOINT" -> {
+          inner(config).set(ins.keyword().equals("CMD") ? "Cmd" : "Entrypoint", command(a, where));
+          if (ins.keyword().equals("ENTRYPOINT")) {
+            inner(config).remove("Cmd");
+          }
+        }
+        case "RUN", "COPY", "ADD" -> {
+          runOrCopy++;
+          String inputs = ins.keyword().equals("RUN") ? "" : inputsDigest(context, a, where);
+          String key =
+              sha256(
+                  (store.resolve(current).orElseThrow()
+                          + "\n"
+                          + ins.keyword()
+                          + " "
+                          + a
+                          + "\n"
+                          + JSON.writeValueAsString(inner(config))
+                          + "\n"
+                          // build arguments reach RUN steps as their environment; a COPY
+                          // sees them only where its text named them (substituted above)
+                          + (ins.keyword().equals("RUN") ? args : "")
+                          + "\n"
+                          + inputs)
+                      .getBytes(StandardCharsets.UTF_8));
+          ImageRef step = ImageRef.parse(CACHE + ":" + key);
+          if (!force && store.resolve(step).isPresent()) {
+            log.accept(ins + "   (cached)");
+            cached++;
+          } else {
+            log.accept(ins.toString());
+            if (ins.keyword().equals("RUN")) {
+              run(current, config, args, a, step, where);
+            } else {
+              copy(current, config, context, a, step, where);
+            }
+          }
+          current = step;
+        }
+        default ->
+            throw new BuildException(
+                where
+                    + ": "
+                    + ins.keyword()
+                    + " is not supported (FROM, RUN, COPY, ADD of local files, ENV, WORKDIR,"
+                    + " USER, CMD, ENTRYPOINT, LABEL, ARG are)");
+      }
+    }
+    if (current == null) {
+      throw new BuildException("the Dockerfile has no FROM");
+    }
+    // The image: the last step's tree with the config as it ends (cached too, so that a rebuild
+    // with nothing changed only tags).
+    byte[] finalConfig = JSON.writeValueAsBytes(config);
+    ImageRef last =
+        ImageRef.parse(
+            CACHE
+                + ":"
+                + sha256(
+                    (store.resolve(current).orElseThrow()
+                            + "\nIMAGE\n"
+                            + new String(finalConfig, StandardCharsets.UTF_8))
+                        .getBytes(StandardCharsets.UTF_8)));
+    if (force || store.resolve(last).isEmpty()) {
+      Path tree = Files.createTempFile(store.scratch(), "build-", ".tar.gz");
+      try {
+        RegistryPush.exportTree(store, current, tree);
+        store.importBuilt(tree, null, false, finalConfig, "skiff build of " + target, last);
+      } finally {
+        Files.deleteIfExists(tree);
+      }
+    }
+    Digest index = store.resolve(last).orElseThrow();
+    store.tag(target, index, "skiff build", 0);
+    double secs = (System.nanoTime() - t0) / 1e9;
+    log.accept(
+        String.format(
+            java.util.Locale.ROOT,
+            "built %s (%d of %d steps cached) in %.2f s",
+            target,
+            cached,
+            runOrCopy,
+            secs));
+    return new Result(target, index, runOrCopy, cached, secs);
+  }
+
+  private ImageRef from(String image) throws IOException {
+    if (RegistryRef.is(image)) {
+      RegistryRef ref = RegistryRef.parse(image);
+      ImageRef base =
+          ImageRef.parse(
+              CACHE + ":from-" + sha256(image.getBytes(StandardCharsets.UTF_8)).substring(0, 40));
+      if (store.resolve(base).isEmpty() || ref.digest() == null) {
+        store.pullFromRegistry(ref, RegistryClient.Options.defaults(), base, ImportProgress.NONE);
+      }
+      return base;
+    }
+    ImageRef ref = ImageRef.parse(image);
+    if (store.resolve(ref).isEmpty()) {
+      throw new BuildException(
+          "FROM "
+              + image
+              + ": no such image in the store (import or pull it first, or FROM docker://...)");
+    }
+    return ref;
+  }
+
+  private ObjectNode configOf(ImageRef ref) throws IOException {
+    try (ImageIndex index = store.openIndex(store.resolve(ref).orElseThrow())) {
+      String c = index.meta("config");
+      ObjectNode o =
+          c == null || c.isBlank() ? JSON.createObjectNode() : (ObjectNode) JSON.readTree(c);
+      o.remove("rootfs");
+      o.remove("history");
+      return o;
+    }
+  }
+
+  private static ObjectNode inner(ObjectNode config) {
+    return config.with("config");
+  }
+
+  private static Map<String, String> env(ObjectNode config) {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (JsonNode e : inner(config).path("Env")) {
+      String s = e.asText();
+      int eq = s.indexOf('=');
+      if (eq > 0) {
+        out.put(s.substring(0, eq), s.substring(eq + 1));
+      }
+    }
+    return out;
+  }
+
+  private static void setEnv(ObjectNode config, String name, String value) {
+    Map<String, String> env = env(config);
+    env.put(name, value);
+    ArrayNode a = inner(config).putArray("Env");
+    env.forEach((k, v) -> a.add(k + "=" + v));
+  }
+
+  /** {@code K=V K2="V 2"} or the old {@code K V} form. */
+  private static Map<String, String> pairs(String a, String where) throws BuildException {
+    Map<String, String> out = new LinkedHashMap<>();
+    if (!a.contains("=")) {
+      int space = a.indexOf(' ');
+      if (space < 0) {
+        throw new BuildException(where + ": want NAME=VALUE");
+      }
+      out.put(a.substring(0, space), a.substring(space + 1).strip());
+      return out;
+    }
+    int i = 0;
+    while (i < a.length()) {
+      while (i < a.length() && a.charAt(i) == ' ') {
+        i++;
+      }
+      int eq = a.indexOf('=', i);
+      if (eq < 0) {
+        throw new BuildException(where + ": want NAME=VALUE, got '" + a.substring(i) + "'");
+      }
+      String name = a.substring(i, eq);
+      StringBuilder v = new StringBuilder();
+      int j = eq + 1;
+      if (j < a.length() && a.charAt(j) == '"') {
+        j++;
+        while (j < a.length() && a.charAt(j) != '"') {
+          v.append(a.charAt(j++));
+        }
+        j++;
+      } else {
+        while (j < a.length() && a.charAt(j) != ' ') {
+          v.append(a.charAt(j++));
+        }
+      }
+      out.put(name, v.toString());
+      i = j;
+    }
+    return out;
+  }
+
+  /** A JSON array as it is, or a shell form as {@code ["/bin/sh", "-c", ...]}. */
+  private static ArrayNode command(String a, String where) throws BuildException {
+    if (a.startsWith("[")) {
+      try {
+        JsonNode n = JSON.readTree(a);
+        if (n.isArray()) {
+          return (ArrayNode) n;
+        }
+      } catch (IOException e) {
+        // below
+      }
+      throw new BuildException(where + ": not a JSON array of strings: " + a);
+    }
+    ArrayNode out = JSON.createArrayNode();
+    out.add("/bin/sh").add("-c").add(a);
+    return out;
+  }
+
+  // ---- RUN --------------------------------------------------------------------------------------
+
+  private void run(
+      ImageRef current,
+      ObjectNode config,
+      Map<String, String> args,
+      String command,
+      ImageRef step,
+      String where)
+      throws IOException {
+    Path work = Files.createTempDirectory(store.scratch(), "build-run-");
+    Path upper = Files.createDirectory(work.resolve("upper"));
+    Path tree = work.resolve("base.tar.gz");
+    try {
+      SandboxOptions.Builder o =
+          SandboxOptions.builder()
+              .network(true)
+              .captureWrites(upper)
+              .entrypoint(List.of("/bin/sh", "-c"));
+      args.forEach((k, v) -> o.env(k + "=" + v));
+      env(config).forEach((k, v) -> o.env(k + "=" + v));
+      String wd = inner(config).path("WorkingDir").asText("");
+      if (!wd.isEmpty()) {
+        o.workdir(wd);
+      }
+      String user = inner(config).path("User").asText("");
+      if (!user.isEmpty()) {
+        o.user(user);
+      }
+      ExitStatus status;
+      java.util.ArrayDeque<String> last = new java.util.ArrayDeque<>();
+      try (Sandbox sb =
+          rt.run(ImageSpec.parse(current.toString()), o.build(), List.of(command), false)) {
+        SandboxProcess p = sb.main().orElseThrow();
+        OutputStream out =
+            lines(
+                line -> {
+                  log.accept(line);
+                  synchronized (last) {
+                    last.addLast(line.strip());
+                    if (last.size() > 5) {
+                      last.removeFirst();
+                    }
+                  }
+                });
+        Thread[] pumps = p.pipeTo(out, out);
+        status = p.waitFor();
+        for (Thread t : pumps) {
+          t.join(5_000);
+        }
+        out.close();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted");
+      }
+      if (!status.success()) {
+        throw new BuildException(
+            where
+                + ": RUN "
+                + command
+                + " failed ("
+                + status
+                + ")"
+                + (last.isEmpty() ? "" : ": " + String.join(" / ", last)));
+      }
+      dropMountPoints(upper);
+      RegistryPush.exportTree(store, current, tree);
+      store.importBuilt(tree, upper, true, JSON.writeValueAsBytes(config), "RUN " + command, step);
+    } finally {
+      delete(work);
+    }
+  }
+
+  /**
+   * Removes from a step's writes the mount points the sandbox's runtime made (/proc, /sys, /dev, an
+   * empty /tmp): not the step's.
+   */
+  private static void dropMountPoints(Path upper) throws IOException {
+    for (String d : List.of("proc", "sys", "dev")) {
+      delete(upper.resolve(d));
+    }
+    Path tmp = upper.resolve("tmp");
+    if (Files.isDirectory(tmp, LinkOption.NOFOLLOW_LINKS)) {
+      try (Stream<Path> s = Files.list(tmp)) {
+        if (s.findAny().isEmpty()) {
+          Files.delete(tmp);
+        }
+      }
+    }
+  }
+
+  /** An output stream that hands each line to {@code to}. */
+  private static OutputStream lines(Consumer<String> to) throws IOException {
+    PipedInputStream in = new PipedInputStream(1 << 16);
+    PipedOutputStream out = new PipedOutputStream(in);
+    Thread.ofVirtual()
+        .start(
+            () -> {
+              try (BufferedReader r =
+                  new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+                for (String line; (line = r.readLine()) != null; ) {
+                  to.accept("  | " + line);
+                }
+              } catch (IOException e) {
+                // the step ended
+              }
+            });
+    return out;
+  }
+
+  // ---- COPY -------------------------------------------------------------------------------------
+
+  private record Copy(List<Path> sources, String dest) {}
+
+  private static Copy parseCopy(Path context, String a, String where) throws BuildException {
+    List<String> words = new ArrayList<>();
+    for (String w : a.split("\\s+")) {
+      if (w.startsWith("--")) {
+        throw new BuildException(where + ": COPY options (" + w + ") are not supported");
+      }
+      words.add(w);
+    }
+    if (words.size() < 2) {
+      throw new BuildException(where + ": want SOURCE... DEST");
+    }
+    Path root = context.toAbsolutePath().normalize();
+    List<Path> sources = new ArrayList<>();
+    for (String s : words.subList(0, words.size() - 1)) {
+      if (s.contains("://")) {
+        throw new BuildException(where + ": sources from URLs are not supported: " + s);
+      }
+      Path p = root.resolve(s).normalize();
+      if (!p.startsWith(root)) {
+        throw new BuildException(where + ": " + s + " is outside the build context");
+      }
+      if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+        throw new BuildException(where + ": " + s + " is not in the build context " + root);
+      }
+      sources.add(p);
+    }
+    return new Copy(sources, words.get(words.size() - 1));
+  }
+
+  /** A digest of what a COPY reads: each file's path, mode, link target and content. */
+  private static String inputsDigest(Path context, String a, String where) throws IOException {
+    Copy c = parseCopy(context, a, where);
+    MessageDigest md = sha256();
+    for (Path src : c.sources()) {
+      List<Path> all;
+      try (Stream<Path> s = Files.walk(src)) {
+        all = s.sorted().toList();
+      }
+      for (Path p : all) {
+        md.update(
+            context
+                .toAbsolutePath()
+                .normalize()
+                .relativize(p)
+                .toString()
+                .getBytes(StandardCharsets.UTF_8));
+        md.update(
+            Integer.toOctalString(
+                    (Integer) Files.getAttribute(p, "unix:mode", LinkOption.NOFOLLOW_LINKS))
+                .getBytes(StandardCharsets.UTF_8));
+        if (Files.isSymbolicLink(p)) {
+          md.update(Files.readSymbolicLink(p).toString().getBytes(StandardCharsets.UTF_8));
+        } else if (Files.isRegularFile(p)) {
+          md.update(Files.readAllBytes(p));
+        }
+        md.update((byte) 0);
+      }
+    }
+    return HexFormat.of().formatHex(md.digest());
+  }
+
+  private void copy(
+      ImageRef current, ObjectNode config, Path context, String a, ImageRef step, String where)
+      throws IOException {
+    Copy c = parseCopy(context, a, where);
+    String wd = inner(config).path("WorkingDir").asText("/");
+    String dest = c.dest().startsWith("/") ? c.dest() : wd + "/" + c.dest();
+    // Into a directory when the destination says so ("dir/", ".", "dir/."), as Docker reads it.
+    boolean intoDir =
+        dest.endsWith("/")
+            || dest.endsWith("/.")
+            || c.dest().equals(".")
+            || c.sources().size() > 1
+            || Files.isDirectory(c.sources().get(0));
+    Path work = Files.createTempDirectory(store.scratch(), "build-copy-");
+    Path files = Files.createDirectory(work.resolve("files"));
+    Path tree = work.resolve("base.tar.gz");
+    try {
+      Path target = files.resolve(dest.substring(1)).normalize();
+      if (!target.startsWith(files)) {
+        throw new BuildException(where + ": destination " + c.dest() + " leaves the image's root");
+      }
+      for (Path src : c.sources()) {
+        Path to =
+            intoDir
+                ? (Files.isDirectory(src) ? target : target.resolve(src.getFileName().toString()))
+                : target;
+        copyTree(src, to);
+      }
+      // Files copied in belong to root, as Docker makes them.
+      DockerRun.chownRoot(files);
+      RegistryPush.exportTree(store, current, tree);
+      store.importBuilt(tree, files, false, JSON.writeValueAsBytes(config), "COPY " + a, step);
+    } finally {
+      delete(work);
+    }
+  }
+
+  private static void copyTree(Path src, Path to) throws IOException {
+    if (!Files.isDirectory(src, LinkOption.NOFOLLOW_LINKS)) {
+      Files.createDirectories(to.getParent());
+      Files.copy(src, to, StandardCopyOption.COPY_ATTRIBUTES, LinkOption.NOFOLLOW_LINKS);
+      return;
+    }
+    try (Stream<Path> s = Files.walk(src)) {
+      for (Path p : s.sorted().toList()) {
+        Path t = to.resolve(src.relativize(p).toString());
+        if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+          Files.createDirectories(t);
+        } else {
+          Files.createDirectories(t.getParent());
+          Files.copy(p, t, StandardCopyOption.COPY_ATTRIBUTES, LinkOption.NOFOLLOW_LINKS);
+        }
+      }
+    }
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------
+
+  private static void delete(Path p) throws IOException {
+    if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    try (Stream<Path> s = Files.walk(p)) {
+      for (Path x : s.sorted(Comparator.reverseOrder()).toList()) {
+        Files.delete(x);
+      }
+    }
+  }
+
+  private static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  static String sha256(byte[] b) {
+    return HexFormat.of().formatHex(sha256().digest(b));
+  }
+
+  /** Small process helpers. */
+  private static final class DockerRun {
+    private DockerRun() {}
+
+    static void chownRoot(Path dir) throws IOException {
+      Process p =
+          new ProcessBuilder("chown", "-R", "-h", "0:0", dir.toString())
+              .redirectErrorStream(true)
+              .start();
+      try {
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+          throw new IOException("chown of the copied files failed: " + out.strip());
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted");
+      }
+    }
+  }
+}

@@ -1,0 +1,199 @@
+package dev.skiff.runtime.build;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.skiff.api.ImageRef;
+import dev.skiff.api.ImageSpec;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.image.ImportProgress;
+import dev.skiff.casfs.index.ImageIndex;
+import dev.skiff.casfs.testing.Environment;
+import dev.skiff.runtime.Sandbox;
+import dev.skiff.runtime.SandboxOptions;
+import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.runtime.testing.HostRootfs;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Builds from a Dockerfile for real: RUN steps in gVisor sandboxes whose writes (new, changed and
+ * deleted files) become the image, COPY from the context, the config instructions; a rebuild with
+ * nothing changed runs nothing, a changed step reruns from there on, --force-build runs all, and a
+ * failing step tags nothing.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(300)
+class ImageBuilderTest {
+  @TempDir static Path tmp;
+  ImageStore store;
+  SandboxRuntime rt;
+  Path context;
+  final List<String> log = new CopyOnWriteArrayList<>();
+
+  @BeforeAll
+  void setUp() throws Exception {
+    Environment.requireRunsc();
+    store = ImageStore.open(tmp.resolve("home"));
+    Path rootfs =
+        HostRootfs.tools().binaries("/usr/bin/stat", "/bin/mkdir").build(tmp.resolve("rootfs"));
+    store.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
+    rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
+    context = Files.createDirectories(tmp.resolve("context"));
+    Files.createDirectories(context.resolve("data/sub"));
+    Files.writeString(context.resolve("data/a.txt"), "from the context\n");
+    Files.writeString(context.resolve("data/sub/b.txt"), "deeper\n");
+    Files.writeString(context.resolve("run.sh"), "#!/bin/sh\necho script\n");
+    context.resolve("run.sh").toFile().setExecutable(true);
+  }
+
+  @AfterAll
+  void tearDown() throws Exception {
+    if (rt != null) {
+      rt.close();
+    }
+    if (store != null) {
+      store.close();
+    }
+  }
+
+  static final String DOCKERFILE =
+      """
+      # a comment
+      FROM tools:1
+      ARG GREETING=hello
+      ENV APP=/app \\
+          MODE=test
+      WORKDIR /app
+      COPY data/ /app/data/
+      COPY run.sh .
+      RUN echo "$GREETING from run in $PWD as $MODE" > out.txt && rm /bin/false && mkdir -p /etc/made
+      LABEL team=skiff
+      USER 1000
+      CMD ["cat", "/app/out.txt"]
+      """;
+
+  private String run(ImageRef image, String... cmd) throws Exception {
+    try (Sandbox sb =
+        rt.run(ImageSpec.parse(image.toString()), SandboxOptions.defaults(), List.of(cmd), false)) {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      ByteArrayOutputStream err = new ByteArrayOutputStream();
+      var p = sb.main().orElseThrow();
+      Thread[] pumps = p.pipeTo(out, err);
+      p.waitFor();
+      for (Thread t : pumps) {
+        t.join();
+      }
+      return out.toString(StandardCharsets.UTF_8) + err.toString(StandardCharsets.UTF_8);
+    }
+  }
+
+  private String config(ImageRef ref) throws Exception {
+    try (ImageIndex index = store.openIndex(store.resolve(ref).orElseThrow())) {
+      return index.meta("config");
+    }
+  }
+
+  @Test
+  void buildsRebuildsFromTheCacheAndRerunsWhatChanged() throws Exception {
+    ImageBuilder b = new ImageBuilder(store, rt, log::add);
+    ImageRef app = ImageRef.parse("app:1");
+    ImageBuilder.Result first = b.build(DOCKERFILE, context, app, Map.of(), false);
+    assertEquals(3, first.steps());
+    assertEquals(0, first.cached());
+    // The image's own command, user, environment and working directory.
+    assertEquals("hello from run in /app as test\n", run(app));
+    String config = config(app);
+    assertTrue(config.contains("\"User\":\"1000\""), config);
+    assertTrue(config.contains("\"WorkingDir\":\"/app\""), config);
+    assertTrue(config.contains("\"APP=/app\""), config);
+    assertTrue(config.contains("\"team\":\"skiff\""), config);
+    assertEquals(
+        "from the context\ndeeper\n#!/bin/sh\necho script\n",
+        run(app, "cat", "/app/data/a.txt", "/app/data/sub/b.txt", "/app/run.sh"));
+    assertEquals(
+        "0 0 744\n",
+        run(app, "stat", "-c", "%u %g %a", "/app/run.sh"),
+        "copied as root, its mode kept");
+    assertTrue(run(app, "ls", "/bin").lines().noneMatch(l -> l.equals("false")), "deleted in RUN");
+    assertEquals("directory\n", run(app, "stat", "-c", "%F", "/etc/made"));
+    assertTrue(run(app, "ls", "/").lines().noneMatch(l -> l.equals("proc") && false));
+
+    // Nothing changed: every step from the cache.
+    ImageBuilder.Result again =
+        b.build(DOCKERFILE, context, ImageRef.parse("app:2"), Map.of(), false);
+    assertEquals(3, again.cached());
+    assertEquals(first.index(), again.index(), "the same image");
+
+    // A build argument changes the RUN step only: the COPYs before it come from the cache.
+    ImageBuilder.Result arg =
+        b.build(DOCKERFILE, context, ImageRef.parse("app:3"), Map.of("GREETING", "hi"), false);
+    assertEquals(2, arg.cached());
+    assertEquals("hi from run in /app as test\n", run(ImageRef.parse("app:3")));
+
+    // A changed input file reruns its COPY and what follows.
+    Files.writeString(context.resolve("run.sh"), "#!/bin/sh\necho changed\n");
+    ImageBuilder.Result changed =
+        b.build(DOCKERFILE, context, ImageRef.parse("app:4"), Map.of(), false);
+    assertEquals(1, changed.cached());
+
+    ImageBuilder.Result forced =
+        b.build(DOCKERFILE, context, ImageRef.parse("app:5"), Map.of(), true);
+    assertEquals(0, forced.cached());
+  }
+
+  @Test
+  void aFailingStepSaysWhereAndTagsNothing() throws Exception {
+    ImageBuilder b = new ImageBuilder(store, rt, log::add);
+    ImageBuilder.BuildException e =
+        assertThrows(
+            ImageBuilder.BuildException.class,
+            () ->
+                b.build(
+                    "FROM tools:1\nRUN echo about to fail && false\n",
+                    context,
+                    ImageRef.parse("broken:1"),
+                    Map.of(),
+                    false));
+    assertTrue(
+        e.getMessage().startsWith("line 2 (RUN): RUN echo about to fail && false failed (exit"),
+        e.getMessage());
+    assertFalse(store.resolve(ImageRef.parse("broken:1")).isPresent());
+    assertTrue(log.stream().anyMatch(l -> l.equals("  | about to fail")), log.toString());
+    ImageBuilder.BuildException outside =
+        assertThrows(
+            ImageBuilder.BuildException.class,
+            () ->
+                b.build(
+                    "FROM tools:1\nCOPY ../x /x\n",
+                    context,
+                    ImageRef.parse("b:2"),
+                    Map.of(),
+                    false));
+    assertTrue(outside.getMessage().contains("outside the build context"), outside.getMessage());
+    ImageBuilder.BuildException unknown =
+        assertThrows(
+            ImageBuilder.BuildException.class,
+            () ->
+                b.build(
+                    "FROM tools:1\nHEALTHCHECK CMD true\n",
+                    context,
+                    ImageRef.parse("b:3"),
+                    Map.of(),
+                    false));
+    assertTrue(unknown.getMessage().contains("HEALTHCHECK is not supported"), unknown.getMessage());
+  }
+}
