@@ -32,6 +32,7 @@ import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -194,7 +195,11 @@ public final class ImageBuilder {
                             + "\nIMAGE\n"
                             + new String(finalConfig, StandardCharsets.UTF_8))
                         .getBytes(StandardCharsets.UTF_8)));
-    if (force || store.resolve(last).isEmpty()) {
+    if (current.name().equals(CACHE)
+        && Arrays.equals(
+            finalConfig, configOf(current).toString().getBytes(StandardCharsets.UTF_8))) {
+      last = current; // the last step's image has this config already: nothing to import
+    } else if (force || store.resolve(last).isEmpty()) {
       Path tree = Files.createTempFile(store.scratch(), "build-", ".tar.gz");
       try {
         RegistryPush.exportTree(store, current, tree);
