@@ -120,35 +120,17 @@ class StoreOutageTest {
   }
 
   @Test
-  void aStoreThatRefusesConnectionsFailsAReadInUnderASecond() throws IOException {
+  void aStoreThatRefusesConnectionsFailsReadsWithinTheTimeoutThenAtOnce() throws IOException {
     // A port held by a socket that is bound but never listens: nothing else can bind it while the
     // test runs (a free port found earlier could be taken by another process, which might then
-    // accept and never answer), and the kernel never picks it as the source port of a connect, so
-    // a connection cannot meet itself.
+    // accept and never answer). A connection to it is refused, usually at once (0.2-0.6 s for
+    // the first read here); but under load a connect to it was seen to go unanswered until the
+    // call's bound (in CI, and once here in a full run), so the promise tested is the README's:
+    // the first read fails within the store timeout, the next ones at once.
     try (java.net.Socket holder = new java.net.Socket()) {
       holder.setReuseAddress(false);
       holder.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
-      int port = holder.getLocalPort();
-      // Most network stacks answer a connection to such a port with a reset at once; some
-      // sandboxes drop it instead, and then the store is a hung one to the client, bounded by
-      // the call timeout (the test above). Which one this machine does is measured, not assumed.
-      double bound = refusesAtOnce(port) ? 1.0 : 1.6 * TIMEOUT.toSeconds();
-      readsFailWithin(port, bound);
-    }
-  }
-
-  /** Whether a plain connect to {@code port} on loopback is refused within half a second. */
-  private static boolean refusesAtOnce(int port) throws IOException {
-    try (java.net.Socket probe = new java.net.Socket()) {
-      probe.connect(
-          new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), port), 500);
-      throw new AssertionError("a connection to a port that does not listen was accepted");
-    } catch (java.net.ConnectException e) {
-      return true;
-    } catch (java.net.SocketTimeoutException e) {
-      System.out.printf(
-          "this machine drops connections to port %d rather than refusing them%n", port);
-      return false;
+      readsFailWithin(holder.getLocalPort(), 1.6 * TIMEOUT.toSeconds());
     }
   }
 

@@ -58,16 +58,24 @@ final class TreeBuilder {
       return;
     }
     byte[] opaque = e.xattrs().get(OVERLAY_OPAQUE);
-    if (e.type() == TarEntry.DIRECTORY && opaque != null) {
+    if (e.type() == TarEntry.DIRECTORY && opaque != null && new String(opaque).startsWith("y")) {
       Node existing = parts.isEmpty() ? root : find(parts);
       if (existing != null && existing.isDir()) {
         purgeLower(existing, layer);
       }
     }
-    apply(layer, opaque == null ? e : e.withoutXattr(OVERLAY_OPAQUE), content, source);
+    // overlayfs's own attributes (opaque, origin, impure, ...) are its bookkeeping, not the file's
+    TarEntry own = e;
+    for (String x : e.xattrs().keySet()) {
+      if (x.startsWith(OVERLAY_XATTRS)) {
+        own = own.withoutXattr(x);
+      }
+    }
+    apply(layer, own, content, source);
   }
 
-  static final String OVERLAY_OPAQUE = "trusted.overlay.opaque";
+  static final String OVERLAY_XATTRS = "trusted.overlay.";
+  static final String OVERLAY_OPAQUE = OVERLAY_XATTRS + "opaque";
 
   void apply(int layer, TarEntry e, InputStream content, String source) throws IOException {
     List<String> parts = split(e.name(), source, e.name());

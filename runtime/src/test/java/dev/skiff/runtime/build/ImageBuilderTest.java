@@ -80,7 +80,8 @@ class ImageBuilderTest {
       WORKDIR /app
       COPY data/ /app/data/
       COPY run.sh .
-      RUN echo "$GREETING from run in $PWD as $MODE" > out.txt && rm /bin/false && mkdir -p /etc/made
+      RUN echo "$GREETING from run in $PWD as $MODE" > out.txt && rm /bin/false && mkdir -p /etc/made \\
+          && rm -r /app/data/sub && mkdir /app/data/sub && echo new > /app/data/sub/c.txt
       LABEL team=skiff
       USER 1000
       CMD ["cat", "/app/out.txt"]
@@ -122,14 +123,25 @@ class ImageBuilderTest {
     assertTrue(config.contains("\"APP=/app\""), config);
     assertTrue(config.contains("\"team\":\"skiff\""), config);
     assertEquals(
-        "from the context\ndeeper\n#!/bin/sh\necho script\n",
-        run(app, "cat", "/app/data/a.txt", "/app/data/sub/b.txt", "/app/run.sh"));
+        "from the context\n#!/bin/sh\necho script\n",
+        run(app, "cat", "/app/data/a.txt", "/app/run.sh"));
     assertEquals(
         "0 0 744\n",
         run(app, "stat", "-c", "%u %g %a", "/app/run.sh"),
         "copied as root, its mode kept");
     assertTrue(run(app, "ls", "/bin").lines().noneMatch(l -> l.equals("false")), "deleted in RUN");
     assertEquals("directory\n", run(app, "stat", "-c", "%F", "/etc/made"));
+    // A directory replaced in RUN holds only what the step put there (an opaque directory).
+    assertEquals("c.txt\n", run(app, "ls", "/app/data/sub"));
+    List<String> base = dev.skiff.casfs.testing.Trees.ofImage(store, ImageRef.parse("tools:1"));
+    List<String> built = dev.skiff.casfs.testing.Trees.ofImage(store, app);
+    assertEquals(
+        List.of(),
+        built.stream()
+            .filter(l -> l.contains("trusted.overlay") || l.matches("(proc|sys|dev|tmp) .*"))
+            .filter(l -> !base.contains(l))
+            .toList(),
+        "overlayfs's bookkeeping and the sandbox's mount points are not the image's");
     assertTrue(run(app, "ls", "/").lines().noneMatch(l -> l.equals("proc") && false));
 
     // Nothing changed: every step from the cache.
