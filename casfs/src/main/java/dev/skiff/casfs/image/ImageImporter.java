@@ -111,40 +111,7 @@ public final class ImageImporter {
     }
     if (diff != null) {
       ImageSource.Layer d = RootfsSources.directory(diff).layers().get(0);
-      layers.add(
-          !overlay
-              ? d
-              : new ImageSource.Layer() {
-                @Override
-                public String describe() {
-                  return d.describe();
-                }
-
-                @Override
-                public String digest() {
-                  return null;
-                }
-
-                @Override
-                public String mediaType() {
-                  return null;
-                }
-
-                @Override
-                public long compressedSize() {
-                  return -1;
-                }
-
-                @Override
-                public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
-                  return d.open(maxExpansion);
-                }
-
-                @Override
-                public boolean overlayDiff() {
-                  return true;
-                }
-              });
+      layers.add(overlay ? ImageSource.Layer.overlay(d) : d);
     }
     ImageSource source =
         new ImageSource() {

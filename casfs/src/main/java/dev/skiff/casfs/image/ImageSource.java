@@ -53,6 +53,41 @@ interface ImageSource extends Closeable {
           max -> LayerStreams.open(raw.open(), describe, digest, mediaType, max));
     }
 
+    /** {@code d} read as a kernel overlayfs upper directory ({@link #overlayDiff()}). */
+    static Layer overlay(Layer d) {
+      return new Layer() {
+        @Override
+        public String describe() {
+          return d.describe();
+        }
+
+        @Override
+        public String digest() {
+          return d.digest();
+        }
+
+        @Override
+        public String mediaType() {
+          return d.mediaType();
+        }
+
+        @Override
+        public long compressedSize() {
+          return d.compressedSize();
+        }
+
+        @Override
+        public LayerStreams.LayerInput open(long maxExpansion) throws IOException {
+          return d.open(maxExpansion);
+        }
+
+        @Override
+        public boolean overlayDiff() {
+          return true;
+        }
+      };
+    }
+
     /** A layer described by these values and opened by {@code opener}. */
     static Layer of(
         String describe, String digest, String mediaType, long compressedSize, Opener opener) {
