@@ -131,6 +131,23 @@ public final class ImageBuilder {
           inner(config).put("WorkingDir", Path.of(wd).normalize().toString());
         }
         case "USER" -> inner(config).put("User", a);
+        case "EXPOSE" -> {
+          ObjectNode ports = inner(config).with("ExposedPorts");
+          for (String port : a.split("\\s+")) {
+            ports.putObject(port.contains("/") ? port : port + "/tcp");
+          }
+        }
+        case "VOLUME" -> {
+          ObjectNode volumes = inner(config).with("Volumes");
+          if (a.startsWith("[")) {
+            command(a, where).forEach(v -> volumes.putObject(v.asText()));
+          } else {
+            for (String v : a.split("\\s+")) {
+              volumes.putObject(v);
+            }
+          }
+        }
+        case "STOPSIGNAL" -> inner(config).put("StopSignal", a);
         case "CMD", "ENTRYPOINT" -> {
           inner(config).set(ins.keyword().equals("CMD") ? "Cmd" : "Entrypoint", command(a, where));
           if (ins.keyword().equals("ENTRYPOINT")) {
@@ -176,7 +193,7 @@ public final class ImageBuilder {
                     + ": "
                     + ins.keyword()
                     + " is not supported (FROM, RUN, COPY, ADD of local files, ENV, WORKDIR,"
-                    + " USER, CMD, ENTRYPOINT, LABEL, ARG are)");
+                    + " USER, CMD, ENTRYPOINT, LABEL, ARG, EXPOSE, VOLUME, STOPSIGNAL are)");
       }
     }
     if (current == null) {

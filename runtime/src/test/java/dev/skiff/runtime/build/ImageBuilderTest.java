@@ -83,6 +83,8 @@ class ImageBuilderTest {
       RUN echo "$GREETING from run in $PWD as $MODE" > out.txt && rm /bin/false && mkdir -p /etc/made \\
           && rm -r /app/data/sub && mkdir /app/data/sub && echo new > /app/data/sub/c.txt
       LABEL team=skiff
+      EXPOSE 8080 9090/udp
+      VOLUME /data /logs
       USER 1000
       CMD ["cat", "/app/out.txt"]
       """;
@@ -122,6 +124,8 @@ class ImageBuilderTest {
     assertTrue(config.contains("\"WorkingDir\":\"/app\""), config);
     assertTrue(config.contains("\"APP=/app\""), config);
     assertTrue(config.contains("\"team\":\"skiff\""), config);
+    assertTrue(config.contains("\"ExposedPorts\":{\"8080/tcp\":{},\"9090/udp\":{}}"), config);
+    assertTrue(config.contains("\"Volumes\":{\"/data\":{},\"/logs\":{}}"), config);
     assertEquals(
         "from the context\n#!/bin/sh\necho script\n",
         run(app, "cat", "/app/data/a.txt", "/app/run.sh"));
