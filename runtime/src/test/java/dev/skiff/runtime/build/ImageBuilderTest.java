@@ -49,7 +49,7 @@ class ImageBuilderTest {
     Environment.requireRunsc();
     store = ImageStore.open(tmp.resolve("home"));
     Path rootfs =
-        HostRootfs.tools().binaries("/usr/bin/stat", "/bin/mkdir").build(tmp.resolve("rootfs"));
+        HostRootfs.tools().binaries("/usr/bin/stat", "/bin/mkdir", "/bin/ln").build(tmp.resolve("rootfs"));
     store.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
     rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
     context = Files.createDirectories(tmp.resolve("context"));
@@ -169,6 +169,32 @@ class ImageBuilderTest {
     ImageBuilder.Result forced =
         b.build(DOCKERFILE, context, ImageRef.parse("app:5"), Map.of(), true);
     assertEquals(0, forced.cached());
+  }
+
+  @Test
+  void aBuiltImageIsWhatTheSameStepsMakeInAPlainChroot() throws Exception {
+    String steps =
+        "echo a > /a && rm /bin/false && mkdir /d && echo b > /d/b && chmod 600 /d/b"
+            + " && ln -s /a /l && mkdir -m 1777 /shared";
+    new ImageBuilder(store, rt, log::add)
+        .build(
+            "FROM tools:1\nRUN " + steps + "\n",
+            context,
+            ImageRef.parse("faithful:1"),
+            Map.of(),
+            false);
+    // The same step in a plain chroot of the base's tree.
+    Path chroot = tmp.resolve("chroot");
+    dev.skiff.casfs.testing.DockerRegistry.run(
+        List.of("cp", "-a", tmp.resolve("rootfs").toString(), chroot.toString()));
+    dev.skiff.casfs.testing.DockerRegistry.run(
+        List.of("chroot", chroot.toString(), "/bin/sh", "-c", steps));
+    // Times differ (the two ran at different moments); everything else must not.
+    java.util.function.UnaryOperator<List<String>> timeless =
+        l -> l.stream().map(x -> x.replaceAll(" mtime=\\d+", "")).toList();
+    assertEquals(
+        timeless.apply(dev.skiff.casfs.testing.Trees.ofDirectory(chroot)),
+        timeless.apply(dev.skiff.casfs.testing.Trees.ofImage(store, ImageRef.parse("faithful:1"))));
   }
 
   @Test
