@@ -49,7 +49,9 @@ class ImageBuilderTest {
     Environment.requireRunsc();
     store = ImageStore.open(tmp.resolve("home"));
     Path rootfs =
-        HostRootfs.tools().binaries("/usr/bin/stat", "/bin/mkdir", "/bin/ln").build(tmp.resolve("rootfs"));
+        HostRootfs.tools()
+            .binaries("/usr/bin/stat", "/bin/mkdir", "/bin/ln")
+            .build(tmp.resolve("rootfs"));
     store.importImage(rootfs.toString(), ImageRef.parse("tools:1"), ImportProgress.NONE);
     rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
     context = Files.createDirectories(tmp.resolve("context"));
