@@ -4,13 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.skiff.gpu.testing.FakeGpuHost;
 import dev.skiff.runtime.SandboxOptions;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -50,14 +49,7 @@ class GpuSandboxTest {
       new GpuHost("nvml", DRIVER, "12.4", List.of(gpu(0, 0), gpu(1, 1), gpu(2, 4)), "");
 
   private static void mknod(Path p, int major, int minor) throws Exception {
-    Process m =
-        new ProcessBuilder("mknod", p.toString(), "c", "" + major, "" + minor)
-            .redirectErrorStream(true)
-            .start();
-    String out = new String(m.getInputStream().readAllBytes());
-    m.waitFor(10, TimeUnit.SECONDS);
-    Assumptions.assumeTrue(
-        m.exitValue() == 0, "making fake device nodes needs root (mknod): " + out.strip());
+    FakeGpuHost.mknod(p, major, minor);
   }
 
   @BeforeEach

@@ -113,23 +113,7 @@ public final class ImageImporter {
       ImageSource.Layer d = RootfsSources.directory(diff).layers().get(0);
       layers.add(overlay ? ImageSource.Layer.overlay(d) : d);
     }
-    ImageSource source =
-        new ImageSource() {
-          @Override
-          public String describe() {
-            return describe;
-          }
-
-          @Override
-          public byte[] config() {
-            return config;
-          }
-
-          @Override
-          public List<Layer> layers() {
-            return layers;
-          }
-        };
+    ImageSource source = ImageSource.of(describe, config, layers);
     return importFrom(source, progress);
   }
 

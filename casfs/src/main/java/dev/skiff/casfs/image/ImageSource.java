@@ -132,6 +132,26 @@ interface ImageSource extends Closeable {
     LayerStreams.LayerInput open(long maxExpansion) throws IOException;
   }
 
+  /** A source of these parts, with nothing to close. */
+  static ImageSource of(String describe, byte[] config, List<Layer> layers) {
+    return new ImageSource() {
+      @Override
+      public String describe() {
+        return describe;
+      }
+
+      @Override
+      public byte[] config() {
+        return config;
+      }
+
+      @Override
+      public List<Layer> layers() {
+        return layers;
+      }
+    };
+  }
+
   @Override
   default void close() throws IOException {}
 }

@@ -102,22 +102,7 @@ final class RootfsSources {
   }
 
   private static ImageSource single(String describe, ImageSource.Opener opener, long size) {
-    ImageSource.Layer layer = ImageSource.Layer.of(describe, null, null, size, opener);
-    return new ImageSource() {
-      @Override
-      public String describe() {
-        return describe;
-      }
-
-      @Override
-      public byte[] config() {
-        return null;
-      }
-
-      @Override
-      public List<Layer> layers() {
-        return List.of(layer);
-      }
-    };
+    return ImageSource.of(
+        describe, null, List.of(ImageSource.Layer.of(describe, null, null, size, opener)));
   }
 }
