@@ -39,7 +39,8 @@ final class SchedulerCommand implements Callable<Integer> {
       paramLabel = "DIR",
       description =
           "where inputs and outputs over 2 MiB (kept a day) and the functions' logs are kept (default"
-              + " HOME/control; for a standby scheduler, a directory both reach)")
+              + " HOME/control); with a PostgreSQL --state they are kept in its database, where a"
+              + " standby finds them")
   Path data;
 
   @Option(

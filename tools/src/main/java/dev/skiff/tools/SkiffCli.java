@@ -90,8 +90,7 @@ public final class SkiffCli implements Runnable {
    */
   public static int execute(String... args) {
     CommandLine cl = new CommandLine(new SkiffCli());
-    cl.setExecutionExceptionHandler(
-        (e, cmd, parsed) -> fail(cmd.getCommandName(), e, cmd.getErr()));
+    cl.setExecutionExceptionHandler((e, cmd, parsed) -> fail(subcommand(cmd), e, cmd.getErr()));
     try {
       return cl.execute(args);
     } catch (
@@ -100,6 +99,12 @@ public final class SkiffCli implements Runnable {
       // defence
       return fail(args.length > 0 ? args[0] : "", e, cl.getErr());
     }
+  }
+
+  /** A subcommand's full name without the leading "skiff": "trace show" for skiff trace show. */
+  private static String subcommand(CommandLine cmd) {
+    String name = cmd.getCommandSpec().qualifiedName(" ");
+    return name.startsWith("skiff") ? name.substring("skiff".length()).strip() : name;
   }
 
   /** Prints the one-line message for a failed command and returns its exit code. */

@@ -155,16 +155,25 @@ public final class IndexVerifier {
       if (pageSize < 512 || pageSize > 65536 || Integer.bitCount(pageSize) != 1) {
         throw new DamagedIndexException(file, "its meta page names a page size of " + pageSize);
       }
-      if (size % pageSize != 0 || size < (long) META_PAGES * pageSize) {
+      if (size < (long) META_PAGES * pageSize) {
+        throw new DamagedIndexException(
+            file,
+            "it is truncated ("
+                + size
+                + " bytes, less than the "
+                + META_PAGES
+                + " pages of "
+                + pageSize
+                + " bytes every index has)");
+      }
+      if (size % pageSize != 0) {
         throw new DamagedIndexException(
             file,
             "it is truncated ("
                 + size
                 + " bytes is not a whole number of "
                 + pageSize
-                + "-byte pages, at least "
-                + META_PAGES
-                + ")");
+                + "-byte pages)");
       }
       long lastPage = -1;
       long newest = -1;

@@ -637,6 +637,15 @@ final class S3BlobStore implements BlobStore {
         throw new IOException(what + " on " + describe() + " " + why, c);
       }
       health.abandoned(admitted);
+      if (String.valueOf(c.getMessage()).startsWith("Unable to load credentials")) {
+        throw new IOException(
+            what
+                + " on "
+                + describe()
+                + " failed: no credentials found (set AWS_ACCESS_KEY_ID and"
+                + " AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or write ~/.aws/credentials)",
+            c);
+      }
       throw new IOException(
           what + " on " + describe() + " failed: " + firstLine(String.valueOf(c.getMessage())), c);
     }

@@ -27,11 +27,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Payloads over 2 MiB (inputs and outputs of calls), kept as files named by their content's SHA-256
- * in a directory of the scheduler's, and removed a day after they were last stored. They come and
- * go in chunks of up to 1 MiB on streams of their own, never inside the messages that carry calls.
- * Uploads are written to a temporary file, counted and hashed on the way, and appear under their
- * name only when whole.
+ * Payloads over 2 MiB (inputs and outputs of calls), named by their content's SHA-256 and removed a
+ * day after they were last stored. They come and go in chunks of up to 1 MiB on streams of their
+ * own, never inside the messages that carry calls. Uploads are written to a temporary file, counted
+ * and hashed on the way, and handed to the {@link Backing} only when whole: files in a directory of
+ * the scheduler's ({@link #inDirectory}), or the PostgreSQL database of its state ({@link
+ * PostgresPayloads}), where a standby scheduler that takes over finds them.
  */
 public final class PayloadStore {
   private static final Logger LOG = LoggerFactory.getLogger(PayloadStore.class);
@@ -40,23 +41,55 @@ public final class PayloadStore {
   /** How long a payload is kept after it was last stored. */
   public static final Duration KEEP = Duration.ofDays(1);
 
-  private final Path dir;
+  /** Where whole payloads are kept. */
+  public interface Backing extends AutoCloseable {
+    /** Whether a payload of this (well-formed) name is kept. */
+    boolean exists(String name) throws IOException;
 
-  public PayloadStore(Path dir) throws IOException {
-    this.dir = Files.createDirectories(dir);
+    /**
+     * Keeps the bytes of {@code whole}, a file of the store's, as payload {@code name} (again, if
+     * it is kept: its time starts anew); the file is the backing's to move or delete.
+     */
+    void keep(String name, Path whole, long size) throws IOException;
+
+    /** The payload's bytes in chunks of up to {@link Payloads#CHUNK}. */
+    Chunks open(String name) throws IOException;
+
+    /** Removes payloads last stored before {@code before}; returns how many. */
+    int sweep(Instant before) throws IOException;
+
+    @Override
+    void close();
   }
 
-  public Path dir() {
-    return dir;
+  /** A payload's bytes, a chunk at a time. */
+  public interface Chunks extends java.io.Closeable {
+    /** The next chunk, or null at the end. */
+    ByteString next() throws IOException;
+  }
+
+  private final Path scratch;
+  private final Backing backing;
+
+  /** Payloads kept as files in {@code dir}. */
+  public static PayloadStore inDirectory(Path dir) throws IOException {
+    Path d = Files.createDirectories(dir);
+    return new PayloadStore(d, new DirectoryBacking(d));
+  }
+
+  /** Payloads kept by {@code backing}, uploads written in {@code scratch} until whole. */
+  public PayloadStore(Path scratch, Backing backing) throws IOException {
+    this.scratch = Files.createDirectories(scratch);
+    this.backing = backing;
   }
 
   /** Whether a payload of this name is here; false for a malformed name. */
   public boolean exists(String name) {
-    return NAME.matcher(name).matches() && Files.isRegularFile(file(name));
-  }
-
-  private Path file(String name) {
-    return dir.resolve(name.substring("sha256:".length()));
+    try {
+      return NAME.matcher(name).matches() && backing.exists(name);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException("cannot look up payload " + name, e);
+    }
   }
 
   /** The server side of an upload: chunks in, the payload's name out once it is whole. */
@@ -75,7 +108,7 @@ public final class PayloadStore {
         }
         try {
           if (file == null) {
-            tmp = Files.createTempFile(dir, ".upload-", "");
+            tmp = Files.createTempFile(scratch, ".upload-", "");
             file = Files.newOutputStream(tmp);
             sha = MessageDigest.getInstance("SHA-256");
           }
@@ -108,15 +141,14 @@ public final class PayloadStore {
         }
         try {
           if (file == null) { // an empty payload
-            tmp = Files.createTempFile(dir, ".upload-", "");
+            tmp = Files.createTempFile(scratch, ".upload-", "");
             sha = MessageDigest.getInstance("SHA-256");
           } else {
             file.close();
           }
           String name = "sha256:" + HexFormat.of().formatHex(sha.digest());
-          Path to = file(name);
-          Files.move(tmp, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-          Files.setLastModifiedTime(to, java.nio.file.attribute.FileTime.from(Instant.now()));
+          backing.keep(name, tmp, size);
+          tmp = null;
           out.onNext(PayloadRef.newBuilder().setName(name).setSize(size).build());
           out.onCompleted();
         } catch (IOException | NoSuchAlgorithmException e) {
@@ -147,22 +179,22 @@ public final class PayloadStore {
 
   /** The server side of a download: the payload in chunks of up to 1 MiB. */
   public void get(PayloadRef ref, StreamObserver<PayloadChunk> out) {
-    if (!exists(ref.getName())) {
-      out.onError(
-          Status.NOT_FOUND
-              .withDescription(
-                  "no payload "
-                      + ref.getName()
-                      + " (payloads are kept for "
-                      + KEEP.toHours()
-                      + " h after they were stored)")
-              .asRuntimeException());
-      return;
-    }
-    FileChannel ch;
+    Chunks ch;
     try {
-      ch = FileChannel.open(file(ref.getName()), StandardOpenOption.READ);
-    } catch (IOException e) {
+      if (!exists(ref.getName())) {
+        out.onError(
+            Status.NOT_FOUND
+                .withDescription(
+                    "no payload "
+                        + ref.getName()
+                        + " (payloads are kept for "
+                        + KEEP.toHours()
+                        + " h after they were stored)")
+                .asRuntimeException());
+        return;
+      }
+      ch = backing.open(ref.getName());
+    } catch (IOException | java.io.UncheckedIOException e) {
       out.onError(cannotRead(ref, e));
       return;
     }
@@ -205,48 +237,103 @@ public final class PayloadStore {
   }
 
   /** Sends the next chunk, or completes the stream at the end; false once completed. */
-  private static boolean send(FileChannel ch, StreamObserver<PayloadChunk> out) throws IOException {
-    ByteBuffer buf = ByteBuffer.allocate(Payloads.CHUNK);
-    if (ch.read(buf) <= 0) {
+  private static boolean send(Chunks ch, StreamObserver<PayloadChunk> out) throws IOException {
+    ByteString b = ch.next();
+    if (b == null) {
       out.onCompleted();
       return false;
     }
-    out.onNext(PayloadChunk.newBuilder().setData(ByteString.copyFrom(buf.flip())).build());
+    out.onNext(PayloadChunk.newBuilder().setData(b).build());
     return true;
   }
 
-  private static io.grpc.StatusRuntimeException cannotRead(PayloadRef ref, IOException e) {
+  private static io.grpc.StatusRuntimeException cannotRead(PayloadRef ref, Exception e) {
     return Status.INTERNAL
         .withDescription("cannot read payload " + ref.getName() + ": " + e.getMessage())
         .asRuntimeException();
   }
 
-  private static void closeQuietly(FileChannel ch) {
+  private static void closeQuietly(Chunks ch) {
     try {
       ch.close();
     } catch (IOException ignored) {
-      // a read-only file
+      // nothing held that matters
     }
   }
 
   /** Removes payloads stored more than {@link #KEEP} before {@code now}; returns how many. */
   public int sweep(Instant now) {
-    int removed = 0;
-    Instant before = now.minus(KEEP);
-    try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
-      for (Path p : ds) {
-        try {
-          if (Files.getLastModifiedTime(p).toInstant().isBefore(before)) {
-            Files.deleteIfExists(p);
-            removed++;
+    try {
+      return backing.sweep(now.minus(KEEP));
+    } catch (IOException e) {
+      LOG.warn("cannot remove old payloads: {}", e.getMessage());
+      return 0;
+    }
+  }
+
+  public void close() {
+    backing.close();
+  }
+
+  /** Payloads as files named by their digest's hex in one directory. */
+  private record DirectoryBacking(Path dir) implements Backing {
+    private Path file(String name) {
+      return dir.resolve(name.substring("sha256:".length()));
+    }
+
+    @Override
+    public boolean exists(String name) {
+      return Files.isRegularFile(file(name));
+    }
+
+    @Override
+    public void keep(String name, Path whole, long size) throws IOException {
+      Path to = file(name);
+      Files.move(whole, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      Files.setLastModifiedTime(to, java.nio.file.attribute.FileTime.from(Instant.now()));
+    }
+
+    @Override
+    public Chunks open(String name) throws IOException {
+      FileChannel ch = FileChannel.open(file(name), StandardOpenOption.READ);
+      return new Chunks() {
+        @Override
+        public ByteString next() throws IOException {
+          ByteBuffer buf = ByteBuffer.allocate(Payloads.CHUNK);
+          while (buf.hasRemaining() && ch.read(buf) > 0) {
+            // fill the chunk
           }
-        } catch (IOException e) {
-          LOG.debug("cannot remove payload {}: {}", p, e.toString());
+          return buf.position() == 0 ? null : ByteString.copyFrom(buf.flip());
+        }
+
+        @Override
+        public void close() throws IOException {
+          ch.close();
+        }
+      };
+    }
+
+    @Override
+    public int sweep(Instant before) throws IOException {
+      int removed = 0;
+      try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+        for (Path p : ds) {
+          try {
+            if (Files.getLastModifiedTime(p).toInstant().isBefore(before)) {
+              Files.deleteIfExists(p);
+              removed++;
+            }
+          } catch (IOException e) {
+            LOG.debug("cannot remove payload {}: {}", p, e.toString());
+          }
         }
       }
-    } catch (IOException e) {
-      LOG.warn("cannot list payloads in {}: {}", dir, e.toString());
+      return removed;
     }
-    return removed;
+
+    @Override
+    public void close() {
+      // files need no closing
+    }
   }
 }

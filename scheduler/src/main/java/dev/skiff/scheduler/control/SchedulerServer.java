@@ -10,6 +10,7 @@ import dev.skiff.scheduler.proto.PayloadRef;
 import dev.skiff.scheduler.proto.WorkerMessage;
 import dev.skiff.scheduler.proto.WorkersGrpc;
 import dev.skiff.scheduler.state.ControlState;
+import dev.skiff.scheduler.state.PostgresControlState;
 import io.grpc.Metadata;
 import io.grpc.Server;
 import io.grpc.ServerCall;
@@ -43,7 +44,8 @@ public final class SchedulerServer implements AutoCloseable {
    * Where and how to serve. {@code certificate} and {@code key} (PEM) both or neither; {@code data}
    * is the directory of large payloads ({@code payloads/}, see {@link PayloadStore}) and of the
    * functions' logs ({@code logs/}, see {@link LogStore}), null for a temporary one removed on
-   * close.
+   * close. With a PostgreSQL state both are kept in its database instead (uploads pass through
+   * {@code uploads/} until whole), where a standby that takes over finds them.
    */
   public record Options(
       InetSocketAddress address,
@@ -69,6 +71,7 @@ public final class SchedulerServer implements AutoCloseable {
   private final ExecutorService accepts;
   private final Path temporaryData;
   private final LogStore logs;
+  private final PayloadStore payloads;
 
   private SchedulerServer(
       Scheduler scheduler,
@@ -76,13 +79,15 @@ public final class SchedulerServer implements AutoCloseable {
       ScheduledExecutorService timers,
       ExecutorService accepts,
       Path temporaryData,
-      LogStore logs) {
+      LogStore logs,
+      PayloadStore payloads) {
     this.scheduler = scheduler;
     this.server = server;
     this.timers = timers;
     this.accepts = accepts;
     this.temporaryData = temporaryData;
     this.logs = logs;
+    this.payloads = payloads;
   }
 
   /**
@@ -95,25 +100,39 @@ public final class SchedulerServer implements AutoCloseable {
             4, r -> Thread.ofPlatform().daemon().name("skiff-scheduler-accept").unstarted(r));
     Scheduler scheduler;
     Path temporaryData = null;
-    PayloadStore payloads;
-    LogStore logs;
+    PayloadStore payloads = null;
+    LogStore logs = null;
     try {
       if (o.data() == null) {
         temporaryData = Files.createTempDirectory("skiff-scheduler-");
       }
       Path data = o.data() != null ? o.data() : temporaryData;
-      payloads = new PayloadStore(data.resolve("payloads"));
-      logs = new LogStore(data.resolve("logs"));
+      if (state instanceof PostgresControlState pg) {
+        // where a standby that takes over finds them
+        payloads = new PayloadStore(data.resolve("uploads"), new PostgresPayloads(pg.url()));
+        logs = new PostgresLogStore(pg.url());
+      } else {
+        payloads = PayloadStore.inDirectory(data.resolve("payloads"));
+        logs = new FileLogStore(data.resolve("logs"));
+      }
       scheduler = new Scheduler(state, InstantSource.system(), timers);
     } catch (IOException | RuntimeException e) {
       timers.shutdownNow();
       accepts.shutdownNow();
+      if (payloads != null) {
+        payloads.close();
+      }
+      if (logs != null) {
+        logs.close();
+      }
       throw e;
     }
-    scheduler.payloads(payloads::exists);
-    scheduler.logStore(logs);
+    PayloadStore payloadStore = payloads;
+    LogStore logStore = logs;
+    scheduler.payloads(payloadStore::exists);
+    scheduler.logStore(logStore);
     timers.scheduleWithFixedDelay(
-        () -> payloads.sweep(java.time.Instant.now()), 0, 10, TimeUnit.MINUTES);
+        () -> payloadStore.sweep(java.time.Instant.now()), 0, 10, TimeUnit.MINUTES);
     WorkersGrpc.WorkersImplBase workers =
         new WorkersGrpc.WorkersImplBase() {
           @Override
@@ -141,12 +160,12 @@ public final class SchedulerServer implements AutoCloseable {
 
           @Override
           public StreamObserver<PayloadChunk> putPayload(StreamObserver<PayloadRef> out) {
-            return payloads.put(out);
+            return payloadStore.put(out);
           }
 
           @Override
           public void getPayload(PayloadRef ref, StreamObserver<PayloadChunk> out) {
-            payloads.get(ref, out);
+            payloadStore.get(ref, out);
           }
         };
     NettyServerBuilder b =
@@ -187,7 +206,8 @@ public final class SchedulerServer implements AutoCloseable {
       accepts.shutdownNow();
       throw new IOException("cannot listen on " + o.address() + ": " + e.getMessage(), e);
     }
-    return new SchedulerServer(scheduler, server, timers, accepts, temporaryData, logs);
+    return new SchedulerServer(
+        scheduler, server, timers, accepts, temporaryData, logStore, payloadStore);
   }
 
   public Scheduler scheduler() {
@@ -214,6 +234,7 @@ public final class SchedulerServer implements AutoCloseable {
     timers.shutdownNow();
     accepts.shutdownNow();
     logs.close();
+    payloads.close();
     if (temporaryData != null) {
       try {
         dev.skiff.casfs.util.Trees.delete(temporaryData);

@@ -59,12 +59,18 @@ public final class PostgresControlState implements ControlState {
       CREATE TABLE IF NOT EXISTS skiff_secrets (name text PRIMARY KEY, body text NOT NULL);
       """;
 
+  private final PostgresConnection db;
   private final String url;
-  private Connection db;
   private Connection leader;
 
   private PostgresControlState(String url) {
-    this.url = url;
+    this.db = new PostgresConnection(url);
+    this.url = db.url();
+  }
+
+  /** The database's URL, for the scheduler's other tables (logs, payloads). */
+  public String url() {
+    return url;
   }
 
   /**
@@ -73,8 +79,8 @@ public final class PostgresControlState implements ControlState {
    * tables if they are not there.
    */
   public static PostgresControlState open(String url) throws IOException {
-    PostgresControlState s = new PostgresControlState(jdbc(url));
-    s.withTransaction(
+    PostgresControlState s = new PostgresControlState(url);
+    s.db.inTransaction(
         c -> {
           try (Statement st = c.createStatement()) {
             // one scheduler at a time makes the schema
@@ -84,92 +90,6 @@ public final class PostgresControlState implements ControlState {
           return null;
         });
     return s;
-  }
-
-  /** {@code postgresql://user:pw@host:port/db?x=y} as a JDBC URL with its user and password. */
-  static String jdbc(String url) {
-    if (url.startsWith("jdbc:")) {
-      return url;
-    }
-    String rest = url.substring(url.indexOf("://") + 3);
-    String user = null;
-    String password = null;
-    int at = rest.lastIndexOf('@');
-    if (at >= 0) {
-      String cred = rest.substring(0, at);
-      rest = rest.substring(at + 1);
-      int colon = cred.indexOf(':');
-      user = colon < 0 ? cred : cred.substring(0, colon);
-      password = colon < 0 ? null : cred.substring(colon + 1);
-    }
-    StringBuilder b = new StringBuilder("jdbc:postgresql://").append(rest);
-    char sep = rest.contains("?") ? '&' : '?';
-    if (user != null) {
-      param(b, sep, "user", user);
-      sep = '&';
-    }
-    if (password != null) {
-      param(b, sep, "password", password);
-    }
-    return b.toString();
-  }
-
-  /** Appends {@code name=value} to a JDBC URL, the value as the URL had it (percent-decoded). */
-  private static void param(StringBuilder b, char sep, String name, String value) {
-    b.append(sep)
-        .append(name)
-        .append('=')
-        .append(
-            java.net.URLEncoder.encode(
-                java.net.URLDecoder.decode(value, java.nio.charset.StandardCharsets.UTF_8),
-                java.nio.charset.StandardCharsets.UTF_8));
-  }
-
-  @FunctionalInterface
-  private interface Work<T> {
-    T run(Connection c) throws SQLException, IOException;
-  }
-
-  /** Runs {@code work} in one transaction, reconnecting once if the connection broke. */
-  private synchronized <T> T withTransaction(Work<T> work) throws IOException {
-    for (int attempt = 1; ; attempt++) {
-      try {
-        if (db == null || db.isClosed()) {
-          db = DriverManager.getConnection(url);
-          db.setAutoCommit(false);
-        }
-        try {
-          T out = work.run(db);
-          db.commit();
-          return out;
-        } catch (SQLException | IOException | RuntimeException e) {
-          try {
-            db.rollback();
-          } catch (SQLException ignored) {
-            // the connection is gone; the next attempt opens another
-          }
-          throw e;
-        }
-      } catch (SQLException e) {
-        boolean broken = e.getSQLState() != null && e.getSQLState().startsWith("08");
-        if (broken && attempt == 1) {
-          closeQuietly();
-          continue;
-        }
-        throw new IOException("PostgreSQL: " + e.getMessage(), e);
-      }
-    }
-  }
-
-  private void closeQuietly() {
-    try {
-      if (db != null) {
-        db.close();
-      }
-    } catch (SQLException ignored) {
-      // already broken
-    }
-    db = null;
   }
 
   /**
@@ -231,7 +151,7 @@ public final class PostgresControlState implements ControlState {
   @Override
   public Function deploy(FunctionSpec spec, long nowMillis) throws IOException {
     String id = spec.getApp() + "/" + spec.getName();
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           try (PreparedStatement lock =
               c.prepareStatement("SELECT pg_advisory_xact_lock(hashtext(?))")) {
@@ -269,7 +189,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public Optional<Function> latest(String id) throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           try (PreparedStatement q =
               c.prepareStatement(
@@ -284,7 +204,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public Optional<Function> function(String id, long version) throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           try (PreparedStatement q =
               c.prepareStatement("SELECT body FROM skiff_functions WHERE id = ? AND version = ?")) {
@@ -299,7 +219,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public List<Function> functions() throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           List<Function> out = new ArrayList<>();
           try (Statement st = c.createStatement();
@@ -320,7 +240,7 @@ public final class PostgresControlState implements ControlState {
     if (inputs.isEmpty()) {
       return List.of();
     }
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           List<Long> seqs = new ArrayList<>(inputs.size());
           try (PreparedStatement q =
@@ -369,7 +289,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public Optional<CallRecord> call(String callId) throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           try (PreparedStatement q =
               c.prepareStatement("SELECT body FROM skiff_calls WHERE call_id = ?")) {
@@ -383,7 +303,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public void update(List<CallRecord> records) throws IOException {
-    withTransaction(
+    db.inTransaction(
         c -> {
           try (PreparedStatement up =
               c.prepareStatement(
@@ -413,7 +333,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public int forgetFinished(long beforeMillis, int limit) throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           try (PreparedStatement del =
               c.prepareStatement(
@@ -437,7 +357,7 @@ public final class PostgresControlState implements ControlState {
   }
 
   private List<CallRecord> calls(String sql, int limit) throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           List<CallRecord> out = new ArrayList<>();
           try (PreparedStatement q = c.prepareStatement(sql)) {
@@ -456,7 +376,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public void putBlob(String digest, byte[] bytes) throws IOException {
-    withTransaction(
+    db.inTransaction(
         c -> {
           try (PreparedStatement ins =
               c.prepareStatement(
@@ -471,7 +391,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public boolean hasBlob(String digest) throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           try (PreparedStatement q =
               c.prepareStatement("SELECT 1 FROM skiff_blobs WHERE digest = ?")) {
@@ -485,7 +405,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public Optional<byte[]> blob(String digest) throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           try (PreparedStatement q =
               c.prepareStatement("SELECT body FROM skiff_blobs WHERE digest = ?")) {
@@ -500,7 +420,7 @@ public final class PostgresControlState implements ControlState {
   @Override
   public void putSecret(String name, Map<String, String> values) throws IOException {
     String body = JSON.writeValueAsString(new TreeMap<>(values));
-    withTransaction(
+    db.inTransaction(
         c -> {
           try (PreparedStatement ins =
               c.prepareStatement(
@@ -517,7 +437,7 @@ public final class PostgresControlState implements ControlState {
   @Override
   public Optional<Map<String, String>> secret(String name) throws IOException {
     Optional<String> body =
-        withTransaction(
+        db.inTransaction(
             c -> {
               try (PreparedStatement q =
                   c.prepareStatement("SELECT body FROM skiff_secrets WHERE name = ?")) {
@@ -535,7 +455,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public List<String> secrets() throws IOException {
-    return withTransaction(
+    return db.inTransaction(
         c -> {
           List<String> out = new ArrayList<>();
           try (Statement st = c.createStatement();
@@ -550,7 +470,7 @@ public final class PostgresControlState implements ControlState {
 
   @Override
   public synchronized void close() {
-    closeQuietly();
+    db.close();
     if (leader != null) {
       try {
         leader.close();

@@ -53,7 +53,7 @@ class PayloadStoreTest {
 
   @Test
   void anUploadIsNamedByItsDigestAndReadBackInChunks() throws Exception {
-    PayloadStore store = new PayloadStore(tmp.resolve("p"));
+    PayloadStore store = PayloadStore.inDirectory(tmp.resolve("p"));
     byte[] data = new byte[(3 << 20) + 5];
     new java.util.Random(1).nextBytes(data);
     Heard<PayloadRef> ref = new Heard<>();
@@ -79,14 +79,14 @@ class PayloadStoreTest {
       c.getData().writeTo(back);
     }
     assertArrayEquals(data, back.toByteArray());
-    try (var files = Files.list(store.dir())) {
+    try (var files = Files.list(tmp.resolve("p"))) {
       assertEquals(1, files.count(), "no upload left behind");
     }
   }
 
   @Test
   void namesThatAreNotDigestsAreNeverFilesAndMissingPayloadsAreNotFound() throws Exception {
-    PayloadStore store = new PayloadStore(tmp.resolve("p"));
+    PayloadStore store = PayloadStore.inDirectory(tmp.resolve("p"));
     Files.writeString(tmp.resolve("secret"), "host file");
     for (String bad : List.of("../secret", "sha256:../../secret", "", "sha256:" + "A".repeat(64))) {
       assertFalse(store.exists(bad), bad);
@@ -100,7 +100,7 @@ class PayloadStoreTest {
 
   @Test
   void anUploadOverTheLimitIsRefusedAndLeavesNothing() throws Exception {
-    PayloadStore store = new PayloadStore(tmp.resolve("p"));
+    PayloadStore store = PayloadStore.inDirectory(tmp.resolve("p"));
     Heard<PayloadRef> ref = new Heard<>();
     StreamObserver<PayloadChunk> up = store.put(ref);
     byte[] mib = new byte[Payloads.CHUNK];
@@ -112,21 +112,21 @@ class PayloadStoreTest {
         io.grpc.Status.Code.RESOURCE_EXHAUSTED,
         ((StatusRuntimeException) ref.error).getStatus().getCode());
     assertTrue(ref.values.isEmpty());
-    try (var files = Files.list(store.dir())) {
+    try (var files = Files.list(tmp.resolve("p"))) {
       assertEquals(0, files.count());
     }
     // an upload the client abandons leaves nothing either
     StreamObserver<PayloadChunk> gone = store.put(new Heard<>());
     gone.onNext(chunk(mib));
     gone.onError(new RuntimeException("client went away"));
-    try (var files = Files.list(store.dir())) {
+    try (var files = Files.list(tmp.resolve("p"))) {
       assertEquals(0, files.count());
     }
   }
 
   @Test
   void payloadsStoredMoreThanADayAgoAreSwept() throws Exception {
-    PayloadStore store = new PayloadStore(tmp.resolve("p"));
+    PayloadStore store = PayloadStore.inDirectory(tmp.resolve("p"));
     List<String> names = new ArrayList<>();
     for (String s : List.of("old", "new")) {
       Heard<PayloadRef> ref = new Heard<>();
@@ -135,7 +135,7 @@ class PayloadStoreTest {
       up.onCompleted();
       names.add(ref.values.get(0).getName());
     }
-    Path old = store.dir().resolve(names.get(0).substring("sha256:".length()));
+    Path old = tmp.resolve("p").resolve(names.get(0).substring("sha256:".length()));
     Files.setLastModifiedTime(
         old, FileTime.from(Instant.now().minus(PayloadStore.KEEP).minus(Duration.ofMinutes(1))));
     assertEquals(1, store.sweep(Instant.now()));

@@ -12,7 +12,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class LogStoreTest {
+class FileLogStoreTest {
   @TempDir Path tmp;
 
   private static LogLine line(String fn, String call, String text) {
@@ -25,14 +25,14 @@ class LogStoreTest {
 
   @Test
   void linesOutliveTheStoreAndAreFoundByFunctionAndByCall() throws Exception {
-    LogStore s = new LogStore(tmp.resolve("logs"));
+    FileLogStore s = new FileLogStore(tmp.resolve("logs"));
     s.append(line("app/a", "call-1", "one"));
     s.append(line("app/b", "call-2", "other"));
     s.append(line("app/a", "call-3", "two"));
     s.append(line("app/a", "call-1", "three"));
     s.flush();
     s.close();
-    LogStore again = new LogStore(tmp.resolve("logs"));
+    FileLogStore again = new FileLogStore(tmp.resolve("logs"));
     assertEquals(List.of("one", "two", "three"), texts(again.read("app/a", "", 10)));
     assertEquals(List.of("two", "three"), texts(again.read("app/a", "", 2)), "the latest");
     assertEquals(List.of("one", "three"), texts(again.read("app/a", "call-1", 10)));
@@ -44,7 +44,7 @@ class LogStoreTest {
 
   @Test
   void aFunctionKeepsAtMostTwoFilesAndTheNewestLines() throws Exception {
-    LogStore s = new LogStore(tmp.resolve("logs"), 10_000);
+    FileLogStore s = new FileLogStore(tmp.resolve("logs"), 10_000);
     for (int i = 0; i < 2_000; i++) {
       s.append(line("app/a", "call-" + i, "line " + i + " " + "x".repeat(40)));
     }
@@ -63,7 +63,7 @@ class LogStoreTest {
 
   @Test
   void aLineCutShortByACrashEndsTheReadablePart() throws Exception {
-    LogStore s = new LogStore(tmp.resolve("logs"));
+    FileLogStore s = new FileLogStore(tmp.resolve("logs"));
     s.append(line("app/a", "c", "whole"));
     s.append(line("app/a", "c", "cut short"));
     s.close();
@@ -71,6 +71,7 @@ class LogStoreTest {
     try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
       ch.truncate(Files.size(f) - 3);
     }
-    assertEquals(List.of("whole"), texts(new LogStore(tmp.resolve("logs")).read("app/a", "", 10)));
+    assertEquals(
+        List.of("whole"), texts(new FileLogStore(tmp.resolve("logs")).read("app/a", "", 10)));
   }
 }
