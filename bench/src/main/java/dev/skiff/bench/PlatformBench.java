@@ -93,6 +93,17 @@ public final class PlatformBench {
           return x
       """;
 
+  /**
+   * The import of {@code handlers:imports} at the module's top, as code written for {@code
+   * --snapshot} puts it: a snapshot taken after the module's import holds the imported modules.
+   */
+  private static final String PRELOADED =
+      """
+      import json, email.mime.text, http.client, xml.dom.minidom, asyncio, decimal
+      def imports(x):
+          return x
+      """;
+
   public static void main(String[] args) throws Exception {
     Path work = Path.of("/var/tmp/skiff-platform-bench");
     int calls = 2000;
@@ -117,6 +128,7 @@ public final class PlatformBench {
     Path home = work.resolve("home");
     Path code = Files.createDirectories(work.resolve("code"));
     Files.writeString(code.resolve("handlers.py"), HANDLERS);
+    Files.writeString(code.resolve("preloaded.py"), PRELOADED);
     StringBuilder report = new StringBuilder();
     try (ImageStore store = ImageStore.open(home)) {
       Path rootfs = HostRootfs.python().build(work.resolve("rootfs"));
@@ -479,9 +491,24 @@ public final class PlatformBench {
         origin.push(ImageRef.parse("py:opt"), bucket, ImageStore.PushProgress.NONE);
         TraceStore.copyAll(origin.blobs(), bucket, r.after());
       }
+      client.deploy(
+          fn("bucket-snap", "preloaded:imports").setImage(optImage).setSnapshot(true).build(),
+          code);
+      log("taking the memory snapshot of bucket-snap (it goes to the bucket)");
+      coldBucketCall(
+          client,
+          target,
+          workerToken,
+          work,
+          "snap-take",
+          s3.endpoint().toString(),
+          TraceHook.Options.defaults(),
+          "bench/bucket-snap",
+          false);
       List<double[]> opt = new ArrayList<>();
       List<double[]> plain = new ArrayList<>();
       List<double[]> local = new ArrayList<>();
+      List<double[]> snap = new ArrayList<>();
       try (LatencyProxy proxy =
           LatencyProxy.start(
               new InetSocketAddress("127.0.0.1", s3.port()),
@@ -522,6 +549,17 @@ public final class PlatformBench {
                   TraceHook.Options.defaults(),
                   "bench/bucket-local",
                   true));
+          snap.add(
+              coldBucketCall(
+                  client,
+                  target,
+                  workerToken,
+                  work,
+                  "snap" + r,
+                  endpoint,
+                  TraceHook.Options.defaults(),
+                  "bench/bucket-snap",
+                  false));
           log(String.format(Locale.ROOT, "bucket rep %d/%d done", r + 1, reps));
         }
       }
@@ -538,6 +576,11 @@ public final class PlatformBench {
           .append(
               bucketRow(
                   "reference: the optimized image already mounted here, chunks cached", local))
+          .append(
+              bucketRow(
+                  "trace + optimize, the imports at the module's top, restored from the"
+                      + " function's memory snapshot in the bucket",
+                  snap))
           .append(
               String.format(
                   Locale.ROOT,

@@ -174,6 +174,23 @@ final class GvisorRuntime implements SandboxRuntime {
   }
 
   @Override
+  public void prepare(ImageSpec image) {
+    if (image instanceof ImageSpec.HostDirectory) {
+      return;
+    }
+    Thread.ofVirtual()
+        .name("skiff-prepare")
+        .start(
+            () -> {
+              try (MountPool.Lease lease = mounts.acquire(image)) {
+                // mounted: released to the pool's idle timer, for the start that follows
+              } catch (IOException | RuntimeException e) {
+                // the start that follows tries again and says why
+              }
+            });
+  }
+
+  @Override
   public SnapshotStore snapshots() {
     return snapshots;
   }

@@ -167,6 +167,13 @@ public interface SandboxRuntime extends AutoCloseable {
   SnapshotStore snapshots();
 
   /**
+   * Starts mounting {@code image} in the background if it is not mounted, so that a sandbox created
+   * or restored on it soon after finds it mounted (while, say, its snapshot is fetched). Unused,
+   * the mount goes after the idle time as any other. Failures are the later start's to report.
+   */
+  default void prepare(ImageSpec image) {}
+
+  /**
    * The NVIDIA driver versions whose GPUs this runtime can put in a sandbox (gVisor's nvproxy
    * supports a list of them); empty where it can put none in.
    */

@@ -2,6 +2,8 @@ package dev.skiff.runtime;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
+import com.github.luben.zstd.ZstdOutputStreamNoFinalizer;
 import dev.skiff.api.ImageRef;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
@@ -41,6 +43,14 @@ public final class SnapshotStore {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final String META = "snapshot.json";
 
+  /** In a bucket's snapshot.json: its files and their sizes, so a fetch needs no listing. */
+  private static final String FILES = "files";
+
+  /** In a bucket's snapshot.json: "zstd" where each file is stored as FILE.zst. */
+  private static final String COMPRESSION = "compression";
+
+  private static final int ZSTD_LEVEL = 3;
+
   private final ImageStore store;
   private final Remotes remotes;
 
@@ -72,13 +82,7 @@ public final class SnapshotStore {
    * there.
    */
   private Digest digestOf(ImageSpec image) throws IOException {
-    ImageRef ref =
-        image
-            .localRef()
-            .orElseThrow(
-                () ->
-                    new IllegalArgumentException(
-                        "a host directory (" + image + ") has no snapshots"));
+    ImageRef ref = refOf(image);
     Optional<Digest> local = store.resolve(ref);
     if (local.isPresent()) {
       return local.get();
@@ -90,6 +94,14 @@ public final class SnapshotStore {
       }
     }
     throw new NoSuchImageException(ref, null);
+  }
+
+  private static ImageRef refOf(ImageSpec image) {
+    return image
+        .localRef()
+        .orElseThrow(
+            () ->
+                new IllegalArgumentException("a host directory (" + image + ") has no snapshots"));
   }
 
   /** The snapshots of an image, here and in its bucket, by name. */
@@ -112,6 +124,8 @@ public final class SnapshotStore {
             if (meta.isPresent()) {
               ObjectNode m = (ObjectNode) JSON.readTree(meta.get());
               String name = m.path("name").asText();
+              m.remove(FILES);
+              m.remove(COMPRESSION);
               if (!out.containsKey(name)) {
                 m.put("dir", parent.resolve(name).toString());
                 out.put(name, JSON.treeToValue(m, Snapshot.class));
@@ -130,21 +144,28 @@ public final class SnapshotStore {
    * @throws NoSuchSnapshotException if there is no such snapshot
    */
   public Snapshot find(ImageSpec image, String name) throws IOException {
-    Digest d = digestOf(image);
-    Path p = dirOf(d).resolve(Snapshot.checkName(name));
-    if (!Files.exists(p.resolve(META))) {
-      Optional<S3Location> where = bucketOf(image);
-      boolean fetched = false;
-      if (where.isPresent()) {
-        try (BlobStore remote = open(where.get())) {
-          fetched = download(remote, d, name, p);
-        }
+    Snapshot.checkName(name);
+    ImageRef ref = refOf(image);
+    Optional<Digest> local = store.resolve(ref);
+    if (local.isPresent() && Files.exists(dirOf(local.get()).resolve(name).resolve(META))) {
+      return read(dirOf(local.get()).resolve(name));
+    }
+    Optional<S3Location> where = bucketOf(image);
+    if (where.isEmpty()) {
+      if (local.isEmpty()) {
+        throw new NoSuchImageException(ref, null);
       }
-      if (!fetched) {
+      throw new NoSuchSnapshotException(image, name);
+    }
+    // one client (one connection) for the tag and the snapshot's files
+    try (BlobStore remote = open(where.get())) {
+      Digest d = local.isPresent() ? local.get() : ImageStore.remoteTag(remote, where.get(), ref);
+      Path p = dirOf(d).resolve(name);
+      if (!Files.exists(p.resolve(META)) && !download(remote, d, name, p)) {
         throw new NoSuchSnapshotException(image, name);
       }
+      return read(p);
     }
-    return read(p);
   }
 
   /**
@@ -239,15 +260,34 @@ public final class SnapshotStore {
    * Copies a snapshot to a bucket: the checkpoint files and the spec first, snapshot.json last (a
    * snapshot without it is incomplete and invisible).
    */
-  private static void upload(Snapshot s, Digest d, BlobStore remote) throws IOException {
+  private void upload(Snapshot s, Digest d, BlobStore remote) throws IOException {
     String prefix = BlobNames.snapshots(d, s.name());
+    ObjectNode meta = (ObjectNode) JSON.readTree(s.dir().resolve(META).toFile());
+    ObjectNode sizes = meta.putObject(FILES);
+    meta.put(COMPRESSION, "zstd");
+    List<String> rels = new ArrayList<>();
     try (Stream<Path> files = Files.list(s.checkpointDir())) {
-      for (Path f : files.sorted().toList()) {
-        remote.putFile(prefix + "checkpoint/" + f.getFileName(), f);
+      files.sorted().forEach(f -> rels.add("checkpoint/" + f.getFileName()));
+    }
+    rels.add("config.json");
+    for (String rel : rels) {
+      // memory pages compress about 3 to 1: a first restore elsewhere moves a third
+      Path z = Files.createTempFile(store.scratch(), "snapshot-", ".zst");
+      try {
+        try (var in = Files.newInputStream(s.dir().resolve(rel));
+            var out = new ZstdOutputStreamNoFinalizer(Files.newOutputStream(z), ZSTD_LEVEL)) {
+          in.transferTo(out);
+        }
+        remote.putFile(prefix + rel + ".zst", z);
+        sizes.put(rel, Files.size(z));
+      } finally {
+        Files.deleteIfExists(z);
       }
     }
-    remote.putFile(prefix + "config.json", s.dir().resolve("config.json"));
-    remote.putFile(prefix + META, s.dir().resolve(META));
+    remote.put(
+        prefix + META,
+        new java.io.ByteArrayInputStream(
+            JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(meta)));
   }
 
   /**
@@ -261,33 +301,140 @@ public final class SnapshotStore {
     if (meta.isEmpty()) {
       return false;
     }
+    ObjectNode m = (ObjectNode) JSON.readTree(meta.get());
+    // What to fetch and how large: from snapshot.json (no listing, no HEADs), or for a snapshot
+    // stored before it said so, from the bucket.
+    Map<String, Long> files = new TreeMap<>();
+    boolean zstd = "zstd".equals(m.path(COMPRESSION).asText());
+    if (m.has(FILES)) {
+      m.get(FILES).properties().forEach(e -> files.put(e.getKey(), e.getValue().asLong()));
+    } else {
+      for (String blob : remote.list(prefix + "checkpoint/")) {
+        String rel = blob.substring(prefix.length());
+        files.put(rel, remote.size(blob).orElseThrow(() -> vanished(blob)));
+      }
+      files.put(
+          "config.json",
+          remote.size(prefix + "config.json").orElseThrow(() -> vanished("config.json")));
+    }
+    m.remove(FILES);
+    m.remove(COMPRESSION);
     Files.createDirectories(to.getParent());
     Path tmp = Files.createTempDirectory(to.getParent(), ".fetching-");
     try {
-      Path cp = Files.createDirectory(tmp.resolve("checkpoint"));
-      for (String blob : remote.list(prefix + "checkpoint/")) {
-        fetch(remote, blob, cp.resolve(blob.substring(blob.lastIndexOf('/') + 1)));
+      Files.createDirectory(tmp.resolve("checkpoint"));
+      fetchAll(remote, prefix, files, zstd ? ".zst" : "", tmp);
+      JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve(META).toFile(), m);
+      try {
+        Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
+      } catch (java.nio.file.FileAlreadyExistsException
+          | java.nio.file.DirectoryNotEmptyException e) {
+        // another process fetched it first: theirs serves
       }
-      fetch(remote, prefix + "config.json", tmp.resolve("config.json"));
-      Files.write(tmp.resolve(META), meta.get());
-      Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
     } finally {
       Trees.delete(tmp);
     }
     return true;
   }
 
-  /** A blob to a file in 16 MiB ranges (checkpoints can be larger than an array). */
-  private static void fetch(BlobStore remote, String blob, Path file) throws IOException {
-    long size =
-        remote.size(blob).orElseThrow(() -> new IOException("snapshot blob " + blob + " vanished"));
-    try (FileChannel out =
-        FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      for (long off = 0; off < size; off += 16 << 20) {
-        ByteBuffer b = remote.readFully(blob, off, (int) Math.min(16 << 20, size - off));
-        while (b.hasRemaining()) {
-          out.write(b);
+  /** Waits for every task; the first failure cancels the rest and is thrown. */
+  private static void awaitAll(List<java.util.concurrent.Future<?>> tasks) throws IOException {
+    for (var t : tasks) {
+      try {
+        t.get();
+      } catch (java.util.concurrent.ExecutionException e) {
+        tasks.forEach(x -> x.cancel(true));
+        throw e.getCause() instanceof IOException io
+            ? io
+            : new IOException("fetching a snapshot: " + e.getCause(), e.getCause());
+      } catch (InterruptedException e) {
+        tasks.forEach(x -> x.cancel(true));
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("fetching a snapshot");
+      }
+    }
+  }
+
+  private static IOException vanished(String blob) {
+    return new IOException("snapshot blob " + blob + " vanished");
+  }
+
+  /** Ranges of a snapshot's files fetched at once (each up to {@link #RANGE}). */
+  private static final int PARALLEL = 8;
+
+  private static final int RANGE = 8 << 20;
+
+  /**
+   * Fetches {@code files} (paths under {@code prefix}, with their sizes) into {@code dir}, their
+   * ranges {@link #PARALLEL} at a time: a snapshot's round trips overlap, and a large one moves at
+   * the bandwidth of several connections.
+   */
+  private static void fetchAll(
+      BlobStore remote, String prefix, Map<String, Long> files, String suffix, Path dir)
+      throws IOException {
+    Map<String, FileChannel> out = new TreeMap<>();
+    java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(PARALLEL);
+    List<java.util.concurrent.Future<?>> parts = new ArrayList<>();
+    try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+      for (Map.Entry<String, Long> f : files.entrySet()) {
+        String rel = f.getKey();
+        Path file = dir.resolve(rel).normalize();
+        if (!file.startsWith(dir) || rel.contains("..")) {
+          throw new IOException("snapshot file name " + rel + " leaves its directory");
         }
+        Path fetched = suffix.isEmpty() ? file : file.resolveSibling(file.getFileName() + suffix);
+        FileChannel ch =
+            FileChannel.open(
+                fetched,
+                StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        out.put(rel, ch);
+        long size = f.getValue();
+        for (long off = 0; off < size; off += RANGE) {
+          long at = off;
+          int len = (int) Math.min(RANGE, size - off);
+          parts.add(
+              pool.submit(
+                  () -> {
+                    slots.acquire();
+                    try {
+                      ByteBuffer b = remote.readFully(prefix + rel + suffix, at, len);
+                      for (long pos = at; b.hasRemaining(); ) {
+                        pos += ch.write(b, pos);
+                      }
+                    } finally {
+                      slots.release();
+                    }
+                    return null;
+                  }));
+        }
+      }
+      awaitAll(parts);
+      if (!suffix.isEmpty()) { // each file unpacked beside its compressed copy, at once
+        List<java.util.concurrent.Future<?>> unpacked = new ArrayList<>();
+        for (Map.Entry<String, FileChannel> e : out.entrySet()) {
+          Path file = dir.resolve(e.getKey());
+          FileChannel ch = e.getValue();
+          unpacked.add(
+              pool.submit(
+                  () -> {
+                    ch.position(0);
+                    try (var in =
+                            new ZstdInputStreamNoFinalizer(
+                                java.nio.channels.Channels.newInputStream(ch));
+                        var o = Files.newOutputStream(file, StandardOpenOption.CREATE_NEW)) {
+                      in.transferTo(o);
+                    }
+                    Files.delete(file.resolveSibling(file.getFileName() + suffix));
+                    return null;
+                  }));
+        }
+        awaitAll(unpacked);
+      }
+    } finally {
+      for (FileChannel ch : out.values()) {
+        ch.close();
       }
     }
   }

@@ -130,6 +130,64 @@ class RemoteSandboxTest {
               "restored on host-b on a sandbox from host-a\n",
               out.toString(StandardCharsets.UTF_8));
         }
+      }
+      // The bucket holds the files zstd-compressed and snapshot.json lists them with their sizes;
+      // a snapshot stored before that (plain files, found by listing) still fetches, whole.
+      try (BlobStore bucket =
+          server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+        String meta =
+            bucket.list("snapshots/").stream()
+                .filter(b -> b.endsWith("/ready/snapshot.json"))
+                .findFirst()
+                .orElseThrow();
+        String prefix = meta.substring(0, meta.length() - "snapshot.json".length());
+        for (String blob : bucket.list(prefix)) {
+          if (blob.endsWith(".zst")) {
+            byte[] plain;
+            try (var in =
+                new com.github.luben.zstd.ZstdInputStream(
+                    new java.io.ByteArrayInputStream(bucket.readAll(blob).orElseThrow()))) {
+              plain = in.readAllBytes();
+            }
+            bucket.put(
+                blob.substring(0, blob.length() - 4), new java.io.ByteArrayInputStream(plain));
+            bucket.delete(blob);
+          }
+        }
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var m =
+            (com.fasterxml.jackson.databind.node.ObjectNode)
+                json.readTree(bucket.readAll(meta).orElseThrow());
+        assertTrue(m.has("files") && m.path("compression").asText().equals("zstd"), m.toString());
+        m.remove("files");
+        m.remove("compression");
+        bucket.put(meta, new java.io.ByteArrayInputStream(json.writeValueAsBytes(m)));
+      }
+      Path third = tmp.resolve("host-c");
+      try (ImageStore store = ImageStore.open(third);
+          BlobStore bucket =
+              server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+        store.pull(bucket, server.location("fleet"), ImageRef.parse("tools:1"));
+      }
+      try (ImageStore store = ImageStore.open(third);
+          SandboxRuntime rt =
+              SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
+        Snapshot fetched = rt.snapshots().find(ImageSpec.parse("tools:1"), "ready");
+        Path taken = home.resolve(third.relativize(fetched.dir())); // as host-a took it
+        List<Path> files;
+        try (var walk = Files.walk(taken)) {
+          files =
+              walk.filter(Files::isRegularFile)
+                  .filter(f -> !f.getFileName().toString().equals("snapshot.json"))
+                  .toList();
+        }
+        assertTrue(files.size() >= 2, files.toString());
+        for (Path f : files) {
+          Path got = fetched.dir().resolve(taken.relativize(f));
+          assertTrue(
+              java.util.Arrays.equals(Files.readAllBytes(f), Files.readAllBytes(got)),
+              taken.relativize(f) + " fetched whole");
+        }
         rt.snapshots().remove(ImageSpec.parse("tools:1"), "ready");
       }
       try (BlobStore bucket =

@@ -635,6 +635,7 @@ public final class Worker implements AutoCloseable {
   private FunctionContainer fromSnapshot(
       StartContainer s, FunctionContainer.Spec spec, LogSinkToScheduler logs) throws IOException {
     String name = snapshotName(s, spec);
+    rt.prepare(spec.image()); // mounting while the snapshot is looked up (and fetched)
     CompletableFuture<Snapshot> f =
         snapshot(
             name,
