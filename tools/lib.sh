@@ -35,8 +35,8 @@ skiff_need_root_packages() {
   # Debian packages the project uses: FUSE 3, umoci/skopeo for real images, squashfuse for benchmarks,
   # PostgreSQL for the scheduler's shared state (its tests start a server of their own), runc for
   # GPU containers an operator lets run without gVisor, docker-registry (and htpasswd) for the
-  # registry tests, which start one of their own.
-  local pkgs="fuse3 libfuse3-3 libfuse3-dev maven umoci skopeo squashfuse squashfs-tools attr python3 tar postgresql openssl runc docker-registry apache2-utils"
+  # registry tests, which start one of their own; debootstrap for Debian bases built from apt's mirror.
+  local pkgs="fuse3 libfuse3-3 libfuse3-dev maven umoci skopeo squashfuse squashfs-tools attr python3 tar postgresql openssl runc docker-registry apache2-utils debootstrap"
   local missing=""
   for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -9,7 +9,7 @@ import java.util.List;
 /**
  * The parts of an OCI image configuration that decide how a process starts: environment, entrypoint
  * and command, working directory and user. Images imported from a plain rootfs have no
- * configuration; they get the defaults (PATH, root, /).
+ * configuration; they get the defaults (PATH, root, and {@code workdir} empty: none named).
  */
 public record ImageConfig(
     List<String> env, List<String> entrypoint, List<String> cmd, String workdir, String user) {
@@ -18,7 +18,12 @@ public record ImageConfig(
   private static final ObjectMapper JSON = new ObjectMapper();
 
   public static ImageConfig defaults() {
-    return new ImageConfig(List.of(DEFAULT_PATH), List.of(), List.of(), "/", "");
+    return new ImageConfig(List.of(DEFAULT_PATH), List.of(), List.of(), "", "");
+  }
+
+  /** The image's working directory, or {@code fallback} (null: {@code /}) where it names none. */
+  public String workdirOr(String fallback) {
+    return !workdir.isEmpty() ? workdir : fallback != null ? fallback : "/";
   }
 
   /** Parses the image's config JSON (as stored in its index); null or blank gives the defaults. */
@@ -36,7 +41,7 @@ public record ImageConfig(
         List.copyOf(env),
         List.copyOf(strings(c.path("Entrypoint"))),
         List.copyOf(strings(c.path("Cmd"))),
-        wd.isEmpty() ? "/" : wd,
+        wd,
         c.path("User").asText(""));
   }
 

@@ -85,7 +85,7 @@ final class OciSpec {
     }
     String user = o.user() != null ? o.user() : image.user();
     long[] ids = resolveUser(user, rootfs);
-    String cwd = o.workdir() != null ? o.workdir() : image.workdir();
+    String cwd = o.workdir() != null ? o.workdir() : image.workdirOr(o.defaultWorkdir());
     if (!cwd.startsWith("/")) {
       throw new IllegalArgumentException("working directory must be absolute: " + cwd);
     }

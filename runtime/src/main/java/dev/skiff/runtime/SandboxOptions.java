@@ -10,6 +10,8 @@ import java.util.List;
  *
  * @param env NAME=VALUE pairs added to (or replacing) the image's environment
  * @param workdir working directory, or null for the image's
+ * @param defaultWorkdir working directory where {@code workdir} is null and the image names none (a
+ *     function's code directory, say), or null for {@code /}
  * @param user {@code UID[:GID]} or a user name from the image's /etc/passwd, or null for the
  *     image's
  * @param volumes host directories bound into the sandbox
@@ -29,6 +31,7 @@ import java.util.List;
 public record SandboxOptions(
     List<String> env,
     String workdir,
+    String defaultWorkdir,
     String user,
     List<Volume> volumes,
     Duration timeout,
@@ -113,6 +116,7 @@ public record SandboxOptions(
     Builder b = new Builder();
     b.env.addAll(env);
     b.workdir = workdir;
+    b.defaultWorkdir = defaultWorkdir;
     b.user = user;
     b.volumes.addAll(volumes);
     b.timeout = timeout;
@@ -130,6 +134,7 @@ public record SandboxOptions(
   public static final class Builder {
     private final List<String> env = new ArrayList<>();
     private String workdir;
+    private String defaultWorkdir;
     private String user;
     private final List<Volume> volumes = new ArrayList<>();
     private Duration timeout;
@@ -149,6 +154,12 @@ public record SandboxOptions(
 
     public Builder workdir(String dir) {
       this.workdir = dir;
+      return this;
+    }
+
+    /** The working directory where none is set here and the image names none. */
+    public Builder defaultWorkdir(String dir) {
+      this.defaultWorkdir = dir;
       return this;
     }
 
@@ -211,6 +222,7 @@ public record SandboxOptions(
       return new SandboxOptions(
           env,
           workdir,
+          defaultWorkdir,
           user,
           volumes,
           timeout,

@@ -58,6 +58,14 @@ public final class Environment {
         "needs gVisor's runsc (apt-get install -t bookworm-backports runsc, or plain runsc)");
   }
 
+  /** gVisor, and debootstrap for Debian bases made from this host's apt mirror. */
+  public static void requireDebootstrap() {
+    requireRunsc();
+    require(
+        onPath("debootstrap") || Files.isExecutable(Path.of("/usr/sbin/debootstrap")),
+        "needs debootstrap (apt-get install debootstrap)");
+  }
+
   /** What make-image.sh needs on top of FUSE. */
   public static void requireImageTools() {
     requireFuse();

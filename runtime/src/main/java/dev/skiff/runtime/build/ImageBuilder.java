@@ -42,10 +42,11 @@ import java.util.stream.Stream;
 
 /**
  * Builds an image from a Dockerfile, step by step, into the store: {@code FROM} (an image of the
- * store, or {@code docker://...} pulled into it), {@code RUN} in a gVisor sandbox on the image so
- * far (network on, for apt and pip) whose writes become the next layer, {@code COPY} (and {@code
- * ADD} of local files) from the context, and {@code ENV}, {@code WORKDIR}, {@code USER}, {@code
- * CMD}, {@code ENTRYPOINT}, {@code LABEL}, {@code ARG}.
+ * store, {@code docker://...} pulled into it, or {@code debootstrap://SUITE[?include=PKG,PKG]}, a
+ * Debian base made from this host's apt mirror once and kept), {@code RUN} in a gVisor sandbox on
+ * the image so far (network on, for apt and pip) whose writes become the next layer, {@code COPY}
+ * (and {@code ADD} of local files) from the context, and {@code ENV}, {@code WORKDIR}, {@code
+ * USER}, {@code CMD}, {@code ENTRYPOINT}, {@code LABEL}, {@code ARG}.
  *
  * <p>Each {@code RUN} and {@code COPY} is cached in the store under a key of the image it starts
  * from (its index digest), the step's text, the environment it runs with, and the content of what
@@ -239,6 +240,9 @@ public final class ImageBuilder {
   }
 
   private ImageRef from(String image) throws IOException {
+    if (DebianBase.is(image)) {
+      return DebianBase.ensure(store, image, log);
+    }
     if (RegistryRef.is(image)) {
       RegistryRef ref = RegistryRef.parse(image);
       ImageRef base =
@@ -294,7 +298,7 @@ public final class ImageBuilder {
   }
 
   /** {@code K=V K2="V 2"} or the old {@code K V} form. */
-  private static Map<String, String> pairs(String a, String where) throws BuildException {
+  static Map<String, String> pairs(String a, String where) throws BuildException {
     Map<String, String> out = new LinkedHashMap<>();
     if (!a.contains("=")) {
       int space = a.indexOf(' ');
@@ -316,15 +320,28 @@ public final class ImageBuilder {
       String name = a.substring(i, eq);
       StringBuilder v = new StringBuilder();
       int j = eq + 1;
-      if (j < a.length() && a.charAt(j) == '"') {
-        j++;
-        while (j < a.length() && a.charAt(j) != '"') {
-          v.append(a.charAt(j++));
-        }
-        j++;
-      } else {
-        while (j < a.length() && a.charAt(j) != ' ') {
-          v.append(a.charAt(j++));
+      // as Docker reads them: "double quotes" with backslash escapes, 'single' as written,
+      // bare words with backslash escapes (a\ b is one value)
+      while (j < a.length() && a.charAt(j) != ' ') {
+        char c = a.charAt(j);
+        if (c == '"' || c == '\'') {
+          j++;
+          while (j < a.length() && a.charAt(j) != c) {
+            if (c == '"' && a.charAt(j) == '\\' && j + 1 < a.length()) {
+              j++;
+            }
+            v.append(a.charAt(j++));
+          }
+          if (j >= a.length()) {
+            throw new BuildException(where + ": a quote is not closed in '" + a.substring(i) + "'");
+          }
+          j++;
+        } else if (c == '\\' && j + 1 < a.length()) {
+          v.append(a.charAt(j + 1));
+          j += 2;
+        } else {
+          v.append(c);
+          j++;
         }
       }
       out.put(name, v.toString());

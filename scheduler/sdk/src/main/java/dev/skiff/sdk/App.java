@@ -175,13 +175,16 @@ public final class App {
     List<String> warnings = new ArrayList<>();
     List<Long> versions = new ArrayList<>();
     for (SkiffFunction<?, ?> f : fs) {
+      String image = c.build(f.definition().image()); // a name, or built from its steps once
       DeployResponse r;
       try {
         r =
             c.control()
                 .stub()
                 .deploy(
-                    DeployRequest.newBuilder().setSpec(f.definition().spec(cp.digests())).build());
+                    DeployRequest.newBuilder()
+                        .setSpec(f.definition().spec(cp.digests(), image))
+                        .build());
       } catch (StatusRuntimeException e) {
         throw c.translate(e, "deploying " + f.id());
       }

@@ -187,12 +187,16 @@ public final class FunctionBuilder<I, O> {
     return f;
   }
 
-  /** The function's spec for the control plane, with its class path. */
-  FunctionSpec spec(List<String> classpath) {
+  Image image() {
+    return image;
+  }
+
+  /** The function's spec for the control plane, with its class path, on image {@code imageName}. */
+  FunctionSpec spec(List<String> classpath, String imageName) {
     return FunctionSpec.newBuilder()
         .setApp(app.name())
         .setName(name)
-        .setImage(image.spec().toString())
+        .setImage(imageName)
         .setInterpreter(image.jvm())
         .setLanguage("java")
         .setHandler(ref.handler())

@@ -65,6 +65,40 @@ public final class SkiffClient implements AutoCloseable {
     return control;
   }
 
+  private final java.util.Map<String, String> built =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
+  /**
+   * The name of {@code image}: its own, or for an image defined in steps, the image a worker builds
+   * from them (through the scheduler, its log on stderr; once per client: the build's step cache
+   * makes a later client's build of the same steps run none).
+   *
+   * @throws IllegalStateException if the build fails, saying at which step and why
+   */
+  public String build(Image image) {
+    if (!image.built()) {
+      return image.spec().toString();
+    }
+    byte[] context = image.contextZip();
+    String key =
+        image.dockerfile()
+            + "\n"
+            + (context == null ? "" : dev.skiff.scheduler.CodeBundle.digest(context));
+    return built.computeIfAbsent(
+        key,
+        k -> {
+          try {
+            return control.buildImage(
+                image.dockerfile(),
+                context,
+                false,
+                line -> System.err.println("skiff build: " + line));
+          } catch (StatusRuntimeException e) {
+            throw translate(e, "building the image");
+          }
+        });
+  }
+
   String target() {
     return target;
   }

@@ -145,6 +145,17 @@ final class ControlService extends ControlGrpc.ControlImplBase {
   }
 
   @Override
+  public void buildImage(
+      dev.skiff.scheduler.proto.BuildImageRequest req,
+      StreamObserver<dev.skiff.scheduler.proto.BuildEvent> out) {
+    try {
+      scheduler.build(req, out);
+    } catch (Throwable t) {
+      out.onError(status(t));
+    }
+  }
+
+  @Override
   public void stopApp(StopAppRequest req, StreamObserver<StopAppResponse> out) {
     answer(
         out,

@@ -6,6 +6,9 @@ import dev.skiff.api.ImageSpec;
 import dev.skiff.scheduler.CodeBundle;
 import dev.skiff.scheduler.Payloads;
 import dev.skiff.scheduler.proto.Assignment;
+import dev.skiff.scheduler.proto.BuildEvent;
+import dev.skiff.scheduler.proto.BuildImageRequest;
+import dev.skiff.scheduler.proto.BuildProgress;
 import dev.skiff.scheduler.proto.CallInfo;
 import dev.skiff.scheduler.proto.CallRecord;
 import dev.skiff.scheduler.proto.ContainerInfo;
@@ -29,6 +32,7 @@ import dev.skiff.scheduler.proto.WorkerMessage;
 import dev.skiff.scheduler.state.ControlState;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.InstantSource;
@@ -47,6 +51,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledExecutorService;
@@ -1239,6 +1244,91 @@ public final class Scheduler implements AutoCloseable {
     }
   }
 
+  // ---- image builds -----------------------------------------------------------------------------
+
+  private record Build(String workerId, StreamObserver<BuildEvent> out) {}
+
+  private final Map<String, Build> builds = new HashMap<>();
+
+  /**
+   * Builds an image on the least busy worker, relaying its log to {@code out} and, last, the
+   * image's name ({@code skiff-image:...}, the same for the same Dockerfile and context), which
+   * that worker then has (placement prefers it). The step cache of the worker's store makes a
+   * rebuild of what it built before cost no step.
+   */
+  public void build(BuildImageRequest req, StreamObserver<BuildEvent> out) throws IOException {
+    if (req.getDockerfile().isBlank()) {
+      throw new IllegalArgumentException("the Dockerfile is empty: it needs at least a FROM");
+    }
+    if (req.getDockerfile().length() > 1 << 20) {
+      throw new IllegalArgumentException("a Dockerfile over 1 MiB is refused");
+    }
+    if (!req.getContextDigest().isEmpty() && !state.hasBlob(req.getContextDigest())) {
+      throw new IllegalArgumentException(
+          "no build context " + req.getContextDigest() + " (upload it with PutCode first)");
+    }
+    String tag =
+        "skiff-image:"
+            + CodeBundle.digest(
+                    (req.getDockerfile() + "\n" + req.getContextDigest())
+                        .getBytes(StandardCharsets.UTF_8))
+                .substring("sha256:".length(), "sha256:".length() + 20);
+    synchronized (this) {
+      WorkerConn w =
+          workers.values().stream()
+              .min(java.util.Comparator.comparingInt(x -> x.containers.size()))
+              .orElseThrow(
+                  () ->
+                      io.grpc.Status.FAILED_PRECONDITION
+                          .withDescription("no worker is attached to build the image on")
+                          .asRuntimeException());
+      String id = "build-" + UUID.randomUUID();
+      builds.put(id, new Build(w.id, out));
+      w.send(
+          Assignment.newBuilder()
+              .setBuild(
+                  dev.skiff.scheduler.proto.BuildImage.newBuilder()
+                      .setBuildId(id)
+                      .setDockerfile(req.getDockerfile())
+                      .setContextDigest(req.getContextDigest())
+                      .setForce(req.getForce())
+                      .setTag(tag))
+              .build());
+    }
+  }
+
+  /** A build's progress from the worker running it, relayed to its client. */
+  private void buildProgress(WorkerConn w, BuildProgress p) {
+    Build b = builds.get(p.getBuildId());
+    if (b == null || !b.workerId().equals(w.id)) {
+      return;
+    }
+    boolean done = !p.getImage().isEmpty() || !p.getError().isEmpty();
+    if (done) {
+      builds.remove(p.getBuildId());
+    }
+    if (!p.getImage().isEmpty()) {
+      w.images.add(p.getImage());
+    }
+    try {
+      if (!p.getLog().isEmpty()) {
+        b.out().onNext(BuildEvent.newBuilder().setLog(p.getLog()).build());
+      }
+      if (!p.getImage().isEmpty()) {
+        b.out().onNext(BuildEvent.newBuilder().setImage(p.getImage()).build());
+        b.out().onCompleted();
+      } else if (!p.getError().isEmpty()) {
+        b.out()
+            .onError(
+                io.grpc.Status.FAILED_PRECONDITION
+                    .withDescription(p.getError())
+                    .asRuntimeException());
+      }
+    } catch (RuntimeException e) { // the client went away: the build goes on, its cache with it
+      LOG.debug("the client of build {} went away: {}", p.getBuildId(), e.toString());
+    }
+  }
+
   // ---- workers ----------------------------------------------------------------------------------
 
   /** A worker's stream: its messages in, assignments out. */
@@ -1325,6 +1415,10 @@ public final class Scheduler implements AutoCloseable {
           case EXITED -> containerEnded(w, m.getExited().getContainerId(), m.getExited().getWhy());
           case DONE -> done(w, m.getDone());
           case DONE_BATCH -> m.getDoneBatch().getDoneList().forEach(d -> done(w, d));
+          case BUILD -> {
+            buildProgress(w, m.getBuild());
+            return; // nothing to place
+          }
           case GPU_SAMPLES -> {
             m.getGpuSamples().getSampleList().forEach(g -> w.gpuSamples.put(g.getIndex(), g));
             return; // nothing to place
@@ -1411,6 +1505,27 @@ public final class Scheduler implements AutoCloseable {
   /** A worker went away: its containers are gone, their calls are tried again elsewhere. */
   private void gone(WorkerConn w, String why) {
     LOG.warn("worker {} is gone ({}): {} containers lost", w.id, why, w.containers.size());
+    for (var it = builds.entrySet().iterator(); it.hasNext(); ) {
+      var b = it.next();
+      if (b.getValue().workerId().equals(w.id)) {
+        it.remove();
+        try {
+          b.getValue()
+              .out()
+              .onError(
+                  io.grpc.Status.UNAVAILABLE
+                      .withDescription(
+                          "worker "
+                              + w.id
+                              + ", which was building the image, is gone ("
+                              + why
+                              + ")")
+                      .asRuntimeException());
+        } catch (RuntimeException e) {
+          LOG.debug("the client of build {} went away: {}", b.getKey(), e.toString());
+        }
+      }
+    }
     for (Ctr c : List.copyOf(w.containers.values())) {
       remove(w, c.id);
       for (String id : List.copyOf(c.running)) {

@@ -19,6 +19,7 @@ import dev.skiff.scheduler.client.Tokens;
 import dev.skiff.scheduler.control.Coalescer;
 import dev.skiff.scheduler.control.Scheduler;
 import dev.skiff.scheduler.proto.Assignment;
+import dev.skiff.scheduler.proto.BuildProgress;
 import dev.skiff.scheduler.proto.CodeRequest;
 import dev.skiff.scheduler.proto.ContainerExited;
 import dev.skiff.scheduler.proto.ContainerFailed;
@@ -142,6 +143,10 @@ public final class Worker implements AutoCloseable {
   // large inputs and outputs move to and from the payload store here, off the threads of calls
   private final ExecutorService payloadIo =
       Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("skiff-worker-payload").factory());
+  // image builds the scheduler hands this worker, one at a time
+  private final ExecutorService builds =
+      Executors.newSingleThreadExecutor(
+          r -> Thread.ofPlatform().daemon().name("skiff-worker-build").unstarted(r));
   private final ScheduledExecutorService timers;
   private final Map<String, FunctionContainer> containers = new ConcurrentHashMap<>();
   // the GPUs each container holds on this host, released when it ends (see GpuClaims)
@@ -363,8 +368,47 @@ public final class Worker implements AutoCloseable {
               });
         }
       }
+      case BUILD -> builds.execute(() -> build(a.getBuild()));
       default -> LOG.warn("unknown assignment {}", a.getKindCase());
     }
+  }
+
+  /** Builds an image the scheduler asked for, sending its log, then its name or why it failed. */
+  private void build(dev.skiff.scheduler.proto.BuildImage b) {
+    java.util.function.Consumer<String> log =
+        line ->
+            send(
+                WorkerMessage.newBuilder()
+                    .setBuild(BuildProgress.newBuilder().setBuildId(b.getBuildId()).setLog(line))
+                    .build());
+    BuildProgress.Builder end = BuildProgress.newBuilder().setBuildId(b.getBuildId());
+    try {
+      Path context =
+          b.getContextDigest().isEmpty()
+              ? Files.createDirectories(options.dir().resolve("empty-context"))
+              : code(b.getContextDigest());
+      var result =
+          new dev.skiff.runtime.build.ImageBuilder(store, rt, log)
+              .build(
+                  b.getDockerfile(),
+                  context,
+                  dev.skiff.api.ImageRef.parse(b.getTag()),
+                  Map.of(),
+                  b.getForce());
+      log.accept(
+          String.format(
+              java.util.Locale.ROOT,
+              "built %s: %d steps, %d cached, %.1f s",
+              result.image(),
+              result.steps(),
+              result.cached(),
+              result.seconds()));
+      end.setImage(result.image().toString());
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("build {} failed: {}", b.getBuildId(), e.toString());
+      end.setError(e.getMessage() != null ? e.getMessage() : e.toString());
+    }
+    send(WorkerMessage.newBuilder().setBuild(end).build());
   }
 
   // ---- containers -------------------------------------------------------------------------------
@@ -483,7 +527,7 @@ public final class Worker implements AutoCloseable {
     } else {
       code = fs.getCodeDigest().isEmpty() ? null : code(fs.getCodeDigest());
       if (code != null) {
-        o.workdir(PythonRunner.CODE);
+        o.defaultWorkdir(PythonRunner.CODE); // unless the image names its own
       }
     }
     String interpreter =
@@ -1045,6 +1089,7 @@ public final class Worker implements AutoCloseable {
     }
     stopAll();
     starts.shutdown();
+    builds.shutdownNow();
     payloadIo.shutdownNow();
     try {
       if (!starts.awaitTermination(60, TimeUnit.SECONDS)) {

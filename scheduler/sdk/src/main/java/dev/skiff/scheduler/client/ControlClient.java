@@ -148,6 +148,58 @@ public final class ControlClient implements AutoCloseable {
                 .build()));
   }
 
+  /**
+   * Builds an image on a worker from {@code dockerfile} and a context zip (null: none), uploading
+   * the context if the scheduler lacks it; hands each line of the build's log to {@code log} and
+   * returns the image's name.
+   *
+   * @throws StatusRuntimeException FAILED_PRECONDITION saying why the build failed
+   */
+  public String buildImage(
+      String dockerfile,
+      byte[] contextZip,
+      boolean force,
+      java.util.function.Consumer<String> log) {
+    String context = "";
+    if (contextZip != null) {
+      context = CodeBundle.digest(contextZip);
+      if (!blocking
+          .missingCode(
+              dev.skiff.scheduler.proto.CodeDigests.newBuilder().addDigests(context).build())
+          .getDigestsList()
+          .isEmpty()) {
+        blocking.putCode(
+            dev.skiff.scheduler.proto.CodeUpload.newBuilder()
+                .setJar(ByteString.copyFrom(contextZip))
+                .build());
+      }
+    }
+    var events =
+        blocking
+            .withDeadlineAfter(2, TimeUnit.HOURS)
+            .buildImage(
+                dev.skiff.scheduler.proto.BuildImageRequest.newBuilder()
+                    .setDockerfile(dockerfile)
+                    .setContextDigest(context)
+                    .setForce(force)
+                    .build());
+    String image = null;
+    while (events.hasNext()) {
+      var e = events.next();
+      if (e.hasLog()) {
+        log.accept(e.getLog());
+      } else if (!e.getImage().isEmpty()) {
+        image = e.getImage();
+      }
+    }
+    if (image == null) {
+      throw io.grpc.Status.INTERNAL
+          .withDescription("the build ended without naming its image")
+          .asRuntimeException();
+    }
+    return image;
+  }
+
   /** Starts a call; returns its id. */
   public String spawn(String functionId, Input input) {
     return blocking

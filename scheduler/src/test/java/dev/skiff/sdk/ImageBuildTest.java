@@ -1,0 +1,158 @@
+package dev.skiff.sdk;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.testing.Environment;
+import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.scheduler.LocalPlatform;
+import dev.skiff.scheduler.client.ControlClient;
+import dev.skiff.scheduler.proto.FunctionSpec;
+import dev.skiff.scheduler.proto.Result;
+import dev.skiff.scheduler.proto.Status;
+import dev.skiff.scheduler.state.LmdbControlState;
+import dev.skiff.scheduler.testing.PipIndex;
+import dev.skiff.scheduler.worker.Worker;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * An image defined in Java ({@code Image.debianSlim().aptInstall(...).pipInstall(...)...}) is built
+ * through the scheduler on a worker, from a Debian base made with debootstrap from this host's apt
+ * mirror and Python packages from a local index, and a function then runs on it. A second client's
+ * build of the same steps runs none; a changed last step reruns only that one; a failing step says
+ * why. Needs root, gVisor, debootstrap and the Debian mirror.
+ */
+@Timeout(1200)
+class ImageBuildTest {
+  @TempDir Path tmp;
+
+  @Test
+  void anImageDefinedInJavaIsBuiltOnAWorkerCachedStepByStepAndRunsFunctions() throws Exception {
+    Environment.requireDebootstrap();
+    Path data = Files.createDirectories(tmp.resolve("data/sub"));
+    Files.writeString(tmp.resolve("data/hello.txt"), "from the caller's disk");
+    Files.writeString(data.resolve("deep.txt"), "deeper");
+    Path code = Files.createDirectories(tmp.resolve("code"));
+    Files.writeString(
+        code.resolve("check.py"),
+        """
+        import os, subprocess, skiffdemo
+        def run(x):
+            return {
+                "hi": open("/etc/hi").read().strip(),
+                "k": os.environ["K"],
+                "data": open("/data/hello.txt").read(),
+                "deep": open("/data/sub/deep.txt").read(),
+                "cwd": os.getcwd(),
+                "skiffdemo": skiffdemo.VERSION,
+                "jq": subprocess.run(["jq", "--version"], capture_output=True, text=True).stdout.strip(),
+            }
+        """);
+    try (ImageStore store = ImageStore.open(tmp.resolve("home"));
+        SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
+        LmdbControlState state = LmdbControlState.open(tmp.resolve("state"));
+        LocalPlatform platform =
+            LocalPlatform.start(
+                store,
+                rt,
+                state,
+                new Worker.Options(
+                    "w1", 2, 8L << 30, List.of(), tmp.resolve("worker"), "/usr/bin/python3", 4));
+        PipIndex index = PipIndex.start(Map.of("skiffdemo", "1.0"))) {
+      Image image =
+          Image.debianSlim("3.11")
+              .aptInstall("jq")
+              .pipInstall(List.of("skiffdemo==1.0"), index.url())
+              .runCommands("echo hi > /etc/hi")
+              .env("K", "V with \"quotes\"")
+              .addLocalDir(tmp.resolve("data"), "/data")
+              .workdir("/app");
+      assertTrue(image.dockerfile().startsWith("FROM debootstrap://bookworm"), image.dockerfile());
+      String name;
+      try (SkiffClient client =
+          SkiffClient.connect(platform.target(), platform.clientToken(), null)) {
+        name = client.build(image);
+        assertTrue(name.startsWith("skiff-image:"), name);
+        assertEquals(name, client.build(image), "built once per client");
+      }
+      assertEquals(1, index.downloads());
+
+      // A Python function on the built image sees every step.
+      try (ControlClient control = platform.client()) {
+        control.deploy(
+            FunctionSpec.newBuilder()
+                .setApp("built")
+                .setName("check")
+                .setImage(name)
+                .setLanguage("python")
+                .setHandler("check:run")
+                .build(),
+            code);
+        Result r = control.call("built/check", ControlClient.input("[1]", ""), null);
+        assertEquals(Status.SUCCESS, r.getStatus(), r.toString());
+        JsonNode out =
+            new ObjectMapper().readTree(r.getOutputJson().toString(StandardCharsets.UTF_8));
+        assertEquals("hi", out.path("hi").asText());
+        assertEquals("V with \"quotes\"", out.path("k").asText());
+        assertEquals("from the caller's disk", out.path("data").asText());
+        assertEquals("deeper", out.path("deep").asText());
+        assertEquals("/app", out.path("cwd").asText());
+        assertEquals("1.0", out.path("skiffdemo").asText());
+        assertTrue(out.path("jq").asText().startsWith("jq-"), out.toString());
+      }
+
+      // Another client (another program run): the same steps, the same image, no step run again.
+      try (SkiffClient other =
+          SkiffClient.connect(platform.target(), platform.clientToken(), null)) {
+        long t0 = System.nanoTime();
+        assertEquals(name, other.build(image));
+        System.err.printf("rebuild with nothing changed: %.2f s%n", (System.nanoTime() - t0) / 1e9);
+        assertEquals(1, index.downloads(), "pip did not run again");
+
+        // A changed last step reruns that step only (pip's step stays cached).
+        String moved = other.build(image.workdir("/srv"));
+        assertNotEquals(name, moved);
+        assertEquals(1, index.downloads());
+
+        // A failing step fails the build with its exit and output.
+        IllegalStateException e =
+            assertThrows(
+                IllegalStateException.class,
+                () -> other.build(Image.debianSlim().runCommands("echo broken >&2; exit 3")));
+        assertTrue(e.getMessage().contains("exit") && e.getMessage().contains("3"), e.getMessage());
+      }
+    }
+  }
+
+  @Test
+  void stepsAreCheckedWhereTheyAreWritten() {
+    assertThrows(IllegalArgumentException.class, () -> Image.debianSlim("2.7"));
+    assertThrows(IllegalArgumentException.class, () -> Image.debianSlim().aptInstall("curl; rm"));
+    assertThrows(IllegalArgumentException.class, () -> Image.debianSlim().pipInstall("x'; rm"));
+    assertThrows(IllegalArgumentException.class, () -> Image.debianSlim().env("1K", "v"));
+    assertThrows(IllegalArgumentException.class, () -> Image.debianSlim().workdir("relative"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> Image.debianSlim().addLocalDir(tmp.resolve("none"), "/data"));
+    assertThrows(IllegalArgumentException.class, () -> Image.fromRegistry("python:3.11"));
+    assertThrows(IllegalStateException.class, () -> Image.debianSlim().spec());
+    assertEquals(
+        "FROM docker://127.0.0.1:5000/library/python:3.11\nRUN echo hi\n",
+        Image.fromRegistry("docker://127.0.0.1:5000/library/python:3.11")
+            .runCommands("echo hi")
+            .dockerfile());
+    assertEquals("FROM py:1\nWORKDIR /app\n", Image.of("py:1").workdir("/app").dockerfile());
+  }
+}
