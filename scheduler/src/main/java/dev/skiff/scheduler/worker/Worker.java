@@ -395,14 +395,6 @@ public final class Worker implements AutoCloseable {
                   dev.skiff.api.ImageRef.parse(b.getTag()),
                   Map.of(),
                   b.getForce());
-      log.accept(
-          String.format(
-              java.util.Locale.ROOT,
-              "built %s: %d steps, %d cached, %.1f s",
-              result.image(),
-              result.steps(),
-              result.cached(),
-              result.seconds()));
       end.setImage(result.image().toString());
     } catch (IOException | RuntimeException e) {
       LOG.warn("build {} failed: {}", b.getBuildId(), e.toString());
