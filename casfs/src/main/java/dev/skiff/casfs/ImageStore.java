@@ -162,6 +162,15 @@ public final class ImageStore implements AutoCloseable {
             importer.importBuilt(base, diff, overlay, config, describe, ImportProgress.NONE));
   }
 
+  /**
+   * Tags {@code ref} an image that is image {@code base} with {@code config} as its config: a new
+   * index only (see {@link ImageImporter#reconfigure}).
+   */
+  public ImportResult reconfigure(Digest base, byte[] config, String describe, ImageRef ref)
+      throws IOException {
+    return importTagged(ref, importer -> importer.reconfigure(base, config, describe));
+  }
+
   /** An import under the writer lock, tagged {@code ref} once its index and packs are stored. */
   private ImportResult importTagged(ImageRef ref, ImportWith body) throws IOException {
     Path tmp = scratch();

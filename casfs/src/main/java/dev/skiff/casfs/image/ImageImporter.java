@@ -117,6 +117,44 @@ public final class ImageImporter {
     return importFrom(source, progress);
   }
 
+  /**
+   * Stores, as a new image, image {@code base} with {@code config} as its image config: its files
+   * and chunks as they are, a new index only (no file is read again).
+   */
+  public ImportResult reconfigure(Digest base, byte[] config, String describe) throws IOException {
+    long start = System.nanoTime();
+    Path source =
+        store
+            .localFile(BlobNames.index(base))
+            .orElseThrow(
+                () -> new IOException("image index " + base + " is not in " + store.describe()));
+    Files.createDirectories(scratch);
+    Path indexFile = scratch.resolve("reconfigured-" + System.nanoTime() + ".mdb");
+    try {
+      IndexWriter.withMeta(
+          source, scratch, Map.of("config", new String(config, StandardCharsets.UTF_8)), indexFile);
+      Digest digest = digestFile(indexFile);
+      long indexBytes = Files.size(indexFile);
+      String name = BlobNames.index(digest);
+      long newBytes = store.exists(name) ? 0 : indexBytes;
+      store.putFile(name, indexFile);
+      return new ImportResult(
+          digest,
+          describe,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          newBytes,
+          indexBytes,
+          (System.nanoTime() - start) / 1e9);
+    } finally {
+      Files.deleteIfExists(indexFile);
+    }
+  }
+
   ImageSource openSource(String spec) throws IOException {
     if (RegistryRef.is(spec)) {
       return RegistrySource.open(RegistryRef.parse(spec), RegistryClient.Options.defaults());

@@ -152,6 +152,43 @@ public final class IndexWriter implements AutoCloseable {
     close();
   }
 
+  /**
+   * Writes to {@code target} (which must not exist yet) a compacted copy of index {@code source}
+   * with {@code meta} entries set, everything else as it is: a new image that differs from another
+   * only in its config costs an index, not an import.
+   */
+  public static void withMeta(Path source, Path scratchDir, Map<String, String> meta, Path target)
+      throws IOException {
+    Path tmp = Files.createTempFile(scratchDir, "index-", ".mdb");
+    try {
+      Files.copy(source, tmp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      Env<ByteBuffer> e =
+          Env.create()
+              .setMapSize(64L << 30)
+              .setMaxDbs(IndexFormat.DBS.length)
+              .open(tmp.toFile(), EnvFlags.MDB_NOSUBDIR, EnvFlags.MDB_NOSYNC, EnvFlags.MDB_NOLOCK);
+      try {
+        Dbi<ByteBuffer> db = e.openDbi("meta");
+        try (Txn<ByteBuffer> t = e.txnWrite()) {
+          for (Map.Entry<String, String> m : meta.entrySet()) {
+            byte[] k = m.getKey().getBytes(UTF_8);
+            byte[] v = m.getValue().getBytes(UTF_8);
+            db.put(
+                t,
+                ByteBuffer.allocateDirect(k.length).put(k).flip(),
+                ByteBuffer.allocateDirect(v.length).put(v).flip());
+          }
+          t.commit();
+        }
+        e.copy(target.toFile(), CopyFlags.MDB_CP_COMPACT);
+      } finally {
+        e.close();
+      }
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
   /** Discards the scratch file. Idempotent. */
   @Override
   public void close() throws IOException {

@@ -217,13 +217,9 @@ public final class ImageBuilder {
             finalConfig, configOf(current).toString().getBytes(StandardCharsets.UTF_8))) {
       last = current; // the last step's image has this config already: nothing to import
     } else if (force || store.resolve(last).isEmpty()) {
-      Path tree = Files.createTempFile(store.scratch(), "build-", ".tar.gz");
-      try {
-        RegistryPush.exportTree(store, current, tree);
-        store.importBuilt(tree, null, false, finalConfig, "skiff build of " + target, last);
-      } finally {
-        Files.deleteIfExists(tree);
-      }
+      // the last step's files with the config as it ends: a new index, no file read again
+      store.reconfigure(
+          store.resolve(current).orElseThrow(), finalConfig, "skiff build of " + target, last);
     }
     Digest index = store.resolve(last).orElseThrow();
     store.tag(target, index, "skiff build", 0);
