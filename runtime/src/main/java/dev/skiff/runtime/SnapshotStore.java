@@ -192,6 +192,41 @@ public final class SnapshotStore {
     return found;
   }
 
+  /** Marks a local snapshot used now (see {@link #sweepLocal}). */
+  public void touch(Snapshot s) throws IOException {
+    if (Files.isDirectory(s.dir())) {
+      Files.setLastModifiedTime(s.dir(), java.nio.file.attribute.FileTime.from(Instant.now()));
+    }
+  }
+
+  /**
+   * Removes this host's copies of snapshots whose names start with {@code prefix}, not in {@code
+   * keep}, last taken, fetched or {@linkplain #touch used} before {@code usedBefore}; copies in
+   * buckets stay. Returns how many were removed.
+   */
+  public int sweepLocal(Instant usedBefore, java.util.Set<String> keep, String prefix)
+      throws IOException {
+    Path root = store.home().resolve("snapshots");
+    if (!Files.isDirectory(root)) {
+      return 0;
+    }
+    int removed = 0;
+    try (Stream<Path> walk = Files.walk(root, 3)) {
+      for (Path p : walk.toList()) {
+        String name = p.getFileName().toString();
+        if (root.relativize(p).getNameCount() == 3
+            && name.startsWith(prefix)
+            && !keep.contains(name)
+            && Files.isDirectory(p)
+            && Files.getLastModifiedTime(p).toInstant().isBefore(usedBefore)) {
+          Trees.delete(p);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
   /** Writes runsc's checkpoint files into a directory handed to {@link #take}. */
   interface Checkpointer {
     void checkpoint(Path imageDir) throws IOException;

@@ -444,6 +444,70 @@ class ControlPlaneTest {
                 .noneMatch(c -> c.getFunctionId().equals("test/versions") && c.getVersion() == 1));
   }
 
+  /** The function snapshots of this host whose names start with {@code prefix}. */
+  private long snapshotsNamed(String prefix) throws IOException {
+    Path root = tmp.resolve("home/snapshots");
+    if (!Files.isDirectory(root)) {
+      return 0;
+    }
+    try (var walk = Files.walk(root, 3)) {
+      return walk.filter(p -> p.getFileName().toString().startsWith(prefix)).count();
+    }
+  }
+
+  @Test
+  void aLongLivedWorkerRemovesTheCodeAndSnapshotsNoContainerUses() throws Exception {
+    Path v1 = Files.createDirectories(tmp.resolve("sweep-v1"));
+    Files.writeString(v1.resolve("m.py"), "def f(x):\n    return 'one'\n");
+    Path v2 = Files.createDirectories(tmp.resolve("sweep-v2"));
+    Files.writeString(v2.resolve("m.py"), "def f(x):\n    return 'two'\n");
+    Path bundle1 =
+        tmp.resolve("worker/code")
+            .resolve(CodeBundle.digest(CodeBundle.pack(v1)).substring("sha256:".length()));
+    Path bundle2 =
+        tmp.resolve("worker/code")
+            .resolve(CodeBundle.digest(CodeBundle.pack(v2)).substring("sha256:".length()));
+    FunctionSpec.Builder spec =
+        fn("sweep", "m:f")
+            .setSnapshot(true)
+            .setAutoscaling(Autoscaling.newBuilder().setScaledownWindowMs(60_000));
+    client.deploy(spec.build(), v1);
+    assertEquals(
+        "\"one\"", client.call("test/sweep", args("[1]"), null).getOutputJson().toStringUtf8());
+    client.deploy(spec.build(), v2);
+    assertEquals(
+        "\"two\"", client.call("test/sweep", args("[1]"), null).getOutputJson().toStringUtf8());
+    await(
+        "version 1's container to stop",
+        () ->
+            client.containers().stream()
+                .noneMatch(c -> c.getFunctionId().equals("test/sweep") && c.getVersion() == 1));
+    assertTrue(Files.isDirectory(bundle1) && Files.isDirectory(bundle2));
+    assertEquals(1, snapshotsNamed("fn.test.sweep.v1."));
+    assertEquals(1, snapshotsNamed("fn.test.sweep.v2."));
+
+    // Recently used: kept (a sweep on the worker's schedule removes only what a day did not use).
+    platform.worker().sweep(java.time.Instant.now().minusSeconds(3600));
+    assertTrue(Files.isDirectory(bundle1));
+    assertEquals(1, snapshotsNamed("fn.test.sweep.v1."));
+
+    // Unused since the cutoff: version 1's code and snapshot go; version 2's container holds its.
+    assertTrue(platform.worker().sweep(java.time.Instant.now().plusSeconds(1)) >= 2);
+    assertTrue(!Files.exists(bundle1), "version 1's code removed");
+    assertEquals(0, snapshotsNamed("fn.test.sweep.v1."), "version 1's snapshot removed");
+    assertTrue(Files.isDirectory(bundle2), "the running version's code kept");
+    assertEquals(1, snapshotsNamed("fn.test.sweep.v2."), "the running version's snapshot kept");
+    assertEquals(
+        "\"two\"", client.call("test/sweep", args("[2]"), null).getOutputJson().toStringUtf8());
+
+    // What was removed comes back when needed: version 1's code deployed again runs.
+    client.deploy(spec.build(), v1);
+    assertEquals(
+        "\"one\"", client.call("test/sweep", args("[3]"), null).getOutputJson().toStringUtf8());
+    assertTrue(Files.isDirectory(bundle1));
+    deploy(fn("sweep", "handlers:square")); // no snapshot, no minimum: the rest can go
+  }
+
   @Test
   void idleContainersScaleToZeroAfterTheWindow() throws Exception {
     deploy(

@@ -103,6 +103,14 @@ final class Daemons {
         description = "containers started at once (default ${DEFAULT-VALUE})")
     int parallelStarts;
 
+    @Option(
+        names = "--keep-unused",
+        defaultValue = "24h",
+        paramLabel = "DURATION",
+        description =
+            "remove code and function snapshots no container has used for this long (default ${DEFAULT-VALUE})")
+    String keepUnused;
+
     /**
      * The worker's options: GPUs as declared with {@code --gpus}, else as the driver lists them
      * (then containers get them through {@code rt}'s nvproxy).
@@ -140,7 +148,8 @@ final class Daemons {
           home.resolve("worker"),
           python,
           parallelStarts,
-          sandbox);
+          sandbox,
+          RemoteOptions.duration(keepUnused));
     }
   }
 

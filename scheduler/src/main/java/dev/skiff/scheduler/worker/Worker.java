@@ -53,6 +53,7 @@ import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
@@ -107,9 +108,16 @@ public final class Worker implements AutoCloseable {
       Path dir,
       String python,
       int parallelStarts,
-      GpuSandbox gpuSandbox) {
+      GpuSandbox gpuSandbox,
+      Duration keepUnused) {
+    /** How long code and function snapshots no container uses are kept, by default. */
+    public static final Duration KEEP_UNUSED = Duration.ofHours(24);
+
     public Options {
       gpus = List.copyOf(gpus);
+      if (keepUnused == null || keepUnused.isNegative() || keepUnused.isZero()) {
+        throw new IllegalArgumentException("code and snapshots are kept for a positive time");
+      }
       if (gpuSandbox != null && gpuSandbox.host().gpus().size() != gpus.size()) {
         throw new IllegalArgumentException("the GPUs offered are not the host's GPUs");
       }
@@ -124,7 +132,26 @@ public final class Worker implements AutoCloseable {
         Path dir,
         String python,
         int parallelStarts) {
-      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, null);
+      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, null, KEEP_UNUSED);
+    }
+
+    /** Options with the host's GPUs in sandboxes of {@code gpuSandbox}. */
+    public Options(
+        String id,
+        double cpus,
+        long memoryBytes,
+        List<String> gpus,
+        Path dir,
+        String python,
+        int parallelStarts,
+        GpuSandbox gpuSandbox) {
+      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, KEEP_UNUSED);
+    }
+
+    /** These options, code and function snapshots unused for {@code keep} removed. */
+    public Options withKeepUnused(Duration keep) {
+      return new Options(
+          id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, keep);
     }
   }
 
@@ -154,6 +181,15 @@ public final class Worker implements AutoCloseable {
   private final GpuClaims claims;
   private final Map<String, CompletableFuture<Path>> code = new ConcurrentHashMap<>();
   private final Map<String, CompletableFuture<Snapshot>> snapshots = new ConcurrentHashMap<>();
+
+  // what each live container holds of this host's code and snapshots (see sweep)
+  private record Use(Path code, ImageSpec image, String snapshot) {}
+
+  private final Map<FunctionContainer, Use> uses = new ConcurrentHashMap<>();
+  // code lookups (shared) and the sweep's removals (exclusive) take turns: what a lookup returns
+  // was touched first, so a sweep after it keeps it
+  private final java.util.concurrent.locks.ReadWriteLock sweepLock =
+      new java.util.concurrent.locks.ReentrantReadWriteLock();
   private final Object sendLock = new Object();
   private final Coalescer<InputDone> dones =
       new Coalescer<>(
@@ -195,6 +231,9 @@ public final class Worker implements AutoCloseable {
     if (options.gpuSandbox() != null && options.gpuSandbox().inventory() != null) {
       timers.scheduleWithFixedDelay(this::sampleGpus, 1, GPU_SAMPLE_SECONDS, TimeUnit.SECONDS);
     }
+    long every = Math.max(1, Math.min(options.keepUnused().toSeconds() / 4, 600));
+    timers.scheduleWithFixedDelay(
+        () -> sweep(Instant.now().minus(options.keepUnused())), every, every, TimeUnit.SECONDS);
   }
 
   /** How often a worker with GPUs tells the scheduler what they are doing. */
@@ -403,6 +442,90 @@ public final class Worker implements AutoCloseable {
     send(WorkerMessage.newBuilder().setBuild(end).build());
   }
 
+  // ---- what a long-lived worker keeps on disk
+  // -----------------------------------------------------
+
+  /**
+   * Removes this host's code (Python bundles, class paths, jars) and function snapshots that no
+   * live container holds and none has used since {@code usedBefore}: a worker that lives for days
+   * keeps what its functions use, not every version ever deployed. Later containers fetch or take
+   * again what they need. Returns how many were removed. Runs every so often on its own ({@link
+   * Options#keepUnused}).
+   */
+  public int sweep(Instant usedBefore) {
+    uses.keySet().retainAll(new java.util.HashSet<>(containers.values()));
+    java.util.Set<Path> codeInUse = new java.util.HashSet<>();
+    java.util.Set<String> snapshotsInUse = new java.util.HashSet<>();
+    for (Use u : uses.values()) {
+      if (u.code() != null) {
+        codeInUse.add(u.code());
+      }
+      if (u.snapshot() != null) {
+        snapshotsInUse.add(u.snapshot());
+      }
+    }
+    int removed = 0;
+    sweepLock.writeLock().lock();
+    try {
+      try {
+        removed += sweepDirs(codeDir, codeInUse, usedBefore, "[0-9a-f]{64}");
+        removed += sweepDirs(codeDir.resolve("classpath"), codeInUse, usedBefore, "[0-9a-f]{64}");
+        Path jars = codeDir.resolve("jars");
+        if (Files.isDirectory(jars)) {
+          try (var files = Files.list(jars)) {
+            for (Path j : files.toList()) {
+              // a jar a class path still links (a hard link there) stays
+              if (j.toString().endsWith(".jar")
+                  && ((Number) Files.getAttribute(j, "unix:nlink")).intValue() == 1
+                  && Files.getLastModifiedTime(j).toInstant().isBefore(usedBefore)) {
+                Files.delete(j);
+                removed++;
+              }
+            }
+          }
+        }
+        int snaps = rt.snapshots().sweepLocal(usedBefore, snapshotsInUse, "fn.");
+        if (snaps > 0) {
+          snapshots.keySet().removeIf(n -> n.startsWith("fn.") && !snapshotsInUse.contains(n));
+        }
+        removed += snaps;
+      } catch (IOException | RuntimeException e) {
+        LOG.warn("sweeping unused code and snapshots: {}", e.toString());
+      }
+    } finally {
+      sweepLock.writeLock().unlock();
+    }
+    if (removed > 0) {
+      LOG.info("removed {} unused code bundles, jars and function snapshots", removed);
+    }
+    return removed;
+  }
+
+  private static int sweepDirs(Path parent, java.util.Set<Path> inUse, Instant before, String names)
+      throws IOException {
+    if (!Files.isDirectory(parent)) {
+      return 0;
+    }
+    int removed = 0;
+    try (var dirs = Files.list(parent)) {
+      for (Path d : dirs.toList()) {
+        if (d.getFileName().toString().matches(names)
+            && !inUse.contains(d)
+            && Files.getLastModifiedTime(d).toInstant().isBefore(before)) {
+          dev.skiff.casfs.util.Trees.delete(d);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  /** Marks {@code p} used now (see {@link #sweep}). */
+  private static Path touched(Path p) throws IOException {
+    Files.setLastModifiedTime(p, java.nio.file.attribute.FileTime.from(Instant.now()));
+    return p;
+  }
+
   // ---- containers -------------------------------------------------------------------------------
 
   /** Starts a container for the attachment {@code gen}; one that outlived it is stopped at once. */
@@ -425,6 +548,12 @@ public final class Worker implements AutoCloseable {
       } else {
         c = FunctionContainer.start(rt, spec, runnerDir, timers, logs);
       }
+      uses.put(
+          c,
+          new Use(
+              spec.codeDir(),
+              spec.image(),
+              !gpus && f.getSpec().getSnapshot() ? snapshotName(s, spec) : null));
       containers.put(id, c);
       if (closed || gen != generation.get()) {
         containers.remove(id, c);
@@ -556,10 +685,19 @@ public final class Worker implements AutoCloseable {
    * is named by the list's digest, so every container of the same class path shares it.
    */
   private Path classpath(List<String> digests) throws IOException {
+    sweepLock.readLock().lock();
+    try {
+      return classpathHeld(digests);
+    } finally {
+      sweepLock.readLock().unlock();
+    }
+  }
+
+  private Path classpathHeld(List<String> digests) throws IOException {
     String key = CodeBundle.digest(String.join("\n", digests).getBytes(StandardCharsets.UTF_8));
     Path dir = codeDir.resolve("classpath").resolve(key.substring(key.indexOf(':') + 1));
     if (Files.isDirectory(dir)) {
-      return dir;
+      return touched(dir);
     }
     List<Path> jars = new ArrayList<>();
     for (String d : digests) {
@@ -593,7 +731,7 @@ public final class Worker implements AutoCloseable {
     }
     Path file = codeDir.resolve("jars").resolve(hex + ".jar");
     if (Files.isRegularFile(file)) {
-      return file;
+      return touched(file);
     }
     byte[] bytes = fetchCode(digest);
     Files.createDirectories(file.getParent());
@@ -629,13 +767,22 @@ public final class Worker implements AutoCloseable {
 
   /** The unpacked code bundle {@code digest}, fetched from the scheduler the first time. */
   private Path code(String digest) throws IOException {
+    sweepLock.readLock().lock();
+    try {
+      return codeHeld(digest);
+    } finally {
+      sweepLock.readLock().unlock();
+    }
+  }
+
+  private Path codeHeld(String digest) throws IOException {
     String hex = digest.substring(digest.indexOf(':') + 1);
     if (!hex.matches("[0-9a-f]{64}")) {
       throw new IOException("bad code digest " + digest);
     }
     Path dir = codeDir.resolve(hex);
     if (Files.isDirectory(dir)) {
-      return dir;
+      return touched(dir);
     }
     CompletableFuture<Path> mine = new CompletableFuture<>();
     CompletableFuture<Path> f = code.putIfAbsent(digest, mine);
@@ -678,7 +825,9 @@ public final class Worker implements AutoCloseable {
             spec,
             () -> FunctionContainer.startAndSnapshot(rt, spec, runnerDir, timers, logs, name));
     try {
-      return FunctionContainer.restore(rt, await(f, name), spec, runnerDir, timers, logs);
+      Snapshot snap = await(f, name);
+      rt.snapshots().touch(snap);
+      return FunctionContainer.restore(rt, snap, spec, runnerDir, timers, logs);
     } catch (IOException e) {
       LOG.warn("restoring snapshot {} failed ({}); starting without it", name, e.getMessage());
       snapshots.remove(name, f);
