@@ -59,6 +59,9 @@ public final class RegistryClient {
    * @param insecure registries ({@code HOST[:PORT]}) spoken to over plain HTTP; loopback always is
    * @param attempts tries of a request that fails for a moment
    * @param dockerConfig Docker's {@code config.json}, where {@code docker login} keeps credentials
+   *     (or names the credential helper that does)
+   * @param helperPath where credential helpers ({@code docker-credential-NAME}) are looked for, as
+   *     a PATH ({@code DIR:DIR})
    */
   public record Options(
       String platform,
@@ -66,7 +69,8 @@ public final class RegistryClient {
       Set<String> insecure,
       int attempts,
       Duration timeout,
-      Path dockerConfig) {
+      Path dockerConfig,
+      String helperPath) {
     public Options {
       insecure = Set.copyOf(insecure);
       if (!platform.matches("[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")) {
@@ -90,25 +94,38 @@ public final class RegistryClient {
           dockerDir != null
               ? Path.of(dockerDir, "config.json")
               : Path.of(System.getProperty("user.home"), ".docker", "config.json");
-      return new Options("linux/amd64", null, insecure, 4, Duration.ofSeconds(60), config);
+      String path = System.getenv("PATH");
+      return new Options(
+          "linux/amd64",
+          null,
+          insecure,
+          4,
+          Duration.ofSeconds(60),
+          config,
+          path != null ? path : "/usr/local/bin:/usr/bin:/bin");
     }
 
     public Options withPlatform(String p) {
-      return new Options(p, credentials, insecure, attempts, timeout, dockerConfig);
+      return new Options(p, credentials, insecure, attempts, timeout, dockerConfig, helperPath);
     }
 
     public Options withCredentials(String c) {
-      return new Options(platform, c, insecure, attempts, timeout, dockerConfig);
+      return new Options(platform, c, insecure, attempts, timeout, dockerConfig, helperPath);
     }
 
     public Options withDockerConfig(Path config) {
-      return new Options(platform, credentials, insecure, attempts, timeout, config);
+      return new Options(platform, credentials, insecure, attempts, timeout, config, helperPath);
+    }
+
+    /** These options, credential helpers looked for in {@code path} ({@code DIR:DIR}). */
+    public Options withHelperPath(String path) {
+      return new Options(platform, credentials, insecure, attempts, timeout, dockerConfig, path);
     }
 
     public Options withInsecure(String registry) {
       Set<String> s = new java.util.HashSet<>(insecure);
       s.add(registry);
-      return new Options(platform, credentials, s, attempts, timeout, dockerConfig);
+      return new Options(platform, credentials, s, attempts, timeout, dockerConfig, helperPath);
     }
   }
 
@@ -547,7 +564,11 @@ public final class RegistryClient {
     return out;
   }
 
-  /** USER:PASSWORD for this registry: the options', else Docker's config file's; or null. */
+  /**
+   * USER:PASSWORD for this registry: the options', else from Docker's config file as Docker reads
+   * it (the credential helper {@code credHelpers} names for this registry, else the {@code
+   * credsStore} helper, else {@code auths}); or null.
+   */
   String credentials() throws IOException {
     if (options.credentials() != null) {
       return options.credentials();
@@ -556,7 +577,8 @@ public final class RegistryClient {
     if (config == null || !Files.isRegularFile(config)) {
       return null;
     }
-    JsonNode auths = JSON.readTree(config.toFile()).path("auths");
+    JsonNode root = JSON.readTree(config.toFile());
+    JsonNode auths = root.path("auths");
     List<String> keys =
         registry.equals(RegistryRef.DOCKER_HUB)
             ? List.of("https://index.docker.io/v1/", "index.docker.io", "docker.io", registry)
@@ -565,6 +587,26 @@ public final class RegistryClient {
                 "https://" + registry,
                 "http://" + registry,
                 "https://" + registry + "/v2/");
+    String helper = null;
+    for (String k : keys) {
+      if (root.path("credHelpers").hasNonNull(k)) {
+        helper = root.path("credHelpers").path(k).asText();
+        break;
+      }
+    }
+    if (helper == null && root.hasNonNull("credsStore")) {
+      helper = root.path("credsStore").asText();
+    }
+    if (helper != null && !helper.isBlank()) {
+      String fromHelper =
+          fromHelper(
+              helper,
+              registry.equals(RegistryRef.DOCKER_HUB) ? "https://index.docker.io/v1/" : registry,
+              options.helperPath());
+      if (fromHelper != null) {
+        return fromHelper;
+      }
+    }
     for (String k : keys) {
       JsonNode a = auths.path(k);
       if (a.hasNonNull("auth")) {
@@ -576,6 +618,100 @@ public final class RegistryClient {
       }
     }
     return null;
+  }
+
+  /**
+   * Asks Docker's credential helper {@code name} ({@code docker-credential-NAME get}, found on
+   * {@code path}) for {@code server}'s credentials: USER:PASSWORD, or null where it has none.
+   */
+  String fromHelper(String name, String server, String path) throws IOException {
+    if (!name.matches("[A-Za-z0-9._-]+")) {
+      throw new RegistryException(
+          "Docker's config names a credential helper '" + name + "' that cannot be a program", 401);
+    }
+    Path bin = null;
+    for (String dir : path.split(":")) {
+      Path p = Path.of(dir.isEmpty() ? "." : dir, "docker-credential-" + name);
+      if (Files.isExecutable(p)) {
+        bin = p;
+        break;
+      }
+    }
+    if (bin == null) {
+      throw new RegistryException(
+          registry
+              + ": Docker's config names the credential helper "
+              + name
+              + ", but docker-credential-"
+              + name
+              + " is not on the PATH (install it, or give --creds USER:PASSWORD)",
+          401);
+    }
+    Process p = new ProcessBuilder(bin.toString(), "get").start();
+    byte[] out;
+    byte[] err;
+    try {
+      try (var in = p.getOutputStream()) {
+        in.write(server.getBytes(StandardCharsets.UTF_8));
+      }
+      var errRead =
+          java.util.concurrent.CompletableFuture.supplyAsync(
+              () -> {
+                try (var e = p.getErrorStream()) {
+                  return e.readNBytes(1 << 16);
+                } catch (IOException e) {
+                  return new byte[0];
+                }
+              });
+      try (var o = p.getInputStream()) {
+        out = o.readNBytes(1 << 16);
+      }
+      if (!p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new RegistryException(
+            registry + ": credential helper " + name + " did not answer in 30 s", 401);
+      }
+      err = errRead.join();
+    } catch (InterruptedException e) {
+      p.destroyForcibly();
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("waiting for credential helper " + name);
+    }
+    String said =
+        (new String(out, StandardCharsets.UTF_8) + " " + new String(err, StandardCharsets.UTF_8))
+            .strip();
+    if (p.exitValue() != 0) {
+      if (said.toLowerCase(Locale.ROOT).contains("credentials not found")) {
+        return null; // the helper has nothing for this registry
+      }
+      throw new RegistryException(
+          registry
+              + ": credential helper "
+              + name
+              + " failed (exit "
+              + p.exitValue()
+              + "): "
+              + (said.length() > 200 ? said.substring(0, 200) + "..." : said),
+          401);
+    }
+    JsonNode c;
+    try {
+      c = JSON.readTree(out);
+    } catch (IOException e) {
+      throw new RegistryException(
+          registry + ": credential helper " + name + " answered something other than JSON", 401);
+    }
+    String user = c.path("Username").asText("");
+    String secret = c.path("Secret").asText("");
+    if (user.equals("<token>")) {
+      throw new RegistryException(
+          registry
+              + ": credential helper "
+              + name
+              + " holds an identity token, which Skiff cannot use yet: give --creds USER:PASSWORD",
+          401);
+    }
+    return user.isEmpty() && secret.isEmpty() ? null : user + ":" + secret;
   }
 
   private byte[] readLimited(HttpResponse<InputStream> r, int max, String path) throws IOException {

@@ -178,6 +178,74 @@ class RegistryPullTest {
           RegistryClient.Options.defaults().withDockerConfig(config),
           ImageRef.parse("p:2"),
           ImportProgress.NONE);
+
+      // Through a credential helper (credsStore, or credHelpers for this registry), as Docker
+      // Desktop and cloud logins leave them: docker-credential-NAME get, the server on stdin.
+      Path helpers = Files.createDirectories(tmp.resolve("helpers"));
+      Path asked = tmp.resolve("helper-asked");
+      Path helper = helpers.resolve("docker-credential-skifftest");
+      Files.writeString(
+          helper,
+          "#!/bin/sh\n"
+              + "[ \"$1\" = get ] || exit 2\n"
+              + "read server; echo \"$server\" > "
+              + asked
+              + "\n"
+              + "echo '{\"ServerURL\": \"'$server'\", \"Username\": \"ada\", \"Secret\": \"s3cret\"}'\n");
+      helper.toFile().setExecutable(true);
+      Path empty = Files.createDirectories(tmp.resolve("helpers-empty"));
+      Path nothing = empty.resolve("docker-credential-skiffnone");
+      Files.writeString(
+          nothing, "#!/bin/sh\necho 'credentials not found in native keychain' >&2\nexit 1\n");
+      nothing.toFile().setExecutable(true);
+      for (String helperConfig :
+          List.of(
+              "{\"credsStore\": \"skifftest\"}",
+              "{\"credsStore\": \"skiffnone\", \"credHelpers\": {\""
+                  + registry.address()
+                  + "\": \"skifftest\"}}")) {
+        Files.writeString(config, helperConfig);
+        Files.deleteIfExists(asked);
+        store.pullFromRegistry(
+            ref,
+            RegistryClient.Options.defaults()
+                .withDockerConfig(config)
+                .withHelperPath(helpers + ":" + empty),
+            ImageRef.parse("p:3"),
+            ImportProgress.NONE);
+        assertEquals(registry.address(), Files.readString(asked).strip(), helperConfig);
+      }
+      // A helper that has nothing for the registry: as without credentials.
+      Files.writeString(config, "{\"credsStore\": \"skiffnone\"}");
+      RegistryException none2 =
+          assertThrows(
+              RegistryException.class,
+              () ->
+                  store.pullFromRegistry(
+                      ref,
+                      RegistryClient.Options.defaults()
+                          .withDockerConfig(config)
+                          .withHelperPath(empty.toString()),
+                      ImageRef.parse("p:4"),
+                      ImportProgress.NONE));
+      assertTrue(
+          none2.getMessage().contains("asks for a user name and password"), none2.getMessage());
+      // A helper that is not installed: said so.
+      Files.writeString(config, "{\"credsStore\": \"absent\"}");
+      RegistryException absent =
+          assertThrows(
+              RegistryException.class,
+              () ->
+                  store.pullFromRegistry(
+                      ref,
+                      RegistryClient.Options.defaults()
+                          .withDockerConfig(config)
+                          .withHelperPath(empty.toString()),
+                      ImageRef.parse("p:4"),
+                      ImportProgress.NONE));
+      assertTrue(
+          absent.getMessage().contains("docker-credential-absent is not on the PATH"),
+          absent.getMessage());
     }
   }
 
