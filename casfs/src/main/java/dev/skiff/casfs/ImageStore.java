@@ -150,16 +150,16 @@ public final class ImageStore implements AutoCloseable {
   }
 
   /**
-   * Imports a step of an image build and tags it {@code ref} (see {@link
-   * ImageImporter#importBuilt}).
+   * Imports a build step over image {@code parent} and tags it {@code ref} (see {@link
+   * ImageImporter#importOver}): the parent's files as they are, the step's changes on top.
    */
-  public ImportResult importBuilt(
-      Path base, Path diff, boolean overlay, byte[] config, String describe, ImageRef ref)
+  public ImportResult importOver(
+      Digest parent, Path diff, boolean overlay, byte[] config, String describe, ImageRef ref)
       throws IOException {
     return importTagged(
         ref,
         importer ->
-            importer.importBuilt(base, diff, overlay, config, describe, ImportProgress.NONE));
+            importer.importOver(parent, diff, overlay, config, describe, ImportProgress.NONE));
   }
 
   /**

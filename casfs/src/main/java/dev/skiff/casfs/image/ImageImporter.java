@@ -20,7 +20,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -93,31 +92,6 @@ public final class ImageImporter {
   }
 
   /**
-   * Imports an image built in steps: {@code base} (a tar, compressed or not, of the tree so far;
-   * null for none), then {@code diff} (a directory: a kernel overlayfs upper directory when {@code
-   * overlay}, else files as they are), with {@code config} as its image config.
-   */
-  public ImportResult importBuilt(
-      Path base,
-      Path diff,
-      boolean overlay,
-      byte[] config,
-      String describe,
-      ImportProgress progress)
-      throws IOException {
-    List<ImageSource.Layer> layers = new ArrayList<>();
-    if (base != null) {
-      layers.addAll(RootfsSources.tarball(base).layers());
-    }
-    if (diff != null) {
-      ImageSource.Layer d = RootfsSources.directory(diff).layers().get(0);
-      layers.add(overlay ? ImageSource.Layer.overlay(d) : d);
-    }
-    ImageSource source = ImageSource.of(describe, config, layers);
-    return importFrom(source, progress);
-  }
-
-  /**
    * Stores, as a new image, image {@code base} with {@code config} as its image config: its files
    * and chunks as they are, a new index only (no file is read again).
    */
@@ -152,6 +126,33 @@ public final class ImageImporter {
           (System.nanoTime() - start) / 1e9);
     } finally {
       Files.deleteIfExists(indexFile);
+    }
+  }
+
+  /**
+   * Imports a build step as image {@code parent} (by its index) plus {@code diff} (a directory: a
+   * kernel overlayfs upper directory when {@code overlay}, else files as they are), with {@code
+   * config}: the parent's files are taken from its index as they are (their chunks where they are
+   * stored, nothing read), so a step costs what it changed.
+   */
+  public ImportResult importOver(
+      Digest parent,
+      Path diff,
+      boolean overlay,
+      byte[] config,
+      String describe,
+      ImportProgress progress)
+      throws IOException {
+    Path file =
+        store
+            .localFile(BlobNames.index(parent))
+            .orElseThrow(
+                () -> new IOException("image index " + parent + " is not in " + store.describe()));
+    ImageSource.Layer d = RootfsSources.directory(diff).layers().get(0);
+    ImageSource source =
+        ImageSource.of(describe, config, List.of(overlay ? ImageSource.Layer.overlay(d) : d));
+    try (dev.skiff.casfs.index.ImageIndex base = dev.skiff.casfs.index.ImageIndex.open(file)) {
+      return importFrom(source, progress, base);
     }
   }
 
@@ -224,6 +225,13 @@ public final class ImageImporter {
   }
 
   ImportResult importFrom(ImageSource source, ImportProgress progress) throws IOException {
+    return importFrom(source, progress, null);
+  }
+
+  /** Imports {@code source}'s layers over image {@code base}'s tree (null: over nothing). */
+  private ImportResult importFrom(
+      ImageSource source, ImportProgress progress, dev.skiff.casfs.index.ImageIndex base)
+      throws IOException {
     long start = System.nanoTime();
     Files.createDirectories(scratch);
     List<ImageSource.Layer> layers = source.layers();
@@ -246,6 +254,9 @@ public final class ImageImporter {
             options.zstdLevel(),
             scratch)) {
       TreeBuilder tree = new TreeBuilder(chunks);
+      if (base != null) {
+        tree.seed(base);
+      }
       long[] files = {0};
       for (int i = 0; i < layers.size(); i++) {
         ImageSource.Layer layer = layers.get(i);

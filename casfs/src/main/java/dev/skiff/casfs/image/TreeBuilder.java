@@ -2,6 +2,7 @@ package dev.skiff.casfs.image;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -38,6 +39,94 @@ final class TreeBuilder {
 
   Node root() {
     return root;
+  }
+
+  /**
+   * Makes this (empty) tree the tree of image {@code parent}, as layer 0: every inode with its
+   * metadata, extended attributes, inline bytes or link target, and its chunks where they are
+   * stored, none read. A step of a build is then its parent plus the step's own changes, and costs
+   * what the changes cost.
+   */
+  void seed(dev.skiff.casfs.index.ImageIndex parent) {
+    java.util.Map<Long, Node> byIno = new java.util.HashMap<>();
+    java.util.Map<String, ChunkWriter.PackSlot> packs = new java.util.HashMap<>();
+    copyAttrs(parent, parent.inode(dev.skiff.casfs.index.ImageIndex.ROOT), root, packs);
+    byIno.put(dev.skiff.casfs.index.ImageIndex.ROOT, root);
+    ArrayDeque<Node> dirs = new ArrayDeque<>();
+    java.util.Map<Node, Long> inoOf = new java.util.IdentityHashMap<>();
+    inoOf.put(root, dev.skiff.casfs.index.ImageIndex.ROOT);
+    dirs.push(root);
+    while (!dirs.isEmpty()) {
+      Node dir = dirs.pop();
+      long dirIno = inoOf.get(dir);
+      parent.list(
+          dirIno,
+          0,
+          (position, name, ino) -> {
+            Node child = byIno.get(ino);
+            if (child == null) {
+              dev.skiff.casfs.index.Inode in = parent.inode(ino);
+              child = new Node();
+              copyAttrs(parent, in, child, packs);
+              if (child.isDir()) {
+                child.children = new java.util.TreeMap<>();
+                inoOf.put(child, ino);
+                dirs.push(child);
+              }
+              byIno.put(ino, child);
+            }
+            dir.children.put(new String(name, StandardCharsets.ISO_8859_1), child);
+            return true;
+          });
+    }
+  }
+
+  private static void copyAttrs(
+      dev.skiff.casfs.index.ImageIndex parent,
+      dev.skiff.casfs.index.Inode in,
+      Node n,
+      java.util.Map<String, ChunkWriter.PackSlot> packs) {
+    n.mode = in.mode();
+    n.uid = Integer.toUnsignedLong(in.uid());
+    n.gid = Integer.toUnsignedLong(in.gid());
+    n.mtimeSeconds = in.mtimeSeconds();
+    n.mtimeNanos = in.mtimeNanos();
+    n.rdev = in.rdev();
+    n.size = in.size();
+    n.layer = 0;
+    for (byte[] x : parent.xattrNames(in.ino())) {
+      n.xattrs.put(new String(x, StandardCharsets.ISO_8859_1), parent.xattr(in.ino(), x));
+    }
+    if (in.isRegular()) {
+      if (in.inline()) {
+        byte[] d = parent.data(in.ino());
+        n.inline = d != null ? d : new byte[0];
+      } else {
+        List<ChunkWriter.PendingChunk> cs = new ArrayList<>(in.chunkCount());
+        for (int i = 0; i < in.chunkCount(); i++) {
+          var loc = parent.chunk(in.ino(), i);
+          ChunkWriter.PackSlot slot =
+              packs.computeIfAbsent(
+                  loc.pack(),
+                  p -> {
+                    ChunkWriter.PackSlot ps = new ChunkWriter.PackSlot();
+                    ps.name = p;
+                    return ps;
+                  });
+          cs.add(
+              new ChunkWriter.PendingChunk(
+                  loc.digest(),
+                  slot,
+                  loc.offset(),
+                  loc.storedLength(),
+                  loc.plainLength(),
+                  loc.codec()));
+        }
+        n.chunks = cs;
+      }
+    } else if (in.isSymlink()) {
+      n.symlinkTarget = parent.data(in.ino());
+    }
   }
 
   /**

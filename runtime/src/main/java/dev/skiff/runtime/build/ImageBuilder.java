@@ -11,7 +11,6 @@ import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.index.ImageIndex;
 import dev.skiff.casfs.registry.RegistryClient;
-import dev.skiff.casfs.registry.RegistryPush;
 import dev.skiff.casfs.registry.RegistryRef;
 import dev.skiff.runtime.ExitStatus;
 import dev.skiff.runtime.Sandbox;
@@ -376,7 +375,6 @@ public final class ImageBuilder {
       throws IOException {
     Path work = Files.createTempDirectory(store.scratch(), "build-run-");
     Path upper = Files.createDirectory(work.resolve("upper"));
-    Path tree = work.resolve("base.tar.gz");
     try {
       SandboxOptions.Builder o =
           SandboxOptions.builder()
@@ -430,8 +428,13 @@ public final class ImageBuilder {
                 + (last.isEmpty() ? "" : ": " + String.join(" / ", last)));
       }
       dropMountPoints(upper);
-      RegistryPush.exportTree(store, current, tree);
-      store.importBuilt(tree, upper, true, JSON.writeValueAsBytes(config), "RUN " + command, step);
+      store.importOver(
+          store.resolve(current).orElseThrow(),
+          upper,
+          true,
+          JSON.writeValueAsBytes(config),
+          "RUN " + command,
+          step);
     } finally {
       delete(work);
     }
@@ -554,7 +557,6 @@ public final class ImageBuilder {
             || Files.isDirectory(c.sources().get(0));
     Path work = Files.createTempDirectory(store.scratch(), "build-copy-");
     Path files = Files.createDirectory(work.resolve("files"));
-    Path tree = work.resolve("base.tar.gz");
     try {
       Path target = files.resolve(dest.substring(1)).normalize();
       if (!target.startsWith(files)) {
@@ -569,8 +571,13 @@ public final class ImageBuilder {
       }
       // Files copied in belong to root, as Docker makes them.
       DockerRun.chownRoot(files);
-      RegistryPush.exportTree(store, current, tree);
-      store.importBuilt(tree, files, false, JSON.writeValueAsBytes(config), "COPY " + a, step);
+      store.importOver(
+          store.resolve(current).orElseThrow(),
+          files,
+          false,
+          JSON.writeValueAsBytes(config),
+          "COPY " + a,
+          step);
     } finally {
       delete(work);
     }
