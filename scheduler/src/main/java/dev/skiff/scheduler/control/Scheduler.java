@@ -465,7 +465,7 @@ public final class Scheduler implements AutoCloseable {
     FunctionSpec.Builder b = spec.toBuilder().setCodeDigest("");
     if (code.length > 0) {
       String digest = CodeBundle.check(code);
-      state.putBlob(digest, code);
+      state.putBlob(digest, code, now());
       b.setCodeDigest(digest);
     }
     FunctionSpec wanted = b.build();
@@ -511,13 +511,64 @@ public final class Scheduler implements AutoCloseable {
         missing.add(d);
       }
     }
+    // what the client will not upload, because it is here, stays for the deploy that follows
+    state.touchBlobs(digests, now());
     return missing;
+  }
+
+  /** How long code no function needs is kept after it was last stored or asked for. */
+  public static final Duration CODE_KEEP = Duration.ofDays(1);
+
+  /**
+   * Removes the code (bundles, class path jars, build contexts) that no function needs, stored or
+   * asked for more than {@link #CODE_KEEP} before now: a function needs its code while it is the
+   * latest running version of its function, or has calls or containers. A scheduler that takes the
+   * dev loop's deploys for weeks keeps what runs, not every edit. Returns how many went.
+   */
+  public int sweepCode() throws IOException {
+    java.util.Set<String> needed = new HashSet<>();
+    synchronized (this) {
+      for (Function f : latest.values()) {
+        if (!f.getSpec().getStopped()) {
+          codeOf(f, needed);
+        }
+      }
+      for (Queue q : queues.values()) {
+        if (!q.pending.isEmpty()) {
+          codeOf(q.fn, needed);
+        }
+      }
+      for (Call c : live.values()) {
+        codeOf(c.fn, needed);
+      }
+      for (WorkerConn w : workers.values()) {
+        for (Ctr c : w.containers.values()) {
+          codeOf(c.fn, needed);
+        }
+      }
+    }
+    List<String> gone =
+        state.blobsStoredBefore(now() - CODE_KEEP.toMillis()).stream()
+            .filter(d -> !needed.contains(d))
+            .toList();
+    int removed = gone.isEmpty() ? 0 : state.removeBlobs(gone);
+    if (removed > 0) {
+      LOG.info("removed {} code bundles and jars no function needs", removed);
+    }
+    return removed;
+  }
+
+  private static void codeOf(Function f, java.util.Set<String> into) {
+    if (!f.getSpec().getCodeDigest().isEmpty()) {
+      into.add(f.getSpec().getCodeDigest());
+    }
+    into.addAll(f.getSpec().getClasspathList());
   }
 
   /** Stores a jar of a Java class path; returns its digest. */
   public String putCode(byte[] jar) throws IOException {
     String digest = CodeBundle.checkJar(jar);
-    state.putBlob(digest, jar);
+    state.putBlob(digest, jar, now());
     return digest;
   }
 

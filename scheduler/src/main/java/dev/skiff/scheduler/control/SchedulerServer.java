@@ -38,6 +38,8 @@ import java.util.concurrent.TimeUnit;
  * keepalive pings within about {@link #KEEPALIVE_SECONDS} twice over.
  */
 public final class SchedulerServer implements AutoCloseable {
+  private static final org.slf4j.Logger LOG =
+      org.slf4j.LoggerFactory.getLogger(SchedulerServer.class);
   static final int KEEPALIVE_SECONDS = 5;
 
   /**
@@ -133,6 +135,17 @@ public final class SchedulerServer implements AutoCloseable {
     scheduler.logStore(logStore);
     timers.scheduleWithFixedDelay(
         () -> payloadStore.sweep(java.time.Instant.now()), 0, 10, TimeUnit.MINUTES);
+    timers.scheduleWithFixedDelay(
+        () -> {
+          try {
+            scheduler.sweepCode();
+          } catch (IOException | RuntimeException e) {
+            LOG.warn("removing code no function needs: {}", e.toString());
+          }
+        },
+        10,
+        60,
+        TimeUnit.MINUTES);
     WorkersGrpc.WorkersImplBase workers =
         new WorkersGrpc.WorkersImplBase() {
           @Override

@@ -63,8 +63,27 @@ public interface ControlState extends AutoCloseable {
    */
   int forgetFinished(long beforeMillis, int limit) throws IOException;
 
-  /** Stores a blob (a function's code bundle) under its digest; storing it again is a no-op. */
-  void putBlob(String digest, byte[] bytes) throws IOException;
+  /**
+   * Stores a blob (a function's code bundle) under its digest, stored at {@code nowMillis}; storing
+   * it again keeps the bytes and takes the new time.
+   */
+  void putBlob(String digest, byte[] bytes, long nowMillis) throws IOException;
+
+  /** {@link #putBlob(String, byte[], long)} now. */
+  default void putBlob(String digest, byte[] bytes) throws IOException {
+    putBlob(digest, bytes, System.currentTimeMillis());
+  }
+
+  /**
+   * Marks the stored ones of these blobs as stored at {@code nowMillis} (a client relies on them).
+   */
+  void touchBlobs(java.util.Collection<String> digests, long nowMillis) throws IOException;
+
+  /** The digests of blobs last stored (or touched) before {@code beforeMillis}. */
+  List<String> blobsStoredBefore(long beforeMillis) throws IOException;
+
+  /** Removes these blobs; returns how many there were. */
+  int removeBlobs(java.util.Collection<String> digests) throws IOException;
 
   /** A blob by digest, or empty. */
   Optional<byte[]> blob(String digest) throws IOException;

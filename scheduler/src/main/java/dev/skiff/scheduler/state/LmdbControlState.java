@@ -41,6 +41,7 @@ import org.lmdbjava.Txn;
  * unfinished  call id                 -> ""        (pending or running)
  * order       seq(8) call id          -> ""        (acceptance order; the most recent calls)
  * blobs       digest                  -> bytes     (code bundles)
+ * blobtimes   digest                  -> ms(8)     (when each was last stored or asked for)
  * secrets     name                    -> JSON object of the values
  * </pre>
  *
@@ -56,6 +57,7 @@ public final class LmdbControlState implements ControlState {
   private final Dbi<ByteBuffer> unfinished;
   private final Dbi<ByteBuffer> order;
   private final Dbi<ByteBuffer> blobs;
+  private final Dbi<ByteBuffer> blobTimes;
   private final Dbi<ByteBuffer> secrets;
 
   private LmdbControlState(Env<ByteBuffer> env) {
@@ -65,6 +67,7 @@ public final class LmdbControlState implements ControlState {
     this.unfinished = env.openDbi("unfinished", DbiFlags.MDB_CREATE);
     this.order = env.openDbi("order", DbiFlags.MDB_CREATE);
     this.blobs = env.openDbi("blobs", DbiFlags.MDB_CREATE);
+    this.blobTimes = env.openDbi("blobtimes", DbiFlags.MDB_CREATE);
     this.secrets = env.openDbi("secrets", DbiFlags.MDB_CREATE);
   }
 
@@ -73,7 +76,7 @@ public final class LmdbControlState implements ControlState {
     Files.createDirectories(dir);
     Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
     Env<ByteBuffer> env =
-        Env.create().setMapSize(64L << 30).setMaxDbs(6).setMaxReaders(512).open(dir.toFile());
+        Env.create().setMapSize(64L << 30).setMaxDbs(7).setMaxReaders(512).open(dir.toFile());
     try {
       return new LmdbControlState(env);
     } catch (RuntimeException e) {
@@ -256,14 +259,62 @@ public final class LmdbControlState implements ControlState {
   }
 
   @Override
-  public synchronized void putBlob(String digest, byte[] bytes) throws IOException {
+  public synchronized void putBlob(String digest, byte[] bytes, long nowMillis) throws IOException {
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
       ByteBuffer key = direct(digest.getBytes(UTF_8));
       if (blobs.get(txn, key) == null) {
         blobs.put(txn, key, direct(bytes));
-        txn.commit();
+      }
+      blobTimes.put(txn, key, ByteBuffer.allocateDirect(8).putLong(nowMillis).flip());
+      txn.commit();
+    }
+  }
+
+  @Override
+  public synchronized void touchBlobs(java.util.Collection<String> digests, long nowMillis)
+      throws IOException {
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      for (String d : digests) {
+        ByteBuffer key = direct(d.getBytes(UTF_8));
+        if (blobs.get(txn, key) != null) {
+          blobTimes.put(txn, key, ByteBuffer.allocateDirect(8).putLong(nowMillis).flip());
+        }
+      }
+      txn.commit();
+    }
+  }
+
+  @Override
+  public List<String> blobsStoredBefore(long beforeMillis) throws IOException {
+    List<String> out = new ArrayList<>();
+    try (Txn<ByteBuffer> txn = env.txnRead();
+        org.lmdbjava.Cursor<ByteBuffer> c = blobs.openCursor(txn)) {
+      for (boolean ok = c.first(); ok; ok = c.next()) {
+        ByteBuffer k = c.key();
+        ByteBuffer t = blobTimes.get(txn, k.duplicate());
+        // a blob stored before its time was kept counts as old
+        if (t == null || t.getLong(0) < beforeMillis) {
+          out.add(UTF_8.decode(k.duplicate()).toString());
+        }
       }
     }
+    return out;
+  }
+
+  @Override
+  public synchronized int removeBlobs(java.util.Collection<String> digests) throws IOException {
+    int removed = 0;
+    try (Txn<ByteBuffer> txn = env.txnWrite()) {
+      for (String d : digests) {
+        ByteBuffer key = direct(d.getBytes(UTF_8));
+        if (blobs.delete(txn, key)) {
+          removed++;
+        }
+        blobTimes.delete(txn, direct(d.getBytes(UTF_8)));
+      }
+      txn.commit();
+    }
+    return removed;
   }
 
   @Override

@@ -32,7 +32,7 @@ import java.util.TreeMap;
  * <pre>
  * skiff_functions (id, version) -> spec (protobuf)
  * skiff_calls     call_id       -> record (protobuf), seq (acceptance order), finished
- * skiff_blobs     digest        -> bytes (code bundles)
+ * skiff_blobs     digest        -> bytes (code bundles), stored_ms (last stored or asked for)
  * skiff_secrets   name          -> values (JSON)
  * </pre>
  *
@@ -56,6 +56,7 @@ public final class PostgresControlState implements ControlState {
       ALTER TABLE skiff_calls ADD COLUMN IF NOT EXISTS finished_ms bigint;
       CREATE INDEX IF NOT EXISTS skiff_calls_finished_ms ON skiff_calls (finished_ms) WHERE finished;
       CREATE TABLE IF NOT EXISTS skiff_blobs (digest text PRIMARY KEY, body bytea NOT NULL);
+      ALTER TABLE skiff_blobs ADD COLUMN IF NOT EXISTS stored_ms bigint NOT NULL DEFAULT 0;
       CREATE TABLE IF NOT EXISTS skiff_secrets (name text PRIMARY KEY, body text NOT NULL);
       """;
 
@@ -375,17 +376,70 @@ public final class PostgresControlState implements ControlState {
   }
 
   @Override
-  public void putBlob(String digest, byte[] bytes) throws IOException {
+  public void putBlob(String digest, byte[] bytes, long nowMillis) throws IOException {
     db.inTransaction(
         c -> {
           try (PreparedStatement ins =
               c.prepareStatement(
-                  "INSERT INTO skiff_blobs (digest, body) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING")) {
+                  "INSERT INTO skiff_blobs (digest, body, stored_ms) VALUES (?, ?, ?)"
+                      + " ON CONFLICT (digest) DO UPDATE SET stored_ms = excluded.stored_ms")) {
             ins.setString(1, digest);
             ins.setBytes(2, bytes);
+            ins.setLong(3, nowMillis);
             ins.executeUpdate();
           }
           return null;
+        });
+  }
+
+  @Override
+  public void touchBlobs(java.util.Collection<String> digests, long nowMillis) throws IOException {
+    db.inTransaction(
+        c -> {
+          try (PreparedStatement up =
+              c.prepareStatement("UPDATE skiff_blobs SET stored_ms = ? WHERE digest = ?")) {
+            for (String d : digests) {
+              up.setLong(1, nowMillis);
+              up.setString(2, d);
+              up.addBatch();
+            }
+            up.executeBatch();
+          }
+          return null;
+        });
+  }
+
+  @Override
+  public List<String> blobsStoredBefore(long beforeMillis) throws IOException {
+    return db.inTransaction(
+        c -> {
+          List<String> out = new ArrayList<>();
+          try (PreparedStatement q =
+              c.prepareStatement("SELECT digest FROM skiff_blobs WHERE stored_ms < ?")) {
+            q.setLong(1, beforeMillis);
+            try (ResultSet rs = q.executeQuery()) {
+              while (rs.next()) {
+                out.add(rs.getString(1));
+              }
+            }
+          }
+          return out;
+        });
+  }
+
+  @Override
+  public int removeBlobs(java.util.Collection<String> digests) throws IOException {
+    return db.inTransaction(
+        c -> {
+          int removed = 0;
+          try (PreparedStatement d =
+              c.prepareStatement("DELETE FROM skiff_blobs WHERE digest = ?")) {
+            for (String x : digests) {
+              d.setString(1, x);
+              removed += d.executeUpdate();
+            }
+          }
+          return removed;
         });
   }
 

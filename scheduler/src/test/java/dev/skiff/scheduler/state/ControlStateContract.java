@@ -207,6 +207,29 @@ public abstract class ControlStateContract {
   }
 
   @Test
+  void blobsKnowWhenTheyWereLastStoredOrAskedForAndGoWhenRemoved() throws Exception {
+    ControlState s = fresh();
+    s.putBlob("sha256:old", new byte[] {1}, 1_000);
+    s.putBlob("sha256:asked", new byte[] {2}, 1_000);
+    s.putBlob("sha256:again", new byte[] {3}, 1_000);
+    s.putBlob("sha256:again", new byte[] {3}, 5_000); // stored again: its time is the new one
+    s.touchBlobs(List.of("sha256:asked", "sha256:none"), 6_000);
+    s.putBlob("sha256:new", new byte[] {4}, 9_000);
+    s = reopen(s);
+    try (ControlState again = s) {
+      assertEquals(List.of("sha256:old"), again.blobsStoredBefore(2_000));
+      assertEquals(
+          java.util.Set.of("sha256:old", "sha256:again", "sha256:asked"),
+          new java.util.HashSet<>(again.blobsStoredBefore(8_000)));
+      assertEquals(2, again.removeBlobs(List.of("sha256:old", "sha256:asked", "sha256:none")));
+      assertFalse(again.hasBlob("sha256:old"));
+      assertTrue(again.blob("sha256:asked").isEmpty());
+      assertTrue(again.hasBlob("sha256:again") && again.hasBlob("sha256:new"));
+      assertEquals(List.of("sha256:again"), again.blobsStoredBefore(8_000));
+    }
+  }
+
+  @Test
   void blobsAndSecretsAreKept() throws Exception {
     ControlState s = fresh();
     byte[] zip = {1, 2, 3, 0, 4};
