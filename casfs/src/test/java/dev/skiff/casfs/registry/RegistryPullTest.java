@@ -217,17 +217,16 @@ class RegistryPullTest {
       }
       // A helper that has nothing for the registry: as without credentials.
       Files.writeString(config, "{\"credsStore\": \"skiffnone\"}");
+      RegistryClient.Options onlyEmpty =
+          RegistryClient.Options.defaults()
+              .withDockerConfig(config)
+              .withHelperPath(empty.toString());
       RegistryException none2 =
           assertThrows(
               RegistryException.class,
               () ->
                   store.pullFromRegistry(
-                      ref,
-                      RegistryClient.Options.defaults()
-                          .withDockerConfig(config)
-                          .withHelperPath(empty.toString()),
-                      ImageRef.parse("p:4"),
-                      ImportProgress.NONE));
+                      ref, onlyEmpty, ImageRef.parse("p:4"), ImportProgress.NONE));
       assertTrue(
           none2.getMessage().contains("asks for a user name and password"), none2.getMessage());
       // A helper that is not installed: said so.
@@ -237,12 +236,7 @@ class RegistryPullTest {
               RegistryException.class,
               () ->
                   store.pullFromRegistry(
-                      ref,
-                      RegistryClient.Options.defaults()
-                          .withDockerConfig(config)
-                          .withHelperPath(empty.toString()),
-                      ImageRef.parse("p:4"),
-                      ImportProgress.NONE));
+                      ref, onlyEmpty, ImageRef.parse("p:4"), ImportProgress.NONE));
       assertTrue(
           absent.getMessage().contains("docker-credential-absent is not on the PATH"),
           absent.getMessage());

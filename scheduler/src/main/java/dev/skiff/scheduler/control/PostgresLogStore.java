@@ -6,7 +6,6 @@ import dev.skiff.scheduler.state.PostgresConnection;
 import java.io.IOException;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
-import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -57,13 +56,7 @@ final class PostgresLogStore implements LogStore {
   PostgresLogStore(String url, int keep) throws IOException {
     this.db = new PostgresConnection(url);
     this.keep = keep;
-    db.inTransaction(
-        c -> {
-          try (Statement st = c.createStatement()) {
-            st.execute(SCHEMA);
-          }
-          return null;
-        });
+    db.execute(SCHEMA);
   }
 
   @Override

@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
-import java.sql.Statement;
 import java.time.Instant;
 
 /**
@@ -39,13 +38,7 @@ final class PostgresPayloads implements PayloadStore.Backing {
 
   PostgresPayloads(String url) throws IOException {
     this.db = new PostgresConnection(url);
-    db.inTransaction(
-        c -> {
-          try (Statement st = c.createStatement()) {
-            st.execute(SCHEMA);
-          }
-          return null;
-        });
+    db.execute(SCHEMA);
   }
 
   @Override

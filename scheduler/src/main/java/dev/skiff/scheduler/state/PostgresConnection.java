@@ -63,6 +63,17 @@ public final class PostgresConnection implements AutoCloseable {
     }
   }
 
+  /** Runs {@code sql} (statements without parameters: a schema) in one transaction. */
+  public void execute(String sql) throws IOException {
+    inTransaction(
+        c -> {
+          try (java.sql.Statement st = c.createStatement()) {
+            st.execute(sql);
+          }
+          return null;
+        });
+  }
+
   @Override
   public synchronized void close() {
     try {
