@@ -118,6 +118,10 @@ class ControlPlaneTest {
             return "y" * n
         def echo(x):
             return x
+        def rawrev(b):
+            return bytes(reversed(b))
+        def tobytes(s):
+            return s.encode()
         """);
     Files.writeString(code.resolve("broken.py"), "raise RuntimeError('broken at import')\n");
   }
@@ -397,6 +401,47 @@ class ControlPlaneTest {
     assertTrue(refused.getMessage().contains("64 MiB"), refused.getMessage());
     assertEquals(
         "5", client.call("test/size", args("[\"hello\"]"), null).getOutputJson().toStringUtf8());
+  }
+
+  @Test
+  void bytesTravelRawBothWaysInlineAndThroughThePayloadStore() throws Exception {
+    deploy(fn("raw", "handlers:rawrev"));
+    java.util.Random random = new java.util.Random(3);
+    for (int n : new int[] {0, 5, 3 << 20}) {
+      byte[] in = new byte[n];
+      random.nextBytes(in);
+      var r =
+          client.call(
+              "test/raw",
+              Input.newBuilder().setRaw(com.google.protobuf.ByteString.copyFrom(in)).build(),
+              null);
+      assertEquals(Status.SUCCESS, r.getStatus(), r.getFailure().toString());
+      assertTrue(r.hasOutputRaw(), "raw out for " + n + " bytes");
+      byte[] out = r.getOutputRaw().toByteArray();
+      assertEquals(n, out.length);
+      for (int i = 0; i < n; i++) {
+        if (out[i] != in[n - 1 - i]) {
+          throw new AssertionError("byte " + i + " of " + n + " is not reversed");
+        }
+      }
+    }
+    // bytes returned for a JSON input come back raw too
+    deploy(fn("tobytes", "handlers:tobytes"));
+    var r = client.call("test/tobytes", args("[\"h\\u00e9llo\"]"), null);
+    assertEquals("héllo", r.getOutputRaw().toStringUtf8());
+    // raw input and JSON at once is refused
+    StatusRuntimeException both =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                client.call(
+                    "test/raw",
+                    Input.newBuilder()
+                        .setRaw(com.google.protobuf.ByteString.copyFromUtf8("x"))
+                        .setArgsJson(com.google.protobuf.ByteString.copyFromUtf8("[1]"))
+                        .build(),
+                    null));
+    assertTrue(both.getStatus().getDescription().contains("one of them"), both.toString());
   }
 
   @Test

@@ -298,6 +298,15 @@ final class FunctionCommand implements Runnable {
 
   static int finish(Result r) {
     if (r.getStatus() == Status.SUCCESS) {
+      if (r.hasOutputRaw()) { // the handler returned bytes: they are the output, as they are
+        try {
+          r.getOutputRaw().writeTo(System.out);
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+        System.out.flush();
+        return 0;
+      }
       System.out.println(r.getOutputJson().toStringUtf8());
       return 0;
     }

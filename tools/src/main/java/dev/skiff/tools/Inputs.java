@@ -85,9 +85,17 @@ final class Inputs {
     };
   }
 
-  /** A JSON line for {@code map --return-exceptions}: the output, or {"error": ...}. */
+  /**
+   * A JSON line for {@code map}: the output (raw bytes as a base64 string), or with {@code
+   * --return-exceptions} {"error": ...}.
+   */
   static String line(Result r) {
     if (r.getStatus() == Status.SUCCESS) {
+      if (r.hasOutputRaw()) { // bytes in a JSON line: base64, as JSON tools take them
+        return JSON.getNodeFactory()
+            .textNode(java.util.Base64.getEncoder().encodeToString(r.getOutputRaw().toByteArray()))
+            .toString();
+      }
       return r.getOutputJson().toStringUtf8();
     }
     var e = JSON.createObjectNode();

@@ -218,9 +218,8 @@ public final class SdkBench {
 
   /**
    * A {@code byte[]} sent and returned whole, at a few sizes up to the 2 MiB a call carries inline:
-   * the SDK's remote (Jackson writes and reads the bytes) against the raw client sending the same
-   * call as JSON made once beforehand and never reading the result, so the difference is the SDK's
-   * own cost of encoding and decoding.
+   * the SDK's remote (raw bytes both ways) against the raw client sending the same bytes as base64
+   * in JSON made once beforehand (what the SDK sent before raw bytes) and never reading the result.
    */
   private static void bytes(
       SkiffFunction<byte[], byte[]> fn, ControlClient raw, StringBuilder report) throws Exception {

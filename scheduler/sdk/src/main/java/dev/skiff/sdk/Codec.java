@@ -13,8 +13,9 @@ import java.util.concurrent.CancellationException;
 
 /**
  * Inputs and results as they travel: JSON through Jackson (objects, records, collections,
- * primitives; {@code byte[]} as base64), readable by a Python handler or caller as plain JSON. An
- * input is the handler's one positional argument.
+ * primitives), readable by a Python handler or caller as plain JSON; a {@code byte[]} as raw bytes,
+ * neither JSON nor base64 (a Python handler gets {@code bytes}). An input is the handler's one
+ * positional argument.
  */
 final class Codec {
   static final ObjectMapper JSON =
@@ -41,6 +42,9 @@ final class Codec {
 
   /** An input as it is sent to {@code function}; a value Jackson cannot write fails here. */
   static Input input(Object value, String function) {
+    if (value instanceof byte[] b) {
+      return Input.newBuilder().setRaw(ByteString.copyFrom(b)).build();
+    }
     try {
       ByteString.Output out = ByteString.newOutput(64);
       out.write('[');
@@ -75,6 +79,18 @@ final class Codec {
       case SUCCESS -> {
         if (type.hasRawClass(Void.class) || type.hasRawClass(void.class)) {
           yield null;
+        }
+        if (r.hasOutputRaw()) {
+          if (type.hasRawClass(byte[].class) || type.hasRawClass(Object.class)) {
+            yield (O) r.getOutputRaw().toByteArray();
+          }
+          throw new IllegalStateException(
+              call
+                  + " returned raw bytes ("
+                  + r.getOutputRaw().size()
+                  + " of them), not a "
+                  + type
+                  + ": declare it as returning byte[]");
         }
         try {
           yield (O) JSON.readValue(r.getOutputJson().newInput(), type);

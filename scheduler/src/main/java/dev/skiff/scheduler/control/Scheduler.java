@@ -664,8 +664,28 @@ public final class Scheduler implements AutoCloseable {
   }
 
   private void check(Input in) {
+    boolean json = !in.getArgsJson().isEmpty() || !in.getKwargsJson().isEmpty();
+    if (in.hasRaw()) {
+      if (json || !in.getPayload().isEmpty()) {
+        throw new IllegalArgumentException(
+            "an input is raw bytes, a payload or inline JSON, one of them");
+      }
+      if (in.getRaw().size() > Payloads.INLINE_MAX) {
+        throw io.grpc.Status.RESOURCE_EXHAUSTED
+            .withDescription(
+                "raw input of "
+                    + in.getRaw().size()
+                    + " bytes is over the 2 MiB a call carries inline (larger inputs go as a"
+                    + " payload, as Skiff's clients send them)")
+            .asRuntimeException();
+      }
+      return;
+    }
+    if (in.getPayloadRaw() && in.getPayload().isEmpty()) {
+      throw new IllegalArgumentException("payload_raw without a payload");
+    }
     if (!in.getPayload().isEmpty()) {
-      if (!in.getArgsJson().isEmpty() || !in.getKwargsJson().isEmpty()) {
+      if (json) {
         throw new IllegalArgumentException("an input is either a payload or inline JSON, not both");
       }
       if (!payloadExists.test(in.getPayload())) {

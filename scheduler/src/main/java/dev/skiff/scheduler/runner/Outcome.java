@@ -8,8 +8,15 @@ import com.google.protobuf.ByteString;
  * message, traceback), or the container's fate (timed out, killed for memory, crashed).
  */
 public sealed interface Outcome {
-  /** The handler returned {@code json} (UTF-8 JSON) after running {@code micros}. */
-  record Success(ByteString json, long micros) implements Outcome {
+  /**
+   * The handler returned {@code json} (UTF-8 JSON) after running {@code micros}; with {@code raw},
+   * the bytes it returned as they are ({@code byte[]} in Java, {@code bytes} in Python).
+   */
+  record Success(ByteString json, long micros, boolean raw) implements Outcome {
+    public Success(ByteString json, long micros) {
+      this(json, micros, false);
+    }
+
     public Success(JsonNode output) {
       this(ByteString.copyFromUtf8(output.toString()), 0);
     }

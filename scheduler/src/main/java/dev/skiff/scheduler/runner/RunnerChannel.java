@@ -22,8 +22,9 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * The worker's end of the channel to an in-container runner: the runner process's stdin and stdout
  * (which work inside gVisor with no network), carrying frames of a 4-byte big-endian length and
- * UTF-8 JSON. See {@code skiff_runner.py} for the messages. The runner's stderr, where the
- * handler's prints go, is not part of the channel.
+ * UTF-8 JSON; a message with {@code "raw": N} is followed by a frame of N raw bytes (a call's one
+ * argument, or a handler's result, as bytes). See {@code skiff_runner.py} for the messages. The
+ * runner's stderr, where the handler's prints go, is not part of the channel.
  *
  * <p>Calls may overlap (a runner started with a concurrency above 1 answers them as they finish):
  * {@link #call} sends a request and returns a future; once {@link #awaitReady} has returned, one
@@ -99,13 +100,21 @@ public final class RunnerChannel {
     try {
       while (true) {
         Reply reply = Reply.parse(receiveBytes());
+        if (reply.raw >= 0) {
+          byte[] raw = receiveBytes();
+          if (raw.length != reply.raw) {
+            throw new IOException(
+                "the runner said " + reply.raw + " raw bytes and sent " + raw.length);
+          }
+          reply.output = UnsafeByteOperations.unsafeWrap(raw);
+        }
         CompletableFuture<Outcome> f = waiting.remove(reply.id);
         if (f == null) {
           throw new IOException("the runner answered call " + reply.id + ", never asked");
         }
         Outcome o;
         if (reply.ok) {
-          o = new Outcome.Success(reply.output, reply.us);
+          o = new Outcome.Success(reply.output, reply.us, reply.raw >= 0);
         } else if (reply.outOfMemory) {
           o = new Outcome.OutOfMemory();
         } else if (reply.timedOut) {
@@ -136,6 +145,7 @@ public final class RunnerChannel {
     boolean outOfMemory;
     boolean timedOut;
     long us;
+    long raw = -1; // the length of the raw result in the next frame, if one follows
     ByteString output = NULL;
     JsonNode error = com.fasterxml.jackson.databind.node.MissingNode.getInstance();
 
@@ -170,6 +180,7 @@ public final class RunnerChannel {
             case "out_of_memory" -> r.outOfMemory = value == JsonToken.VALUE_TRUE;
             case "timed_out" -> r.timedOut = value == JsonToken.VALUE_TRUE;
             case "us" -> r.us = p.getValueAsLong(0);
+            case "raw" -> r.raw = p.getValueAsLong(-1);
             case "error" -> r.error = JSON.readTree(p);
             case "output" -> {
               outputFrom = (int) p.currentTokenLocation().getByteOffset();
@@ -214,10 +225,17 @@ public final class RunnerChannel {
             .concat(KWARGS)
             .concat(kwargsJson.isEmpty() ? EMPTY_OBJECT : kwargsJson)
             .concat(ByteString.copyFromUtf8(",\"timeout_ms\":" + timeoutMillis + "}"));
-    if (body.size() > MAX_FRAME) {
+    return send(id, body, null, timeoutMillis);
+  }
+
+  /** Sends a call's frame (and its raw frame, if any) and returns the future of its answer. */
+  private CompletableFuture<Outcome> send(
+      String id, ByteString body, ByteString raw, long timeoutMillis) {
+    long size = body.size() + (raw == null ? 0 : raw.size());
+    if (size > MAX_FRAME) {
       throw new IllegalArgumentException(
           "an input of "
-              + body.size()
+              + size
               + " bytes is over the "
               + (Payloads.MAX_BYTES >> 20)
               + " MiB a call may carry");
@@ -229,6 +247,10 @@ public final class RunnerChannel {
       synchronized (toRunner) {
         toRunner.writeInt(body.size());
         body.writeTo(toRunner);
+        if (raw != null) {
+          toRunner.writeInt(raw.size());
+          raw.writeTo(toRunner);
+        }
         toRunner.flush();
       }
     } catch (IOException e) {
@@ -240,6 +262,25 @@ public final class RunnerChannel {
       f.completeExceptionally(b);
     }
     return f;
+  }
+
+  /**
+   * Sends one call whose one argument is {@code raw} bytes (see {@link #call}): a frame saying so,
+   * then the bytes as they are.
+   */
+  public CompletableFuture<Outcome> callRaw(String callId, ByteString raw, long timeoutMillis) {
+    String id = callId != null ? callId : Long.toString(nextId.incrementAndGet());
+    StringBuilder head = new StringBuilder(48).append("{\"id\":\"");
+    JsonStringEncoder.getInstance().quoteAsString(id, head);
+    ByteString body =
+        ByteString.copyFromUtf8(
+            head.append("\",\"raw\":")
+                .append(raw.size())
+                .append(",\"timeout_ms\":")
+                .append(timeoutMillis)
+                .append('}')
+                .toString());
+    return send(id, body, raw, timeoutMillis);
   }
 
   private static final ByteString EMPTY_ARRAY = ByteString.copyFromUtf8("[]");

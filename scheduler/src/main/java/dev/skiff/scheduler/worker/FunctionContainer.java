@@ -459,6 +459,18 @@ public final class FunctionContainer implements AutoCloseable {
    */
   public CompletableFuture<Outcome> call(
       String callId, ByteString argsJson, ByteString kwargsJson, Duration timeout) {
+    return start(callId, timeout, ms -> channel.call(callId, argsJson, kwargsJson, ms));
+  }
+
+  /** {@link #call} with the call's one argument as raw bytes ({@code byte[]}, Python's bytes). */
+  public CompletableFuture<Outcome> callRaw(String callId, ByteString raw, Duration timeout) {
+    return start(callId, timeout, ms -> channel.callRaw(callId, raw, ms));
+  }
+
+  private CompletableFuture<Outcome> start(
+      String callId,
+      Duration timeout,
+      java.util.function.LongFunction<CompletableFuture<Outcome>> send) {
     if (!alive()) {
       return CompletableFuture.completedFuture(new Outcome.Crashed("the container is not running"));
     }
@@ -479,7 +491,7 @@ public final class FunctionContainer implements AutoCloseable {
                 TimeUnit.MILLISECONDS);
     CompletableFuture<Outcome> answer;
     try {
-      answer = channel.call(callId, argsJson, kwargsJson, timeoutMs);
+      answer = send.apply(timeoutMs);
     } catch (IllegalArgumentException e) {
       answer =
           CompletableFuture.completedFuture(

@@ -3,6 +3,7 @@ package dev.skiff.scheduler.worker;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageInfo;
 import dev.skiff.casfs.ImageStore;
@@ -1002,8 +1003,16 @@ public final class Worker implements AutoCloseable {
       payloadIo.execute(() -> runPayload(c, in));
       return;
     }
+    if (in.getInput().hasRaw()) {
+      run(in, c.callRaw(in.getCallId(), in.getInput().getRaw(), timeout(in)));
+      return;
+    }
     // the scheduler checked the arguments are JSON when it accepted the call
     run(c, in, in.getInput().getArgsJson(), in.getInput().getKwargsJson());
+  }
+
+  private static Duration timeout(RunInput in) {
+    return Duration.ofMillis(in.getTimeoutMs());
   }
 
   /** Fetches a call's input from the payload store, then runs it. */
@@ -1017,6 +1026,10 @@ public final class Worker implements AutoCloseable {
                   .withCallCredentials(Tokens.bearer(token))
                   .withDeadlineAfter(5, TimeUnit.MINUTES)
                   .getPayload(PayloadRef.newBuilder().setName(in.getInput().getPayload()).build()));
+      if (in.getInput().getPayloadRaw()) {
+        run(in, c.callRaw(in.getCallId(), UnsafeByteOperations.unsafeWrap(data), timeout(in)));
+        return;
+      }
       JsonNode doc = JSON.readTree(data);
       JsonNode a = doc.path("args");
       JsonNode k = doc.path("kwargs");
@@ -1047,23 +1060,28 @@ public final class Worker implements AutoCloseable {
   }
 
   private void run(FunctionContainer c, RunInput in, ByteString args, ByteString kwargs) {
-    c.call(in.getCallId(), args, kwargs, Duration.ofMillis(in.getTimeoutMs()))
-        .thenAccept(
-            o -> {
-              String ended =
-                  switch (o) {
-                    case Outcome.TimedOut t -> "a call timed out";
-                    case Outcome.OutOfMemory m -> "it ran out of memory";
-                    case Outcome.Crashed x -> x.why();
-                    default -> "";
-                  };
-              Result r = result(o);
-              if (r.getOutputJson().size() > Payloads.INLINE_MAX) {
-                payloadIo.execute(() -> done(in, asPayload(r), ended));
-              } else {
-                done(in, r, ended);
-              }
-            });
+    run(in, c.call(in.getCallId(), args, kwargs, timeout(in)));
+  }
+
+  /** Reports a call's outcome when it comes, its output through the payload store if large. */
+  private void run(RunInput in, CompletableFuture<Outcome> outcome) {
+    outcome.thenAccept(
+        o -> {
+          String ended =
+              switch (o) {
+                case Outcome.TimedOut t -> "a call timed out";
+                case Outcome.OutOfMemory m -> "it ran out of memory";
+                case Outcome.Crashed x -> x.why();
+                default -> "";
+              };
+          Result r = result(o);
+          if (r.getOutputJson().size() > Payloads.INLINE_MAX
+              || r.getOutputRaw().size() > Payloads.INLINE_MAX) {
+            payloadIo.execute(() -> done(in, asPayload(r), ended));
+          } else {
+            done(in, r, ended);
+          }
+        });
   }
 
   /** A result whose output goes to the payload store, the result carrying its name. */
@@ -1075,8 +1093,10 @@ public final class Worker implements AutoCloseable {
                       .withCallCredentials(Tokens.bearer(token))
                       .withDeadlineAfter(5, TimeUnit.MINUTES)
                   ::putPayload,
-              r.getOutputJson());
-      return r.toBuilder().clearOutputJson().setOutputPayload(name).build();
+              r.hasOutputRaw() ? r.getOutputRaw() : r.getOutputJson());
+      return r.hasOutputRaw()
+          ? r.toBuilder().clearOutputRaw().setOutputPayload(name).setOutputPayloadRaw(true).build()
+          : r.toBuilder().clearOutputJson().setOutputPayload(name).build();
     } catch (IOException | RuntimeException e) {
       return Result.newBuilder()
           .setStatus(Status.INTERNAL)
@@ -1091,6 +1111,12 @@ public final class Worker implements AutoCloseable {
 
   static Result result(Outcome o) {
     return switch (o) {
+      case Outcome.Success s when s.raw() ->
+          Result.newBuilder()
+              .setStatus(Status.SUCCESS)
+              .setOutputRaw(s.json())
+              .setDurationUs(Math.max(1, s.micros()))
+              .build();
       case Outcome.Success s ->
           Result.newBuilder()
               .setStatus(Status.SUCCESS)

@@ -21,6 +21,10 @@ Frames both ways: a 4-byte big-endian length, then that many bytes of UTF-8 JSON
                            {"id": ID, "ok": false, "timed_out": true, "error": ERROR}
                              (the last two end the runner: the container is replaced)
   ERROR = {"type": "ValueError", "message": "...", "traceback": "..."}
+Raw bytes, neither JSON nor base64: a call whose one argument is bytes comes as
+  {"id": ID, "raw": N, "timeout_ms": N} and a frame of the N bytes (the handler gets bytes), and
+a handler that returns bytes (or bytearray, memoryview) answers
+  {"id": ID, "ok": true, "raw": N, "us": MICROSECONDS} and a frame of the N bytes.
 End of stdin ends the runner (exit 0) once the calls running have answered.
 
 The worker may send calls before earlier ones have answered (it does for short handlers): they
@@ -94,8 +98,8 @@ class _Inbox:
         (length,) = struct.unpack_from(">I", self._buf)
         return len(self._buf) >= 4 + length
 
-    def receive(self, before_wait=None):
-        """The next request, or None at the end; calls before_wait() before blocking."""
+    def _frame(self, before_wait):
+        """The next frame's bytes, or None at the end."""
         while not self.buffered():
             if before_wait is not None:
                 before_wait()
@@ -108,7 +112,21 @@ class _Inbox:
         (length,) = struct.unpack_from(">I", self._buf)
         body = bytes(self._buf[4:4 + length])
         del self._buf[:4 + length]
-        return json.loads(body.decode("utf-8"))
+        return body
+
+    def receive(self, before_wait=None):
+        """The next request, or None at the end; calls before_wait() before blocking. A request
+        with "raw": N is followed by a frame of N bytes: the call's one argument, as bytes."""
+        body = self._frame(before_wait)
+        if body is None:
+            return None
+        request = json.loads(body.decode("utf-8"))
+        if "raw" in request:
+            raw = self._frame(before_wait)
+            if raw is None or len(raw) != request["raw"]:
+                raise EOFError("the channel ended before a call's raw bytes")
+            request["args"] = [raw]
+        return request
 
 
 class _Outbox:
@@ -119,18 +137,21 @@ class _Outbox:
         self._lock = threading.Lock()
         self._held = []
 
-    def _frame(self, message):
+    def _frame(self, message, raw=None):
         body = json.dumps(message, separators=(",", ":")).encode("utf-8")
-        return struct.pack(">I", len(body)) + body
+        frame = struct.pack(">I", len(body)) + body
+        if raw is not None:  # announced by the message's "raw": its length
+            frame += struct.pack(">I", len(raw)) + raw
+        return frame
 
-    def send(self, message):
-        frame = self._frame(message)
+    def send(self, message, raw=None):
+        frame = self._frame(message, raw)
         with self._lock:
             self._write(b"".join(self._held) + frame)
             self._held = []
 
-    def hold(self, message):
-        frame = self._frame(message)
+    def hold(self, message, raw=None):
+        frame = self._frame(message, raw)
         with self._lock:
             self._held.append(frame)
 
@@ -207,10 +228,39 @@ def _load(handler, code_dir):
     return function
 
 
+def _reply(call_id, result):
+    """The reply to a call that returned result, and the raw bytes that follow it (or None)."""
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        # bytes go back as they are, in a frame of their own after the reply
+        raw = bytes(result)
+        if len(raw) > _MAX_RESULT:
+            return {"id": call_id, "ok": False, "error": {
+                "type": "ResultTooLarge",
+                "message": "the handler's result is %d bytes, over the %d a call may return"
+                           % (len(raw), _MAX_RESULT),
+                "traceback": ""}}, None
+        return {"id": call_id, "ok": True, "raw": len(raw)}, raw
+    try:
+        size = len(json.dumps(result, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError) as exc:
+        error = _error(exc)
+        error["message"] = "the handler's result is not JSON: " + str(exc)
+        error["traceback"] = ""
+        return {"id": call_id, "ok": False, "error": error}, None
+    if size > _MAX_RESULT:
+        return {"id": call_id, "ok": False, "error": {
+            "type": "ResultTooLarge",
+            "message": "the handler's result is %d bytes of JSON, over the %d a call may "
+                       "return" % (size, _MAX_RESULT),
+            "traceback": ""}}, None
+    return {"id": call_id, "ok": True, "output": result}, None
+
+
 def _serve(function, request, outbox, watchdog, hold):
     call_id = request["id"]
     _local.call = call_id
     out_of_memory = False
+    raw = None
     watchdog.start(call_id, request.get("timeout_ms"))
     start = time.perf_counter()
     try:
@@ -221,22 +271,7 @@ def _serve(function, request, outbox, watchdog, hold):
     except BaseException as exc:  # the handler's failure, whatever it is, is the call's
         reply = {"id": call_id, "ok": False, "error": _error(exc, skip_frames=1)}
     else:
-        try:
-            size = len(json.dumps(result, separators=(",", ":")).encode("utf-8"))
-        except (TypeError, ValueError) as exc:
-            error = _error(exc)
-            error["message"] = "the handler's result is not JSON: " + str(exc)
-            error["traceback"] = ""
-            reply = {"id": call_id, "ok": False, "error": error}
-        else:
-            if size > _MAX_RESULT:
-                reply = {"id": call_id, "ok": False, "error": {
-                    "type": "ResultTooLarge",
-                    "message": "the handler's result is %d bytes of JSON, over the %d a call may "
-                               "return" % (size, _MAX_RESULT),
-                    "traceback": ""}}
-            else:
-                reply = {"id": call_id, "ok": True, "output": result}
+        reply, raw = _reply(call_id, result)
     finally:
         elapsed = time.perf_counter() - start
         watchdog.done(call_id)
@@ -249,9 +284,9 @@ def _serve(function, request, outbox, watchdog, hold):
         os._exit(_OUT_OF_MEMORY_EXIT)
     reply["us"] = int(elapsed * 1e6)
     if hold:
-        outbox.hold(reply)
+        outbox.hold(reply, raw)
     else:
-        outbox.send(reply)
+        outbox.send(reply, raw)
 
 
 def main(argv):

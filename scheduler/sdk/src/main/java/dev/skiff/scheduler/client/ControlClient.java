@@ -218,6 +218,18 @@ public final class ControlClient implements AutoCloseable {
    * store first and named.
    */
   Input prepare(Input in) {
+    if (in.hasRaw()) {
+      if (in.getRaw().size() <= Payloads.INLINE_MAX) {
+        return in;
+      }
+      try {
+        String name =
+            Payloads.upload(async.withDeadlineAfter(5, TimeUnit.MINUTES)::putPayload, in.getRaw());
+        return Input.newBuilder().setPayload(name).setPayloadRaw(true).build();
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
     if ((long) in.getArgsJson().size() + in.getKwargsJson().size() <= Payloads.INLINE_MAX) {
       return in;
     }
@@ -234,7 +246,10 @@ public final class ControlClient implements AutoCloseable {
     }
   }
 
-  /** A result with its output inline, fetched from the payload store where it was stored. */
+  /**
+   * A result with its output inline (JSON, or raw bytes), fetched from the payload store where it
+   * was stored.
+   */
   Result resolve(Result r) {
     if (r.getOutputPayload().isEmpty()) {
       return r;
@@ -245,10 +260,10 @@ public final class ControlClient implements AutoCloseable {
               blocking
                   .withDeadlineAfter(5, TimeUnit.MINUTES)
                   .getPayload(PayloadRef.newBuilder().setName(r.getOutputPayload()).build()));
-      return r.toBuilder()
-          .clearOutputPayload()
-          .setOutputJson(UnsafeByteOperations.unsafeWrap(out))
-          .build();
+      Result.Builder b = r.toBuilder().clearOutputPayload().clearOutputPayloadRaw();
+      return r.getOutputPayloadRaw()
+          ? b.setOutputRaw(UnsafeByteOperations.unsafeWrap(out)).build()
+          : b.setOutputJson(UnsafeByteOperations.unsafeWrap(out)).build();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }

@@ -371,6 +371,14 @@ public final class JavaRunner {
       if (argType == null) {
         phase = "call";
         result = method.invoke(target);
+      } else if (request.has(RAW)) {
+        if (!argType.hasRawClass(byte[].class)) {
+          throw new IllegalArgumentException(
+              "raw bytes were sent, and only a byte[] parameter takes them");
+        }
+        byte[] value = request.get(RAW).binaryValue();
+        phase = "call";
+        result = method.invoke(target, value);
       } else {
         JsonNode arg = request.path("args").path(0);
         Object value = arg.isMissingNode() ? null : argReader.readValue(arg);
@@ -378,6 +386,20 @@ public final class JavaRunner {
         result = method.invoke(target, value);
       }
       phase = "output";
+      if (result instanceof byte[] raw && raw.length <= MAX_RESULT) {
+        // bytes as they are: a frame saying so, then a frame of them
+        reply.put("ok", true).put("raw", raw.length);
+        reply.put("us", (System.nanoTime() - start) / 1000);
+        byte[] head = frame(reply);
+        byte[] f = new byte[head.length + 4 + raw.length];
+        System.arraycopy(head, 0, f, 0, head.length);
+        f[head.length] = (byte) (raw.length >>> 24);
+        f[head.length + 1] = (byte) (raw.length >>> 16);
+        f[head.length + 2] = (byte) (raw.length >>> 8);
+        f[head.length + 3] = (byte) raw.length;
+        System.arraycopy(raw, 0, f, head.length + 4, raw.length);
+        return f;
+      }
       // written once, and carried into the reply frame as it is
       byte[] bytes = json.writeValueAsBytes(result);
       if (bytes.length > MAX_RESULT) {
@@ -484,8 +506,21 @@ public final class JavaRunner {
     }
     byte[] body = new byte[length];
     in.readFully(body);
-    return json.readTree(body);
+    JsonNode m = json.readTree(body);
+    if (m.has("raw")) { // the call's argument as raw bytes, in the next frame
+      int n = in.readInt();
+      if (n != m.path("raw").asInt(-1)) {
+        throw new IOException("a raw frame of " + n + " bytes, announced " + m.path("raw"));
+      }
+      byte[] raw = new byte[n];
+      in.readFully(raw);
+      ((ObjectNode) m).put(RAW, raw);
+    }
+    return m;
   }
+
+  /** Where a request read with raw bytes keeps them (a name no worker message uses). */
+  private static final String RAW = " raw";
 
   private byte[] frame(Object message) {
     try {
