@@ -184,7 +184,7 @@ public final class Worker implements AutoCloseable {
   private final Map<String, CompletableFuture<Snapshot>> snapshots = new ConcurrentHashMap<>();
 
   // what each live container holds of this host's code and snapshots (see sweep)
-  private record Use(Path code, ImageSpec image, String snapshot) {}
+  private record Use(Path code, String snapshot) {}
 
   private final Map<FunctionContainer, Use> uses = new ConcurrentHashMap<>();
   // code lookups (shared) and the sweep's removals (exclusive) take turns: what a lookup returns
@@ -443,8 +443,7 @@ public final class Worker implements AutoCloseable {
     send(WorkerMessage.newBuilder().setBuild(end).build());
   }
 
-  // ---- what a long-lived worker keeps on disk
-  // -----------------------------------------------------
+  // ---- what a worker keeps on disk --------------------------------------------------------------
 
   /**
    * Removes this host's code (Python bundles, class paths, jars) and function snapshots that no
@@ -552,9 +551,7 @@ public final class Worker implements AutoCloseable {
       uses.put(
           c,
           new Use(
-              spec.codeDir(),
-              spec.image(),
-              !gpus && f.getSpec().getSnapshot() ? snapshotName(s, spec) : null));
+              spec.codeDir(), !gpus && f.getSpec().getSnapshot() ? snapshotName(s, spec) : null));
       containers.put(id, c);
       if (closed || gen != generation.get()) {
         containers.remove(id, c);
