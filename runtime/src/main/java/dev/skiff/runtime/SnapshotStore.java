@@ -49,6 +49,9 @@ public final class SnapshotStore {
   /** In a bucket's snapshot.json: "zstd" where each file is stored as FILE.zst. */
   private static final String COMPRESSION = "compression";
 
+  /** In a bucket's snapshot.json: each file's size unpacked, which unpacking must match. */
+  private static final String PLAIN = "plain";
+
   private static final int ZSTD_LEVEL = 3;
 
   private final ImageStore store;
@@ -125,6 +128,7 @@ public final class SnapshotStore {
               ObjectNode m = (ObjectNode) JSON.readTree(meta.get());
               String name = m.path("name").asText();
               m.remove(FILES);
+              m.remove(PLAIN);
               m.remove(COMPRESSION);
               if (!out.containsKey(name)) {
                 m.put("dir", parent.resolve(name).toString());
@@ -299,6 +303,7 @@ public final class SnapshotStore {
     String prefix = BlobNames.snapshots(d, s.name());
     ObjectNode meta = (ObjectNode) JSON.readTree(s.dir().resolve(META).toFile());
     ObjectNode sizes = meta.putObject(FILES);
+    ObjectNode plain = meta.putObject(PLAIN);
     meta.put(COMPRESSION, "zstd");
     List<String> rels = new ArrayList<>();
     try (Stream<Path> files = Files.list(s.checkpointDir())) {
@@ -315,6 +320,7 @@ public final class SnapshotStore {
         }
         remote.putFile(prefix + rel + ".zst", z);
         sizes.put(rel, Files.size(z));
+        plain.put(rel, Files.size(s.dir().resolve(rel)));
       } finally {
         Files.deleteIfExists(z);
       }
@@ -340,9 +346,11 @@ public final class SnapshotStore {
     // What to fetch and how large: from snapshot.json (no listing, no HEADs), or for a snapshot
     // stored before it said so, from the bucket.
     Map<String, Long> files = new TreeMap<>();
+    Map<String, Long> plainSizes = new TreeMap<>();
     boolean zstd = "zstd".equals(m.path(COMPRESSION).asText());
     if (m.has(FILES)) {
-      m.get(FILES).properties().forEach(e -> files.put(e.getKey(), e.getValue().asLong()));
+      m.get(FILES).properties().forEach(e -> files.put(e.getKey(), e.getValue().asLong(-1)));
+      m.path(PLAIN).properties().forEach(e -> plainSizes.put(e.getKey(), e.getValue().asLong(-1)));
     } else {
       for (String blob : remote.list(prefix + "checkpoint/")) {
         String rel = blob.substring(prefix.length());
@@ -353,12 +361,39 @@ public final class SnapshotStore {
           remote.size(prefix + "config.json").orElseThrow(() -> vanished("config.json")));
     }
     m.remove(FILES);
+    m.remove(PLAIN);
     m.remove(COMPRESSION);
+    // what a bucket's snapshot.json claims is checked before anything is fetched
+    long total = 0;
+    for (var e : files.entrySet()) {
+      long plainSize = plainSizes.getOrDefault(e.getKey(), 0L);
+      if (e.getValue() < 0 || e.getValue() > MAX_FILE || plainSize < 0 || plainSize > MAX_FILE) {
+        throw new IOException(
+            "snapshot "
+                + name
+                + " in "
+                + remote.describe()
+                + " names a file "
+                + e.getKey()
+                + " of a size no snapshot has");
+      }
+      total += e.getValue();
+    }
+    if (total > MAX_FILE) {
+      throw new IOException(
+          "snapshot "
+              + name
+              + " in "
+              + remote.describe()
+              + " is over "
+              + (MAX_FILE >> 30)
+              + " GiB");
+    }
     Files.createDirectories(to.getParent());
     Path tmp = Files.createTempDirectory(to.getParent(), ".fetching-");
     try {
       Files.createDirectory(tmp.resolve("checkpoint"));
-      fetchAll(remote, prefix, files, zstd ? ".zst" : "", tmp);
+      fetchAll(remote, prefix, files, zstd ? ".zst" : "", plainSizes, tmp);
       JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve(META).toFile(), m);
       try {
         Files.move(tmp, to, StandardCopyOption.ATOMIC_MOVE);
@@ -399,13 +434,21 @@ public final class SnapshotStore {
 
   private static final int RANGE = 8 << 20;
 
+  /** The most any snapshot file, or a whole snapshot, may be (and the most one unpacks to). */
+  private static final long MAX_FILE = 256L << 30;
+
   /**
    * Fetches {@code files} (paths under {@code prefix}, with their sizes) into {@code dir}, their
    * ranges {@link #PARALLEL} at a time: a snapshot's round trips overlap, and a large one moves at
    * the bandwidth of several connections.
    */
   private static void fetchAll(
-      BlobStore remote, String prefix, Map<String, Long> files, String suffix, Path dir)
+      BlobStore remote,
+      String prefix,
+      Map<String, Long> files,
+      String suffix,
+      Map<String, Long> plainSizes,
+      Path dir)
       throws IOException {
     Map<String, FileChannel> out = new TreeMap<>();
     java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(PARALLEL);
@@ -429,10 +472,16 @@ public final class SnapshotStore {
         for (long off = 0; off < size; off += RANGE) {
           long at = off;
           int len = (int) Math.min(RANGE, size - off);
+          try {
+            slots.acquire(); // at most PARALLEL ranges on their way at once
+          } catch (InterruptedException e) {
+            parts.forEach(x -> x.cancel(true));
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("fetching a snapshot");
+          }
           parts.add(
               pool.submit(
                   () -> {
-                    slots.acquire();
                     try {
                       ByteBuffer b = remote.readFully(prefix + rel + suffix, at, len);
                       for (long pos = at; b.hasRemaining(); ) {
@@ -451,15 +500,51 @@ public final class SnapshotStore {
         for (Map.Entry<String, FileChannel> e : out.entrySet()) {
           Path file = dir.resolve(e.getKey());
           FileChannel ch = e.getValue();
+          long want = plainSizes.getOrDefault(e.getKey(), -1L);
           unpacked.add(
               pool.submit(
                   () -> {
                     ch.position(0);
+                    long limit = want >= 0 ? want : MAX_FILE;
+                    long wrote;
                     try (var in =
                             new ZstdInputStreamNoFinalizer(
                                 java.nio.channels.Channels.newInputStream(ch));
                         var o = Files.newOutputStream(file, StandardOpenOption.CREATE_NEW)) {
-                      in.transferTo(o);
+                      // never more than the file is said to be: a small blob cannot fill a disk
+                      wrote =
+                          in.transferTo(
+                              new java.io.OutputStream() {
+                                long n;
+
+                                @Override
+                                public void write(int b) throws IOException {
+                                  write(new byte[] {(byte) b}, 0, 1);
+                                }
+
+                                @Override
+                                public void write(byte[] b, int off, int len) throws IOException {
+                                  n += len;
+                                  if (n > limit) {
+                                    throw new IOException(
+                                        "snapshot file "
+                                            + e.getKey()
+                                            + " unpacks to over "
+                                            + limit
+                                            + " bytes");
+                                  }
+                                  o.write(b, off, len);
+                                }
+                              });
+                    }
+                    if (want >= 0 && wrote != want) {
+                      throw new IOException(
+                          "snapshot file "
+                              + e.getKey()
+                              + " unpacks to "
+                              + wrote
+                              + " bytes, not "
+                              + want);
                     }
                     Files.delete(file.resolveSibling(file.getFileName() + suffix));
                     return null;

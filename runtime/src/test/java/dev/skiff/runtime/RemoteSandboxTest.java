@@ -188,6 +188,37 @@ class RemoteSandboxTest {
               java.util.Arrays.equals(Files.readAllBytes(f), Files.readAllBytes(got)),
               taken.relativize(f) + " fetched whole");
         }
+      }
+      // A snapshot.json that claims sizes no snapshot has is refused before anything is fetched.
+      try (BlobStore bucket =
+          server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+        String meta =
+            bucket.list("snapshots/").stream()
+                .filter(b -> b.endsWith("/ready/snapshot.json"))
+                .findFirst()
+                .orElseThrow();
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var m =
+            (com.fasterxml.jackson.databind.node.ObjectNode)
+                json.readTree(bucket.readAll(meta).orElseThrow());
+        m.put("compression", "zstd");
+        m.putObject("files").put("checkpoint/pages.img", Long.MAX_VALUE);
+        bucket.put(meta, new java.io.ByteArrayInputStream(json.writeValueAsBytes(m)));
+      }
+      Path fourth = tmp.resolve("host-d");
+      try (ImageStore store = ImageStore.open(fourth);
+          BlobStore bucket =
+              server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+        store.pull(bucket, server.location("fleet"), ImageRef.parse("tools:1"));
+      }
+      try (ImageStore store = ImageStore.open(fourth);
+          SandboxRuntime rt =
+              SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
+        java.io.IOException e =
+            org.junit.jupiter.api.Assertions.assertThrows(
+                java.io.IOException.class,
+                () -> rt.snapshots().find(ImageSpec.parse("tools:1"), "ready"));
+        assertTrue(e.getMessage().contains("of a size no snapshot has"), e.getMessage());
         rt.snapshots().remove(ImageSpec.parse("tools:1"), "ready");
       }
       try (BlobStore bucket =

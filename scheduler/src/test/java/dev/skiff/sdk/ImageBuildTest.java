@@ -76,7 +76,7 @@ class ImageBuildTest {
               .aptInstall("jq")
               .pipInstall(List.of("skiffdemo==1.0"), index.url())
               .runCommands("echo hi > /etc/hi")
-              .env("K", "V with \"quotes\"")
+              .env("K", "V with \"quotes\", $HOME, \\ and ${X}")
               .addLocalDir(tmp.resolve("data"), "/data")
               .workdir("/app");
       assertTrue(image.dockerfile().startsWith("FROM debootstrap://bookworm"), image.dockerfile());
@@ -105,7 +105,7 @@ class ImageBuildTest {
         JsonNode out =
             new ObjectMapper().readTree(r.getOutputJson().toString(StandardCharsets.UTF_8));
         assertEquals("hi", out.path("hi").asText());
-        assertEquals("V with \"quotes\"", out.path("k").asText());
+        assertEquals("V with \"quotes\", $HOME, \\ and ${X}", out.path("k").asText());
         assertEquals("from the caller's disk", out.path("data").asText());
         assertEquals("deeper", out.path("deep").asText());
         assertEquals("/app", out.path("cwd").asText());

@@ -304,10 +304,17 @@ public final class ImageImporter {
     try {
       long files = 0;
       long uniqueStored = 0;
+      // the image's, counted from its tree: a build step's import read only its own changes
+      long treeBytes = 0;
+      long treeChunkRefs = 0;
       Map<Digest, Boolean> unique = new java.util.HashMap<>();
       try (IndexWriter w = new IndexWriter(scratch, options.algorithm(), options.chunkSize())) {
         for (Node n : nodes) {
           int chunkCount = n.chunks.size();
+          if (n.isRegular()) {
+            treeBytes += n.size;
+            treeChunkRefs += chunkCount;
+          }
           w.putInode(
               new Inode(
                   n.ino,
@@ -362,8 +369,8 @@ public final class ImageImporter {
         ObjectNode stats = JSON.createObjectNode();
         stats.put("inodes", nodes.size());
         stats.put("files", files);
-        stats.put("logicalBytes", chunks.logicalBytes);
-        stats.put("chunkRefs", chunks.chunkRefs);
+        stats.put("logicalBytes", treeBytes);
+        stats.put("chunkRefs", treeChunkRefs);
         stats.put("uniqueChunks", unique.size());
         stats.put("storedBytes", uniqueStored);
         w.putMeta("stats", JSON.writeValueAsString(stats));

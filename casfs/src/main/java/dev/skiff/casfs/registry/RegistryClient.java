@@ -36,6 +36,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * HTTPS, except for registries on loopback and those named insecure (as Docker allows).
  */
 public final class RegistryClient {
+  private static final org.slf4j.Logger LOG =
+      org.slf4j.LoggerFactory.getLogger(RegistryClient.class);
+
   public static final String OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
   public static final String OCI_INDEX = "application/vnd.oci.image.index.v1+json";
   public static final String OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
@@ -631,51 +634,50 @@ public final class RegistryClient {
     }
     Path bin = null;
     for (String dir : path.split(":")) {
-      Path p = Path.of(dir.isEmpty() ? "." : dir, "docker-credential-" + name);
+      if (!dir.startsWith("/")) {
+        continue; // a relative PATH entry would run whatever the working directory holds
+      }
+      Path p = Path.of(dir, "docker-credential-" + name);
       if (Files.isExecutable(p)) {
         bin = p;
         break;
       }
     }
     if (bin == null) {
-      throw new RegistryException(
-          registry
-              + ": Docker's config names the credential helper "
-              + name
-              + ", but docker-credential-"
-              + name
-              + " is not on the PATH (install it, or give --creds USER:PASSWORD)",
-          401);
+      if (!missingHelperSaid) {
+        missingHelperSaid = true;
+        LOG.warn(
+            "{}: Docker's config names the credential helper {}, but docker-credential-{} is not"
+                + " on the PATH; going on without it",
+            registry,
+            name,
+            name);
+      }
+      return null;
     }
     Process p = new ProcessBuilder(bin.toString(), "get").start();
+    var outRead = readAsync(p.getInputStream());
+    var errRead = readAsync(p.getErrorStream());
     byte[] out;
     byte[] err;
     try {
       try (var in = p.getOutputStream()) {
         in.write(server.getBytes(StandardCharsets.UTF_8));
       }
-      var errRead =
-          java.util.concurrent.CompletableFuture.supplyAsync(
-              () -> {
-                try (var e = p.getErrorStream()) {
-                  return e.readNBytes(1 << 16);
-                } catch (IOException e) {
-                  return new byte[0];
-                }
-              });
-      try (var o = p.getInputStream()) {
-        out = o.readNBytes(1 << 16);
-      }
       if (!p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
         p.destroyForcibly();
         throw new RegistryException(
             registry + ": credential helper " + name + " did not answer in 30 s", 401);
       }
-      err = errRead.join();
+      out = outRead.get(5, java.util.concurrent.TimeUnit.SECONDS);
+      err = errRead.get(5, java.util.concurrent.TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       p.destroyForcibly();
       Thread.currentThread().interrupt();
       throw new java.io.InterruptedIOException("waiting for credential helper " + name);
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      p.destroyForcibly();
+      throw new RegistryException(registry + ": reading credential helper " + name + ": " + e, 401);
     }
     String said =
         (new String(out, StandardCharsets.UTF_8) + " " + new String(err, StandardCharsets.UTF_8))
@@ -712,6 +714,21 @@ public final class RegistryClient {
           401);
     }
     return user.isEmpty() && secret.isEmpty() ? null : user + ":" + secret;
+  }
+
+  private boolean missingHelperSaid;
+
+  /** A process's output, read on a thread of its own (at most 64 KiB). */
+  private static java.util.concurrent.Future<byte[]> readAsync(InputStream in) {
+    java.util.concurrent.FutureTask<byte[]> t =
+        new java.util.concurrent.FutureTask<>(
+            () -> {
+              try (in) {
+                return in.readNBytes(1 << 16);
+              }
+            });
+    Thread.ofVirtual().name("skiff-credential-helper").start(t);
+    return t;
   }
 
   private byte[] readLimited(HttpResponse<InputStream> r, int max, String path) throws IOException {

@@ -23,7 +23,22 @@ import java.util.stream.Stream;
  * debootstrap://SUITE[?include=PKG,PKG]} names in a build. No registry is needed, only the mirror.
  */
 final class DebianBase {
-  private static final Pattern SUITE = Pattern.compile("[a-z][a-z0-9-]{1,30}");
+  /** Debian's suites, by name and by role; debootstrap is not run for any other name. */
+  private static final java.util.Set<String> SUITES =
+      java.util.Set.of(
+          "bullseye",
+          "bookworm",
+          "trixie",
+          "forky",
+          "sid",
+          "oldstable",
+          "stable",
+          "testing",
+          "unstable");
+
+  /** How long a debootstrap may take before it is stopped. */
+  static final java.time.Duration TIMEOUT = java.time.Duration.ofMinutes(30);
+
   private static final Pattern PACKAGE = Pattern.compile("[a-z0-9][a-z0-9+.-]*");
   static final String DEFAULT_MIRROR = "http://deb.debian.org/debian";
 
@@ -55,9 +70,12 @@ final class DebianBase {
           include.add(p);
         }
       }
-      if (!SUITE.matcher(suite).matches()) {
+      if (!SUITES.contains(suite)) {
         throw new ImageBuilder.BuildException(
-            "FROM " + from + ": want debootstrap://SUITE (bookworm, trixie, ...)");
+            "FROM "
+                + from
+                + ": want debootstrap://SUITE, one of "
+                + new java.util.TreeSet<>(SUITES));
       }
       return new Spec(suite, include.stream().sorted().distinct().toList());
     }
@@ -116,6 +134,20 @@ final class DebianBase {
                 + e.getMessage()
                 + "): apt-get install debootstrap");
       }
+      Process running = p;
+      Thread watchdog =
+          Thread.ofVirtual()
+              .start(
+                  () -> {
+                    try {
+                      if (!running.waitFor(
+                          TIMEOUT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS)) {
+                        running.destroyForcibly(); // its output ends, and the loop below with it
+                      }
+                    } catch (InterruptedException e) {
+                      running.destroyForcibly();
+                    }
+                  });
       List<String> tail = new ArrayList<>();
       try (BufferedReader r =
           new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
@@ -137,6 +169,8 @@ final class DebianBase {
         p.destroyForcibly();
         Thread.currentThread().interrupt();
         throw new java.io.InterruptedIOException("debootstrap interrupted");
+      } finally {
+        watchdog.interrupt();
       }
       if (code != 0) {
         throw new ImageBuilder.BuildException(

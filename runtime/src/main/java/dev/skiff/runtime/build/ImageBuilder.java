@@ -59,6 +59,7 @@ public final class ImageBuilder {
   private final ImageStore store;
   private final SandboxRuntime rt;
   private final Consumer<String> log;
+  private final RegistryClient.Options registry;
 
   /** What a build did. */
   public record Result(ImageRef image, Digest index, int steps, int cached, double seconds) {}
@@ -71,9 +72,19 @@ public final class ImageBuilder {
   }
 
   public ImageBuilder(ImageStore store, SandboxRuntime rt, Consumer<String> log) {
+    this(store, rt, log, RegistryClient.Options.defaults());
+  }
+
+  /**
+   * A builder that pulls {@code FROM docker://...} bases with {@code registry}'s options (a worker
+   * building for a client passes no Docker config: its own credentials are not the client's).
+   */
+  public ImageBuilder(
+      ImageStore store, SandboxRuntime rt, Consumer<String> log, RegistryClient.Options registry) {
     this.store = store;
     this.rt = rt;
     this.log = log;
+    this.registry = registry;
   }
 
   /**
@@ -244,7 +255,7 @@ public final class ImageBuilder {
           ImageRef.parse(
               CACHE + ":from-" + sha256(image.getBytes(StandardCharsets.UTF_8)).substring(0, 40));
       if (store.resolve(base).isEmpty() || ref.digest() == null) {
-        store.pullFromRegistry(ref, RegistryClient.Options.defaults(), base, ImportProgress.NONE);
+        store.pullFromRegistry(ref, registry, base, ImportProgress.NONE);
       }
       return base;
     }

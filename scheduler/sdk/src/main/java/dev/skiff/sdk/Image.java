@@ -181,8 +181,9 @@ public final class Image {
   public Image runCommands(String... commands) {
     Image i = this;
     for (String c : commands) {
-      if (c == null || c.isBlank() || c.contains("\n")) {
-        throw new IllegalArgumentException("a command is one line of shell: " + c);
+      if (c == null || c.isBlank() || c.contains("\n") || c.strip().endsWith("\\")) {
+        throw new IllegalArgumentException(
+            "a command is one line of shell, not ending in a backslash: " + c);
       }
       i = i.step("RUN " + c, null);
     }
@@ -197,8 +198,9 @@ public final class Image {
     if (Objects.requireNonNull(value, "value").contains("\n")) {
       throw new IllegalArgumentException("an environment value is one line");
     }
-    return step(
-        "ENV " + key + "=\"" + value.replace("\\", "\\\\").replace("\"", "\\\"") + "\"", null);
+    // as it is: quotes and backslashes escaped for ENV, and $ kept from substitution
+    String escaped = value.replace("\\", "\\\\").replace("\"", "\\\"").replace("$", "\\$");
+    return step("ENV " + key + "=\"" + escaped + "\"", null);
   }
 
   /** Copies a local directory's contents into the image at {@code remote} (an absolute path). */
@@ -206,10 +208,9 @@ public final class Image {
     if (!Files.isDirectory(Objects.requireNonNull(local, "local"))) {
       throw new IllegalArgumentException("no directory " + local + " to add");
     }
-    if (remote == null || !remote.startsWith("/") || remote.contains("\n")) {
-      throw new IllegalArgumentException("the image's path is absolute: " + remote);
-    }
-    return step("COPY ctx" + contexts.size() + "/ " + remote, local.toAbsolutePath().normalize());
+    return step(
+        "COPY ctx" + contexts.size() + "/ " + path(remote, "the image's path"),
+        local.toAbsolutePath().normalize());
   }
 
   /** Copies a local directory's contents into the image at {@code remote} (an absolute path). */
@@ -219,10 +220,18 @@ public final class Image {
 
   /** The working directory of later steps and of the functions that run on it. */
   public Image workdir(String path) {
-    if (path == null || !path.startsWith("/") || path.contains("\n")) {
-      throw new IllegalArgumentException("a working directory is an absolute path: " + path);
+    return step("WORKDIR " + path(path, "a working directory"), null);
+  }
+
+  /** An absolute path as a step's argument: no spaces or line ends, and $ kept as it is. */
+  private static String path(String p, String what) {
+    if (p == null
+        || !p.startsWith("/")
+        || p.chars().anyMatch(Character::isWhitespace)
+        || p.endsWith("\\")) {
+      throw new IllegalArgumentException(what + " is an absolute path without spaces: " + p);
     }
-    return step("WORKDIR " + path, null);
+    return p.replace("$", "\\$");
   }
 
   /**

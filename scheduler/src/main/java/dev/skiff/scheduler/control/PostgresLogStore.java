@@ -73,8 +73,33 @@ final class PostgresLogStore implements LogStore {
     }
   }
 
+  /**
+   * Writes what is buffered, on this store's own thread: the scheduler's timer that calls this
+   * every second never waits for the database.
+   */
   @Override
-  public synchronized void flush() {
+  public void flush() {
+    if (flushing.compareAndSet(false, true)) {
+      try {
+        writer.execute(
+            () -> {
+              flushing.set(false);
+              write();
+            });
+      } catch (java.util.concurrent.RejectedExecutionException closed) {
+        flushing.set(false);
+      }
+    }
+  }
+
+  private final java.util.concurrent.ExecutorService writer =
+      java.util.concurrent.Executors.newSingleThreadExecutor(
+          r -> Thread.ofPlatform().daemon().name("skiff-log-writer").unstarted(r));
+  private final java.util.concurrent.atomic.AtomicBoolean flushing =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Writes what is buffered, now, on the caller's thread. */
+  private synchronized void write() {
     List<LogLine> lines;
     long lost;
     synchronized (pendingLock) {
@@ -144,7 +169,7 @@ final class PostgresLogStore implements LogStore {
 
   @Override
   public List<LogLine> read(String functionId, String callId, int limit) {
-    flush();
+    write();
     try {
       return db.inTransaction(
           c -> {
@@ -187,7 +212,13 @@ final class PostgresLogStore implements LogStore {
 
   @Override
   public void close() {
-    flush();
+    writer.shutdown();
+    try {
+      writer.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    write();
     db.close();
   }
 }

@@ -99,28 +99,56 @@ final class PostgresPayloads implements PayloadStore.Backing {
   }
 
   @Override
-  public PayloadStore.Chunks open(String name) {
-    return new PayloadStore.Chunks() {
-      private int part;
-
-      @Override
-      public ByteString next() throws IOException {
-        return db.inTransaction(
+  public PayloadStore.Chunks open(String name) throws IOException {
+    long size =
+        db.inTransaction(
             c -> {
               try (PreparedStatement q =
-                  c.prepareStatement(
-                      "SELECT body FROM skiff_payload_parts WHERE name = ? AND part = ?")) {
+                  c.prepareStatement("SELECT size FROM skiff_payloads WHERE name = ?")) {
                 q.setString(1, name);
-                q.setInt(2, part);
                 try (ResultSet rs = q.executeQuery()) {
-                  if (!rs.next()) {
-                    return null;
-                  }
-                  part++;
-                  return ByteString.copyFrom(rs.getBytes(1));
+                  return rs.next() ? rs.getLong(1) : -1L;
                 }
               }
             });
+    if (size < 0) {
+      throw new IOException("payload " + name + " is gone");
+    }
+    return new PayloadStore.Chunks() {
+      private int part;
+      private long read;
+
+      @Override
+      public ByteString next() throws IOException {
+        ByteString b =
+            db.inTransaction(
+                c -> {
+                  try (PreparedStatement q =
+                      c.prepareStatement(
+                          "SELECT body FROM skiff_payload_parts WHERE name = ? AND part = ?")) {
+                    q.setString(1, name);
+                    q.setInt(2, part);
+                    try (ResultSet rs = q.executeQuery()) {
+                      return rs.next() ? ByteString.copyFrom(rs.getBytes(1)) : null;
+                    }
+                  }
+                });
+        if (b == null) {
+          if (read != size) { // removed while it was read: never hand out part of it as all
+            throw new IOException(
+                "payload "
+                    + name
+                    + " was removed while it was read ("
+                    + read
+                    + " of "
+                    + size
+                    + ")");
+          }
+          return null;
+        }
+        part++;
+        read += b.size();
+        return b;
       }
 
       @Override

@@ -547,11 +547,10 @@ public final class Scheduler implements AutoCloseable {
         }
       }
     }
+    long before = now() - CODE_KEEP.toMillis();
     List<String> gone =
-        state.blobsStoredBefore(now() - CODE_KEEP.toMillis()).stream()
-            .filter(d -> !needed.contains(d))
-            .toList();
-    int removed = gone.isEmpty() ? 0 : state.removeBlobs(gone);
+        state.blobsStoredBefore(before).stream().filter(d -> !needed.contains(d)).toList();
+    int removed = gone.isEmpty() ? 0 : state.removeBlobs(gone, before);
     if (removed > 0) {
       LOG.info("removed {} code bundles and jars no function needs", removed);
     }
@@ -1032,8 +1031,16 @@ public final class Scheduler implements AutoCloseable {
     if (gpu.isPresent() && pickGpus(w, gpu.get(), now ? w.usedGpus() : Set.of()).isEmpty()) {
       return Optional.of("GPU " + gpu.get());
     }
+    String image = f.getSpec().getImage();
+    if (image.startsWith(BUILT_IMAGE) && !w.images.contains(image)) {
+      // built by one worker into its own store: the others do not have it
+      return Optional.of("image " + image + " (built on another worker's store)");
+    }
     return Optional.empty();
   }
+
+  /** The names of images {@link #build} makes, which only the worker that built one has. */
+  static final String BUILT_IMAGE = "skiff-image:";
 
   /** Why no attached worker could ever run {@code f}, or empty if one could. */
   private Optional<String> neverFits(Function f) {
@@ -1339,7 +1346,7 @@ public final class Scheduler implements AutoCloseable {
           "no build context " + req.getContextDigest() + " (upload it with PutCode first)");
     }
     String tag =
-        "skiff-image:"
+        BUILT_IMAGE
             + CodeBundle.digest(
                     (req.getDockerfile() + "\n" + req.getContextDigest())
                         .getBytes(StandardCharsets.UTF_8))

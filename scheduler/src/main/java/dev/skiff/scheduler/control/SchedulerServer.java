@@ -217,6 +217,8 @@ public final class SchedulerServer implements AutoCloseable {
       scheduler.close();
       timers.shutdownNow();
       accepts.shutdownNow();
+      logStore.close();
+      payloadStore.close();
       throw new IOException("cannot listen on " + o.address() + ": " + e.getMessage(), e);
     }
     return new SchedulerServer(

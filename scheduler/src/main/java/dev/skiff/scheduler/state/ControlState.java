@@ -82,8 +82,11 @@ public interface ControlState extends AutoCloseable {
   /** The digests of blobs last stored (or touched) before {@code beforeMillis}. */
   List<String> blobsStoredBefore(long beforeMillis) throws IOException;
 
-  /** Removes these blobs; returns how many there were. */
-  int removeBlobs(java.util.Collection<String> digests) throws IOException;
+  /**
+   * Removes those of these blobs still last stored (or touched) before {@code beforeMillis}: one
+   * stored or asked for since it was listed stays. Returns how many were removed.
+   */
+  int removeBlobs(java.util.Collection<String> digests, long beforeMillis) throws IOException;
 
   /** A blob by digest, or empty. */
   Optional<byte[]> blob(String digest) throws IOException;

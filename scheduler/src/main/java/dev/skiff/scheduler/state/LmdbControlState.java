@@ -302,12 +302,16 @@ public final class LmdbControlState implements ControlState {
   }
 
   @Override
-  public synchronized int removeBlobs(java.util.Collection<String> digests) throws IOException {
+  public synchronized int removeBlobs(java.util.Collection<String> digests, long beforeMillis)
+      throws IOException {
     int removed = 0;
     try (Txn<ByteBuffer> txn = env.txnWrite()) {
       for (String d : digests) {
-        ByteBuffer key = direct(d.getBytes(UTF_8));
-        if (blobs.delete(txn, key)) {
+        ByteBuffer t = blobTimes.get(txn, direct(d.getBytes(UTF_8)));
+        if (t != null && t.getLong(0) >= beforeMillis) {
+          continue; // stored or asked for since it was listed
+        }
+        if (blobs.delete(txn, direct(d.getBytes(UTF_8)))) {
           removed++;
         }
         blobTimes.delete(txn, direct(d.getBytes(UTF_8)));

@@ -24,7 +24,21 @@ public final class PostgresConnection implements AutoCloseable {
    * jdbc:postgresql:} URL), opened at the first transaction.
    */
   public PostgresConnection(String url) {
-    this.url = jdbc(url);
+    this.url = withTimeouts(jdbc(url));
+  }
+
+  /**
+   * The URL with timeouts unless it sets its own: a database that stops answering fails a call in a
+   * bounded time (10 s to connect, 120 s for an answer) instead of holding its caller for good.
+   */
+  static String withTimeouts(String url) {
+    StringBuilder b = new StringBuilder(url);
+    for (String[] t : new String[][] {{"connectTimeout", "10"}, {"socketTimeout", "120"}}) {
+      if (!url.contains(t[0] + "=")) {
+        b.append(b.indexOf("?") < 0 ? '?' : '&').append(t[0]).append('=').append(t[1]);
+      }
+    }
+    return b.toString();
   }
 
   /** The JDBC URL, user and password included. */

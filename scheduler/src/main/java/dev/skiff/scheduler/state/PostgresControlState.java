@@ -428,14 +428,16 @@ public final class PostgresControlState implements ControlState {
   }
 
   @Override
-  public int removeBlobs(java.util.Collection<String> digests) throws IOException {
+  public int removeBlobs(java.util.Collection<String> digests, long beforeMillis)
+      throws IOException {
     return db.inTransaction(
         c -> {
           int removed = 0;
           try (PreparedStatement d =
-              c.prepareStatement("DELETE FROM skiff_blobs WHERE digest = ?")) {
+              c.prepareStatement("DELETE FROM skiff_blobs WHERE digest = ? AND stored_ms < ?")) {
             for (String x : digests) {
               d.setString(1, x);
+              d.setLong(2, beforeMillis);
               removed += d.executeUpdate();
             }
           }

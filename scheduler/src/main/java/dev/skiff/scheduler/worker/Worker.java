@@ -234,7 +234,13 @@ public final class Worker implements AutoCloseable {
     }
     long every = Math.max(1, Math.min(options.keepUnused().toSeconds() / 4, 600));
     timers.scheduleWithFixedDelay(
-        () -> sweep(Instant.now().minus(options.keepUnused())), every, every, TimeUnit.SECONDS);
+        () ->
+            Thread.ofVirtual()
+                .name("skiff-worker-sweep")
+                .start(() -> sweep(Instant.now().minus(options.keepUnused()))),
+        every,
+        every,
+        TimeUnit.SECONDS);
   }
 
   /** How often a worker with GPUs tells the scheduler what they are doing. */
@@ -428,7 +434,12 @@ public final class Worker implements AutoCloseable {
               ? Files.createDirectories(options.dir().resolve("empty-context"))
               : code(b.getContextDigest());
       var result =
-          new dev.skiff.runtime.build.ImageBuilder(store, rt, log)
+          new dev.skiff.runtime.build.ImageBuilder(
+                  store,
+                  rt,
+                  log,
+                  // anonymous: this host's Docker logins are not lent to whoever asks for a build
+                  dev.skiff.casfs.registry.RegistryClient.Options.defaults().withDockerConfig(null))
               .build(
                   b.getDockerfile(),
                   context,
@@ -465,7 +476,11 @@ public final class Worker implements AutoCloseable {
       }
     }
     int removed = 0;
-    sweepLock.writeLock().lock();
+    // Starts that fetch code hold the shared side meanwhile: the sweep waits for none of them
+    // (the next round comes), and so never holds a start up.
+    if (!sweepLock.writeLock().tryLock()) {
+      return 0;
+    }
     try {
       try {
         removed += sweepDirs(codeDir, codeInUse, usedBefore, "[0-9a-f]{64}");
@@ -486,7 +501,15 @@ public final class Worker implements AutoCloseable {
         }
         int snaps = rt.snapshots().sweepLocal(usedBefore, snapshotsInUse, "fn.");
         if (snaps > 0) {
-          snapshots.keySet().removeIf(n -> n.startsWith("fn.") && !snapshotsInUse.contains(n));
+          // forget what was removed; a snapshot being taken or fetched now stays
+          snapshots
+              .entrySet()
+              .removeIf(
+                  e ->
+                      e.getKey().startsWith("fn.")
+                          && e.getValue().isDone()
+                          && !e.getValue().isCompletedExceptionally()
+                          && !Files.isDirectory(e.getValue().join().dir()));
         }
         removed += snaps;
       } catch (IOException | RuntimeException e) {
@@ -548,11 +571,11 @@ public final class Worker implements AutoCloseable {
       } else {
         c = FunctionContainer.start(rt, spec, runnerDir, timers, logs);
       }
+      containers.put(id, c); // before its use: a sweep keeps uses of live containers only
       uses.put(
           c,
           new Use(
               spec.codeDir(), !gpus && f.getSpec().getSnapshot() ? snapshotName(s, spec) : null));
-      containers.put(id, c);
       if (closed || gen != generation.get()) {
         containers.remove(id, c);
         closeQuietly(c);

@@ -288,6 +288,23 @@ class SchedulerPlacementTest {
   }
 
   @Test
+  void anImageBuiltOnAWorkerRunsOnlyWhereItIsThoughOthersAreFree() throws Exception {
+    String built = Scheduler.BUILT_IMAGE + "0123456789abcdef0123";
+    FakeWorker holder = new FakeWorker("holder", 1, 0, List.of(), List.of(built));
+    FakeWorker idle = new FakeWorker("idle", 8, 0, List.of(), List.of());
+    scheduler.deploy(
+        fn("built").setImage(built).setResources(Resources.newBuilder().setCpus(1)).build(),
+        new byte[0]);
+    scheduler.submit("t/built", List.of(input()));
+    Assignment first = await("a start where the image is", holder::starts, l -> l.size() == 1);
+    holder.started(first);
+    // the holder is full (1 CPU, 1 container); another call waits for it, never goes to idle
+    scheduler.submit("t/built", List.of(input()));
+    Thread.sleep(500);
+    assertTrue(idle.starts().isEmpty(), "the other worker does not have the built image");
+  }
+
+  @Test
   void aWarmContainerTakesTheNextCallAndALostWorkersCallRunsElsewhereOnce() throws Exception {
     FakeWorker one = new FakeWorker("one", 2, 0, List.of(), List.of("py:1"));
     scheduler.deploy(fn("warm").build(), new byte[0]);
