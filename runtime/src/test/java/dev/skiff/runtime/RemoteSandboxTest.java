@@ -135,11 +135,7 @@ class RemoteSandboxTest {
       // a snapshot stored before that (plain files, found by listing) still fetches, whole.
       try (BlobStore bucket =
           server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
-        String meta =
-            bucket.list("snapshots/").stream()
-                .filter(b -> b.endsWith("/ready/snapshot.json"))
-                .findFirst()
-                .orElseThrow();
+        String meta = readyMeta(bucket);
         String prefix = meta.substring(0, meta.length() - "snapshot.json".length());
         for (String blob : bucket.list(prefix)) {
           if (blob.endsWith(".zst")) {
@@ -164,11 +160,7 @@ class RemoteSandboxTest {
         bucket.put(meta, new java.io.ByteArrayInputStream(json.writeValueAsBytes(m)));
       }
       Path third = tmp.resolve("host-c");
-      try (ImageStore store = ImageStore.open(third);
-          BlobStore bucket =
-              server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
-        store.pull(bucket, server.location("fleet"), ImageRef.parse("tools:1"));
-      }
+      pullOnto(third, server);
       try (ImageStore store = ImageStore.open(third);
           SandboxRuntime rt =
               SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
@@ -192,11 +184,7 @@ class RemoteSandboxTest {
       // A snapshot.json that claims sizes no snapshot has is refused before anything is fetched.
       try (BlobStore bucket =
           server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
-        String meta =
-            bucket.list("snapshots/").stream()
-                .filter(b -> b.endsWith("/ready/snapshot.json"))
-                .findFirst()
-                .orElseThrow();
+        String meta = readyMeta(bucket);
         var json = new com.fasterxml.jackson.databind.ObjectMapper();
         var m =
             (com.fasterxml.jackson.databind.node.ObjectNode)
@@ -206,11 +194,7 @@ class RemoteSandboxTest {
         bucket.put(meta, new java.io.ByteArrayInputStream(json.writeValueAsBytes(m)));
       }
       Path fourth = tmp.resolve("host-d");
-      try (ImageStore store = ImageStore.open(fourth);
-          BlobStore bucket =
-              server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
-        store.pull(bucket, server.location("fleet"), ImageRef.parse("tools:1"));
-      }
+      pullOnto(fourth, server);
       try (ImageStore store = ImageStore.open(fourth);
           SandboxRuntime rt =
               SandboxRuntime.open(store, SandboxRuntime.Config.defaults().withRemotes(remotes))) {
@@ -226,5 +210,21 @@ class RemoteSandboxTest {
         assertEquals(List.of(), bucket.list("snapshots/"));
       }
     }
+  }
+
+  /** Pulls tools:1 from the test bucket into the store at {@code home}. */
+  private void pullOnto(Path home, S3Server server) throws Exception {
+    try (ImageStore store = ImageStore.open(home);
+        BlobStore bucket = server.store("fleet", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+      store.pull(bucket, server.location("fleet"), ImageRef.parse("tools:1"));
+    }
+  }
+
+  /** The bucket's snapshot.json of the snapshot named ready. */
+  private static String readyMeta(BlobStore bucket) throws Exception {
+    return bucket.list("snapshots/").stream()
+        .filter(b -> b.endsWith("/ready/snapshot.json"))
+        .findFirst()
+        .orElseThrow();
   }
 }
