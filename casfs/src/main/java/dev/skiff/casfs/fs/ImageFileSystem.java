@@ -100,6 +100,23 @@ public final class ImageFileSystem {
     index.list(dir, position, visitor);
   }
 
+  /** A directory's entries in name order, without "." and "..": names (UTF-8) and inodes. */
+  public java.util.List<java.util.Map.Entry<String, Long>> entries(long dir)
+      throws NoSuchInodeException, NotADirectoryException {
+    java.util.List<java.util.Map.Entry<String, Long>> out = new java.util.ArrayList<>();
+    readdir(
+        dir,
+        0,
+        (pos, name, ino) -> {
+          String n = new String(name, java.nio.charset.StandardCharsets.UTF_8);
+          if (!n.equals(".") && !n.equals("..")) {
+            out.add(java.util.Map.entry(n, ino));
+          }
+          return true;
+        });
+    return out;
+  }
+
   public byte[] readlink(long ino) throws IOException {
     Inode n = getattr(ino);
     if (!n.isSymlink()) {

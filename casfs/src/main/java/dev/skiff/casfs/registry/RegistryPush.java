@@ -18,10 +18,8 @@ import java.nio.file.Path;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HexFormat;
-import java.util.List;
 import java.util.Map;
 import java.util.zip.GZIPOutputStream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
@@ -156,20 +154,9 @@ public final class RegistryPush {
       TarArchiveOutputStream tar,
       Map<Long, String> links)
       throws IOException {
-    List<Object[]> entries = new ArrayList<>();
-    fs.readdir(
-        dir,
-        0,
-        (pos, name, ino) -> {
-          String n = new String(name, StandardCharsets.UTF_8);
-          if (!n.equals(".") && !n.equals("..")) {
-            entries.add(new Object[] {n, ino});
-          }
-          return true;
-        });
-    for (Object[] e : entries) {
-      String path = prefix + e[0];
-      long ino = (Long) e[1];
+    for (var e : fs.entries(dir)) {
+      String path = prefix + e.getKey();
+      long ino = e.getValue();
       Inode in = fs.getattr(ino);
       int type = in.mode() & Inode.S_IFMT;
       // Every PAX record an entry needs goes into one extended header written here, with raw

@@ -65,20 +65,9 @@ public final class Trees {
 
   private static void walk(ImageFileSystem fs, long dir, String prefix, List<String> out)
       throws IOException {
-    List<Object[]> entries = new ArrayList<>();
-    fs.readdir(
-        dir,
-        0,
-        (pos, name, ino) -> {
-          String n = new String(name, StandardCharsets.UTF_8);
-          if (!n.equals(".") && !n.equals("..")) {
-            entries.add(new Object[] {n, ino});
-          }
-          return true;
-        });
-    for (Object[] e : entries) {
-      long ino = (Long) e[1];
-      String path = prefix + e[0];
+    for (var e : fs.entries(dir)) {
+      long ino = e.getValue();
+      String path = prefix + e.getKey();
       Inode in = fs.getattr(ino);
       boolean dirOrLink = in.isDirectory() || (in.mode() & Inode.S_IFMT) == Inode.S_IFLNK;
       StringBuilder line =
