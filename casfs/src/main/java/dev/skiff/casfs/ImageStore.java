@@ -158,8 +158,11 @@ public final class ImageStore implements AutoCloseable {
       throws IOException {
     return importTagged(
         ref,
-        importer ->
-            importer.importOver(parent, diff, overlay, config, describe, ImportProgress.NONE));
+        importer -> {
+          try (ImageIndex base = openIndex(parent)) {
+            return importer.importOver(base, diff, overlay, config, describe, ImportProgress.NONE);
+          }
+        });
   }
 
   /**
@@ -168,7 +171,7 @@ public final class ImageStore implements AutoCloseable {
    */
   public ImportResult reconfigure(Digest base, byte[] config, String describe, ImageRef ref)
       throws IOException {
-    return importTagged(ref, importer -> importer.reconfigure(base, config, describe));
+    return importTagged(ref, importer -> importer.reconfigure(indexFile(base), config, describe));
   }
 
   /** An import under the writer lock, tagged {@code ref} once its index and packs are stored. */

@@ -92,16 +92,11 @@ public final class ImageImporter {
   }
 
   /**
-   * Stores, as a new image, image {@code base} with {@code config} as its image config: its files
-   * and chunks as they are, a new index only (no file is read again).
+   * Stores, as a new image, the image whose index is the file {@code source} with {@code config} as
+   * its image config: its files and chunks as they are, a new index only (no file is read again).
    */
-  public ImportResult reconfigure(Digest base, byte[] config, String describe) throws IOException {
+  public ImportResult reconfigure(Path source, byte[] config, String describe) throws IOException {
     long start = System.nanoTime();
-    Path source =
-        store
-            .localFile(BlobNames.index(base))
-            .orElseThrow(
-                () -> new IOException("image index " + base + " is not in " + store.describe()));
     Files.createDirectories(scratch);
     Path indexFile = scratch.resolve("reconfigured-" + System.nanoTime() + ".mdb");
     try {
@@ -130,30 +125,23 @@ public final class ImageImporter {
   }
 
   /**
-   * Imports a build step as image {@code parent} (by its index) plus {@code diff} (a directory: a
-   * kernel overlayfs upper directory when {@code overlay}, else files as they are), with {@code
+   * Imports a build step as image {@code parent} (its index, open) plus {@code diff} (a directory:
+   * a kernel overlayfs upper directory when {@code overlay}, else files as they are), with {@code
    * config}: the parent's files are taken from its index as they are (their chunks where they are
    * stored, nothing read), so a step costs what it changed.
    */
   public ImportResult importOver(
-      Digest parent,
+      dev.skiff.casfs.index.ImageIndex parent,
       Path diff,
       boolean overlay,
       byte[] config,
       String describe,
       ImportProgress progress)
       throws IOException {
-    Path file =
-        store
-            .localFile(BlobNames.index(parent))
-            .orElseThrow(
-                () -> new IOException("image index " + parent + " is not in " + store.describe()));
     ImageSource.Layer d = RootfsSources.directory(diff).layers().get(0);
     ImageSource source =
         ImageSource.of(describe, config, List.of(overlay ? ImageSource.Layer.overlay(d) : d));
-    try (dev.skiff.casfs.index.ImageIndex base = dev.skiff.casfs.index.ImageIndex.open(file)) {
-      return importFrom(source, progress, base);
-    }
+    return importFrom(source, progress, parent);
   }
 
   ImageSource openSource(String spec) throws IOException {
