@@ -391,13 +391,9 @@ public final class JavaRunner {
         reply.put("ok", true).put("raw", raw.length);
         reply.put("us", (System.nanoTime() - start) / 1000);
         byte[] head = frame(reply);
-        byte[] f = new byte[head.length + 4 + raw.length];
-        System.arraycopy(head, 0, f, 0, head.length);
-        f[head.length] = (byte) (raw.length >>> 24);
-        f[head.length + 1] = (byte) (raw.length >>> 16);
-        f[head.length + 2] = (byte) (raw.length >>> 8);
-        f[head.length + 3] = (byte) raw.length;
-        System.arraycopy(raw, 0, f, head.length + 4, raw.length);
+        byte[] tail = prefixed(raw);
+        byte[] f = java.util.Arrays.copyOf(head, head.length + tail.length);
+        System.arraycopy(tail, 0, f, head.length, tail.length);
         return f;
       }
       // written once, and carried into the reply frame as it is
@@ -524,17 +520,21 @@ public final class JavaRunner {
 
   private byte[] frame(Object message) {
     try {
-      byte[] body = json.writeValueAsBytes(message);
-      byte[] f = new byte[4 + body.length];
-      f[0] = (byte) (body.length >>> 24);
-      f[1] = (byte) (body.length >>> 16);
-      f[2] = (byte) (body.length >>> 8);
-      f[3] = (byte) body.length;
-      System.arraycopy(body, 0, f, 4, body.length);
-      return f;
+      return prefixed(json.writeValueAsBytes(message));
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  /** {@code body} as a frame: its 4-byte big-endian length, then it. */
+  private static byte[] prefixed(byte[] body) {
+    byte[] f = new byte[4 + body.length];
+    f[0] = (byte) (body.length >>> 24);
+    f[1] = (byte) (body.length >>> 16);
+    f[2] = (byte) (body.length >>> 8);
+    f[3] = (byte) body.length;
+    System.arraycopy(body, 0, f, 4, body.length);
+    return f;
   }
 
   private void send(Object message) throws IOException {
