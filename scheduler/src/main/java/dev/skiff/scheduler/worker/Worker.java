@@ -186,7 +186,8 @@ public final class Worker implements AutoCloseable {
   // what each live container holds of this host's code and snapshots (see sweep)
   private record Use(Path code, String snapshot) {}
 
-  private final Map<FunctionContainer, Use> uses = new ConcurrentHashMap<>();
+  // by container id: small records, not the containers, which a sweep's wait would keep alive
+  private final Map<String, Use> uses = new ConcurrentHashMap<>();
   // code lookups (shared) and the sweep's removals (exclusive) take turns: what a lookup returns
   // was touched first, so a sweep after it keeps it
   private final java.util.concurrent.locks.ReadWriteLock sweepLock =
@@ -464,7 +465,7 @@ public final class Worker implements AutoCloseable {
    * Options#keepUnused}).
    */
   public int sweep(Instant usedBefore) {
-    uses.keySet().retainAll(new java.util.HashSet<>(containers.values()));
+    uses.keySet().retainAll(new java.util.HashSet<>(containers.keySet()));
     java.util.Set<Path> codeInUse = new java.util.HashSet<>();
     java.util.Set<String> snapshotsInUse = new java.util.HashSet<>();
     for (Use u : uses.values()) {
@@ -573,7 +574,7 @@ public final class Worker implements AutoCloseable {
       }
       containers.put(id, c); // before its use: a sweep keeps uses of live containers only
       uses.put(
-          c,
+          id,
           new Use(
               spec.codeDir(), !gpus && f.getSpec().getSnapshot() ? snapshotName(s, spec) : null));
       if (closed || gen != generation.get()) {
