@@ -15,6 +15,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -43,6 +44,7 @@ import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
 import software.amazon.awssdk.services.s3.S3AsyncClient;
 import software.amazon.awssdk.services.s3.model.CompletedPart;
+import software.amazon.awssdk.services.s3.model.CreateMultipartUploadResponse;
 import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
 import software.amazon.awssdk.services.s3.model.S3Exception;
 import software.amazon.awssdk.services.s3.model.S3Object;
@@ -84,6 +86,8 @@ final class S3BlobStore implements BlobStore {
    * aborts it.
    */
   private final ConcurrentHashMap<String, OpenUpload> openUploads = new ConcurrentHashMap<>();
+
+  private final Set<StartingUpload> startingUploads = ConcurrentHashMap.newKeySet();
 
   private final Thread abortOnExit = new Thread(this::abortOpenUploads, "skiff-s3-abort-uploads");
   private final AtomicBoolean abortOnExitAdded = new AtomicBoolean();
@@ -134,8 +138,24 @@ final class S3BlobStore implements BlobStore {
     }
   }
 
-  /** A multipart upload of blob {@code name}. */
-  private record OpenUpload(String name, String key, String uploadId) {}
+  /** A multipart upload of blob {@code name} asked for, whose id has not come back yet. */
+  private record StartingUpload(
+      String name, String key, CompletableFuture<CreateMultipartUploadResponse> answer) {}
+
+  /** A multipart upload of blob {@code name} begun, with its parts still on their way. */
+  private record OpenUpload(
+      String name, String key, String uploadId, Set<CompletableFuture<?>> partsInFlight) {
+    OpenUpload(String name, String key, String uploadId) {
+      this(name, key, uploadId, ConcurrentHashMap.newKeySet());
+    }
+
+    /** Cancels the parts still on their way, so that none is sent on after the abort. */
+    void cancelParts() {
+      for (CompletableFuture<?> f : List.copyOf(partsInFlight)) {
+        f.cancel(true);
+      }
+    }
+  }
 
   /**
    * @param nanoClock time for the health state, as {@link System#nanoTime}
@@ -307,13 +327,6 @@ final class S3BlobStore implements BlobStore {
   private void putInParts(String name, String key, Path file, long size) throws IOException {
     long partSize = Math.max(settings.partSize(), (size + MAX_PARTS - 1) / MAX_PARTS);
     int parts = Math.toIntExact((size + partSize - 1) / partSize);
-    String uploadId =
-        call(
-                "START UPLOAD " + name,
-                () -> client.createMultipartUpload(r -> r.bucket(location.bucket()).key(key)))
-            .uploadId();
-    OpenUpload upload = new OpenUpload(name, key, uploadId);
-    openUploads.put(uploadId, upload);
     if (abortOnExitAdded.compareAndSet(false, true)) {
       try {
         Runtime.getRuntime().addShutdownHook(abortOnExit);
@@ -321,11 +334,33 @@ final class S3BlobStore implements BlobStore {
         stopping = true;
       }
     }
+    Pending<CreateMultipartUploadResponse> starting =
+        start(
+            "START UPLOAD " + name,
+            () -> client.createMultipartUpload(r -> r.bucket(location.bucket()).key(key)));
+    StartingUpload begun = new StartingUpload(name, key, starting.future);
+    startingUploads.add(begun);
+    OpenUpload upload;
+    try {
+      // The server may have begun the upload before an interrupt comes: wait for its id (an
+      // interrupt is kept, and shortens the wait to ABORT_WAIT), so that it can be aborted below.
+      if (awaitEvenIfInterrupted(starting.future)) {
+        Thread.currentThread().interrupt(); // finish() now answers at once either way
+      }
+      upload = new OpenUpload(name, key, finish(starting).uploadId());
+      openUploads.put(upload.uploadId(), upload);
+    } finally {
+      startingUploads.remove(begun);
+    }
+    String uploadId = upload.uploadId();
     ArrayDeque<PartInFlight> inFlight = new ArrayDeque<>();
     List<CompletedPart> done = new ArrayList<>(parts);
     try {
       if (stopping || closed.get()) {
         throw new InterruptedIOException("PUT " + name + " interrupted: the process is stopping");
+      }
+      if (Thread.currentThread().isInterrupted()) {
+        throw new InterruptedIOException("PUT " + name + " interrupted");
       }
       for (int i = 1; i <= parts; i++) {
         if (inFlight.size() >= settings.partsInFlight()) {
@@ -334,25 +369,26 @@ final class S3BlobStore implements BlobStore {
         int n = i;
         long offset = (n - 1) * partSize;
         long length = Math.min(partSize, size - offset);
-        inFlight.add(
-            new PartInFlight(
-                n,
-                start(
-                    "PUT " + name + " part " + n + "/" + parts,
-                    () ->
-                        client.uploadPart(
-                            r ->
-                                r.bucket(location.bucket())
-                                    .key(key)
-                                    .uploadId(uploadId)
-                                    .partNumber(n)
-                                    .contentLength(length),
-                            AsyncRequestBody.fromFile(
-                                FileRequestBodyConfiguration.builder()
-                                    .path(file)
-                                    .position(offset)
-                                    .numBytesToRead(length)
-                                    .build())))));
+        Pending<UploadPartResponse> part =
+            start(
+                "PUT " + name + " part " + n + "/" + parts,
+                () ->
+                    client.uploadPart(
+                        r ->
+                            r.bucket(location.bucket())
+                                .key(key)
+                                .uploadId(uploadId)
+                                .partNumber(n)
+                                .contentLength(length),
+                        AsyncRequestBody.fromFile(
+                            FileRequestBodyConfiguration.builder()
+                                .path(file)
+                                .position(offset)
+                                .numBytesToRead(length)
+                                .build())));
+        upload.partsInFlight().add(part.future);
+        part.future.whenComplete((r, e) -> upload.partsInFlight().remove(part.future));
+        inFlight.add(new PartInFlight(n, part));
       }
       while (!inFlight.isEmpty()) {
         done.add(completed(inFlight.poll()));
@@ -371,6 +407,7 @@ final class S3BlobStore implements BlobStore {
       for (PartInFlight p : inFlight) {
         p.pending().cancel();
       }
+      upload.cancelParts();
       if (openUploads.remove(uploadId, upload)) {
         String notAborted = abort(upload);
         if (notAborted != null) {
@@ -391,6 +428,30 @@ final class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Waits for a call to end; once interrupted, at most {@link #ABORT_WAIT} more. True if the thread
+   * was interrupted (its flag is cleared).
+   */
+  private static boolean awaitEvenIfInterrupted(CompletableFuture<?> f) {
+    boolean interrupted = false;
+    long deadline = Long.MAX_VALUE;
+    while (!f.isDone()) {
+      try {
+        if (interrupted) {
+          f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } else {
+          f.get();
+        }
+      } catch (InterruptedException e) {
+        interrupted = true;
+        deadline = System.nanoTime() + ABORT_WAIT.toNanos();
+      } catch (ExecutionException | CancellationException | TimeoutException e) {
+        break;
+      }
+    }
+    return interrupted;
+  }
+
   private CompletedPart completed(PartInFlight p) throws IOException {
     UploadPartResponse r = finish(p.pending());
     return CompletedPart.builder().partNumber(p.number()).eTag(r.eTag()).build();
@@ -404,7 +465,9 @@ final class S3BlobStore implements BlobStore {
     boolean interrupted =
         Thread.interrupted(); // the SDK refuses to start a call on an interrupted thread
     try {
-      return awaitAbort(startAbort(u), System.nanoTime() + ABORT_WAIT.toNanos());
+      long deadline = System.nanoTime() + ABORT_WAIT.toNanos();
+      String notAborted = awaitCall(startAbort(u), deadline);
+      return notAborted != null ? notAborted : confirmGone(u, deadline);
     } finally {
       if (interrupted) {
         Thread.currentThread().interrupt();
@@ -422,10 +485,10 @@ final class S3BlobStore implements BlobStore {
   }
 
   /**
-   * Waits for an abort until {@code deadline} ({@link System#nanoTime}); null once the upload is
-   * gone.
+   * Waits for a call of an upload's clean-up until {@code deadline} ({@link System#nanoTime}): null
+   * on an answer, "no such upload" (404) included; else why none came.
    */
-  private static String awaitAbort(CompletableFuture<?> f, long deadline) {
+  private static String awaitCall(CompletableFuture<?> f, long deadline) {
     try {
       f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
       return null;
@@ -443,6 +506,34 @@ final class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * S3 may still store a part that was on its way when the abort came, and then keeps it until the
+   * upload is aborted again: asks for the upload's parts, and aborts once more while any are
+   * listed. Null once S3 says the upload does not exist.
+   */
+  private String confirmGone(OpenUpload u, long deadline) {
+    for (int aborts = 1; ; aborts++) {
+      CompletableFuture<?> list;
+      try {
+        list =
+            client.listParts(r -> r.bucket(location.bucket()).key(u.key()).uploadId(u.uploadId()));
+      } catch (RuntimeException e) {
+        list = CompletableFuture.failedFuture(e);
+      }
+      String failed = awaitCall(list, deadline);
+      if (failed != null || list.isCompletedExceptionally()) {
+        return failed;
+      }
+      if (aborts == 3) {
+        return "its parts are still listed after " + aborts + " aborts";
+      }
+      String notAborted = awaitCall(startAbort(u), deadline);
+      if (notAborted != null) {
+        return notAborted;
+      }
+    }
+  }
+
   /** Aborts every upload still open (the JVM is stopping, or the store closing), in parallel. */
   private void abortOpenUploads() {
     stopping = true;
@@ -451,14 +542,27 @@ final class S3BlobStore implements BlobStore {
     for (String id : List.copyOf(openUploads.keySet())) {
       OpenUpload u = openUploads.remove(id);
       if (u != null) {
+        u.cancelParts(); // before the abort, so that no part is sent on after it
         mine.add(u);
         aborts.add(startAbort(u));
       }
     }
     long deadline = System.nanoTime() + ABORT_WAIT.toNanos();
+    // Uploads whose id is still on its way are aborted as soon as it comes.
+    for (StartingUpload s : List.copyOf(startingUploads)) {
+      if (awaitCall(s.answer(), deadline) == null && !s.answer().isCompletedExceptionally()) {
+        OpenUpload u = new OpenUpload(s.name(), s.key(), s.answer().join().uploadId());
+        openUploads.remove(u.uploadId());
+        mine.add(u);
+        aborts.add(startAbort(u));
+      }
+    }
     for (int i = 0; i < mine.size(); i++) {
       OpenUpload u = mine.get(i);
-      String notAborted = awaitAbort(aborts.get(i), deadline);
+      String notAborted = awaitCall(aborts.get(i), deadline);
+      if (notAborted == null) {
+        notAborted = confirmGone(u, deadline);
+      }
       if (notAborted == null) {
         LOG.debug("aborted the unfinished upload of {} to {}", u.name(), location);
       } else {
