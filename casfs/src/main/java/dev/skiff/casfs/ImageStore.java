@@ -473,6 +473,15 @@ public final class ImageStore implements AutoCloseable {
     Transfers.pull(this, remote, where, ref, d);
   }
 
+  /**
+   * Fetches image {@code d} whole from a remote store and tags it {@code ref} here, as an image of
+   * this store: the index and every pack this store lacks (what a build step found in a shared
+   * cache needs, since the next step's import is made over its files). Returns the bytes fetched.
+   */
+  public long fetch(BlobStore remote, S3Location where, ImageRef ref, Digest d) throws IOException {
+    return Transfers.fetch(this, remote, where, ref, d);
+  }
+
   /** Where a pulled image's chunks live, or empty for an image whose chunks are in this store. */
   public Optional<S3Location> remoteOf(ImageRef ref) throws IOException {
     return readTag(ref).map(TagDocument::remote);

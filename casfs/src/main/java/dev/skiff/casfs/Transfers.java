@@ -131,6 +131,130 @@ final class Transfers {
   /** Pulls the index {@code d} that {@code ref} names in {@code remote} and tags it here. */
   static void pull(ImageStore store, BlobStore remote, S3Location where, ImageRef ref, Digest d)
       throws IOException {
+    fetchIndexInto(store, remote, where, ref, d);
+    store.writeTag(ref, new TagDocument(d, Instant.now(), where.url() + "/" + ref, 0, 0, where));
+  }
+
+  /** Bytes per ranged read of a pack being fetched whole. */
+  private static final int FETCH_RANGE = 8 << 20;
+
+  /**
+   * Fetches image {@code d} whole from {@code remote}: its index and every pack (with its chunk
+   * list) this store lacks, each chunk list checked against the digest its pack is named by, and
+   * tags it {@code ref} as an image of this store (reads never go to the bucket). Packs come down
+   * four at a time; chunks already here in other packs are fetched again only as part of a pack.
+   * Under the writer lock, so that a collection never takes a pack before its tag is written.
+   */
+  static long fetch(ImageStore store, BlobStore remote, S3Location where, ImageRef ref, Digest d)
+      throws IOException {
+    return store.locked(
+        () -> {
+          fetchIndexInto(store, remote, where, ref, d);
+          List<String> missing = new ArrayList<>();
+          try (ImageIndex index = store.openIndex(d)) {
+            for (String pack : index.packs()) {
+              if (store.blobs().localFile(pack).isEmpty()
+                  || store.blobs().localFile(BlobNames.chunkListOf(pack)).isEmpty()) {
+                missing.add(pack);
+              }
+            }
+          }
+          long bytes = 0;
+          try (var pool = java.util.concurrent.Executors.newFixedThreadPool(4)) {
+            List<java.util.concurrent.Future<FetchedPack>> got = new ArrayList<>();
+            for (String pack : missing) {
+              got.add(pool.submit(() -> fetchPack(store, remote, where, pack)));
+            }
+            for (var f : got) {
+              try {
+                FetchedPack p = f.get();
+                store.catalog().addAll(p.chunks()); // one writer: here, not in the fetches
+                bytes += p.size();
+              } catch (java.util.concurrent.ExecutionException e) {
+                pool.shutdownNow();
+                throw e.getCause() instanceof IOException io
+                    ? io
+                    : new IOException(e.getCause().toString(), e.getCause());
+              } catch (InterruptedException e) {
+                pool.shutdownNow();
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("fetch of " + ref + " interrupted");
+              }
+            }
+          }
+          store.writeTag(ref, TagDocument.local(d, where.url() + "/" + ref, bytes, 0));
+          return bytes;
+        });
+  }
+
+  private record FetchedPack(long size, List<dev.skiff.casfs.pack.ChunkLocation> chunks) {}
+
+  /** One pack and its chunk list into this store. */
+  private static FetchedPack fetchPack(
+      ImageStore store, BlobStore remote, S3Location where, String pack) throws IOException {
+    String listName = BlobNames.chunkListOf(pack);
+    byte[] list =
+        remote
+            .readAll(listName)
+            .orElseThrow(() -> new IOException(where + " has no chunk list for pack " + pack));
+    Digest named =
+        BlobNames.packDigest(pack).orElseThrow(() -> new IOException("not a pack name: " + pack));
+    if (!named.algorithm().digest(list).equals(named)) {
+      throw new IOException(
+          "the chunk list of pack " + pack + " in " + where + " does not match its name");
+    }
+    List<dev.skiff.casfs.pack.ChunkLocation> chunks =
+        dev.skiff.casfs.pack.PackWriter.decodeIndex(pack, list);
+    long size =
+        remote
+            .size(pack)
+            .orElseThrow(() -> new IOException(where + " has no pack " + pack + " (lost?)"));
+    for (var c : chunks) {
+      if (c.offset() + c.storedLength() > size) {
+        throw new IOException(
+            "pack "
+                + pack
+                + " in "
+                + where
+                + " is shorter ("
+                + size
+                + " bytes) than its chunks say");
+      }
+    }
+    Path tmp = Files.createTempFile(store.scratch(), "fetch-", ".pack");
+    Path tmpList = Files.createTempFile(store.scratch(), "fetch-", ".idx");
+    try (var out =
+        java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
+      java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) Math.min(FETCH_RANGE, size));
+      for (long off = 0; off < size; ) {
+        buf.clear();
+        int want = (int) Math.min(buf.capacity(), size - off);
+        buf.limit(want);
+        int n = remote.read(pack, off, want, buf);
+        if (n <= 0) {
+          throw new IOException("pack " + pack + " in " + where + " ended at " + off);
+        }
+        buf.flip();
+        while (buf.hasRemaining()) {
+          out.write(buf);
+        }
+        off += n;
+      }
+      out.force(false);
+      Files.write(tmpList, list);
+      store.blobs().putFile(pack, tmp);
+      store.blobs().putFile(listName, tmpList);
+    } finally {
+      Files.deleteIfExists(tmp);
+      Files.deleteIfExists(tmpList);
+    }
+    return new FetchedPack(size, chunks);
+  }
+
+  /** Fetches index {@code d} into this store unless it has it whole already. */
+  private static void fetchIndexInto(
+      ImageStore store, BlobStore remote, S3Location where, ImageRef ref, Digest d)
+      throws IOException {
     String indexName = BlobNames.index(d);
     Optional<Path> have = store.blobs().localFile(indexName);
     if (have.isPresent()) {
@@ -170,6 +294,5 @@ final class Transfers {
       }
       store.verifier().remember(store.indexFile(d), d);
     }
-    store.writeTag(ref, new TagDocument(d, Instant.now(), where.url() + "/" + ref, 0, 0, where));
   }
 }

@@ -2,6 +2,9 @@ package dev.skiff.tools;
 
 import dev.skiff.api.ImageRef;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.registry.RegistryClient;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.S3Location;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.runtime.build.ImageBuilder;
 import java.nio.charset.StandardCharsets;
@@ -25,12 +28,25 @@ import picocli.CommandLine.Parameters;
           + " from CONTEXT, ENV, WORKDIR, USER, CMD, ENTRYPOINT, LABEL, ARG, EXPOSE, VOLUME, STOPSIGNAL.",
       "Every RUN and COPY is cached in the store by the image it starts from, its text, its"
           + " environment and the content it copies: a rebuild runs only what changed, and from"
-          + " there on. The steps' output streams as they run."
+          + " there on. The steps' output streams as they run.",
+      "With --cache s3://BUCKET/PREFIX, hosts with stores of their own share the steps: a step"
+          + " found in the bucket is fetched instead of run, and every step built here is pushed"
+          + " there."
     })
 final class BuildCommand implements Callable<Integer> {
   @Mixin SkiffCli.StoreOptions store;
 
   @Mixin RuntimeCliOptions runtime;
+
+  @Mixin RemoteOptions remote;
+
+  @Option(
+      names = "--cache",
+      paramLabel = "s3://BUCKET[/PREFIX]",
+      description =
+          "a bucket build steps are shared through, looked in after this store (steps built here"
+              + " are pushed there)")
+  String cache;
 
   @Option(
       names = {"-f", "--file"},
@@ -68,9 +84,16 @@ final class BuildCommand implements Callable<Integer> {
       }
       args.put(a.substring(0, eq), a.substring(eq + 1));
     }
+    S3Location where = cache == null ? null : remote.location(cache);
     try (ImageStore s = ImageStore.open(store.home());
-        SandboxRuntime rt = SandboxRuntime.open(s, runtime.config(null, false))) {
-      new ImageBuilder(s, rt, System.out::println)
+        SandboxRuntime rt = SandboxRuntime.open(s, runtime.config(null, false));
+        BlobStore shared = where == null ? null : remote.open(where, s.scratch())) {
+      new ImageBuilder(
+              s,
+              rt,
+              System.out::println,
+              RegistryClient.Options.defaults(),
+              where == null ? null : new ImageBuilder.SharedCache(shared, where))
           .build(
               Files.readString(dockerfile, StandardCharsets.UTF_8),
               context,

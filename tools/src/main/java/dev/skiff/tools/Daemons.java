@@ -111,6 +111,25 @@ final class Daemons {
             "remove code and function snapshots no container has used for this long (default ${DEFAULT-VALUE})")
     String keepUnused;
 
+    @Option(
+        names = "--build-cache",
+        paramLabel = "s3://BUCKET[/PREFIX]",
+        description =
+            "a bucket the image builds of this worker share their steps through with other"
+                + " workers (each with a store of its own): a step found there is fetched, not run")
+    String buildCache;
+
+    /** The bucket of {@code --build-cache}, its client open, or null; the caller closes it. */
+    dev.skiff.runtime.build.ImageBuilder.SharedCache buildCache(
+        RemoteOptions remote, dev.skiff.casfs.ImageStore images) throws IOException {
+      if (buildCache == null) {
+        return null;
+      }
+      dev.skiff.casfs.store.S3Location where = remote.location(buildCache);
+      return new dev.skiff.runtime.build.ImageBuilder.SharedCache(
+          remote.open(where, images.scratch()), where);
+    }
+
     /**
      * The worker's options: GPUs as declared with {@code --gpus}, else as the driver lists them
      * (then containers get them through {@code rt}'s nvproxy).

@@ -52,6 +52,7 @@ final class ServeCommand implements Callable<Integer> {
     ManagedChannel channel = null;
     Worker w = null;
     LocalDaemon daemon = null;
+    dev.skiff.casfs.store.BlobStore buildCache = null;
     try {
       server =
           SchedulerServer.start(
@@ -69,6 +70,11 @@ final class ServeCommand implements Callable<Integer> {
       rt = SandboxRuntime.open(images, runtime.config(remote, false));
       channel = ControlClient.channel(target, null);
       Worker.Options wo = worker.options(home, "local", rt);
+      var shared = worker.buildCache(remote, images);
+      if (shared != null) {
+        buildCache = shared.remote();
+        wo = wo.withBuildCache(shared);
+      }
       w = Worker.start(images, rt, channel, tokens.worker(), wo);
       w.attached().get(30, TimeUnit.SECONDS);
       daemon = LocalDaemon.start(home, rt); // skiff run and restore of this home use rt
@@ -90,7 +96,14 @@ final class ServeCommand implements Callable<Integer> {
       System.out.flush();
     } catch (Exception e) {
       Daemons.closeAll(
-          daemon, w, channel == null ? null : channel::shutdownNow, rt, images, server, state);
+          daemon,
+          w,
+          channel == null ? null : channel::shutdownNow,
+          rt,
+          buildCache,
+          images,
+          server,
+          state);
       throw e;
     }
     SchedulerServer s = server;
@@ -99,10 +112,11 @@ final class ServeCommand implements Callable<Integer> {
     ManagedChannel ch = channel;
     Worker wk = w;
     LocalDaemon d = daemon;
+    dev.skiff.casfs.store.BlobStore cache = buildCache;
     Daemons.runUntilStopped(
         () -> {
           SchedulerAddress.removeServeFile(home);
-          Daemons.closeAll(d, wk, ch::shutdownNow, s, r, i, state);
+          Daemons.closeAll(d, wk, ch::shutdownNow, s, r, cache, i, state);
         });
     return 0;
   }

@@ -1,7 +1,9 @@
 package dev.skiff.tools;
 
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.store.BlobStore;
 import dev.skiff.runtime.SandboxRuntime;
+import dev.skiff.runtime.build.ImageBuilder;
 import dev.skiff.scheduler.client.ControlClient;
 import dev.skiff.scheduler.client.TokenFile;
 import dev.skiff.scheduler.worker.Worker;
@@ -66,10 +68,16 @@ final class WorkerCommand implements Callable<Integer> {
     ManagedChannel channel = null;
     Worker w = null;
     LocalDaemon daemon = null;
+    BlobStore buildCache = null;
     try {
       rt = SandboxRuntime.open(images, runtime.config(remote, false));
       channel = ControlClient.channel(target, trust);
       Worker.Options o = worker.options(home, Daemons.hostName(), rt);
+      ImageBuilder.SharedCache shared = worker.buildCache(remote, images);
+      if (shared != null) {
+        buildCache = shared.remote();
+        o = o.withBuildCache(shared);
+      }
       w = Worker.start(images, rt, channel, token, o);
       daemon = LocalDaemon.start(home, rt); // skiff run and restore of this home use rt
       try {
@@ -80,14 +88,16 @@ final class WorkerCommand implements Callable<Integer> {
       }
       System.out.flush();
     } catch (Exception e) {
-      Daemons.closeAll(daemon, w, channel == null ? null : channel::shutdownNow, rt, images);
+      Daemons.closeAll(
+          daemon, w, channel == null ? null : channel::shutdownNow, rt, buildCache, images);
       throw e;
     }
     LocalDaemon d = daemon;
     Worker wk = w;
     ManagedChannel ch = channel;
     SandboxRuntime r = rt;
-    Daemons.runUntilStopped(() -> Daemons.closeAll(d, wk, ch::shutdownNow, r, images));
+    BlobStore cache = buildCache;
+    Daemons.runUntilStopped(() -> Daemons.closeAll(d, wk, ch::shutdownNow, r, cache, images));
     return 0;
   }
 

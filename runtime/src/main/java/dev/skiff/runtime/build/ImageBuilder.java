@@ -7,11 +7,14 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.skiff.api.ImageRef;
 import dev.skiff.api.ImageSpec;
 import dev.skiff.casfs.ImageStore;
+import dev.skiff.casfs.NoSuchImageException;
 import dev.skiff.casfs.digest.Digest;
 import dev.skiff.casfs.image.ImportProgress;
 import dev.skiff.casfs.index.ImageIndex;
 import dev.skiff.casfs.registry.RegistryClient;
 import dev.skiff.casfs.registry.RegistryRef;
+import dev.skiff.casfs.store.BlobStore;
+import dev.skiff.casfs.store.S3Location;
 import dev.skiff.runtime.ExitStatus;
 import dev.skiff.runtime.Sandbox;
 import dev.skiff.runtime.SandboxOptions;
@@ -36,6 +39,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
@@ -50,7 +54,10 @@ import java.util.stream.Stream;
  * <p>Each {@code RUN} and {@code COPY} is cached in the store under a key of the image it starts
  * from (its index digest), the step's text, the environment it runs with, and the content of what
  * it copies: a rebuild with nothing changed runs nothing, and a changed step reruns from there on.
- * Every host that shares the store shares the cache.
+ * Every host that shares the store shares the cache; hosts with stores of their own share it
+ * through a bucket ({@link SharedCache}): a step found there is fetched (only the last one of a run
+ * of cached steps, and only when a later step must run or the build ends), and every step built
+ * here, and every debootstrap base made here, is pushed there.
  */
 public final class ImageBuilder {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -60,6 +67,13 @@ public final class ImageBuilder {
   private final SandboxRuntime rt;
   private final Consumer<String> log;
   private final RegistryClient.Options registry;
+  private final SharedCache shared;
+
+  /**
+   * A bucket that build steps are shared through, looked in after the store: {@code remote} is a
+   * client for {@code where}.
+   */
+  public record SharedCache(BlobStore remote, S3Location where) {}
 
   /** What a build did. */
   public record Result(ImageRef image, Digest index, int steps, int cached, double seconds) {}
@@ -81,10 +95,86 @@ public final class ImageBuilder {
    */
   public ImageBuilder(
       ImageStore store, SandboxRuntime rt, Consumer<String> log, RegistryClient.Options registry) {
+    this(store, rt, log, registry, null);
+  }
+
+  /** A builder that also finds and shares steps in {@code shared} (null: the store only). */
+  public ImageBuilder(
+      ImageStore store,
+      SandboxRuntime rt,
+      Consumer<String> log,
+      RegistryClient.Options registry,
+      SharedCache shared) {
     this.store = store;
     this.rt = rt;
     this.log = log;
     this.registry = registry;
+    this.shared = shared;
+  }
+
+  /** Steps found in the shared cache and not fetched yet: their index digests there. */
+  private final Map<ImageRef, Digest> inShared = new java.util.HashMap<>();
+
+  /** The index digest of a step or base: in the store, else found in the shared cache. */
+  private Digest digestOf(ImageRef ref) throws IOException {
+    Digest d = inShared.get(ref);
+    return d != null ? d : store.resolve(ref).orElseThrow();
+  }
+
+  /** Makes a step found in the shared cache an image of the store: its index and packs. */
+  private void fetchIfShared(ImageRef ref) throws IOException {
+    Digest d = inShared.remove(ref);
+    if (d != null && store.resolve(ref).filter(d::equals).isEmpty()) {
+      long t0 = System.nanoTime();
+      long bytes = store.fetch(shared.remote(), shared.where(), ref, d);
+      log.accept(
+          String.format(
+              java.util.Locale.ROOT,
+              "  fetched %s from %s (%.1f MB) in %.2f s",
+              ref,
+              shared.where().url(),
+              bytes / 1e6,
+              (System.nanoTime() - t0) / 1e9));
+    }
+  }
+
+  /** The digest the shared cache holds for {@code ref}, if any; a cache that fails is a miss. */
+  private Optional<Digest> lookUpShared(ImageRef ref) {
+    if (shared == null) {
+      return Optional.empty();
+    }
+    try {
+      return Optional.of(ImageStore.remoteTag(shared.remote(), shared.where(), ref));
+    } catch (NoSuchImageException e) {
+      return Optional.empty();
+    } catch (IOException | RuntimeException e) {
+      log.accept(
+          "  (the shared cache "
+              + shared.where().url()
+              + " did not answer: "
+              + e.getMessage()
+              + "; building here)");
+      return Optional.empty();
+    }
+  }
+
+  /** Pushes a step built here to the shared cache; a cache that fails only costs other hosts. */
+  private void share(ImageRef ref) {
+    if (shared == null) {
+      return;
+    }
+    try {
+      store.push(ref, shared.remote(), ImageStore.PushProgress.NONE);
+    } catch (IOException | RuntimeException e) {
+      log.accept(
+          "  (could not share "
+              + ref
+              + " with "
+              + shared.where().url()
+              + ": "
+              + e.getMessage()
+              + ")");
+    }
   }
 
   /**
@@ -102,6 +192,7 @@ public final class ImageBuilder {
     long t0 = System.nanoTime();
     List<Dockerfile.Instruction> steps = Dockerfile.parse(dockerfile);
     Map<String, String> args = new LinkedHashMap<>();
+    inShared.clear();
     ImageRef current = null;
     ObjectNode config = null;
     int runOrCopy = 0;
@@ -170,7 +261,7 @@ public final class ImageBuilder {
           String inputs = ins.keyword().equals("RUN") ? "" : inputsDigest(context, a, where);
           String key =
               sha256(
-                  (store.resolve(current).orElseThrow()
+                  (digestOf(current)
                           + "\n"
                           + ins.keyword()
                           + " "
@@ -185,16 +276,23 @@ public final class ImageBuilder {
                           + inputs)
                       .getBytes(StandardCharsets.UTF_8));
           ImageRef step = ImageRef.parse(CACHE + ":" + key);
+          Optional<Digest> sharedStep = Optional.empty();
           if (!force && store.resolve(step).isPresent()) {
             log.accept(ins + "   (cached)");
             cached++;
+          } else if (!force && (sharedStep = lookUpShared(step)).isPresent()) {
+            log.accept(ins + "   (cached in " + shared.where().url() + ")");
+            inShared.put(step, sharedStep.get());
+            cached++;
           } else {
             log.accept(ins.toString());
+            fetchIfShared(current);
             if (ins.keyword().equals("RUN")) {
               run(current, config, args, a, step, where);
             } else {
               copy(current, config, context, a, step, where);
             }
+            share(step);
           }
           current = step;
         }
@@ -210,6 +308,7 @@ public final class ImageBuilder {
     if (current == null) {
       throw new BuildException("the Dockerfile has no FROM");
     }
+    fetchIfShared(current);
     // The image: the last step's tree with the config as it ends (cached too, so that a rebuild
     // with nothing changed only tags).
     byte[] finalConfig = JSON.writeValueAsBytes(config);
@@ -247,7 +346,18 @@ public final class ImageBuilder {
 
   private ImageRef from(String image) throws IOException {
     if (DebianBase.is(image)) {
-      return DebianBase.ensure(store, image, log);
+      ImageRef base = DebianBase.Spec.parse(image).ref();
+      if (store.resolve(base).isEmpty()) {
+        Optional<Digest> there = lookUpShared(base);
+        if (there.isPresent()) {
+          inShared.put(base, there.get());
+          fetchIfShared(base); // its config is read at once, and every later step stands on it
+          return base;
+        }
+        DebianBase.ensure(store, image, log);
+        share(base);
+      }
+      return base;
     }
     if (RegistryRef.is(image)) {
       RegistryRef ref = RegistryRef.parse(image);

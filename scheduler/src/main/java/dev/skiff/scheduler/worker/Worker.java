@@ -110,7 +110,8 @@ public final class Worker implements AutoCloseable {
       String python,
       int parallelStarts,
       GpuSandbox gpuSandbox,
-      Duration keepUnused) {
+      Duration keepUnused,
+      dev.skiff.runtime.build.ImageBuilder.SharedCache buildCache) {
     /** How long code and function snapshots no container uses are kept, by default. */
     public static final Duration KEEP_UNUSED = Duration.ofHours(24);
 
@@ -122,6 +123,20 @@ public final class Worker implements AutoCloseable {
       if (gpuSandbox != null && gpuSandbox.host().gpus().size() != gpus.size()) {
         throw new IllegalArgumentException("the GPUs offered are not the host's GPUs");
       }
+    }
+
+    /** Options that share no build steps through a bucket. */
+    public Options(
+        String id,
+        double cpus,
+        long memoryBytes,
+        List<String> gpus,
+        Path dir,
+        String python,
+        int parallelStarts,
+        GpuSandbox gpuSandbox,
+        Duration keepUnused) {
+      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, keepUnused, null);
     }
 
     /** Options with declared GPUs (or none). */
@@ -152,7 +167,16 @@ public final class Worker implements AutoCloseable {
     /** These options, code and function snapshots unused for {@code keep} removed. */
     public Options withKeepUnused(Duration keep) {
       return new Options(
-          id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, keep);
+          id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, keep, buildCache);
+    }
+
+    /**
+     * These options, image builds finding steps in {@code cache} and sharing theirs there, so that
+     * workers with stores of their own build each step once between them.
+     */
+    public Options withBuildCache(dev.skiff.runtime.build.ImageBuilder.SharedCache cache) {
+      return new Options(
+          id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, keepUnused, cache);
     }
   }
 
@@ -440,7 +464,8 @@ public final class Worker implements AutoCloseable {
                   rt,
                   log,
                   // anonymous: this host's Docker logins are not lent to whoever asks for a build
-                  dev.skiff.casfs.registry.RegistryClient.Options.defaults().withDockerConfig(null))
+                  dev.skiff.casfs.registry.RegistryClient.Options.defaults().withDockerConfig(null),
+                  options.buildCache())
               .build(
                   b.getDockerfile(),
                   context,
