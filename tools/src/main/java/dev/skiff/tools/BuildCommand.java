@@ -24,8 +24,8 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     description = {
       "Build an image from a Dockerfile into the store: FROM (an image here, or docker://...), RUN"
-          + " in a gVisor sandbox on the image so far (network on), COPY and ADD of local files"
-          + " from CONTEXT, ENV, WORKDIR, USER, CMD, ENTRYPOINT, LABEL, ARG, EXPOSE, VOLUME, STOPSIGNAL.",
+          + " in a gVisor sandbox on the image so far (network on), COPY from CONTEXT, ADD (local"
+          + " tar archives unpacked, http(s) URLs fetched), ENV, WORKDIR, USER, CMD, ENTRYPOINT, LABEL, ARG, EXPOSE, VOLUME, STOPSIGNAL.",
       "Every RUN and COPY is cached in the store by the image it starts from, its text, its"
           + " environment and the content it copies: a rebuild runs only what changed, and from"
           + " there on. The steps' output streams as they run.",

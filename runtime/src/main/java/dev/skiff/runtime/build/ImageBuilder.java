@@ -48,8 +48,9 @@ import java.util.stream.Stream;
  * store, {@code docker://...} pulled into it, or {@code debootstrap://SUITE[?include=PKG,PKG]}, a
  * Debian base made from this host's apt mirror once and kept), {@code RUN} in a gVisor sandbox on
  * the image so far (network on, for apt and pip) whose writes become the next layer, {@code COPY}
- * (and {@code ADD} of local files) from the context, and {@code ENV}, {@code WORKDIR}, {@code
- * USER}, {@code CMD}, {@code ENTRYPOINT}, {@code LABEL}, {@code ARG}.
+ * from the context, {@code ADD} (the same, local tar archives unpacked, and files fetched from
+ * URLs), and {@code ENV}, {@code WORKDIR}, {@code USER}, {@code CMD}, {@code ENTRYPOINT}, {@code
+ * LABEL}, {@code ARG}.
  *
  * <p>Each {@code RUN} and {@code COPY} is cached in the store under a key of the image it starts
  * from (its index digest), the step's text, the environment it runs with, and the content of what
@@ -189,10 +190,27 @@ public final class ImageBuilder {
       Map<String, String> buildArgs,
       boolean force)
       throws IOException {
+    inShared.clear();
+    try {
+      return buildSteps(dockerfile, context, target, buildArgs, force);
+    } finally {
+      for (Path f : fetched.values()) {
+        Files.deleteIfExists(f);
+      }
+      fetched.clear();
+    }
+  }
+
+  private Result buildSteps(
+      String dockerfile,
+      Path context,
+      ImageRef target,
+      Map<String, String> buildArgs,
+      boolean force)
+      throws IOException {
     long t0 = System.nanoTime();
     List<Dockerfile.Instruction> steps = Dockerfile.parse(dockerfile);
     Map<String, String> args = new LinkedHashMap<>();
-    inShared.clear();
     ImageRef current = null;
     ObjectNode config = null;
     int runOrCopy = 0;
@@ -258,7 +276,8 @@ public final class ImageBuilder {
         }
         case "RUN", "COPY", "ADD" -> {
           runOrCopy++;
-          String inputs = ins.keyword().equals("RUN") ? "" : inputsDigest(context, a, where);
+          String inputs =
+              ins.keyword().equals("RUN") ? "" : inputsDigest(context, ins.keyword(), a, where);
           String key =
               sha256(
                   (digestOf(current)
@@ -290,7 +309,7 @@ public final class ImageBuilder {
             if (ins.keyword().equals("RUN")) {
               run(current, config, args, a, step, where);
             } else {
-              copy(current, config, context, a, step, where);
+              copy(current, config, context, ins.keyword(), a, step, where);
             }
             share(step);
           }
@@ -301,7 +320,7 @@ public final class ImageBuilder {
                 where
                     + ": "
                     + ins.keyword()
-                    + " is not supported (FROM, RUN, COPY, ADD of local files, ENV, WORKDIR,"
+                    + " is not supported (FROM, RUN, COPY, ADD, ENV, WORKDIR,"
                     + " USER, CMD, ENTRYPOINT, LABEL, ARG, EXPOSE, VOLUME, STOPSIGNAL are)");
       }
     }
@@ -600,13 +619,22 @@ public final class ImageBuilder {
 
   // ---- COPY -------------------------------------------------------------------------------------
 
-  private record Copy(List<Path> sources, String dest) {}
+  /**
+   * A source of COPY or ADD: a path of the context, or (ADD) a URL fetched for this build, named by
+   * the last part of its path.
+   */
+  private record Source(Path path, String url, String fileName) {}
 
-  private static Copy parseCopy(Path context, String a, String where) throws BuildException {
+  private record Copy(List<Source> sources, String dest) {}
+
+  /** What ADD fetched from URLs in this build, by URL; deleted when the build ends. */
+  private final Map<String, Path> fetched = new java.util.HashMap<>();
+
+  private Copy parseCopy(Path context, String keyword, String a, String where) throws IOException {
     List<String> words = new ArrayList<>();
     for (String w : a.split("\\s+")) {
       if (w.startsWith("--")) {
-        throw new BuildException(where + ": COPY options (" + w + ") are not supported");
+        throw new BuildException(where + ": " + keyword + " options (" + w + ") are not supported");
       }
       words.add(w);
     }
@@ -614,10 +642,14 @@ public final class ImageBuilder {
       throw new BuildException(where + ": want SOURCE... DEST");
     }
     Path root = context.toAbsolutePath().normalize();
-    List<Path> sources = new ArrayList<>();
+    List<Source> sources = new ArrayList<>();
     for (String s : words.subList(0, words.size() - 1)) {
       if (s.contains("://")) {
-        throw new BuildException(where + ": sources from URLs are not supported: " + s);
+        if (!keyword.equals("ADD")) {
+          throw new BuildException(where + ": COPY takes files of the context; ADD takes URLs");
+        }
+        sources.add(download(s, where));
+        continue;
       }
       Path p = root.resolve(s).normalize();
       if (!p.startsWith(root)) {
@@ -626,28 +658,93 @@ public final class ImageBuilder {
       if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
         throw new BuildException(where + ": " + s + " is not in the build context " + root);
       }
-      sources.add(p);
+      sources.add(new Source(p, null, p.getFileName().toString()));
     }
     return new Copy(sources, words.get(words.size() - 1));
   }
 
-  /** A digest of what a COPY reads: each file's path, mode, link target and content. */
-  private static String inputsDigest(Path context, String a, String where) throws IOException {
-    Copy c = parseCopy(context, a, where);
+  /**
+   * Fetches an ADD's URL (once per build): its content keys the step, as a changed file would. An
+   * answer other than 200 fails the step.
+   */
+  private Source download(String url, String where) throws IOException {
+    java.net.URI uri;
+    try {
+      uri = new java.net.URI(url);
+    } catch (java.net.URISyntaxException e) {
+      throw new BuildException(where + ": not a URL: " + url);
+    }
+    if (!"http".equals(uri.getScheme()) && !"https".equals(uri.getScheme())) {
+      throw new BuildException(where + ": ADD fetches http:// and https:// URLs, not " + url);
+    }
+    String path = uri.getPath() == null ? "" : uri.getPath();
+    String name = path.substring(path.lastIndexOf('/') + 1);
+    Path file = fetched.get(url);
+    if (file == null) {
+      file = Files.createTempFile(store.scratch(), "build-add-", ".download");
+      fetched.put(url, file);
+      log.accept("  fetching " + url);
+      try (java.net.http.HttpClient http =
+          java.net.http.HttpClient.newBuilder()
+              .followRedirects(java.net.http.HttpClient.Redirect.NORMAL)
+              .connectTimeout(java.time.Duration.ofSeconds(30))
+              .build()) {
+        java.net.http.HttpResponse<Path> r =
+            http.send(
+                java.net.http.HttpRequest.newBuilder(uri)
+                    .timeout(java.time.Duration.ofMinutes(30))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofFile(file));
+        if (r.statusCode() != 200) {
+          throw new BuildException(
+              where + ": ADD " + url + ": the server answered HTTP " + r.statusCode());
+        }
+        // As Docker does: the file's time is the server's Last-Modified, when it says one.
+        var modified = r.headers().firstValue("Last-Modified");
+        if (modified.isPresent()) {
+          try {
+            Files.setLastModifiedTime(
+                file,
+                java.nio.file.attribute.FileTime.from(
+                    java.time.ZonedDateTime.parse(
+                            modified.get(), java.time.format.DateTimeFormatter.RFC_1123_DATE_TIME)
+                        .toInstant()));
+          } catch (java.time.format.DateTimeParseException ignored) {
+            // a time we cannot read: the fetch's
+          }
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("ADD " + url + " interrupted");
+      } catch (BuildException e) {
+        throw e;
+      } catch (IOException e) {
+        throw new BuildException(where + ": ADD " + url + ": " + e);
+      }
+    }
+    return new Source(file, url, name);
+  }
+
+  /** A digest of what a COPY or ADD reads: each file's path, mode, link target and content. */
+  private String inputsDigest(Path context, String keyword, String a, String where)
+      throws IOException {
+    Copy c = parseCopy(context, keyword, a, where);
     MessageDigest md = sha256();
-    for (Path src : c.sources()) {
+    Path root = context.toAbsolutePath().normalize();
+    for (Source src : c.sources()) {
+      if (src.url() != null) {
+        md.update(src.url().getBytes(StandardCharsets.UTF_8));
+        md.update((byte) 0);
+        md.update(Files.readAllBytes(src.path()));
+        md.update((byte) 0);
+        continue;
+      }
       List<Path> all;
-      try (Stream<Path> s = Files.walk(src)) {
+      try (Stream<Path> s = Files.walk(src.path())) {
         all = s.sorted().toList();
       }
       for (Path p : all) {
-        md.update(
-            context
-                .toAbsolutePath()
-                .normalize()
-                .relativize(p)
-                .toString()
-                .getBytes(StandardCharsets.UTF_8));
+        md.update(root.relativize(p).toString().getBytes(StandardCharsets.UTF_8));
         md.update(
             Integer.toOctalString(
                     (Integer) Files.getAttribute(p, "unix:mode", LinkOption.NOFOLLOW_LINKS))
@@ -664,18 +761,25 @@ public final class ImageBuilder {
   }
 
   private void copy(
-      ImageRef current, ObjectNode config, Path context, String a, ImageRef step, String where)
+      ImageRef current,
+      ObjectNode config,
+      Path context,
+      String keyword,
+      String a,
+      ImageRef step,
+      String where)
       throws IOException {
-    Copy c = parseCopy(context, a, where);
+    Copy c = parseCopy(context, keyword, a, where);
     String wd = inner(config).path("WorkingDir").asText("/");
     String dest = c.dest().startsWith("/") ? c.dest() : wd + "/" + c.dest();
     // Into a directory when the destination says so ("dir/", ".", "dir/."), as Docker reads it.
+    Source first = c.sources().get(0);
     boolean intoDir =
         dest.endsWith("/")
             || dest.endsWith("/.")
             || c.dest().equals(".")
             || c.sources().size() > 1
-            || Files.isDirectory(c.sources().get(0));
+            || (first.url() == null && Files.isDirectory(first.path()));
     Path work = Files.createTempDirectory(store.scratch(), "build-copy-");
     Path files = Files.createDirectory(work.resolve("files"));
     try {
@@ -683,21 +787,39 @@ public final class ImageBuilder {
       if (!target.startsWith(files)) {
         throw new BuildException(where + ": destination " + c.dest() + " leaves the image's root");
       }
-      for (Path src : c.sources()) {
-        Path to =
-            intoDir
-                ? (Files.isDirectory(src) ? target : target.resolve(src.getFileName().toString()))
-                : target;
-        copyTree(src, to);
+      List<AddArchive.Owner> owners = new ArrayList<>();
+      for (Source src : c.sources()) {
+        if (src.url() != null) {
+          if (intoDir && src.fileName().isEmpty()) {
+            throw new BuildException(
+                where + ": " + src.url() + " names no file: give the destination a file name");
+          }
+          Path to = intoDir ? target.resolve(src.fileName()) : target;
+          Files.createDirectories(to.getParent());
+          Files.copy(src.path(), to, StandardCopyOption.COPY_ATTRIBUTES);
+          Files.setAttribute(to, "unix:mode", 0600); // as Docker makes a fetched file
+        } else if (keyword.equals("ADD") && AddArchive.isArchive(src.path())) {
+          owners.addAll(AddArchive.extract(src.path(), target, where));
+        } else {
+          Path p = src.path();
+          Path to =
+              intoDir ? (Files.isDirectory(p) ? target : target.resolve(src.fileName())) : target;
+          copyTree(p, to);
+        }
       }
-      // Files copied in belong to root, as Docker makes them.
+      // Files copied in belong to root, as Docker makes them; unpacked ones, to whom the
+      // archive says.
       DockerRun.chownRoot(files);
+      for (AddArchive.Owner o : owners) {
+        Files.setAttribute(o.path(), "unix:uid", o.uid(), LinkOption.NOFOLLOW_LINKS);
+        Files.setAttribute(o.path(), "unix:gid", o.gid(), LinkOption.NOFOLLOW_LINKS);
+      }
       store.importOver(
           store.resolve(current).orElseThrow(),
           files,
           false,
           JSON.writeValueAsBytes(config),
-          "COPY " + a,
+          keyword + " " + a,
           step);
     } finally {
       delete(work);

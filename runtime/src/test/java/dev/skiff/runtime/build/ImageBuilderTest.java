@@ -200,6 +200,132 @@ class ImageBuilderTest {
   }
 
   @Test
+  void addUnpacksLocalArchivesAndFetchesUrls() throws Exception {
+    Path ctx = Files.createDirectories(tmp.resolve("add-context"));
+    org.apache.commons.compress.archivers.tar.TarArchiveEntry owned =
+        new org.apache.commons.compress.archivers.tar.TarArchiveEntry("pkg/owned.txt");
+    owned.setIds(1000, 1001);
+    owned.setMode(0640);
+    byte[] ownedBytes = "owned by 1000\n".getBytes(StandardCharsets.UTF_8);
+    owned.setSize(ownedBytes.length);
+    new dev.skiff.casfs.testing.Tars()
+        .dir("pkg", 0755)
+        .file("pkg/a.txt", "from the archive\n")
+        .entry(owned, ownedBytes)
+        .symlink("pkg/link", "a.txt")
+        .hardlink("pkg/hard", "pkg/a.txt")
+        .writeGzip(ctx.resolve("pkg.tar.gz"));
+    // The same tree as bzip2, xz and plain: told by content, not by name.
+    dev.skiff.casfs.testing.DockerRegistry.run(
+        List.of(
+            "sh",
+            "-c",
+            "cd "
+                + ctx
+                + " && mkdir x && echo xz > x/x.txt && tar -cJf x.tar.xz x"
+                + " && mkdir b && echo bz > b/b.txt && tar -cjf b.archive b"
+                + " && mkdir p && echo plain > p/p.txt && tar -cf p.tar p"
+                + " && rm -r x b p && echo not a tar | gzip > notes.gz"));
+    // A URL on a server of the test's own.
+    com.sun.net.httpserver.HttpServer http =
+        com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+    java.util.concurrent.atomic.AtomicReference<String> served =
+        new java.util.concurrent.atomic.AtomicReference<>("fetched v1\n");
+    http.createContext(
+        "/files/",
+        ex -> {
+          byte[] body =
+              ex.getRequestURI().getPath().endsWith("/hello.txt")
+                  ? served.get().getBytes(StandardCharsets.UTF_8)
+                  : null;
+          ex.sendResponseHeaders(body == null ? 404 : 200, body == null ? -1 : body.length);
+          if (body != null) {
+            ex.getResponseBody().write(body);
+          }
+          ex.close();
+        });
+    http.start();
+    try {
+      String base = "http://127.0.0.1:" + http.getAddress().getPort() + "/files/";
+      String steps =
+          "FROM tools:1\n"
+              + "ADD pkg.tar.gz x.tar.xz b.archive p.tar notes.gz /opt/\n"
+              + "ADD "
+              + base
+              + "hello.txt /srv/\n";
+      ImageBuilder b = new ImageBuilder(store, rt, log::add);
+      ImageRef added = ImageRef.parse("added:1");
+      assertEquals(0, b.build(steps, ctx, added, Map.of(), false).cached());
+      assertEquals(
+          "from the archive\nfrom the archive\nfrom the archive\nxz\nbz\nplain\n",
+          run(
+              added,
+              "cat",
+              "/opt/pkg/a.txt",
+              "/opt/pkg/link",
+              "/opt/pkg/hard",
+              "/opt/x/x.txt",
+              "/opt/b/b.txt",
+              "/opt/p/p.txt"));
+      assertEquals(
+          "1000 1001 640\n0 0 644\n",
+          run(added, "stat", "-c", "%u %g %a", "/opt/pkg/owned.txt", "/opt/pkg/a.txt"),
+          "owners and modes as the archive says");
+      assertEquals("2\n", run(added, "stat", "-c", "%h", "/opt/pkg/hard"), "a hard link");
+      assertTrue(run(added, "ls", "/opt").contains("notes.gz"), "not a tar: copied as it is");
+      assertEquals("fetched v1\n", run(added, "cat", "/srv/hello.txt"));
+      assertEquals("0 600\n", run(added, "stat", "-c", "%u %a", "/srv/hello.txt"));
+
+      // The URL's content keys the step: the same content is cached, a new one fetched again.
+      assertEquals(2, b.build(steps, ctx, added, Map.of(), false).cached());
+      served.set("fetched v2\n");
+      assertEquals(1, b.build(steps, ctx, added, Map.of(), false).cached());
+      assertEquals("fetched v2\n", run(added, "cat", "/srv/hello.txt"));
+
+      ImageBuilder.BuildException missing =
+          assertThrows(
+              ImageBuilder.BuildException.class,
+              () ->
+                  b.build(
+                      "FROM tools:1\nADD " + base + "gone.txt /srv/\n",
+                      ctx,
+                      ImageRef.parse("b:4"),
+                      Map.of(),
+                      false));
+      assertTrue(missing.getMessage().contains("HTTP 404"), missing.getMessage());
+    } finally {
+      http.stop(0);
+    }
+
+    // Archives that would write outside the destination are refused, and write nothing there.
+    new dev.skiff.casfs.testing.Tars()
+        .file("../escape.txt", "out\n")
+        .writeGzip(ctx.resolve("climb.tar.gz"));
+    new dev.skiff.casfs.testing.Tars()
+        .symlink("l", "/tmp")
+        .file("l/through.txt", "through\n")
+        .write(ctx.resolve("through.tar"));
+    for (String bad : List.of("climb.tar.gz", "through.tar")) {
+      ImageBuilder.BuildException e =
+          assertThrows(
+              ImageBuilder.BuildException.class,
+              () ->
+                  new ImageBuilder(store, rt, log::add)
+                      .build(
+                          "FROM tools:1\nADD " + bad + " /opt/\n",
+                          ctx,
+                          ImageRef.parse("bad:1"),
+                          Map.of(),
+                          false));
+      assertTrue(
+          e.getMessage().contains("climbs out") || e.getMessage().contains("goes through the link"),
+          e.getMessage());
+    }
+    assertFalse(Files.exists(Path.of("/tmp/through.txt")));
+    assertFalse(store.resolve(ImageRef.parse("bad:1")).isPresent());
+  }
+
+  @Test
   void aFailingStepSaysWhereAndTagsNothing() throws Exception {
     ImageBuilder b = new ImageBuilder(store, rt, log::add);
     ImageBuilder.BuildException e =
