@@ -140,56 +140,84 @@ final class Transfers {
 
   /**
    * Fetches image {@code d} whole from {@code remote}: its index and every pack (with its chunk
-   * list) this store lacks, each chunk list checked against the digest its pack is named by, and
-   * tags it {@code ref} as an image of this store (reads never go to the bucket). Packs come down
-   * four at a time; chunks already here in other packs are fetched again only as part of a pack.
-   * Under the writer lock, so that a collection never takes a pack before its tag is written.
+   * list) this store lacks, and tags it {@code ref} as an image of this store (reads never go to
+   * the bucket). Every chunk list is checked against the digest its pack is named by and every
+   * chunk against its digest. Packs come down four at a time into scratch; only moving them in, the
+   * catalog and the tag are done under the writer lock, so that a collection never takes a pack
+   * before its tag is written and is never kept waiting on the network.
    */
   static long fetch(ImageStore store, BlobStore remote, S3Location where, ImageRef ref, Digest d)
       throws IOException {
-    return store.locked(
-        () -> {
-          fetchIndexInto(store, remote, where, ref, d);
-          List<String> missing = new ArrayList<>();
-          try (ImageIndex index = store.openIndex(d)) {
-            for (String pack : index.packs()) {
-              if (store.blobs().localFile(pack).isEmpty()
-                  || store.blobs().localFile(BlobNames.chunkListOf(pack)).isEmpty()) {
-                missing.add(pack);
-              }
-            }
+    fetchIndexInto(store, remote, where, ref, d);
+    List<String> missing = new ArrayList<>();
+    try (ImageIndex index = store.openIndex(d)) {
+      for (String pack : index.packs()) {
+        if (!hasPack(store, pack)) {
+          missing.add(pack);
+        }
+      }
+    }
+    // Every pack fetched, also by fetches still running when another fails: their files go too.
+    List<FetchedPack> got = new java.util.concurrent.CopyOnWriteArrayList<>();
+    try {
+      try (var pool = java.util.concurrent.Executors.newFixedThreadPool(4)) {
+        List<java.util.concurrent.Future<?>> pending = new ArrayList<>();
+        for (String pack : missing) {
+          pending.add(pool.submit(() -> got.add(fetchPack(store, remote, where, pack))));
+        }
+        for (var f : pending) {
+          try {
+            f.get();
+          } catch (java.util.concurrent.ExecutionException e) {
+            pool.shutdownNow();
+            throw e.getCause() instanceof IOException io
+                ? io
+                : new IOException(e.getCause().toString(), e.getCause());
+          } catch (InterruptedException e) {
+            pool.shutdownNow();
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("fetch of " + ref + " interrupted");
           }
-          long bytes = 0;
-          try (var pool = java.util.concurrent.Executors.newFixedThreadPool(4)) {
-            List<java.util.concurrent.Future<FetchedPack>> got = new ArrayList<>();
-            for (String pack : missing) {
-              got.add(pool.submit(() -> fetchPack(store, remote, where, pack)));
-            }
-            for (var f : got) {
-              try {
-                FetchedPack p = f.get();
-                store.catalog().addAll(p.chunks()); // one writer: here, not in the fetches
+        }
+      }
+      return store.locked(
+          () -> {
+            long bytes = 0;
+            for (FetchedPack p : got) {
+              if (!hasPack(store, p.name())) { // another process may have brought it meanwhile
+                store.blobs().putFile(p.name(), p.file());
+                store.blobs().putFile(BlobNames.chunkListOf(p.name()), p.list());
+                store.catalog().addAll(p.chunks());
                 bytes += p.size();
-              } catch (java.util.concurrent.ExecutionException e) {
-                pool.shutdownNow();
-                throw e.getCause() instanceof IOException io
-                    ? io
-                    : new IOException(e.getCause().toString(), e.getCause());
-              } catch (InterruptedException e) {
-                pool.shutdownNow();
-                Thread.currentThread().interrupt();
-                throw new java.io.InterruptedIOException("fetch of " + ref + " interrupted");
               }
             }
-          }
-          store.writeTag(ref, TagDocument.local(d, where.url() + "/" + ref, bytes, 0));
-          return bytes;
-        });
+            // The index again: a collection may have taken it while it had no tag.
+            fetchIndexInto(store, remote, where, ref, d);
+            store.writeTag(ref, TagDocument.local(d, where.url() + "/" + ref, bytes, 0));
+            return bytes;
+          });
+    } finally {
+      for (FetchedPack p : got) {
+        Files.deleteIfExists(p.file());
+        Files.deleteIfExists(p.list());
+      }
+    }
   }
 
-  private record FetchedPack(long size, List<dev.skiff.casfs.pack.ChunkLocation> chunks) {}
+  private static boolean hasPack(ImageStore store, String pack) {
+    return store.blobs().localFile(pack).isPresent()
+        && store.blobs().localFile(BlobNames.chunkListOf(pack)).isPresent();
+  }
 
-  /** One pack and its chunk list into this store. */
+  /** A pack and its chunk list fetched into scratch files, checked. */
+  private record FetchedPack(
+      String name,
+      Path file,
+      Path list,
+      long size,
+      List<dev.skiff.casfs.pack.ChunkLocation> chunks) {}
+
+  /** One pack and its chunk list into scratch files, every chunk checked against its digest. */
   private static FetchedPack fetchPack(
       ImageStore store, BlobStore remote, S3Location where, String pack) throws IOException {
     String listName = BlobNames.chunkListOf(pack);
@@ -221,34 +249,47 @@ final class Transfers {
                 + " bytes) than its chunks say");
       }
     }
-    Path tmp = Files.createTempFile(store.scratch(), "fetch-", ".pack");
-    Path tmpList = Files.createTempFile(store.scratch(), "fetch-", ".idx");
-    try (var out =
-        java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
-      java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) Math.min(FETCH_RANGE, size));
-      for (long off = 0; off < size; ) {
-        buf.clear();
-        int want = (int) Math.min(buf.capacity(), size - off);
-        buf.limit(want);
-        int n = remote.read(pack, off, want, buf);
-        if (n <= 0) {
-          throw new IOException("pack " + pack + " in " + where + " ended at " + off);
+    Path file = Files.createTempFile(store.scratch(), "fetch-", ".pack");
+    Path listFile = Files.createTempFile(store.scratch(), "fetch-", ".idx");
+    try {
+      try (var out =
+          java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) Math.min(FETCH_RANGE, size));
+        for (long off = 0; off < size; ) {
+          buf.clear();
+          int want = (int) Math.min(buf.capacity(), size - off);
+          buf.limit(want);
+          int n = remote.read(pack, off, want, buf);
+          if (n <= 0) {
+            throw new IOException("pack " + pack + " in " + where + " ended at " + off);
+          }
+          buf.flip();
+          while (buf.hasRemaining()) {
+            out.write(buf);
+          }
+          off += n;
         }
-        buf.flip();
-        while (buf.hasRemaining()) {
-          out.write(buf);
-        }
-        off += n;
+        out.force(false);
       }
-      out.force(false);
-      Files.write(tmpList, list);
-      store.blobs().putFile(pack, tmp);
-      store.blobs().putFile(listName, tmpList);
-    } finally {
-      Files.deleteIfExists(tmp);
-      Files.deleteIfExists(tmpList);
+      try (var in = java.nio.channels.FileChannel.open(file)) {
+        for (var c : chunks) {
+          java.nio.ByteBuffer stored = java.nio.ByteBuffer.allocate(c.storedLength());
+          in.read(stored, c.offset());
+          Digest got =
+              c.digest().algorithm().digest(c.codec().decode(stored.array(), c.plainLength()));
+          if (!got.equals(c.digest())) {
+            throw new IOException(
+                "chunk " + c.digest() + " of pack " + pack + " in " + where + " is corrupt");
+          }
+        }
+      }
+      Files.write(listFile, list);
+      return new FetchedPack(pack, file, listFile, size, chunks);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(file);
+      Files.deleteIfExists(listFile);
+      throw e;
     }
-    return new FetchedPack(size, chunks);
   }
 
   /** Fetches index {@code d} into this store unless it has it whole already. */

@@ -663,6 +663,9 @@ public final class RegistryClient {
     try {
       try (var in = p.getOutputStream()) {
         in.write(server.getBytes(StandardCharsets.UTF_8));
+      } catch (IOException exitedBeforeReading) {
+        // A helper that answers without reading the name (one with nothing for anyone) may be
+        // gone before it is written: what it said and its exit status tell.
       }
       if (!p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
         p.destroyForcibly();

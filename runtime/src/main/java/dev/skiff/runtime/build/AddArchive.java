@@ -23,8 +23,10 @@ import org.apache.commons.compress.compressors.xz.XZCompressorInputStream;
  * {@code ADD} of a local tar archive (plain, gzip, bzip2, xz or zstd, told by its content, as
  * Docker tells it): unpacked into the destination as {@code tar -x} would, owners and modes as the
  * archive says. Entries are written under the destination only: names that climb out ({@code ..})
- * are refused, a leading {@code /} is dropped, and an entry is never written through a link an
- * earlier entry made (that would write outside the image's tree, on the building host).
+ * are refused, a leading {@code /} is dropped, an entry is never written through a link an earlier
+ * entry (or source) made, and a directory is never replaced by a link or a file (that could turn a
+ * path already written into one through a link): either would write outside the image's tree, on
+ * the building host.
  */
 final class AddArchive {
   private AddArchive() {}
@@ -97,11 +99,20 @@ final class AddArchive {
         if (out.equals(into)) {
           continue; // "./": the destination itself
         }
-        noLinkOnTheWay(into, out.getParent(), e.getName(), archive, where);
+        noLinkBelow(into, out.getParent(), archive.getFileName() + ": entry " + e.getName(), where);
         Files.createDirectories(out.getParent());
-        if (Files.exists(out, LinkOption.NOFOLLOW_LINKS)
-            && !(e.isDirectory() && Files.isDirectory(out, LinkOption.NOFOLLOW_LINKS))) {
-          dev.skiff.casfs.util.Trees.delete(out); // a later entry replaces an earlier one
+        if (Files.isDirectory(out, LinkOption.NOFOLLOW_LINKS)) {
+          if (!e.isDirectory()) {
+            throw new ImageBuilder.BuildException(
+                where
+                    + ": "
+                    + archive.getFileName()
+                    + ": entry "
+                    + e.getName()
+                    + " would replace a directory with a link or file");
+          }
+        } else if (Files.exists(out, LinkOption.NOFOLLOW_LINKS)) {
+          Files.delete(out); // a later entry replaces an earlier file or link (never followed)
         }
         if (e.isDirectory()) {
           Files.createDirectories(out);
@@ -110,7 +121,11 @@ final class AddArchive {
           Files.createSymbolicLink(out, Path.of(e.getLinkName()));
         } else if (e.isLink()) {
           Path target = inside(into, e.getLinkName(), archive, where);
-          noLinkOnTheWay(into, target.getParent(), e.getLinkName(), archive, where);
+          noLinkBelow(
+              into,
+              target.getParent(),
+              archive.getFileName() + ": entry " + e.getLinkName(),
+              where);
           if (!Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
             throw new ImageBuilder.BuildException(
                 where
@@ -145,11 +160,16 @@ final class AddArchive {
       throw e;
     } catch (IOException | IllegalArgumentException e) {
       throw new ImageBuilder.BuildException(
-          where + ": " + archive.getFileName() + " does not unpack: " + e.getMessage());
+          where + ": could not unpack " + archive.getFileName() + ": " + e);
     }
-    // Directories' times last: unpacking into them changed them.
+    // Directories' times last: unpacking into them changed them. (Directories stay directories:
+    // none is replaced, so these paths go through no link.)
     for (int i = dirTimes.size() - 1; i >= 0; i--) {
-      Files.setLastModifiedTime((Path) dirTimes.get(i)[0], (FileTime) dirTimes.get(i)[1]);
+      Files.getFileAttributeView(
+              (Path) dirTimes.get(i)[0],
+              java.nio.file.attribute.BasicFileAttributeView.class,
+              LinkOption.NOFOLLOW_LINKS)
+          .setTimes((FileTime) dirTimes.get(i)[1], null, null);
     }
     return owners;
   }
@@ -174,20 +194,23 @@ final class AddArchive {
     return out;
   }
 
-  /** Refuses an entry whose directories, below {@code into}, include a link. */
-  private static void noLinkOnTheWay(Path into, Path dir, String name, Path archive, String where)
+  /**
+   * Refuses a write into {@code dir} when a directory from {@code root} down to it is a link: a
+   * write there would land wherever the link points, on the building host.
+   *
+   * @param what what would be written, for the message
+   */
+  static void noLinkBelow(Path root, Path dir, String what, String where)
       throws ImageBuilder.BuildException {
-    for (Path p = dir; p != null && p.startsWith(into) && !p.equals(into); p = p.getParent()) {
+    for (Path p = dir; p != null && p.startsWith(root) && !p.equals(root); p = p.getParent()) {
       if (Files.isSymbolicLink(p)) {
         throw new ImageBuilder.BuildException(
             where
                 + ": "
-                + archive.getFileName()
-                + ": entry "
-                + name
+                + what
                 + " goes through the link "
-                + into.relativize(p)
-                + " an earlier entry made");
+                + root.relativize(p)
+                + " made before it");
       }
     }
   }

@@ -68,7 +68,12 @@ public final class ImageBuilder {
   private final SandboxRuntime rt;
   private final Consumer<String> log;
   private final RegistryClient.Options registry;
-  private final SharedCache shared;
+  private final SharedCache sharedCache;
+
+  /**
+   * The shared cache this build uses: none once a fetch from it failed (the build goes on here).
+   */
+  private SharedCache shared;
 
   /**
    * A bucket that build steps are shared through, looked in after the store: {@code remote} is a
@@ -110,7 +115,14 @@ public final class ImageBuilder {
     this.rt = rt;
     this.log = log;
     this.registry = registry;
-    this.shared = shared;
+    this.sharedCache = shared;
+  }
+
+  /** A step found in the shared cache that could not be fetched from it. */
+  private static final class SharedFetchFailed extends IOException {
+    SharedFetchFailed(String message, IOException cause) {
+      super(message, cause);
+    }
   }
 
   /** Steps found in the shared cache and not fetched yet: their index digests there. */
@@ -127,7 +139,15 @@ public final class ImageBuilder {
     Digest d = inShared.remove(ref);
     if (d != null && store.resolve(ref).filter(d::equals).isEmpty()) {
       long t0 = System.nanoTime();
-      long bytes = store.fetch(shared.remote(), shared.where(), ref, d);
+      long bytes;
+      try {
+        bytes = store.fetch(shared.remote(), shared.where(), ref, d);
+      } catch (java.io.InterruptedIOException e) {
+        throw e;
+      } catch (IOException e) {
+        throw new SharedFetchFailed(
+            "could not fetch " + ref + " from " + shared.where().url() + ": " + e.getMessage(), e);
+      }
       log.accept(
           String.format(
               java.util.Locale.ROOT,
@@ -190,9 +210,19 @@ public final class ImageBuilder {
       Map<String, String> buildArgs,
       boolean force)
       throws IOException {
-    inShared.clear();
     try {
-      return buildSteps(dockerfile, context, target, buildArgs, force);
+      shared = sharedCache;
+      inShared.clear();
+      try {
+        return buildSteps(dockerfile, context, target, buildArgs, force);
+      } catch (SharedFetchFailed e) {
+        // A step the bucket lists and cannot give (a pack a lifecycle rule removed, the bucket
+        // gone since): the build starts over without it; what was fetched stays cached here.
+        log.accept("  (" + e.getMessage() + "; building here without the shared cache)");
+        shared = null;
+        inShared.clear();
+        return buildSteps(dockerfile, context, target, buildArgs, force);
+      }
     } finally {
       for (Path f : fetched.values()) {
         Files.deleteIfExists(f);
@@ -689,15 +719,18 @@ public final class ImageBuilder {
               .followRedirects(java.net.http.HttpClient.Redirect.NORMAL)
               .connectTimeout(java.time.Duration.ofSeconds(30))
               .build()) {
-        java.net.http.HttpResponse<Path> r =
+        java.net.http.HttpResponse<java.io.InputStream> r =
             http.send(
                 java.net.http.HttpRequest.newBuilder(uri)
-                    .timeout(java.time.Duration.ofMinutes(30))
+                    .timeout(java.time.Duration.ofMinutes(2)) // until the headers come
                     .build(),
-                java.net.http.HttpResponse.BodyHandlers.ofFile(file));
-        if (r.statusCode() != 200) {
-          throw new BuildException(
-              where + ": ADD " + url + ": the server answered HTTP " + r.statusCode());
+                java.net.http.HttpResponse.BodyHandlers.ofInputStream());
+        try (java.io.InputStream body = r.body()) {
+          if (r.statusCode() != 200) {
+            throw new BuildException(
+                where + ": ADD " + url + ": the server answered HTTP " + r.statusCode());
+          }
+          receive(body, file, url, where);
         }
         // As Docker does: the file's time is the server's Last-Modified, when it says one.
         var modified = r.headers().firstValue("Last-Modified");
@@ -725,6 +758,78 @@ public final class ImageBuilder {
     return new Source(file, url, name);
   }
 
+  /** At most this much is fetched for one ADD of a URL. */
+  static final long MAX_DOWNLOAD = 16L << 30;
+
+  /** A download that has not moved for this long is given up. */
+  static final java.time.Duration DOWNLOAD_STALL = java.time.Duration.ofMinutes(2);
+
+  /**
+   * Writes a download's body to {@code file}: at most {@link #MAX_DOWNLOAD} bytes, and given up
+   * once it has not moved for {@link #DOWNLOAD_STALL} (the request's timeout ends with the
+   * headers).
+   */
+  private static void receive(java.io.InputStream body, Path file, String url, String where)
+      throws IOException {
+    java.util.concurrent.atomic.AtomicLong moved =
+        new java.util.concurrent.atomic.AtomicLong(System.nanoTime());
+    java.util.concurrent.atomic.AtomicBoolean stalled =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    Thread watchdog =
+        Thread.ofVirtual()
+            .start(
+                () -> {
+                  try {
+                    while (true) {
+                      Thread.sleep(1000);
+                      if (System.nanoTime() - moved.get() > DOWNLOAD_STALL.toNanos()) {
+                        stalled.set(true);
+                        body.close(); // the read below fails
+                        return;
+                      }
+                    }
+                  } catch (InterruptedException | IOException done) {
+                    // the download ended
+                  }
+                });
+    try (OutputStream out = Files.newOutputStream(file)) {
+      byte[] buf = new byte[1 << 16];
+      long total = 0;
+      for (int n; (n = body.read(buf)) >= 0; ) {
+        moved.set(System.nanoTime());
+        total += n;
+        if (total > MAX_DOWNLOAD) {
+          throw new BuildException(
+              where + ": ADD " + url + ": larger than " + (MAX_DOWNLOAD >> 30) + " GiB");
+        }
+        out.write(buf, 0, n);
+      }
+    } catch (IOException e) {
+      if (stalled.get()) {
+        throw new BuildException(
+            where
+                + ": ADD "
+                + url
+                + ": nothing came for "
+                + DOWNLOAD_STALL.toSeconds()
+                + " s; given up");
+      }
+      throw e;
+    } finally {
+      watchdog.interrupt();
+    }
+  }
+
+  /** Feeds a file's bytes to {@code md}, a buffer at a time. */
+  private static void digestFile(MessageDigest md, Path file) throws IOException {
+    try (java.io.InputStream in = Files.newInputStream(file)) {
+      byte[] buf = new byte[1 << 16];
+      for (int n; (n = in.read(buf)) > 0; ) {
+        md.update(buf, 0, n);
+      }
+    }
+  }
+
   /** A digest of what a COPY or ADD reads: each file's path, mode, link target and content. */
   private String inputsDigest(Path context, String keyword, String a, String where)
       throws IOException {
@@ -735,7 +840,7 @@ public final class ImageBuilder {
       if (src.url() != null) {
         md.update(src.url().getBytes(StandardCharsets.UTF_8));
         md.update((byte) 0);
-        md.update(Files.readAllBytes(src.path()));
+        digestFile(md, src.path());
         md.update((byte) 0);
         continue;
       }
@@ -751,8 +856,8 @@ public final class ImageBuilder {
                 .getBytes(StandardCharsets.UTF_8));
         if (Files.isSymbolicLink(p)) {
           md.update(Files.readSymbolicLink(p).toString().getBytes(StandardCharsets.UTF_8));
-        } else if (Files.isRegularFile(p)) {
-          md.update(Files.readAllBytes(p));
+        } else if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
+          digestFile(md, p);
         }
         md.update((byte) 0);
       }
@@ -795,16 +900,18 @@ public final class ImageBuilder {
                 where + ": " + src.url() + " names no file: give the destination a file name");
           }
           Path to = intoDir ? target.resolve(src.fileName()) : target;
+          AddArchive.noLinkBelow(files, to.getParent(), src.url(), where);
           Files.createDirectories(to.getParent());
           Files.copy(src.path(), to, StandardCopyOption.COPY_ATTRIBUTES);
           Files.setAttribute(to, "unix:mode", 0600); // as Docker makes a fetched file
         } else if (keyword.equals("ADD") && AddArchive.isArchive(src.path())) {
+          AddArchive.noLinkBelow(files, target, src.fileName(), where);
           owners.addAll(AddArchive.extract(src.path(), target, where));
         } else {
           Path p = src.path();
           Path to =
               intoDir ? (Files.isDirectory(p) ? target : target.resolve(src.fileName())) : target;
-          copyTree(p, to);
+          copyTree(p, to, files, where);
         }
       }
       // Files copied in belong to root, as Docker makes them; unpacked ones, to whom the
@@ -826,8 +933,13 @@ public final class ImageBuilder {
     }
   }
 
-  private static void copyTree(Path src, Path to) throws IOException {
+  /**
+   * Copies a file or tree of the context to {@code to}, under {@code files} (the step's tree):
+   * never through a link an earlier source made there (an archive's, or the context's own).
+   */
+  private static void copyTree(Path src, Path to, Path files, String where) throws IOException {
     if (!Files.isDirectory(src, LinkOption.NOFOLLOW_LINKS)) {
+      AddArchive.noLinkBelow(files, to.getParent(), src.getFileName().toString(), where);
       Files.createDirectories(to.getParent());
       Files.copy(src, to, StandardCopyOption.COPY_ATTRIBUTES, LinkOption.NOFOLLOW_LINKS);
       return;
@@ -835,7 +947,17 @@ public final class ImageBuilder {
     try (Stream<Path> s = Files.walk(src)) {
       for (Path p : s.sorted().toList()) {
         Path t = to.resolve(src.relativize(p).toString());
+        AddArchive.noLinkBelow(files, t.getParent(), src.relativize(p).toString(), where);
         if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+          if (Files.isSymbolicLink(t)) {
+            throw new BuildException(
+                where
+                    + ": "
+                    + src.relativize(p)
+                    + " goes through the link "
+                    + files.relativize(t)
+                    + " made before it");
+          }
           Files.createDirectories(t);
         } else {
           Files.createDirectories(t.getParent());

@@ -305,7 +305,18 @@ class ImageBuilderTest {
         .symlink("l", "/tmp")
         .file("l/through.txt", "through\n")
         .write(ctx.resolve("through.tar"));
-    for (String bad : List.of("climb.tar.gz", "through.tar")) {
+    // A directory written, then made a link to the host's /etc: the owners set after would land
+    // on the host's files.
+    new dev.skiff.casfs.testing.Tars()
+        .dir("d", 0755)
+        .file("d/passwd", "x\n")
+        .symlink("d", "/etc")
+        .write(ctx.resolve("swap.tar"));
+    // A link from an archive, then a directory of the context copied through it.
+    new dev.skiff.casfs.testing.Tars().symlink("x", "/tmp").write(ctx.resolve("linkx.tar"));
+    Files.createDirectories(ctx.resolve("ctxdir/x"));
+    Files.writeString(ctx.resolve("ctxdir/x/copied-through.txt"), "through\n");
+    for (String bad : List.of("climb.tar.gz", "through.tar", "swap.tar", "linkx.tar ctxdir")) {
       ImageBuilder.BuildException e =
           assertThrows(
               ImageBuilder.BuildException.class,
@@ -318,10 +329,13 @@ class ImageBuilderTest {
                           Map.of(),
                           false));
       assertTrue(
-          e.getMessage().contains("climbs out") || e.getMessage().contains("goes through the link"),
+          e.getMessage().contains("climbs out")
+              || e.getMessage().contains("goes through the link")
+              || e.getMessage().contains("would replace a directory"),
           e.getMessage());
     }
     assertFalse(Files.exists(Path.of("/tmp/through.txt")));
+    assertFalse(Files.exists(Path.of("/tmp/copied-through.txt")));
     assertFalse(store.resolve(ImageRef.parse("bad:1")).isPresent());
   }
 

@@ -49,6 +49,7 @@ class SharedBuildCacheTest {
   Host a;
   Host b;
   Path context;
+  Path rootfs;
 
   /** A host: its own store and runtime. */
   record Host(ImageStore store, SandboxRuntime rt, List<String> log) implements AutoCloseable {
@@ -102,7 +103,7 @@ class SharedBuildCacheTest {
   void setUp() throws Exception {
     Environment.requireRunsc();
     server = new S3Server(tmp.resolve("s3"));
-    Path rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
+    rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
     a = Host.open(tmp.resolve("host-a"), rootfs);
     b = Host.open(tmp.resolve("host-b"), rootfs);
     context = Files.createDirectories(tmp.resolve("context"));
@@ -155,6 +156,27 @@ class SharedBuildCacheTest {
     assertEquals(3, back.cached(), a.log().toString());
     assertEquals(b.app(), a.app());
     assertNotEquals(second.index(), third.index());
+  }
+
+  @Test
+  void aStepTheBucketListsAndCannotGiveIsBuiltHere() throws Exception {
+    // 13 KB: stored in a pack, not in the index
+    String steps = "FROM tools:1\nRUN seq 1 3000 > /kept\n";
+    a.build(steps, context, cache());
+    // A lifecycle rule took the packs, the tags stayed.
+    try (BlobStore bucket = server.store("cache", tmp.resolve("scratch"), Duration.ofSeconds(30))) {
+      for (String pack : bucket.list("packs/")) {
+        bucket.delete(pack);
+      }
+    }
+    try (Host c = Host.open(tmp.resolve("host-c"), rootfs)) {
+      ImageBuilder.Result r = c.build(steps, context, cache());
+      assertEquals(0, r.cached(), c.log().toString());
+      assertTrue(
+          c.log().stream().anyMatch(l -> l.contains("building here without the shared cache")),
+          c.log().toString());
+      assertEquals("1\n2\n", c.run("head", "-n", "2", "/kept"));
+    }
   }
 
   @Test
