@@ -116,9 +116,33 @@ final class SkiffProcess {
 
   /** Sends a signal by name (INT, TERM, KILL) with kill(1). */
   void signal(String name) throws IOException, InterruptedException {
+    if (name.equals("INT")) {
+      assumeSigintDelivered();
+    }
     new ProcessBuilder("kill", "-" + name, Long.toString(process.pid()))
         .inheritIO()
         .start()
         .waitFor();
+  }
+
+  /**
+   * Fails with the reason when this process ignores SIGINT, as a child does that a non-interactive
+   * shell started in the background ({@code tools/test &}): the ignore is inherited, and a JVM
+   * started ignoring SIGINT never runs its shutdown hooks on Ctrl-C, so a Ctrl-C test would fail
+   * for no fault of the code.
+   */
+  static void assumeSigintDelivered() throws IOException {
+    for (String line :
+        java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+      if (line.startsWith("SigIgn:")) {
+        long ignored = Long.parseUnsignedLong(line.substring(7).strip(), 16);
+        if ((ignored & (1L << (2 - 1))) != 0) { // SIGINT is 2
+          throw new AssertionError(
+              "SIGINT is ignored in this process tree (the tests were started in the background"
+                  + " by a shell without job control): run them in the foreground, or under"
+                  + " `set -m`, for the Ctrl-C tests");
+        }
+      }
+    }
   }
 }
