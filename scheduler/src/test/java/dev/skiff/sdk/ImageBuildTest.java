@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.skiff.casfs.ImageStore;
 import dev.skiff.casfs.testing.Environment;
+import dev.skiff.casfs.testing.S3Server;
 import dev.skiff.runtime.SandboxRuntime;
 import dev.skiff.scheduler.LocalPlatform;
 import dev.skiff.scheduler.client.ControlClient;
@@ -60,7 +61,11 @@ class ImageBuildTest {
                 "jq": subprocess.run(["jq", "--version"], capture_output=True, text=True).stdout.strip(),
             }
         """);
-    try (ImageStore store = ImageStore.open(tmp.resolve("home"));
+    try (S3Server bucket = new S3Server(tmp.resolve("s3"));
+        dev.skiff.casfs.store.BlobStore cacheClient =
+            bucket.store(
+                "build-cache", tmp.resolve("s3-scratch"), java.time.Duration.ofSeconds(60));
+        ImageStore store = ImageStore.open(tmp.resolve("home"));
         SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
         LmdbControlState state = LmdbControlState.open(tmp.resolve("state"));
         LocalPlatform platform =
@@ -69,7 +74,8 @@ class ImageBuildTest {
                 rt,
                 state,
                 new Worker.Options(
-                    "w1", 2, 8L << 30, List.of(), tmp.resolve("worker"), "/usr/bin/python3", 4));
+                        "w1", 2, 8L << 30, List.of(), tmp.resolve("worker"), "/usr/bin/python3", 4)
+                    .withBuildCache(buildCache(bucket, cacheClient)));
         PipIndex index = PipIndex.start(Map.of("skiffdemo", "1.0"))) {
       Image image =
           Image.debianSlim("3.11")
@@ -133,7 +139,40 @@ class ImageBuildTest {
                 () -> other.build(Image.debianSlim().runCommands("echo broken >&2; exit 3")));
         assertTrue(e.getMessage().contains("exit") && e.getMessage().contains("3"), e.getMessage());
       }
+
+      // A worker on another host (a store of its own) that shares the bucket: no debootstrap, no
+      // step run again (apt and pip would make other files), the same image fetched.
+      try (ImageStore store2 = ImageStore.open(tmp.resolve("home2"));
+          SandboxRuntime rt2 = SandboxRuntime.open(store2, SandboxRuntime.Config.defaults());
+          LmdbControlState state2 = LmdbControlState.open(tmp.resolve("state2"));
+          LocalPlatform host2 =
+              LocalPlatform.start(
+                  store2,
+                  rt2,
+                  state2,
+                  new Worker.Options(
+                          "w2",
+                          2,
+                          8L << 30,
+                          List.of(),
+                          tmp.resolve("worker2"),
+                          "/usr/bin/python3",
+                          4)
+                      .withBuildCache(buildCache(bucket, cacheClient)));
+          SkiffClient client2 = SkiffClient.connect(host2.target(), host2.clientToken(), null)) {
+        assertEquals(name, client2.build(image));
+        dev.skiff.api.ImageRef built = dev.skiff.api.ImageRef.parse(name);
+        assertEquals(store.resolve(built), store2.resolve(built), "the same image, not rebuilt");
+        assertEquals(1, index.downloads(), "pip did not run on the second host");
+      }
     }
+  }
+
+  /** The bucket's build cache, through one client for both hosts' workers. */
+  private static dev.skiff.runtime.build.ImageBuilder.SharedCache buildCache(
+      S3Server bucket, dev.skiff.casfs.store.BlobStore client) {
+    return new dev.skiff.runtime.build.ImageBuilder.SharedCache(
+        client, bucket.location("build-cache"));
   }
 
   @Test
