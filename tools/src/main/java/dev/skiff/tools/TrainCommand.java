@@ -64,6 +64,7 @@ final class TrainCommand implements Callable<Integer> {
       }
       trainRuntime(s);
       trainControlPlane(work);
+      trainRegistryPull(s, work);
       int port;
       try (ServerSocket closed = new ServerSocket(0)) {
         port = closed.getLocalPort();
@@ -83,6 +84,98 @@ final class TrainCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  /**
+   * A pull from a registry on loopback (this process serves it: the distribution API's GETs for a
+   * manifest, a config and a gzip layer), as {@code skiff pull} and a build's {@code FROM
+   * docker://} make it: the HTTP client, the manifest and digest checks, gzip and tar.
+   */
+  private static void trainRegistryPull(ImageStore s, Path work) {
+    com.sun.net.httpserver.HttpServer http = null;
+    try {
+      java.io.ByteArrayOutputStream tar = new java.io.ByteArrayOutputStream();
+      try (var gz = new java.util.zip.GZIPOutputStream(tar);
+          var out = new org.apache.commons.compress.archivers.tar.TarArchiveOutputStream(gz)) {
+        byte[] body = new byte[(1 << 20) + 3000];
+        new java.util.Random(7).nextBytes(body);
+        for (String name : List.of("app/lib/a.bin", "app/lib/b.txt")) {
+          var e = new org.apache.commons.compress.archivers.tar.TarArchiveEntry(name);
+          byte[] content = name.endsWith(".txt") ? "text\n".getBytes() : body;
+          e.setSize(content.length);
+          out.putArchiveEntry(e);
+          out.write(content);
+          out.closeArchiveEntry();
+        }
+      }
+      byte[] layer = tar.toByteArray();
+      byte[] config =
+          "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}"
+              .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      java.util.Map<String, byte[]> blobs = new java.util.HashMap<>();
+      blobs.put(sha256(layer), layer);
+      blobs.put(sha256(config), config);
+      byte[] manifest =
+          ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+                  + "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\""
+                  + sha256(config)
+                  + "\",\"size\":"
+                  + config.length
+                  + "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\""
+                  + sha256(layer)
+                  + "\",\"size\":"
+                  + layer.length
+                  + "}]}")
+              .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      http =
+          com.sun.net.httpserver.HttpServer.create(
+              new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+      http.createContext(
+          "/v2/",
+          ex -> {
+            String path = ex.getRequestURI().getPath();
+            byte[] body = null;
+            String type = "application/octet-stream";
+            if (path.equals("/v2/")) {
+              body = "{}".getBytes();
+            } else if (path.endsWith("/manifests/1")) {
+              body = manifest;
+              type = "application/vnd.oci.image.manifest.v1+json";
+              ex.getResponseHeaders().add("Docker-Content-Digest", sha256(manifest));
+            } else if (path.contains("/blobs/")) {
+              body = blobs.get(path.substring(path.lastIndexOf('/') + 1));
+            }
+            ex.getResponseHeaders().add("Content-Type", type);
+            ex.sendResponseHeaders(body == null ? 404 : 200, body == null ? -1 : body.length);
+            if (body != null && !ex.getRequestMethod().equals("HEAD")) {
+              ex.getResponseBody().write(body);
+            }
+            ex.close();
+          });
+      http.start();
+      s.pullFromRegistry(
+          dev.skiff.casfs.registry.RegistryRef.parse(
+              "docker://127.0.0.1:" + http.getAddress().getPort() + "/train/img:1"),
+          dev.skiff.casfs.registry.RegistryClient.Options.defaults().withDockerConfig(null),
+          ImageRef.parse("train-pull:1"),
+          ImportProgress.NONE);
+    } catch (Exception | LinkageError e) {
+      // what failed does not matter: the classes are what the run is for
+    } finally {
+      if (http != null) {
+        http.stop(0);
+      }
+    }
+  }
+
+  private static String sha256(byte[] b) {
+    try {
+      return "sha256:"
+          + java.util.HexFormat.of()
+              .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(b));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /**
