@@ -10,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -58,14 +57,6 @@ class BuildCliTest {
     Path rootfs = HostRootfs.tools().build(tmp.resolve("rootfs"));
     Path ctx = Files.createDirectories(tmp.resolve("ctx"));
     Files.writeString(ctx.resolve("Dockerfile"), "FROM tools:1\nRUN echo \"step ran\" > /ran\n");
-    Map<String, String> aws =
-        Map.of(
-            "AWS_ACCESS_KEY_ID",
-            "test-key",
-            "AWS_SECRET_ACCESS_KEY",
-            "test-secret",
-            "AWS_REGION",
-            "us-east-1");
     try (S3Server s3 = new S3Server(tmp.resolve("s3"))) {
       List<String> out = new ArrayList<>();
       for (String host : List.of("host-a", "host-b")) {
@@ -73,7 +64,7 @@ class BuildCliTest {
         Cli.run(0, "import", "-q", "--store", home, rootfs.toString(), "tools:1");
         SkiffProcess b =
             new SkiffProcess(
-                aws,
+                S3Server.CLIENT_ENV,
                 List.of(),
                 "build",
                 "--store=" + home,

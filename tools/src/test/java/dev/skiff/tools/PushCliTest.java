@@ -25,14 +25,7 @@ class PushCliTest {
 
   static S3Server server;
   static String home;
-  static final Map<String, String> AWS_ENV =
-      Map.of(
-          "AWS_ACCESS_KEY_ID",
-          "test-key",
-          "AWS_SECRET_ACCESS_KEY",
-          "test-secret",
-          "AWS_REGION",
-          "us-east-1");
+  static final Map<String, String> AWS_ENV = S3Server.CLIENT_ENV;
 
   @BeforeAll
   static void setUp() throws IOException {

@@ -39,14 +39,7 @@ class RemoteCliTest {
     System.setProperty("aws.accessKeyId", "test-key");
     System.setProperty("aws.secretAccessKey", "test-secret");
     System.setProperty("aws.region", "us-east-1");
-    awsEnv =
-        Map.of(
-            "AWS_ACCESS_KEY_ID",
-            "test-key",
-            "AWS_SECRET_ACCESS_KEY",
-            "test-secret",
-            "AWS_REGION",
-            "us-east-1");
+    awsEnv = S3Server.CLIENT_ENV;
     data = new byte[(2 << 20) + 17];
     new SplittableRandom(8).nextBytes(data);
   }

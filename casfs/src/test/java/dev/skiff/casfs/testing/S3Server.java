@@ -104,6 +104,16 @@ public final class S3Server implements AutoCloseable {
     };
   }
 
+  /** The environment that gives a CLI process (its AWS SDK) this server's credentials. */
+  public static final Map<String, String> CLIENT_ENV =
+      Map.of(
+          "AWS_ACCESS_KEY_ID",
+          "test-key",
+          "AWS_SECRET_ACCESS_KEY",
+          "test-secret",
+          "AWS_REGION",
+          "us-east-1");
+
   public static StaticCredentialsProvider credentials() {
     return StaticCredentialsProvider.create(AwsBasicCredentials.create("test-key", "test-secret"));
   }
