@@ -20,44 +20,51 @@ import picocli.CommandLine.Option;
     description =
         "Import container images into a deduplicated content-addressed store, mount them lazily"
             + " from the local store or from S3, run them in gVisor sandboxes, and run functions on"
-            + " them through a scheduler and worker daemons.",
-    subcommands = {
-      ImportCommand.class,
-      BuildCommand.class,
-      ImagesCommand.class,
-      InspectCommand.class,
-      RmiCommand.class,
-      GcCommand.class,
-      FsckCommand.class,
-      MountCommand.class,
-      UmountCommand.class,
-      PushCommand.class,
-      PullCommand.class,
-      CacheCommand.class,
-      TraceCommand.class,
-      OptimizeCommand.class,
-      RunCommand.class,
-      GpusCommand.class,
-      PsCommand.class,
-      KillCommand.class,
-      SnapshotCommand.class,
-      RestoreCommand.class,
-      TrainCommand.class,
-      ServeCommand.class,
-      SchedulerCommand.class,
-      WorkerCommand.class,
-      FunctionCommand.class,
-      CallCommand.class,
-      LogsCommand.class,
-      PlatformLists.Workers.class,
-      PlatformLists.Containers.class,
-      PlatformLists.Apps.class,
-      PlatformLists.Functions.class,
-      PlatformLists.Calls.class,
-      SecretCommand.class,
-      CommandLine.HelpCommand.class
-    })
+            + " them through a scheduler and worker daemons.")
 public final class SkiffCli implements Runnable {
+  /**
+   * The subcommands, added in {@link #execute}. A command line names one: only its model is built,
+   * since picocli reads every option of every command it is given, by reflection (about 0.2 s on
+   * each start for all of them: picocli's classes are too old a class file version for the JDK's
+   * AOT cache); help, no command or a name not found get them all.
+   */
+  private static final Class<?>[] COMMANDS = {
+    ImportCommand.class,
+    BuildCommand.class,
+    ImagesCommand.class,
+    InspectCommand.class,
+    RmiCommand.class,
+    GcCommand.class,
+    FsckCommand.class,
+    MountCommand.class,
+    UmountCommand.class,
+    PushCommand.class,
+    PullCommand.class,
+    CacheCommand.class,
+    TraceCommand.class,
+    OptimizeCommand.class,
+    RunCommand.class,
+    GpusCommand.class,
+    PsCommand.class,
+    KillCommand.class,
+    SnapshotCommand.class,
+    RestoreCommand.class,
+    TrainCommand.class,
+    ServeCommand.class,
+    SchedulerCommand.class,
+    WorkerCommand.class,
+    FunctionCommand.class,
+    CallCommand.class,
+    LogsCommand.class,
+    PlatformLists.Workers.class,
+    PlatformLists.Containers.class,
+    PlatformLists.Apps.class,
+    PlatformLists.Functions.class,
+    PlatformLists.Calls.class,
+    SecretCommand.class,
+    CommandLine.HelpCommand.class
+  };
+
   /** Options every command that touches the store takes. */
   static final class StoreOptions {
     @Option(
@@ -90,6 +97,12 @@ public final class SkiffCli implements Runnable {
    */
   public static int execute(String... args) {
     CommandLine cl = new CommandLine(new SkiffCli());
+    Class<?> named = args.length > 0 ? named(args[0]) : null;
+    for (Class<?> c : COMMANDS) {
+      if (named == null || c == named) {
+        cl.addSubcommand(c);
+      }
+    }
     cl.setExecutionExceptionHandler((e, cmd, parsed) -> fail(subcommand(cmd), e, cmd.getErr()));
     try {
       return cl.execute(args);
@@ -99,6 +112,20 @@ public final class SkiffCli implements Runnable {
       // defence
       return fail(args.length > 0 ? args[0] : "", e, cl.getErr());
     }
+  }
+
+  /** The command called {@code name} (never help, which wants them all), or null. */
+  private static Class<?> named(String name) {
+    for (Class<?> c : COMMANDS) {
+      Command command = c.getAnnotation(Command.class);
+      if (command != null
+          && !c.equals(CommandLine.HelpCommand.class)
+          && (command.name().equals(name)
+              || java.util.Arrays.asList(command.aliases()).contains(name))) {
+        return c;
+      }
+    }
+    return null;
   }
 
   /** A subcommand's full name without the leading "skiff": "trace show" for skiff trace show. */
