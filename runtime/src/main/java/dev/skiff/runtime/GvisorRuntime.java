@@ -191,6 +191,15 @@ final class GvisorRuntime implements SandboxRuntime {
   }
 
   @Override
+  public void unneeded(ImageSpec image) {
+    try {
+      mounts.unneeded(image);
+    } catch (IOException | RuntimeException e) {
+      // a hint: the idle time takes the mount anyway
+    }
+  }
+
+  @Override
   public SnapshotStore snapshots() {
     return snapshots;
   }

@@ -66,6 +66,7 @@ final class MountPool implements AutoCloseable {
     int refs;
     boolean closing;
     boolean registered;
+    boolean unneeded; // unmounted as soon as no sandbox uses it, not after the idle time
     ScheduledFuture<?> idleTimer;
   }
 
@@ -151,6 +152,7 @@ final class MountPool implements AutoCloseable {
         mountHere = true;
       }
       e.refs++;
+      e.unneeded = false; // wanted again: kept the usual way
       if (e.idleTimer != null) {
         e.idleTimer.cancel(false);
         e.idleTimer = null;
@@ -218,10 +220,37 @@ final class MountPool implements AutoCloseable {
   private void release(Entry e) {
     synchronized (this) {
       e.refs--;
-      if (e.refs > 0 || e.closing || closed || idle == null) {
+      if (e.refs > 0 || e.closing || closed || (idle == null && !e.unneeded)) {
         return;
       }
-      e.idleTimer = scheduler.schedule(() -> expire(e), idle.toMillis(), TimeUnit.MILLISECONDS);
+      e.idleTimer =
+          scheduler.schedule(
+              () -> expire(e), e.unneeded ? 0 : idle.toMillis(), TimeUnit.MILLISECONDS);
+    }
+  }
+
+  /**
+   * Says that {@code spec}'s mount will not be wanted again soon (a build step's parent, once the
+   * step ran): it goes as soon as no sandbox uses it, not after the idle time. A later acquire
+   * mounts it again, and keeps it the usual way.
+   */
+  void unneeded(ImageSpec spec) throws IOException {
+    String key =
+        spec instanceof ImageSpec.Stored s
+            ? store.resolve(s.ref()).map(d -> "digest:" + d).orElse(null)
+            : "spec:" + spec;
+    synchronized (this) {
+      Entry e = key == null ? null : entries.get(key);
+      if (e == null || e.closing || closed) {
+        return;
+      }
+      e.unneeded = true;
+      if (e.refs == 0) {
+        if (e.idleTimer != null) {
+          e.idleTimer.cancel(false);
+        }
+        e.idleTimer = scheduler.schedule(() -> expire(e), 0, TimeUnit.MILLISECONDS);
+      }
     }
   }
 

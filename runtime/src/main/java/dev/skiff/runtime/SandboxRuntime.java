@@ -174,6 +174,13 @@ public interface SandboxRuntime extends AutoCloseable {
   default void prepare(ImageSpec image) {}
 
   /**
+   * Says that {@code image} will not be run on again soon (a build step's parent, once the step
+   * ran): its mount goes as soon as no sandbox uses it, not after the idle time, so that a worker
+   * that builds many images does not keep a mount (and its threads and files) for each step.
+   */
+  default void unneeded(ImageSpec image) {}
+
+  /**
    * The NVIDIA driver versions whose GPUs this runtime can put in a sandbox (gVisor's nvproxy
    * supports a list of them); empty where it can put none in.
    */

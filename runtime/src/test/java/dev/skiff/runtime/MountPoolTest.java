@@ -154,6 +154,31 @@ class MountPoolTest {
   }
 
   @Test
+  void aMountSaidUnneededGoesAsSoonAsNobodyUsesIt() throws Exception {
+    try (MountPool pool = pool(null, Duration.ofHours(1))) {
+      MountPool.Lease lease = pool.acquire(ImageSpec.parse("a:1"));
+      Path mp = lease.path();
+      pool.unneeded(ImageSpec.parse("a:1"));
+      Thread.sleep(300);
+      assertNotNull(MountTable.fuseMountAt(mp), "still leased: it stays");
+      lease.close();
+      java.util.function.BooleanSupplier released =
+          () -> events.stream().anyMatch(e -> e instanceof RuntimeEvent.ImageUnmounted);
+      for (int i = 0; i < 50 && !released.getAsBoolean(); i++) {
+        Thread.sleep(100);
+      }
+      assertNull(MountTable.fuseMountAt(mp), "gone once released, not an hour later");
+      assertEquals(0, pool.size());
+      // Asked for again, it is kept the usual way.
+      try (MountPool.Lease again = pool.acquire(ImageSpec.parse("a:1"))) {
+        assertEquals("a", Files.readString(again.path().resolve("etc/name")));
+      }
+      Thread.sleep(300);
+      assertEquals(1, pool.size(), "kept for its idle time");
+    }
+  }
+
+  @Test
   void twoImagesMountWhileAThirdsStoreHangs() throws Exception {
     try (HungServer hung = HungServer.on(0)) {
       Remotes slow =

@@ -19,8 +19,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Blobs as files under one directory. Writes go to {@code .tmp/} and are fsynced and renamed into
- * place, so a crash leaves either nothing or a whole blob. Open read channels are kept, since packs
- * are read many times and never change.
+ * place, so a crash leaves either nothing or a whole blob. The channels of ranged reads are kept
+ * open, since packs are read many times and never change; whole blobs are read and closed.
  */
 final class LocalDirStore implements BlobStore {
   private final Path root;
@@ -69,6 +69,19 @@ final class LocalDirStore implements BlobStore {
     }
     dst.position(dst.position() + total);
     return total;
+  }
+
+  /**
+   * A whole blob (a tag, an index, a chunk list), read and closed: only ranged reads (packs) keep
+   * their channel open, or a daemon that reads many tags would hold a descriptor for each.
+   */
+  @Override
+  public Optional<byte[]> readAll(String name) throws IOException {
+    try {
+      return Optional.of(Files.readAllBytes(path(name)));
+    } catch (NoSuchFileException e) {
+      return Optional.empty();
+    }
   }
 
   @Override

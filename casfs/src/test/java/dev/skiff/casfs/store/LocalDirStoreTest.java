@@ -44,4 +44,23 @@ class LocalDirStoreTest extends BlobStoreContract {
     store.put("packs/x/ok", new ByteArrayInputStream(new byte[] {1}));
     assertEquals(true, store.exists("packs/x/ok"));
   }
+
+  @Test
+  void wholeBlobsReadKeepNoDescriptorOpen() throws IOException {
+    for (int i = 0; i < 200; i++) {
+      store.put("refs/app/" + i, new ByteArrayInputStream(("tag " + i).getBytes()));
+    }
+    long before = openDescriptors();
+    for (int i = 0; i < 200; i++) {
+      assertEquals("tag " + i, new String(store.readAll("refs/app/" + i).orElseThrow()));
+    }
+    // A daemon reads tags all day: each kept open would be a descriptor lost.
+    assertEquals(before, openDescriptors(), "no descriptor left open by 200 whole reads");
+  }
+
+  private static long openDescriptors() throws IOException {
+    try (var s = Files.list(Path.of("/proc/self/fd"))) {
+      return s.count();
+    }
+  }
 }

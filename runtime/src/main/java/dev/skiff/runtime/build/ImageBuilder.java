@@ -563,8 +563,8 @@ public final class ImageBuilder {
       }
       ExitStatus status;
       java.util.ArrayDeque<String> last = new java.util.ArrayDeque<>();
-      try (Sandbox sb =
-          rt.run(ImageSpec.parse(current.toString()), o.build(), List.of(command), false)) {
+      ImageSpec parent = ImageSpec.parse(current.toString());
+      try (Sandbox sb = rt.run(parent, o.build(), List.of(command), false)) {
         SandboxProcess p = sb.main().orElseThrow();
         OutputStream out =
             lines(
@@ -586,6 +586,8 @@ public final class ImageBuilder {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new java.io.InterruptedIOException("interrupted");
+      } finally {
+        rt.unneeded(parent); // the next step runs on this one's image, not on its parent
       }
       if (!status.success()) {
         throw new BuildException(
