@@ -160,15 +160,15 @@ final class Daemons {
         }
       }
       return new Worker.Options(
-          id != null ? id : defaultId,
-          cpus != null ? cpus : Runtime.getRuntime().availableProcessors(),
-          mem,
-          new ArrayList<>(offered),
-          home.resolve("worker"),
-          python,
-          parallelStarts,
-          sandbox,
-          RemoteOptions.duration(keepUnused));
+              id != null ? id : defaultId,
+              cpus != null ? cpus : Runtime.getRuntime().availableProcessors(),
+              mem,
+              new ArrayList<>(offered),
+              home.resolve("worker"),
+              python,
+              parallelStarts,
+              sandbox)
+          .withKeepUnused(RemoteOptions.duration(keepUnused));
     }
   }
 

@@ -125,20 +125,6 @@ public final class Worker implements AutoCloseable {
       }
     }
 
-    /** Options that share no build steps through a bucket. */
-    public Options(
-        String id,
-        double cpus,
-        long memoryBytes,
-        List<String> gpus,
-        Path dir,
-        String python,
-        int parallelStarts,
-        GpuSandbox gpuSandbox,
-        Duration keepUnused) {
-      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, keepUnused, null);
-    }
-
     /** Options with declared GPUs (or none). */
     public Options(
         String id,
@@ -148,7 +134,7 @@ public final class Worker implements AutoCloseable {
         Path dir,
         String python,
         int parallelStarts) {
-      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, null, KEEP_UNUSED);
+      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, null, KEEP_UNUSED, null);
     }
 
     /** Options with the host's GPUs in sandboxes of {@code gpuSandbox}. */
@@ -161,7 +147,7 @@ public final class Worker implements AutoCloseable {
         String python,
         int parallelStarts,
         GpuSandbox gpuSandbox) {
-      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, KEEP_UNUSED);
+      this(id, cpus, memoryBytes, gpus, dir, python, parallelStarts, gpuSandbox, KEEP_UNUSED, null);
     }
 
     /** These options, code and function snapshots unused for {@code keep} removed. */
