@@ -64,7 +64,7 @@ final class TrainCommand implements Callable<Integer> {
       }
       trainRuntime(s);
       trainControlPlane(work);
-      trainRegistryPull(s, work);
+      trainRegistryPull(s);
       int port;
       try (ServerSocket closed = new ServerSocket(0)) {
         port = closed.getLocalPort();
@@ -91,7 +91,9 @@ final class TrainCommand implements Callable<Integer> {
    * manifest, a config and a gzip layer), as {@code skiff pull} and a build's {@code FROM
    * docker://} make it: the HTTP client, the manifest and digest checks, gzip and tar.
    */
-  private static void trainRegistryPull(ImageStore s, Path work) {
+  private static void trainRegistryPull(ImageStore s) {
+    java.util.function.Function<byte[], String> sha256 =
+        b -> dev.skiff.casfs.digest.DigestAlgorithm.SHA256.digest(b).toString();
     com.sun.net.httpserver.HttpServer http = null;
     try {
       java.io.ByteArrayOutputStream tar = new java.io.ByteArrayOutputStream();
@@ -113,16 +115,16 @@ final class TrainCommand implements Callable<Integer> {
           "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}"
               .getBytes(java.nio.charset.StandardCharsets.UTF_8);
       java.util.Map<String, byte[]> blobs = new java.util.HashMap<>();
-      blobs.put(sha256(layer), layer);
-      blobs.put(sha256(config), config);
+      blobs.put(sha256.apply(layer), layer);
+      blobs.put(sha256.apply(config), config);
       byte[] manifest =
           ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
                   + "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\""
-                  + sha256(config)
+                  + sha256.apply(config)
                   + "\",\"size\":"
                   + config.length
                   + "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\""
-                  + sha256(layer)
+                  + sha256.apply(layer)
                   + "\",\"size\":"
                   + layer.length
                   + "}]}")
@@ -141,7 +143,7 @@ final class TrainCommand implements Callable<Integer> {
             } else if (path.endsWith("/manifests/1")) {
               body = manifest;
               type = "application/vnd.oci.image.manifest.v1+json";
-              ex.getResponseHeaders().add("Docker-Content-Digest", sha256(manifest));
+              ex.getResponseHeaders().add("Docker-Content-Digest", sha256.apply(manifest));
             } else if (path.contains("/blobs/")) {
               body = blobs.get(path.substring(path.lastIndexOf('/') + 1));
             }
@@ -165,16 +167,6 @@ final class TrainCommand implements Callable<Integer> {
       if (http != null) {
         http.stop(0);
       }
-    }
-  }
-
-  private static String sha256(byte[] b) {
-    try {
-      return "sha256:"
-          + java.util.HexFormat.of()
-              .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(b));
-    } catch (java.security.NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
     }
   }
 
