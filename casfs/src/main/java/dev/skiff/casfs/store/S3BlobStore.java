@@ -408,9 +408,8 @@ final class S3BlobStore implements BlobStore {
       openUploads.remove(uploadId);
     } catch (IOException | RuntimeException | Error e) {
       for (PartInFlight p : inFlight) {
-        p.pending().cancel();
+        p.pending().cancel(); // every part not yet answered
       }
-      upload.cancelParts();
       if (openUploads.remove(uploadId, upload)) {
         String notAborted = abort(upload);
         if (notAborted != null) {

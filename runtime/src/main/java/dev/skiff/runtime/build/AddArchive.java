@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributeView;
 import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -33,6 +34,9 @@ final class AddArchive {
 
   /** An extracted file's owner, applied after the step's files are made root's. */
   record Owner(Path path, int uid, int gid) {}
+
+  /** A directory's time from the archive, set once everything under it is written. */
+  private record DirTime(Path dir, FileTime time) {}
 
   private static final byte[] GZIP = {0x1f, (byte) 0x8b};
   private static final byte[] BZIP2 = {'B', 'Z', 'h'};
@@ -92,7 +96,7 @@ final class AddArchive {
   static List<Owner> extract(Path archive, Path into, String where) throws IOException {
     Files.createDirectories(into);
     List<Owner> owners = new ArrayList<>();
-    List<Object[]> dirTimes = new ArrayList<>();
+    List<DirTime> dirTimes = new ArrayList<>();
     try (TarArchiveInputStream tar = new TarArchiveInputStream(open(archive))) {
       for (TarArchiveEntry e; (e = tar.getNextEntry()) != null; ) {
         Path out = inside(into, e.getName(), archive, where);
@@ -116,7 +120,7 @@ final class AddArchive {
         }
         if (e.isDirectory()) {
           Files.createDirectories(out);
-          dirTimes.add(new Object[] {out, e.getLastModifiedTime()});
+          dirTimes.add(new DirTime(out, e.getLastModifiedTime()));
         } else if (e.isSymbolicLink()) {
           Files.createSymbolicLink(out, Path.of(e.getLinkName()));
         } else if (e.isLink()) {
@@ -164,12 +168,9 @@ final class AddArchive {
     }
     // Directories' times last: unpacking into them changed them. (Directories stay directories:
     // none is replaced, so these paths go through no link.)
-    for (int i = dirTimes.size() - 1; i >= 0; i--) {
-      Files.getFileAttributeView(
-              (Path) dirTimes.get(i)[0],
-              java.nio.file.attribute.BasicFileAttributeView.class,
-              LinkOption.NOFOLLOW_LINKS)
-          .setTimes((FileTime) dirTimes.get(i)[1], null, null);
+    for (DirTime d : dirTimes.reversed()) {
+      Files.getFileAttributeView(d.dir(), BasicFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
+          .setTimes(d.time(), null, null);
     }
     return owners;
   }
