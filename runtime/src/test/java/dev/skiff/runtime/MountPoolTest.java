@@ -90,6 +90,18 @@ class MountPoolTest {
         events::add);
   }
 
+  /**
+   * Waits, at most 5 s, for the pool to say it unmounted (the unmount shows in the mount table a
+   * moment before the pool says it is done).
+   */
+  private void awaitUnmounted() throws InterruptedException {
+    for (int i = 0;
+        i < 50 && events.stream().noneMatch(e -> e instanceof RuntimeEvent.ImageUnmounted);
+        i++) {
+      Thread.sleep(100);
+    }
+  }
+
   @Test
   void manyAskersAtOnceShareOneMount() throws Exception {
     try (MountPool pool = pool(null, null)) {
@@ -134,12 +146,7 @@ class MountPoolTest {
       Thread.sleep(800);
       assertNotNull(MountTable.fuseMountAt(mp), "still leased by the second");
       second.close();
-      // The unmount shows in the mount table a moment before the pool says it is done.
-      java.util.function.BooleanSupplier released =
-          () -> events.stream().anyMatch(e -> e instanceof RuntimeEvent.ImageUnmounted);
-      for (int i = 0; i < 50 && !released.getAsBoolean(); i++) {
-        Thread.sleep(100);
-      }
+      awaitUnmounted();
       assertNull(MountTable.fuseMountAt(mp), "unmounted once idle");
       assertEquals(0, pool.size());
       assertTrue(
@@ -162,11 +169,7 @@ class MountPoolTest {
       Thread.sleep(300);
       assertNotNull(MountTable.fuseMountAt(mp), "still leased: it stays");
       lease.close();
-      java.util.function.BooleanSupplier released =
-          () -> events.stream().anyMatch(e -> e instanceof RuntimeEvent.ImageUnmounted);
-      for (int i = 0; i < 50 && !released.getAsBoolean(); i++) {
-        Thread.sleep(100);
-      }
+      awaitUnmounted();
       assertNull(MountTable.fuseMountAt(mp), "gone once released, not an hour later");
       assertEquals(0, pool.size());
       // Asked for again, it is kept the usual way.

@@ -65,18 +65,10 @@ class ImageBuildTest {
         dev.skiff.casfs.store.BlobStore cacheClient =
             bucket.store(
                 "build-cache", tmp.resolve("s3-scratch"), java.time.Duration.ofSeconds(60));
-        ImageStore store = ImageStore.open(tmp.resolve("home"));
-        SandboxRuntime rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
-        LmdbControlState state = LmdbControlState.open(tmp.resolve("state"));
-        LocalPlatform platform =
-            LocalPlatform.start(
-                store,
-                rt,
-                state,
-                new Worker.Options(
-                        "w1", 2, 8L << 30, List.of(), tmp.resolve("worker"), "/usr/bin/python3", 4)
-                    .withBuildCache(buildCache(bucket, cacheClient)));
+        Host host = Host.start(tmp.resolve("host1"), "w1", buildCache(bucket, cacheClient));
         PipIndex index = PipIndex.start(Map.of("skiffdemo", "1.0"))) {
+      ImageStore store = host.store();
+      LocalPlatform platform = host.platform();
       Image image =
           Image.debianSlim("3.11")
               .aptInstall("jq")
@@ -142,28 +134,49 @@ class ImageBuildTest {
 
       // A worker on another host (a store of its own) that shares the bucket: no debootstrap, no
       // step run again (apt and pip would make other files), the same image fetched.
-      try (ImageStore store2 = ImageStore.open(tmp.resolve("home2"));
-          SandboxRuntime rt2 = SandboxRuntime.open(store2, SandboxRuntime.Config.defaults());
-          LmdbControlState state2 = LmdbControlState.open(tmp.resolve("state2"));
-          LocalPlatform host2 =
-              LocalPlatform.start(
-                  store2,
-                  rt2,
-                  state2,
-                  new Worker.Options(
-                          "w2",
-                          2,
-                          8L << 30,
-                          List.of(),
-                          tmp.resolve("worker2"),
-                          "/usr/bin/python3",
-                          4)
-                      .withBuildCache(buildCache(bucket, cacheClient)));
-          SkiffClient client2 = SkiffClient.connect(host2.target(), host2.clientToken(), null)) {
+      try (Host host2 = Host.start(tmp.resolve("host2"), "w2", buildCache(bucket, cacheClient));
+          SkiffClient client2 =
+              SkiffClient.connect(
+                  host2.platform().target(), host2.platform().clientToken(), null)) {
         assertEquals(name, client2.build(image));
         dev.skiff.api.ImageRef built = dev.skiff.api.ImageRef.parse(name);
-        assertEquals(store.resolve(built), store2.resolve(built), "the same image, not rebuilt");
+        assertEquals(
+            store.resolve(built), host2.store().resolve(built), "the same image, not rebuilt");
         assertEquals(1, index.downloads(), "pip did not run on the second host");
+      }
+    }
+  }
+
+  /** A host: a store of its own, a runtime, and a platform whose worker shares {@code cache}. */
+  private record Host(
+      ImageStore store, SandboxRuntime rt, LmdbControlState state, LocalPlatform platform)
+      implements AutoCloseable {
+    static Host start(
+        Path dir, String worker, dev.skiff.runtime.build.ImageBuilder.SharedCache cache)
+        throws Exception {
+      ImageStore store = ImageStore.open(dir.resolve("home"));
+      SandboxRuntime rt = null;
+      LmdbControlState state = null;
+      try {
+        rt = SandboxRuntime.open(store, SandboxRuntime.Config.defaults());
+        state = LmdbControlState.open(dir.resolve("state"));
+        Worker.Options options =
+            new Worker.Options(
+                    worker, 2, 8L << 30, List.of(), dir.resolve("worker"), "/usr/bin/python3", 4)
+                .withBuildCache(cache);
+        return new Host(store, rt, state, LocalPlatform.start(store, rt, state, options));
+      } catch (Exception | Error e) {
+        new Host(store, rt, state, null).close();
+        throw e;
+      }
+    }
+
+    @Override
+    public void close() throws Exception {
+      for (AutoCloseable c : new AutoCloseable[] {platform, state, rt, store}) {
+        if (c != null) {
+          c.close();
+        }
       }
     }
   }

@@ -215,30 +215,22 @@ class RegistryPullTest {
             ImportProgress.NONE);
         assertEquals(registry.address(), Files.readString(asked).strip(), helperConfig);
       }
-      // A helper that has nothing for the registry: as without credentials.
-      Files.writeString(config, "{\"credsStore\": \"skiffnone\"}");
+      // A helper that has nothing for the registry, and one that is not installed (said once in
+      // the log): as without credentials.
       RegistryClient.Options onlyEmpty =
           RegistryClient.Options.defaults()
               .withDockerConfig(config)
               .withHelperPath(empty.toString());
-      RegistryException none2 =
-          assertThrows(
-              RegistryException.class,
-              () ->
-                  store.pullFromRegistry(
-                      ref, onlyEmpty, ImageRef.parse("p:4"), ImportProgress.NONE));
-      assertTrue(
-          none2.getMessage().contains("asks for a user name and password"), none2.getMessage());
-      // A helper that is not installed: as without one (said once in the log).
-      Files.writeString(config, "{\"credsStore\": \"absent\"}");
-      RegistryException absent =
-          assertThrows(
-              RegistryException.class,
-              () ->
-                  store.pullFromRegistry(
-                      ref, onlyEmpty, ImageRef.parse("p:4"), ImportProgress.NONE));
-      assertTrue(
-          absent.getMessage().contains("asks for a user name and password"), absent.getMessage());
+      for (String credsStore : List.of("skiffnone", "absent")) {
+        Files.writeString(config, "{\"credsStore\": \"" + credsStore + "\"}");
+        RegistryException e =
+            assertThrows(
+                RegistryException.class,
+                () ->
+                    store.pullFromRegistry(
+                        ref, onlyEmpty, ImageRef.parse("p:4"), ImportProgress.NONE));
+        assertTrue(e.getMessage().contains("asks for a user name and password"), e.getMessage());
+      }
     }
   }
 
