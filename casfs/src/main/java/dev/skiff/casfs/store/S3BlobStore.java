@@ -662,7 +662,10 @@ final class S3BlobStore implements BlobStore {
     }
     abortOpenUploads();
     client.close();
-    eventLoops.shutdownGracefully(0, 200, TimeUnit.MILLISECONDS);
+    // A quiet period, not none: the client hands its pool's channel releases to the event loops
+    // after close() returns, and a loop already gone rejects them (Netty logs each as a warning
+    // with its stack). Not waited for: a process that exits does not wait on it.
+    eventLoops.shutdownGracefully(100, 1000, TimeUnit.MILLISECONDS);
   }
 
   private static final class RangeNotSatisfiable extends IOException {
